@@ -1,0 +1,1 @@
+"""Prefect flows wrapping the stages in ``pipeline/`` (retries, caching, schedules only)."""

