@@ -113,13 +113,32 @@ class DatasetConfig:
 @dataclass
 class ModelConfig:
     preset: str = "tiny"
-    """``tiny`` (tests, CPU seconds), ``small`` (real runs) or ``pretrained``."""
+    """``tiny`` (tests, CPU seconds), ``small`` (real runs) or ``pretrained`` (needs ``pretrained``)."""
     pretrained: str | None = None
-    """``from_pretrained`` name or path of a T5 (e.g. ``t5-small``); None builds from config."""
+    """``from_pretrained`` name or path of a T5 (e.g. ``t5-small``) and its tokenizer; None builds
+    a T5 from the preset with a BPE tokenizer trained on the phrase vocabulary (offline default)."""
     tokens_per_day: int = 4
     """Learned queries pooling each day's cloud into this many encoder tokens."""
     max_target_tokens: int = 128
-    """Truncate target text to this many tokens."""
+    """Truncate target text to this many tokens (whole phrases are dropped, and counted)."""
+    d_model: int | None = None
+    """T5 width (None: the preset's; tiny 64, small 512). Ignored with ``pretrained``."""
+    num_layers: int | None = None
+    """Encoder and decoder layers each (None: the preset's; tiny 2, small 6)."""
+    num_heads: int | None = None
+    """Attention heads in T5 and in the day pooling (None: the preset's; tiny 4, small 8)."""
+    d_ff: int | None = None
+    """T5 feed-forward width (None: the preset's; tiny 128, small 2048)."""
+    dropout: float | None = None
+    """Dropout in T5 and the day pooling (None: the preset's; 0.1)."""
+    vocab_size: int | None = None
+    """BPE vocabulary size of the trained tokenizer (None: the preset's; tiny 1024, small 4096)."""
+    max_days: int = 64
+    """Largest context T the day-position embedding supports."""
+    point_dim: int | None = None
+    """D of the descriptor points (None: taken from the data at setup, e.g. 384)."""
+    stats_dim: int | None = None
+    """S of the day statistics (None: taken from the data at setup)."""
 
 
 @dataclass
@@ -129,21 +148,43 @@ class TrainConfig:
     models_dir: Path = Path("models")
     """Where model runs are written."""
     epochs: int = 3
+    """Passes over the training windows."""
     batch_size: int = 8
+    """Sequences per micro-batch."""
     grad_accum: int = 1
+    """Micro-batches per optimiser step (effective batch = batch_size × grad_accum)."""
     lr: float = 1e-3
+    """Peak AdamW learning rate (after warm-up; cosine decay to ``min_lr_ratio`` × lr)."""
+    min_lr_ratio: float = 0.1
+    """Final learning rate as a fraction of ``lr``."""
     weight_decay: float = 0.01
+    """AdamW decoupled weight decay (not applied to biases, norms and embeddings)."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    """AdamW betas."""
     warmup_steps: int = 10
+    """Linear warm-up steps (optimiser steps)."""
     grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0: no clipping)."""
     sinkhorn_lambda: float = 1.0
     """λ in NLL + λ·Sinkhorn; 0 is the NLL-only ablation."""
     sinkhorn_eps: float = 0.05
     """Entropic blur ε of the Sinkhorn divergence (cost 1 − cos)."""
     seed: int = 0
+    """Seeds parameters, data order, dropout and validation sampling."""
     device: str | None = None
     """None: CUDA when available (bf16 autocast), else CPU (fp32)."""
     max_steps: int | None = None
-    """Stop after this many optimiser steps (None: run all epochs)."""
+    """Stop after this many optimiser steps (None: run all epochs); the schedule spans them."""
+    checkpoint_every: int = 50
+    """Write a resumable checkpoint every this many optimiser steps (and at each epoch end)."""
+    max_bad_steps: int = 5
+    """Abort after this many steps with a NaN/inf loss or gradient (each is skipped and counted)."""
+    val_generate: int = 64
+    """Validation sequences decoded for ROUGE and phrase precision/recall (0: skip generation)."""
+    max_new_tokens: int = 96
+    """Longest generated target (tokens) in validation."""
+    num_threads: int | None = None
+    """torch CPU threads (None: torch's default)."""
 
 
 # ----------------------------------------------------------------- forecast
@@ -159,7 +200,42 @@ class ForecastConfig:
     projection_temperature: float = 0.05
     """Softmax temperature of the cosine soft assignment onto the CAMEO basis."""
     countries: list[str] = field(default_factory=list)
-    """FIPS codes (empty: the model's countries)."""
+    """FIPS codes (empty: the model's countries; for baselines: every country seen before the day)."""
+    assignment: str = "soft"
+    """Projection of phrases onto the CAMEO basis: ``soft`` (cosine softmax) or ``argmax`` (nearest code)."""
+    max_actor_pairs: int = 3
+    """Most likely actor-country pairs kept per forecast label."""
+    baselines: list[str] = field(
+        default_factory=lambda: ["climatology", "persistence", "freq7", "freq30", "ewm"]
+    )
+    """Baselines written by ``baselines`` (``model=baseline-<name>``)."""
+    ewm_halflife_days: float = 7.0
+    """Half-life in days of the exponentially weighted frequency baseline."""
+    baseline_smoothing: float = 0.0
+    """Additive (Laplace) smoothing α of frequency baselines: (k + α) / (n + 2α); 0 is plain frequency."""
+
+
+@dataclass
+class EvaluateConfig:
+    val_days: int = 2
+    """Days right before ``start`` whose forecasts tune the decision thresholds (every forecaster alike)."""
+    thresholds: list[float] = field(
+        default_factory=lambda: [0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45,
+                                 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0]
+    )
+    """Threshold grid searched on validation days (maximising Glean weighted F1 per level)."""
+    default_threshold: float = 0.5
+    """Threshold used when a forecaster has no validation forecasts."""
+    top_countries: int = 30
+    """Countries with the most events before ``start`` form the "busy" group; the rest are "small"."""
+    log_loss_eps: float = 1e-3
+    """Probabilities are clipped to [eps, 1 − eps] in the log loss (forecasts of exactly 0 or 1)."""
+    n_bins: int = 10
+    """Equal-width bins of the reliability diagram and the expected calibration error."""
+    reports_dir: Path = Path("reports")
+    """Where ``evaluate`` writes its summary tables and ``report`` its HTML pages."""
+    report_window_days: int = 7
+    """The report's skill table covers the days before ``--date`` (this many) that have outcomes."""
 
 
 @dataclass
@@ -184,6 +260,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -247,6 +324,11 @@ def _update(obj: Any, values: dict[str, Any], where: str = "") -> Any:
         else:
             setattr(obj, key, _coerce(hints[key], value, path))
     return obj
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    """Inverse of ``Config.to_dict`` (used to pass configs to Prefect tasks as plain data)."""
+    return _update(Config(), values)
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

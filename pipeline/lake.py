@@ -89,6 +89,24 @@ class Lake:
     def has_partition(self, table: str, date: DateLike | None = None, **keys: str) -> bool:
         return any(self.partition_dir(table, date, **keys).glob("*.parquet"))
 
+    def fingerprint(self, table: str, date: DateLike | None = None, **keys: str) -> str:
+        """A short hash of one partition's files (name, size, mtime): changes whenever it is rewritten.
+
+        Used as a cache key by the flows, so a task re-runs when its input partition changed.
+        ``"absent"`` when the partition does not exist.
+        """
+        import hashlib
+
+        d = self.partition_dir(table, date, **keys)
+        files = sorted(d.rglob("*.parquet")) if d.exists() else []
+        if not files:
+            return "absent"
+        h = hashlib.sha1()
+        for f in files:
+            st = f.stat()
+            h.update(f"{f.relative_to(d)}:{st.st_size}:{st.st_mtime_ns};".encode())
+        return h.hexdigest()[:16]
+
     def partitions(self, table: str, **keys: str) -> list[dt.date]:
         """Sorted dates of the complete partitions of ``table`` (under ``keys``)."""
         base = self.partition_dir(table, None, **keys)
@@ -213,7 +231,7 @@ class Lake:
             )
         parts = []
         for f in files:
-            t = pq.read_table(f, columns=[c for c in columns if c != "date"] if columns else None, filter=filter)
+            t = pq.read_table(f, columns=[c for c in columns if c != "date"] if columns else None, filters=filter)
             m = re.search(r"date=(\d{4}-\d{2}-\d{2})", str(f))
             if m and (columns is None or "date" in columns):
                 t = t.append_column("date", pa.array([as_date(m.group(1))] * t.num_rows, pa.date32()))

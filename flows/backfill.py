@@ -1,0 +1,170 @@
+"""Backfill: the daily stages over a date range, resumable, with bounded concurrency.
+
+    gdelt-forecast backfill --start 2025-05-16 --end 2025-06-06 [--source local --path data/sample/gdelt-v2]
+                            [--force] [--dry-run] [--runner local|dask|ray]
+
+Each day is a chain ``ingest → reduce → descriptors``, and, once a model is
+registered, ``forecast(d+1)`` and the baselines; days run side by side up to
+``flow.backfill_concurrency``. Finished steps (``pipeline.status``) are not
+submitted at all, so a second run does no work; ``--force`` redoes them. A
+failed day does not stop the others: the flow finishes every day it can, then
+fails with the list of failed days. Forecasts are evaluated at the end.
+
+Runners: Prefect's thread pool by default; ``--runner dask`` (``pip install
+'gdelt-forecast[dask]'``) starts a local Dask cluster or joins
+``--address tcp://scheduler:8786``; ``--runner ray`` (``[ray]``) likewise.
+Workers must see the same lake path (a shared file system).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.tasks import (baselines_task, descriptors_task, evaluate_task, forecast_task_for, ingest_for,
+                         lake_of, reduce_task)
+from pipeline.config import Config, load_config
+from pipeline.lake import date_range
+from pipeline.registry import resolve, run_name
+from pipeline.status import STAGES, Step, plan
+
+
+class BackfillFailed(RuntimeError):
+    """Some days failed; the others were completed. ``.summary`` says which."""
+
+    def __init__(self, summary: "BackfillSummary"):
+        super().__init__(f"backfill: {len(summary.failed)} day(s) failed: "
+                         + "; ".join(f"{d}: {why}" for d, why in summary.failed.items()))
+        self.summary = summary
+
+
+@dataclass
+class BackfillSummary:
+    start: str
+    end: str
+    submitted: list[str] = field(default_factory=list)
+    """``<stage>:<day>`` of every task run (none on a finished range)."""
+    skipped: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    """day → first error of that day."""
+    model_run: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def current_model(cfg: Config) -> Path | None:
+    """The model directory to forecast with (``forecast.model``, default ``models/latest``), if one exists."""
+    try:
+        return resolve(cfg.forecast.model)
+    except FileNotFoundError:
+        return None
+
+
+def make_plan(cfg: Config, start: dt.date, end: dt.date, force: bool, stages: tuple[str, ...]) -> list[Step]:
+    model_dir = current_model(cfg)
+    return plan(lake_of(cfg), date_range(start, end), stages, force=force,
+                model_run=run_name(model_dir) if model_dir else None, model_dir=model_dir)
+
+
+@flow(name="backfill", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=4))
+def backfill(
+    start: dt.date,
+    end: dt.date,
+    config: str | None = None,
+    lake: str | None = None,
+    source: str = "local",
+    path: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    keep_going: bool = False,
+    stages: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run ``stages`` (default all) for every day in [start, end]; see the module docstring."""
+    logger = get_run_logger()
+    cfg = load_config(config, {"lake.root": lake})
+    stages_t = tuple(stages or STAGES)
+    steps = make_plan(cfg, start, end, force, stages_t)
+    todo = {(s.day, s.stage) for s in steps if not s.done}
+    model_dir = current_model(cfg)
+    summary = BackfillSummary(str(start), str(end), skipped=len(steps) - len(todo),
+                              model_run=run_name(model_dir) if model_dir else None)
+    if dry_run:
+        for s in steps:
+            logger.info("%s %-12s %s", s.day, s.stage, "done" if s.done else "would run")
+        summary.submitted = [f"{s.stage}:{s.day}" for s in steps if not s.done]
+        return summary.to_dict()
+
+    c = cfg.to_dict()
+    futures: dict[tuple[dt.date, str], PrefectFuture] = {}
+
+    def submit(day: dt.date, stage: str, task: Any, *args: Any, after: list[PrefectFuture]) -> None:
+        if (day, stage) in todo:
+            futures[(day, stage)] = task.submit(c, *args, wait_for=after)
+            summary.submitted.append(f"{stage}:{day}")
+
+    def upstream(day: dt.date, *names: str) -> list[PrefectFuture]:
+        return [futures[(day, n)] for n in names if (day, n) in futures]
+
+    days = date_range(start, end)
+    ingest = ingest_for(source)
+    for d in days:
+        if (d, "ingest") in todo:
+            futures[(d, "ingest")] = ingest.submit(c, source, d, path, force, keep_going)
+            summary.submitted.append(f"ingest:{d}")
+        submit(d, "reduce", reduce_task, d, after=upstream(d, "ingest"))
+        submit(d, "descriptors", descriptors_task, d, after=upstream(d, "reduce"))
+    if model_dir is not None:
+        forecast = forecast_task_for(cfg.dataset.context_days)
+        window = range(cfg.dataset.context_days)
+        for d in days:
+            after = [f for k in window for f in upstream(d - dt.timedelta(days=k), "descriptors")]
+            submit(d, "forecast", forecast, d, str(model_dir), after=after)
+    baseline_futures = [baselines_task.submit(c, d, wait_for=upstream(d, "reduce")) for d in days
+                        if {(d, "reduce"), (d, "forecast")} & todo] if "forecast" in stages_t else []
+
+    # ---- collect: a failed day is reported, the others stand
+    for (d, stage), fut in sorted(futures.items(), key=lambda kv: (kv[0][0], STAGES.index(kv[0][1]))):
+        fut.wait()
+        state = fut.state
+        if not state.is_completed() and str(d) not in summary.failed:
+            summary.failed[str(d)] = f"{stage}: {state.message or state.name}"
+    for fut in baseline_futures:
+        fut.wait()
+    if model_dir is not None and "evaluate" in stages_t and any(k[1] == "forecast" for k in futures):
+        ev = evaluate_task.submit(c, start, end)
+        ev.wait()
+        if not ev.state.is_completed():
+            logger.warning("evaluation failed: %s", ev.state.message)
+    if summary.failed:
+        raise BackfillFailed(summary)
+    logger.info("backfill %s … %s: %d steps run, %d already done", start, end, len(summary.submitted),
+                summary.skipped)
+    return summary.to_dict()
+
+
+def with_runner(runner: str = "local", address: str | None = None, workers: int | None = None):
+    """The backfill flow on a chosen task runner: ``local`` (threads), ``dask`` or ``ray``."""
+    if runner == "local":
+        return backfill.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers or 4))
+    if runner == "dask":
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError as exc:
+            raise SystemExit("--runner dask needs prefect-dask: pip install 'gdelt-forecast[dask]'") from exc
+        kwargs: dict[str, Any] = {"address": address} if address else {
+            "cluster_kwargs": {"n_workers": workers or 2, "threads_per_worker": 1, "processes": True}}
+        return backfill.with_options(task_runner=DaskTaskRunner(**kwargs))
+    if runner == "ray":
+        try:
+            from prefect_ray import RayTaskRunner
+        except ImportError as exc:
+            raise SystemExit("--runner ray needs prefect-ray: pip install 'gdelt-forecast[ray]'") from exc
+        return backfill.with_options(task_runner=RayTaskRunner(address=address) if address else RayTaskRunner())
+    raise SystemExit(f"unknown --runner {runner!r}: local, dask or ray")

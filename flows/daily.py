@@ -1,0 +1,74 @@
+"""The daily run: yesterday's GDELT in, tomorrow's forecast out.
+
+    ingest(d) → reduce(d) → descriptors(d) → forecast(d+1) + baselines(d+1) → evaluate(d) → report(d+1)
+
+``d`` defaults to yesterday (UTC) — or, for a scheduled run, the day before its
+scheduled start time — so the 06:00 UTC run forecasts today from the complete
+yesterday. ``evaluate(d)`` scores the forecasts made for ``d`` by earlier runs,
+now that ``d`` has been observed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows.backfill import current_model
+from flows.tasks import (baselines_task, descriptors_task, evaluate_task, forecast_task_for, ingest_for,
+                         lake_of, reduce_task, report_task)
+from pipeline.config import load_config
+from pipeline.registry import run_name
+
+
+def default_day() -> dt.date:
+    """The day before the scheduled start time of this flow run, or before today (UTC) when run by hand."""
+    try:
+        from prefect.runtime import flow_run
+
+        scheduled = flow_run.scheduled_start_time
+    except Exception:  # noqa: BLE001 - outside a flow run
+        scheduled = None
+    now = scheduled.in_timezone("UTC") if hasattr(scheduled, "in_timezone") else dt.datetime.now(dt.timezone.utc)
+    return now.date() - dt.timedelta(days=1)
+
+
+@flow(name="daily", log_prints=True)
+def daily(
+    day: dt.date | None = None,
+    config: str | None = None,
+    lake: str | None = None,
+    source: str | None = None,
+    path: str | None = None,
+    model: str | None = None,
+    report: bool = True,
+) -> dict[str, Any]:
+    """Run the whole day; returns small facts (counts, the forecast run, the report path)."""
+    logger = get_run_logger()
+    cfg = load_config(config, {"lake.root": lake, "forecast.model": model})
+    d = day or default_day()
+    src = source or cfg.flow.source
+    c = cfg.to_dict()
+    out: dict[str, Any] = {"day": str(d), "target": str(d + dt.timedelta(days=1))}
+
+    out["ingest"] = ingest_for(src)(c, src, d, path)
+    if out["ingest"]["failed"]:
+        raise RuntimeError(f"daily {d}: ingest failed for {out['ingest']['failed']}")
+    out["reduce"] = reduce_task(c, d)
+    out["descriptors"] = descriptors_task(c, d)
+    out["baselines"] = baselines_task(c, d)
+
+    model_dir = current_model(cfg)
+    if model_dir is None:
+        logger.warning("no model registered (%s): baselines only. Train one: gdelt-forecast train", cfg.forecast.model)
+    else:
+        out["forecast"] = forecast_task_for(cfg.dataset.context_days)(c, d, str(model_dir))
+        out["model_run"] = run_name(model_dir)
+    if lake_of(cfg).has_partition("forecasts", d, model="baseline-climatology"):
+        out["evaluate"] = evaluate_task(c, d, d)
+    if report:
+        out["report"] = report_task(c, d + dt.timedelta(days=1))
+    logger.info("daily %s done: forecast for %s%s", d, out["target"],
+                f", report {out['report']}" if report else "")
+    return out

@@ -1,0 +1,161 @@
+"""Prefect tasks: one per stage, each a thin call into ``pipeline/``.
+
+- Configs travel as plain dicts (``Config.to_dict``); results are small dicts
+  (days, counts, paths): the data lives in the lake.
+- Retries with exponential backoff only where the network is (ingest from
+  GDELT's servers or BigQuery); local ingest and every other stage fail fast.
+- Caching is keyed on the task's inputs, its code, and the fingerprints of the
+  partitions it reads, taken when it is about to run (``PartitionState``), so
+  a rewritten input partition runs it again; ``force`` refreshes the cache.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
+from prefect.tasks import exponential_backoff
+
+from pipeline.config import Config, config_from_dict
+from pipeline.lake import Lake, as_date
+
+NETWORK_SOURCES = {"gdelt1", "gdelt2", "bigquery"}
+
+
+def lake_of(cfg: Config) -> Lake:
+    return Lake(cfg.lake.root, cfg.lake.compression, cfg.lake.compression_level)
+
+
+@dataclass
+class PartitionState(CachePolicy):
+    """Cache key part: the fingerprints of the partitions a task reads, taken when it is about to run.
+
+    The task must take ``cfg`` (a ``Config.to_dict``) and ``day``; the partitions are
+    ``table/date=day+offset`` for each offset, under ``keys``. ``model_dir``, when a task
+    takes it, adds the model files' state too.
+    """
+
+    table: str = "events"
+    offsets: tuple[int, ...] = (0,)
+
+    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any],
+                    **kwargs: Any) -> str | None:
+        cfg, d = config_from_dict(inputs["cfg"]), as_date(inputs["day"])
+        lake = lake_of(cfg)
+        parts = [lake.fingerprint(self.table, d + dt.timedelta(days=o)) for o in self.offsets]
+        if inputs.get("model_dir"):
+            m = Path(inputs["model_dir"]).resolve()
+            parts.append(",".join(f"{f.name}:{f.stat().st_mtime_ns}" for f in sorted(m.glob("*")) if f.is_file()))
+        return "|".join([self.table, *parts])
+
+
+def cached_on(table: str, offsets: tuple[int, ...] = (0,)) -> CachePolicy:
+    """Key = inputs + the task's code + the state of the partitions it reads."""
+    return INPUTS + TASK_SOURCE + PartitionState(table=table, offsets=offsets)
+
+
+# ------------------------------------------------------------------ ingest
+@task(name="ingest", retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.5,
+      cache_policy=NO_CACHE, task_run_name="ingest-{source}-{day}")
+def ingest_task(cfg: dict[str, Any], source: str, day: dt.date, path: str | None = None,
+                force: bool = False, keep_going: bool = False) -> dict[str, Any]:
+    """Ingest one day (the manifest skips finished files, so a retry resumes)."""
+    from pipeline.ingest import ingest
+
+    c = config_from_dict(cfg)
+    report = ingest(lake_of(c), source, day, day, c.ingest, path=path, force=force, keep_going=keep_going,
+                    progress=False)
+    return {"day": str(day), "files": len(report.files), "rows": report.rows_kept,
+            "quarantined": report.rows_quarantined, "missing": report.count("missing"),
+            "failed": [f.name for f in report.failed]}
+
+
+def ingest_for(source: str):
+    """The ingest task with retries where the source is on the network, none for local files."""
+    return ingest_task if source in NETWORK_SOURCES else ingest_task.with_options(retries=0)
+
+
+# ------------------------------------------------------------------ reduce
+@task(name="reduce", cache_policy=cached_on("events"), task_run_name="reduce-{day}")
+def reduce_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
+    """``events/date=day`` → ``country/date=day``."""
+    from pipeline.reduce import reduce
+
+    report = reduce(lake_of(config_from_dict(cfg)), day, day)
+    return {"day": str(day), "rows": report.rows, "missing": [str(d) for d in report.missing]}
+
+
+# ------------------------------------------------------------- descriptors
+@task(name="descriptors", cache_policy=cached_on("country"), task_run_name="descriptors-{day}")
+def descriptors_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
+    """``country/date=day`` → ``descriptors`` + ``descriptor_days`` of that day (embedding cache shared)."""
+    from pipeline.descriptors import build_day
+
+    c = config_from_dict(cfg)
+    summary = build_day(lake_of(c), day, c.descriptors, _embedder(c))
+    return {"day": str(day), "countries": summary.countries, "points": summary.points}
+
+
+_EMBEDDERS: dict[str, Any] = {}
+
+
+def _embedder(c: Config):
+    """One embedder per model per process (loading it takes seconds; tasks share it)."""
+    from pipeline.embed import Embedder
+
+    key = f"{c.embed.model}|{c.embed.device}"
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = Embedder(c.embed)
+    return _EMBEDDERS[key]
+
+
+# ---------------------------------------------------------------- forecast
+def forecast_task_for(context_days: int):
+    """The forecast task, cached on the ``context_days`` descriptor partitions up to ``day`` and the model."""
+    return forecast_task.with_options(cache_policy=cached_on("descriptor_days", tuple(range(-context_days + 1, 1))))
+
+
+@task(name="forecast", cache_policy=cached_on("descriptor_days"), task_run_name="forecast-{day}")
+def forecast_task(cfg: dict[str, Any], day: dt.date, model_dir: str) -> dict[str, Any]:
+    """Forecast day+1 with the model in ``model_dir`` from the T days of descriptors up to ``day``."""
+    from pipeline.forecast import run_forecast
+
+    c = config_from_dict(cfg)
+    c.forecast.model = Path(model_dir)
+    out = run_forecast(lake_of(c), day + dt.timedelta(days=1), c.forecast, embedder=_embedder(c))
+    return {k: v for k, v in out.items() if isinstance(v, (int, float, str, list))}
+
+
+@task(name="baselines", cache_policy=NO_CACHE, task_run_name="baselines-{day}")
+def baselines_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
+    """The baselines' forecasts for day+1 (climatology, persistence, 7/30-day, EWM) from the days up to ``day``."""
+    from pipeline.baselines import run_baselines
+
+    c = config_from_dict(cfg)
+    target = day + dt.timedelta(days=1)
+    rows = run_baselines(lake_of(c), target, target, c.forecast)
+    return {"target": str(target), "rows": rows}
+
+
+# ---------------------------------------------------------------- evaluate
+@task(name="evaluate", cache_policy=NO_CACHE, task_run_name="evaluate-{start}-{end}")
+def evaluate_task(cfg: dict[str, Any], start: dt.date, end: dt.date) -> dict[str, Any]:
+    """Score every forecast run whose target days in [start, end] are observed."""
+    from pipeline.evaluate import evaluate
+
+    c = config_from_dict(cfg)
+    ev = evaluate(lake_of(c), start, end, cfg=c.evaluate)
+    return {"start": str(start), "end": str(end), "runs": ev.runs, "notes": ev.notes}
+
+
+@task(name="report", cache_policy=NO_CACHE, task_run_name="report-{day}")
+def report_task(cfg: dict[str, Any], day: dt.date) -> str:
+    from pipeline.report import build_report
+
+    c = config_from_dict(cfg)
+    return str(build_report(lake_of(c), day, c))
+

@@ -1,0 +1,476 @@
+"""Ingest GDELT events into the lake: ``events`` partitions, ``manifest``, ``quarantine``.
+
+    ingest(lake, "gdelt2", "2025-05-16", "2025-05-17", IngestConfig())
+    ingest(lake, "local", start, end, cfg, path="data/sample/gdelt-v2")
+
+The story of one call:
+1. list the source files of [start, end] (``pipeline.sources``; BigQuery: one
+   query per day, ``pipeline.bigquery``) and skip those the manifest marks
+   ``ok`` (unless ``force``);
+2. fetch them with ``cfg.concurrency`` threads (verified size/MD5, retries,
+   resume; a 404 is recorded as ``missing`` and the rest goes on);
+3. parse each file (``pipeline.parse``): good rows by partition day, bad rows
+   and bad files to ``quarantine`` with a reason;
+4. for every touched day, merge the new rows with the day's existing partition,
+   keep one row per GLOBALEVENTID (the first DATEADDED; across partitions too),
+   and replace the partition atomically (``Lake.write_partition``);
+5. record every file in the ``manifest`` (rows kept / quarantined / duplicate,
+   status, MD5, bytes, time).
+
+Partition day: the DATEADDED day (UTC) — for GDELT 1.0 daily exports that is
+the file's day — except for rows added before 2013-04-01 (historical
+backfiles), which are partitioned by SQLDATE.
+
+Re-running is idempotent: finished files are skipped, and re-ingesting a file
+(``force``) yields the same rows because merging deduplicates by GLOBALEVENTID
+with a deterministic order (new file rows before existing rows on ties).
+A failed file raises ``IngestError`` (after what was done is saved) unless
+``keep_going``; the error carries the report.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline import sources
+from pipeline.config import IngestConfig
+from pipeline.lake import DateLike, Lake, as_date
+from pipeline.parse import DAY, BadFile, Parsed, parse_events
+from pipeline.progress import make_progress
+from pipeline.schemas import EVENTS_SCHEMA, MANIFEST_SCHEMA, QUARANTINE_SCHEMA
+
+SOURCES = ("gdelt1", "gdelt2", "local", "bigquery")
+_FILE = "_file"  # per-row index of the file a row came from while merging (existing rows: a large index)
+_MERGE_SCHEMA = pa.schema([f.with_nullable(True) for f in EVENTS_SCHEMA] + [pa.field(_FILE, pa.int64())])
+
+
+class IngestError(RuntimeError):
+    """At least one file failed (and ``keep_going`` was off). ``.report`` says which."""
+
+    def __init__(self, message: str, report: IngestReport):
+        super().__init__(message)
+        self.report = report
+
+
+# ------------------------------------------------------------------ report
+@dataclass
+class FileResult:
+    """What happened to one source file."""
+
+    name: str
+    url: str
+    status: str  # ok | missing | failed | skipped
+    rows_kept: int = 0
+    rows_quarantined: int = 0
+    rows_duplicate: int = 0
+    rows_out_of_range: int = 0
+    md5: str | None = None
+    bytes: int | None = None
+    error: str | None = None
+    day: dt.date | None = None
+    expected_md5: str | None = None
+    source: str = ""
+
+
+@dataclass
+class IngestReport:
+    """Summary of one ``ingest`` call: per-file results and rows per written day."""
+
+    source: str
+    start: dt.date
+    end: dt.date
+    files: list[FileResult] = field(default_factory=list)
+    days: dict[dt.date, int] = field(default_factory=dict)
+    """Rows in each events partition written by this call (after merging)."""
+    seconds: float = 0.0
+    estimated_bytes: int | None = None
+    """BigQuery only: the dry-run estimate of bytes scanned."""
+
+    def count(self, status: str) -> int:
+        return sum(f.status == status for f in self.files)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "failed"]
+
+    @property
+    def rows_kept(self) -> int:
+        return sum(f.rows_kept for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_quarantined for f in self.files)
+
+    @property
+    def rows_duplicate(self) -> int:
+        return sum(f.rows_duplicate for f in self.files)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+# ---------------------------------------------------------------- manifest
+class Manifest:
+    """The ``manifest`` table in memory, keyed by (source, url); ``save`` rewrites it atomically."""
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        if lake.has_partition("manifest"):
+            for r in lake.read("manifest").to_pylist():
+                self.rows[(r["source"], r["url"])] = r
+
+    def done(self, f: sources.SourceFile) -> bool:
+        """True when ``f`` was ingested completely before (local files: and is unchanged)."""
+        r = self.rows.get((f.source, f.url))
+        if r is None or r["status"] != "ok" or r["rows_out_of_range"]:
+            return False
+        if f.source == "local":
+            p = Path(f.url)
+            return p.exists() and p.stat().st_size == r["bytes"]
+        return f.md5 is None or r["md5"] == f.md5
+
+    def record(self, res: FileResult) -> None:
+        self.rows[(res.source, res.url)] = dict(
+            source=res.source, name=res.name, url=res.url, day=res.day, md5=res.md5,
+            expected_md5=res.expected_md5, bytes=res.bytes, rows_kept=res.rows_kept,
+            rows_quarantined=res.rows_quarantined, rows_duplicate=res.rows_duplicate,
+            rows_out_of_range=res.rows_out_of_range, status=res.status, error=res.error,
+            ingested_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
+        )
+
+    def save(self) -> None:
+        rows = [self.rows[k] for k in sorted(self.rows)]
+        self.lake.write_partition("manifest", pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA),
+                                  schema=MANIFEST_SCHEMA)
+
+
+# ----------------------------------------------------- cross-partition ids
+class _IdIndex:
+    """(min, max) GLOBALEVENTID of every ``events`` partition, from Parquet footers.
+
+    Lets a write find the few partitions that could hold one of its IDs (GDELT
+    IDs grow with time, so usually only neighbours overlap).
+    """
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+        self.ranges: dict[dt.date, tuple[int, int]] = {}
+        for d in lake.partitions("events"):
+            self._load(d)
+
+    def _load(self, d: dt.date) -> None:
+        lo, hi = None, None
+        for f in self.lake.files("events", d, d):
+            meta = pq.ParquetFile(f).metadata
+            col = meta.schema.to_arrow_schema().get_field_index("GLOBALEVENTID")
+            for g in range(meta.num_row_groups):
+                st = meta.row_group(g).column(col).statistics
+                if st is None or not st.has_min_max:
+                    lo, hi = -(2**63), 2**63 - 1
+                    break
+                lo = st.min if lo is None else min(lo, st.min)
+                hi = st.max if hi is None else max(hi, st.max)
+        if lo is not None:
+            self.ranges[d] = (lo, hi)
+        else:
+            self.ranges.pop(d, None)
+
+    def overlapping(self, d: dt.date, lo: int, hi: int) -> list[dt.date]:
+        return sorted(o for o, (a, b) in self.ranges.items() if o != d and a <= hi and b >= lo)
+
+    def update(self, d: dt.date) -> None:
+        self._load(d)
+
+
+# ------------------------------------------------------------------ merging
+def _dedupe(table: pa.Table) -> pa.Table:
+    """One row per GLOBALEVENTID: the earliest DATEADDED, ties to the lowest ``_file`` index; sorted by ID."""
+    if table.num_rows == 0:
+        return table
+    ids = table.column("GLOBALEVENTID").to_numpy()
+    if np.all(ids[1:] > ids[:-1]):  # already sorted and unique (the usual case): no copy
+        return table
+    order = pc.sort_indices(table, sort_keys=[("GLOBALEVENTID", "ascending"), ("DATEADDED", "ascending"),
+                                              (_FILE, "ascending")])
+    table = table.take(order)
+    ids = table.column("GLOBALEVENTID").to_numpy()
+    first = np.ones(len(ids), bool)
+    first[1:] = ids[1:] != ids[:-1]
+    return table if first.all() else table.filter(pa.array(first))
+
+
+def _count_by_file(table: pa.Table, n_files: int) -> np.ndarray:
+    idx = table.column(_FILE).to_numpy()
+    return np.bincount(idx[idx < n_files], minlength=n_files) if n_files else np.zeros(0, np.int64)
+
+
+class _Writer:
+    """Merges parsed rows into ``events`` partitions and quarantine rows into ``quarantine``."""
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+        self.ids: _IdIndex | None = None
+        self.rows_per_day: dict[dt.date, int] = {}
+
+    def write_events(self, day: dt.date, new: list[pa.Table], results: list[FileResult]) -> None:
+        """Merge ``new`` (tables with ``_file`` = index into ``results``) into the partition of ``day``."""
+        if self.ids is None:
+            self.ids = _IdIndex(self.lake)
+        n = len(results)
+        parts = [t.cast(_MERGE_SCHEMA) for t in new if t.num_rows]
+        if self.lake.has_partition("events", day):
+            old = self.lake.read("events", day, day, columns=EVENTS_SCHEMA.names)
+            old = old.append_column(_FILE, pa.array(np.full(old.num_rows, n, np.int64)))
+            parts.append(old.cast(_MERGE_SCHEMA))
+        if not parts:
+            return
+        merged = pa.concat_tables(parts)
+        before = _count_by_file(merged, n)
+        merged = _dedupe(merged)
+        merged = self._drop_cross_partition(day, merged)
+        kept = _count_by_file(merged, n)
+        for i, r in enumerate(results):
+            r.rows_kept += int(kept[i])
+            r.rows_duplicate += int(before[i] - kept[i])
+        self._replace(day, merged.drop_columns([_FILE]))
+
+    def _replace(self, day: dt.date, table: pa.Table) -> None:
+        """Write the partition of ``day`` (an emptied day is deleted rather than left with 0 rows)."""
+        if table.num_rows:
+            self.lake.write_partition("events", table, day, schema=EVENTS_SCHEMA)
+        else:
+            self.lake.delete_partition("events", day)
+        self.ids.update(day)
+        self.rows_per_day[day] = table.num_rows
+
+    def _drop_cross_partition(self, day: dt.date, merged: pa.Table) -> pa.Table:
+        """Resolve GLOBALEVENTIDs also present in other partitions: the earliest (DATEADDED, day) wins.
+
+        Losers in ``merged`` are dropped; losers elsewhere are removed by rewriting that partition.
+        """
+        ids = merged.column("GLOBALEVENTID")
+        lo, hi = pc.min(ids).as_py(), pc.max(ids).as_py()
+        drop_here = np.zeros(merged.num_rows, bool)
+        for other in self.ids.overlapping(day, lo, hi):
+            theirs = self.lake.read("events", other, other, columns=["GLOBALEVENTID", "DATEADDED"])
+            common = pc.is_in(ids, value_set=theirs.column("GLOBALEVENTID"))
+            if not pc.any(common).as_py():
+                continue
+            mine_pos = np.flatnonzero(common.to_numpy(zero_copy_only=False))
+            their_added = dict(zip(theirs.column("GLOBALEVENTID").to_pylist(), theirs.column("DATEADDED").to_pylist()))
+            my_ids = ids.take(pa.array(mine_pos)).to_pylist()
+            my_added = merged.column("DATEADDED").take(pa.array(mine_pos)).to_pylist()
+            lose_there = []
+            for pos, gid, added in zip(mine_pos, my_ids, my_added):
+                if (their_added[gid], other) <= (added, day):
+                    drop_here[pos] = True
+                else:
+                    lose_there.append(gid)
+            if lose_there:
+                full = self.lake.read("events", other, other, columns=EVENTS_SCHEMA.names)
+                keep = pc.invert(pc.is_in(full.column("GLOBALEVENTID"), value_set=pa.array(lose_there, pa.int64())))
+                self._replace(other, full.filter(keep))
+        return merged.filter(pa.array(~drop_here)) if drop_here.any() else merged
+
+    def write_quarantine(self, day: dt.date, files: set[str], rows: list[dict]) -> None:
+        """Replace the quarantine rows of ``files`` in the partition of ``day`` by ``rows``."""
+        parts = []
+        if self.lake.has_partition("quarantine", day):
+            old = self.lake.read("quarantine", day, day, columns=QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA)
+            parts.append(old.filter(pc.invert(pc.is_in(old.column("file"), value_set=pa.array(sorted(files))))))
+        if rows:
+            parts.append(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
+        if not parts:
+            return
+        table = pa.concat_tables(parts)
+        if table.num_rows == 0:
+            self.lake.delete_partition("quarantine", day)
+            return
+        self.lake.write_partition("quarantine", table, day, schema=QUARANTINE_SCHEMA)
+
+
+# ------------------------------------------------------------------- ingest
+def ingest(
+    lake: Lake,
+    source: str,
+    start: DateLike,
+    end: DateLike,
+    cfg: IngestConfig | None = None,
+    *,
+    path: str | Path | None = None,
+    force: bool = False,
+    keep_going: bool = False,
+    client: Any = None,
+    progress: bool = True,
+) -> IngestReport:
+    """Ingest ``source`` files for the days [start, end] into ``lake``.
+
+    Args:
+        lake: the lake to write ``events``, ``manifest`` and ``quarantine`` into.
+        source: ``gdelt1`` | ``gdelt2`` | ``local`` | ``bigquery``.
+        start, end: inclusive day range (``YYYY-MM-DD``); rows outside it are not written.
+        cfg: URLs, download folder, concurrency, timeouts, retries, BigQuery settings.
+        path: file or folder for ``local``.
+        force: re-ingest files the manifest marks as done.
+        keep_going: record failed files and go on instead of raising ``IngestError``.
+        client: a ``google.cloud.bigquery.Client`` (or a fake) for ``bigquery``.
+        progress: show a progress bar on a terminal.
+    Returns:
+        IngestReport with one ``FileResult`` per listed file (``skipped`` for done ones).
+    """
+    cfg = cfg or IngestConfig()
+    t0 = time.perf_counter()
+    lo, hi = as_date(start), as_date(end)
+    if hi < lo:
+        raise ValueError(f"--end {hi} is before --start {lo}")
+    if source not in SOURCES:
+        raise ValueError(f"unknown --source {source!r}; choose one of {', '.join(SOURCES)}")
+    report = IngestReport(source, lo, hi)
+    manifest = Manifest(lake)
+    if source == "bigquery":
+        from pipeline import bigquery
+
+        files = bigquery.day_files(lo, hi, cfg)
+    elif source == "local":
+        if path is None:
+            raise ValueError("--source local needs --path (a file or folder of GDELT exports)")
+        files = sources.local_files(Path(path), lo, hi)
+    elif source == "gdelt1":
+        files = sources.gdelt1_files(lo, hi, cfg)
+    else:
+        files = sources.gdelt2_files(lo, hi, cfg)
+    todo = []
+    for f in files:
+        if not force and manifest.done(f):
+            report.files.append(FileResult(f.name, f.url, "skipped", day=f.day, source=f.source))
+        else:
+            todo.append(f)
+    todo.sort(key=lambda f: (f.day or dt.date.min, f.name))
+
+    if source == "bigquery":
+        from pipeline import bigquery
+
+        fetcher = bigquery.Fetcher(client, cfg, lo, hi, todo)
+        report.estimated_bytes = fetcher.estimated_bytes
+        fetch = fetcher.fetch
+    else:
+        fetch = lambda f: sources.fetch(f, cfg)  # noqa: E731
+
+    def load(f: sources.SourceFile) -> tuple[Parsed, str | None, int | None]:
+        """Fetch + verify + parse one file (runs on the pool: files are parsed in parallel)."""
+        data, md5 = fetch(f)
+        if isinstance(data, Parsed):
+            return data, md5, None
+        try:
+            return parse_events(data, f.url), md5, len(data)
+        except BadFile as exc:
+            exc.md5, exc.nbytes = md5, len(data)
+            raise
+
+    writer = _Writer(lake)
+    pending: list[tuple[FileResult, Parsed | None]] = []
+    today = dt.datetime.now(dt.timezone.utc).date()
+    failure: str | None = None
+
+    def flush() -> None:
+        results = [r for r, _ in pending]
+        by_day: dict[dt.date, list[pa.Table]] = collections.defaultdict(list)
+        q_rows: dict[dt.date, list[dict]] = collections.defaultdict(list)
+        q_files: dict[dt.date, set[str]] = collections.defaultdict(set)
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        for i, (res, parsed) in enumerate(pending):
+            qday = res.day or today
+            q_files[qday].add(res.url)
+            if parsed is None:  # the whole file failed
+                q_rows[qday].append(dict(source=res.source, file=res.url, line=None, reason=res.error,
+                                         column=None, value=None, raw=None, quarantined_at=now))
+                continue
+            for q in parsed.quarantine:
+                q_rows[qday].append(dict(source=res.source, file=res.url, quarantined_at=now, **q))
+            ev = parsed.events
+            in_range = pc.and_(pc.greater_equal(ev[DAY], pa.scalar(lo)), pc.less_equal(ev[DAY], pa.scalar(hi)))
+            n_in = pc.sum(in_range).as_py() or 0
+            res.rows_out_of_range = ev.num_rows - n_in
+            if res.rows_out_of_range:
+                ev = ev.filter(in_range)
+            ev = ev.append_column(_FILE, pa.array(np.full(ev.num_rows, i, np.int64)))
+            days = pc.unique(ev[DAY]).to_pylist()
+            for d in days:
+                part = ev if len(days) == 1 else ev.filter(pc.equal(ev[DAY], pa.scalar(d)))
+                by_day[d].append(part.drop_columns([DAY]))
+        for d in sorted(by_day):
+            writer.write_events(d, by_day[d], results)
+            report.days[d] = writer.rows_per_day[d]
+        for d in sorted(q_files):
+            writer.write_quarantine(d, q_files[d], q_rows[d])
+        for res in results:
+            manifest.record(res)
+            if res.status == "ok" and not cfg.keep_downloads:
+                sources.discard(sources.SourceFile(res.source, res.url, res.name, res.day), cfg)
+        manifest.save()
+        pending.clear()
+
+    with make_progress() as bar, ThreadPoolExecutor(max(1, cfg.concurrency)) as pool:
+        task = bar.add_task(f"ingest {source}", total=len(todo), info="") if progress else None
+        current_day: dt.date | None = None
+        fetches = _prefetch(pool, todo, load, ahead=2 * max(1, cfg.concurrency))
+        for f, fut in fetches:
+            if pending and f.day != current_day:
+                flush()
+            current_day = f.day
+            res = FileResult(f.name, f.url, "ok", day=f.day, expected_md5=f.md5, source=f.source)
+            try:
+                parsed, res.md5, res.bytes = fut.result()
+                res.rows_quarantined = len(parsed.quarantine)
+                pending.append((res, parsed))
+            except sources.Missing as exc:
+                res.status, res.error = "missing", str(exc)
+                manifest.record(res)
+            except (BadFile, sources.VerifyError, OSError) as exc:
+                res.status, res.error = "failed", str(exc)
+                res.md5, res.bytes = getattr(exc, "md5", None), getattr(exc, "nbytes", None)
+                res.rows_quarantined = 0
+                pending.append((res, None))
+            report.files.append(res)
+            if task is not None:
+                bar.update(task, advance=1, info=f.name)
+            if res.status == "failed" and not keep_going:
+                failure = f"{f.url}: {res.error}"
+                break
+        fetches.close()  # cancels fetches still queued
+    flush()
+    report.seconds = time.perf_counter() - t0
+    if failure:
+        raise IngestError(f"ingest failed on {failure}; fix the file or re-run with --keep-going "
+                          "(failed files are listed in the manifest and quarantine)", report)
+    return report
+
+
+def _prefetch(pool: ThreadPoolExecutor, files: list, fetch, ahead: int) -> Iterator[tuple[Any, Future]]:
+    """Yield (file, future of fetch(file)) in order, keeping at most ``ahead`` fetches in flight."""
+    queue: collections.deque[tuple[Any, Future]] = collections.deque()
+    it = iter(files)
+    try:
+        for f in it:
+            queue.append((f, pool.submit(fetch, f)))
+            if len(queue) >= ahead:
+                yield queue.popleft()
+        while queue:
+            yield queue.popleft()
+    finally:
+        for _, fut in queue:
+            fut.cancel()

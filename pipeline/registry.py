@@ -1,0 +1,52 @@
+"""The model registry: ``models/<run>/`` directories and the ``models/latest`` pointer.
+
+``latest`` is a relative symlink swapped atomically (``os.replace``), so a
+forecast running while a new model is registered sees either the old model or
+the new one. Where symlinks are unavailable, a ``latest.txt`` file holding the
+run name is used instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+LATEST = "latest"
+
+
+def register(run_dir: str | Path, models_dir: str | Path | None = None) -> Path:
+    """Point ``<models_dir>/latest`` at ``run_dir`` (a trained model directory); returns the pointer path."""
+    run_dir = Path(run_dir).resolve()
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"model run {run_dir} does not exist; train one first (gdelt-forecast train)")
+    models = Path(models_dir).resolve() if models_dir is not None else run_dir.parent
+    models.mkdir(parents=True, exist_ok=True)
+    pointer = models / LATEST
+    tmp = models / f".{LATEST}.tmp-{os.getpid()}"
+    try:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(os.path.relpath(run_dir, models), tmp, target_is_directory=True)
+        os.replace(tmp, pointer)
+    except OSError:
+        (models / f"{LATEST}.txt").write_text(str(run_dir) + "\n")
+        return models / f"{LATEST}.txt"
+    return pointer
+
+
+def resolve(model: str | Path) -> Path:
+    """A model path as given, following ``latest`` (symlink or ``latest.txt``); clear error when missing."""
+    p = Path(model)
+    if p.is_dir():
+        return p.resolve()
+    txt = p.with_name(p.name + ".txt")
+    if p.name == LATEST and txt.exists():
+        return Path(txt.read_text().strip())
+    raise FileNotFoundError(
+        f"no model at {p}: train one with `gdelt-forecast train` (it registers models/latest) or pass --model"
+    )
+
+
+def run_name(model_dir: str | Path) -> str:
+    """The run id of a model directory (its folder name, ``latest`` resolved)."""
+    return resolve(model_dir).name

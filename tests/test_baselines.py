@@ -1,0 +1,113 @@
+"""Baselines: known values on a hand-made history, level consistency, the forecasts table."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from pipeline.baselines import baseline_probabilities, run_baselines
+from pipeline.config import ForecastConfig
+from pipeline.labels import LEVELS, Outcomes, label_space, load_outcomes
+
+D = dt.date.fromisoformat
+
+
+def _p(lake, run: str, day: str, country: str, level: str, code: str) -> float:
+    t = lake.read("forecasts", day, day, model=run).to_pandas()
+    row = t[(t.country == country) & (t.level == level) & (t.code == code)]
+    return float(row.probability.iloc[0]) if len(row) else 0.0
+
+
+def test_outcomes_count_what_they_drop(country_history):
+    o = load_outcomes(country_history)
+    assert o.countries == ["FR", "US"] and len(o.days) == 5
+    assert o.dropped["no_location"] == 1 and o.dropped["unknown_event_code"] == 1
+    us = o.countries.index("US")
+    assert o.n_events[3, us] == 3  # the unknown code still counts as an event
+    assert o.quad_counts[0, us].tolist() == [2, 0, 0, 0]
+
+
+def test_baselines_known_values(country_history):
+    lake = country_history
+    run_baselines(lake, "2025-01-06", cfg=ForecastConfig(ewm_halflife_days=2.0))
+    # US root 01 occurred on days 1, 2, 4 of 5; not on day 5 (yesterday)
+    assert _p(lake, "baseline-climatology", "2025-01-06", "US", "root", "01") == pytest.approx(3 / 5)
+    assert _p(lake, "baseline-freq7", "2025-01-06", "US", "root", "01") == pytest.approx(3 / 5)
+    assert _p(lake, "baseline-freq30", "2025-01-06", "US", "root", "01") == pytest.approx(3 / 5)
+    assert _p(lake, "baseline-persistence", "2025-01-06", "US", "root", "01") == 0.0
+    assert _p(lake, "baseline-persistence", "2025-01-06", "US", "event", "0211") == 1.0
+    lam = 0.5 ** (1 / 2.0)  # weights λ^(t-1), t = 1 for day 5
+    expected = (lam + lam**3 + lam**4) / sum(lam**k for k in range(5))
+    assert _p(lake, "baseline-ewm", "2025-01-06", "US", "root", "01") == pytest.approx(expected)
+    # FR had no events on days 2 and 4: those days still count as "did not occur"
+    assert _p(lake, "baseline-climatology", "2025-01-06", "FR", "root", "19") == pytest.approx(2 / 5)
+    assert _p(lake, "baseline-climatology", "2025-01-06", "US", "quad", "1") == pytest.approx(4 / 5)
+    assert _p(lake, "baseline-climatology", "2025-01-06", "US", "quad", "2") == 0.0  # quad rows always written
+    assert _p(lake, "baseline-climatology", "2025-01-06", "US", "base", "021") == pytest.approx(2 / 5)
+
+
+def test_baselines_use_only_the_past(country_history):
+    lake = country_history
+    run_baselines(lake, "2025-01-03", cfg=ForecastConfig(baselines=["climatology"]))
+    assert _p(lake, "baseline-climatology", "2025-01-03", "US", "root", "01") == 1.0  # days 1-2 only
+    assert _p(lake, "baseline-climatology", "2025-01-03", "US", "root", "19") == 0.0  # day 3 is the target
+    with pytest.raises(FileNotFoundError, match="2024-12-31"):
+        run_baselines(lake, "2025-01-01")
+
+
+def test_smoothing_and_country_filter(country_history):
+    lake = country_history
+    run_baselines(lake, "2025-01-06", cfg=ForecastConfig(baselines=["climatology"], baseline_smoothing=1.0,
+                                                         countries=["US"]))
+    t = lake.read("forecasts", "2025-01-06", "2025-01-06", model="baseline-climatology").to_pandas()
+    assert set(t.country) == {"US"}
+    assert _p(lake, "baseline-climatology", "2025-01-06", "US", "root", "01") == pytest.approx(4 / 7)
+    # smoothing gives every label a probability, so every row is written
+    n_labels = sum(len(label_space()[lv]) for lv in LEVELS)
+    assert len(t) == n_labels
+    with pytest.raises(ValueError, match="ZZ"):
+        run_baselines(lake, "2025-01-06", cfg=ForecastConfig(countries=["ZZ"]))
+
+
+def test_window_frequencies_on_a_long_history():
+    labels = label_space()
+    y_root = np.zeros((40, 1, 20), dtype=bool)
+    pattern = (np.arange(40) % 3 == 0)  # occurs every third day
+    y_root[:, 0, 0] = pattern
+    y = {lv: np.zeros((40, 1, len(labels[lv])), dtype=bool) for lv in LEVELS}
+    y["root"] = y_root
+    days = [D("2025-01-01") + dt.timedelta(days=i) for i in range(40)]
+    o = Outcomes(days, ["US"], y, np.ones((40, 1), np.int64), np.zeros((40, 1, 4), np.int64), {})
+    target = D("2025-02-10")
+    out = baseline_probabilities(o, [target], halflife=5.0)[target]
+    p = {name: out[name]["root"][0][0, 0] for name in out}
+    assert p["climatology"] == pytest.approx(pattern.mean())
+    assert p["freq7"] == pytest.approx(pattern[-7:].mean())
+    assert p["freq30"] == pytest.approx(pattern[-30:].mean())
+    assert p["persistence"] == float(pattern[-1])
+    w = 0.5 ** (np.arange(40)[::-1] / 5.0)
+    assert p["ewm"] == pytest.approx((w * pattern).sum() / w.sum())
+    assert out["freq7"]["root"][2] == 7 and out["climatology"]["root"][2] == 40
+
+
+def test_levels_consistent_and_idempotent(country_history):
+    lake = country_history
+    labels = label_space()
+    run_baselines(lake, "2025-01-04", "2025-01-06")
+    first = lake.read("forecasts", "2025-01-06", "2025-01-06", model="baseline-freq7").drop_columns(["issued_at"])
+    run_baselines(lake, "2025-01-06")
+    again = lake.read("forecasts", "2025-01-06", "2025-01-06", model="baseline-freq7").drop_columns(["issued_at"])
+    assert first.equals(again)
+    for name in ("climatology", "persistence", "freq7", "freq30", "ewm"):
+        t = lake.read("forecasts", "2025-01-04", "2025-01-06", model=f"baseline-{name}").to_pandas()
+        assert t.probability.between(0, 1).all()
+        assert (t[t.level != "quad"].probability > 0).all()
+        for (day, country), g in t.groupby(["date", "country"]):
+            p = {(r.level, r.code): r.probability for r in g.itertuples()}
+            for (lv, code), prob in p.items():
+                if lv in ("event", "base", "root"):
+                    parent_lv = {"event": "base", "base": "root", "root": "quad"}[lv]
+                    parent = labels.parent_code(code, parent_lv)
+                    assert p.get((parent_lv, parent), 0.0) >= prob - 1e-12, (name, day, country, code)

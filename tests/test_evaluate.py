@@ -1,0 +1,126 @@
+"""Evaluation: metrics equal scikit-learn / rouge-score / scipy on small cases; the scores table and skill table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import brier_score_loss, log_loss, precision_recall_fscore_support
+
+from pipeline.baselines import run_baselines
+from pipeline.config import EvaluateConfig
+from pipeline.evaluate import (
+    brier_per_label, evaluate, glean_metrics, log_loss_per_label, mirai_metrics, per_row_prf, quad_kl,
+    reliability, rouge_scores, tune_threshold,
+)
+from pipeline.labels import label_space
+
+
+@pytest.fixture()
+def small_case():
+    rng = np.random.default_rng(0)
+    P = rng.random((40, 6))
+    Y = rng.random((40, 6)) < P  # calibrated-ish outcomes
+    Y[:, 0] = True  # a label that always occurs
+    P[0, 1], P[1, 1] = 0.0, 1.0  # exact 0 / 1 forecasts exercise the clipping
+    return P, Y
+
+
+def test_brier_and_log_loss_match_sklearn(small_case):
+    P, Y = small_case
+    bs = brier_per_label(P, Y)
+    ll = log_loss_per_label(P, Y, eps=1e-3)
+    for j in range(P.shape[1]):
+        assert bs[j] == pytest.approx(brier_score_loss(Y[:, j], P[:, j], labels=[0, 1]))
+        assert ll[j] == pytest.approx(log_loss(Y[:, j], np.clip(P[:, j], 1e-3, 1 - 1e-3), labels=[0, 1]))
+
+
+def test_reliability_matches_calibration_curve_and_ece(small_case):
+    P, Y = small_case
+    frame, ece = reliability(P, Y, n_bins=5)
+    prob_true, prob_pred = calibration_curve(Y.ravel(), P.ravel(), n_bins=5, strategy="uniform")
+    nonempty = frame[frame["count"] > 0]
+    np.testing.assert_allclose(nonempty["freq"], prob_true)
+    np.testing.assert_allclose(nonempty["mean_p"], prob_pred)
+    assert frame["count"].sum() == P.size
+    # ECE by an explicit loop over entries
+    b = np.minimum((P.ravel() * 5).astype(int), 4)
+    expect = sum(abs(P.ravel()[b == k].mean() - Y.ravel()[b == k].mean()) * (b == k).sum()
+                 for k in range(5) if (b == k).any()) / P.size
+    assert ece == pytest.approx(expect)
+    perfect, ece0 = reliability(np.array([[0.0, 1.0]]), np.array([[False, True]]), n_bins=10)
+    assert ece0 == 0.0 and perfect["count"].iloc[-1] == 1  # p = 1 lands in the last bin
+
+
+def test_set_metrics_match_sklearn(small_case):
+    P, Y = small_case
+    pred = P >= 0.5
+    pred[3] = False  # a day with nothing predicted
+    p, r, f = per_row_prf(pred, Y)
+    sk = precision_recall_fscore_support(Y, pred, average="samples", zero_division=0)
+    assert (p.mean(), r.mean(), f.mean()) == pytest.approx(sk[:3])
+    m = mirai_metrics(Y, pred)
+    assert (m["precision"], m["recall"], m["f1"]) == pytest.approx(sk[:3])
+    g = glean_metrics(Y, pred)
+    assert g["hamming"] == pytest.approx((Y != pred).mean())
+    support = Y.sum(0)
+    f1_per = precision_recall_fscore_support(Y, pred, average=None, zero_division=0)[2]
+    assert g["f1_w"] == pytest.approx((f1_per * support).sum() / support.sum())
+    assert 0 <= g["f2_w"] <= 1 and 0 <= g["recall_w"] <= 1
+
+
+def test_threshold_tuning_finds_the_separating_threshold():
+    P = np.array([[0.9, 0.2], [0.7, 0.35], [0.3, 0.8]])
+    Y = np.array([[1, 0], [1, 0], [0, 1]], bool)
+    t = tune_threshold(P, Y, [0.1, 0.25, 0.4, 0.6, 0.9])
+    assert t == 0.4 and glean_metrics(Y, P >= t)["f1_w"] == 1.0
+
+
+def test_quad_kl():
+    labels = label_space()
+    ev = labels["event"]
+    Y = np.zeros((2, len(ev)), bool)
+    Y[0, ev.index["010"]] = Y[0, ev.index["190"]] = True  # one verbal-coop code, one material-conflict code
+    P = np.zeros((2, len(ev)))
+    P[0, ev.index["010"]] = P[0, ev.index["190"]] = 0.5
+    kl = quad_kl(P, Y)
+    assert kl[0] == pytest.approx(0.0, abs=1e-9) and np.isnan(kl[1])  # same shares; nothing happened
+    P[0, ev.index["190"]] = 0.0
+    q = (np.array([0.5, 0, 0, 0.5]) + 1e-3) / 1.004
+    qh = (np.array([1.0, 0, 0, 0]) + 1e-3) / 1.004
+    assert quad_kl(P, Y)[0] == pytest.approx(float((q * np.log(q / qh)).sum()))
+
+
+def test_rouge_matches_rouge_score():
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    target = ["United States police arrest protesters", "France makes a statement"]
+    futures = [["United States police arrest people"], ["Germany threatens France", "France makes statement"]]
+    got = rouge_scores(futures, target)
+    ref = " . ".join(target)
+    exp = [np.mean([scorer.score(ref, " . ".join(f))[k].fmeasure for f in futures]) for k in ("rouge1", "rouge2",
+                                                                                            "rougeL")]
+    assert got == pytest.approx(tuple(exp))
+    assert rouge_scores([target], target) == pytest.approx((1.0, 1.0, 1.0))
+
+
+def test_evaluate_on_hand_made_history(country_history, tmp_path):
+    lake = country_history
+    run_baselines(lake, "2025-01-02", "2025-01-05")
+    cfg = EvaluateConfig(val_days=2, top_countries=1, reports_dir=tmp_path / "reports")
+    ev = evaluate(lake, "2025-01-04", "2025-01-05", cfg=cfg)
+    assert set(ev.runs) == {f"baseline-{n}" for n in ("climatology", "persistence", "freq7", "freq30", "ewm")}
+    clim = ev.table("all", "root").loc["baseline-climatology"]
+    assert clim.bss_climatology == pytest.approx(0.0) and clim.n_country_days == 4
+    assert set(ev.summary.group) == {"all", "busy", "small"}
+    assert (ev.table("busy", "root").n_country_days == 2).all()  # US only, on 2 days
+    # climatology on 2025-01-05 for US at quad level: history 1-4 gives [3/4, 0, 0, 2/4]; truth [1, 0, 0, 0]
+    s = lake.read("scores", "2025-01-05", "2025-01-05", model="baseline-climatology").to_pandas()
+    us = s[(s.country == "US") & (s.level == "quad")].iloc[0]
+    assert us.brier == pytest.approx((0.25**2 + 0.5**2) / 4)
+    assert us.n_true == 1 and us.busy and us.n_events == 1
+    assert (ev.summary.ece >= 0).all() and ev.summary.brier.between(0, 1).all()
+    assert (tmp_path / "reports" / "eval-2025-01-04_2025-01-05" / "summary.csv").exists()
+    # validation days 01-02, 01-03 exist for every run, so no default thresholds
+    assert not any("validation" in n for n in ev.notes)

@@ -1,0 +1,132 @@
+"""Forecast: phrases → actors + action, projection onto the CAMEO basis, aggregation across levels."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from pipeline import cameo
+from pipeline.config import ForecastConfig
+from pipeline.forecast import (
+    aggregate, build_basis, forecast_tables, project, project_futures, split_actors, top_actor_pairs,
+)
+from pipeline.labels import LEVELS, label_space
+from pipeline.lake import Lake
+from pipeline.schemas import FORECASTS_SCHEMA, FUTURES_SCHEMA
+
+
+@pytest.fixture(scope="session")
+def basis(embedder):
+    return build_basis(embedder.encode)
+
+
+class FakeModel:
+    """Stands in for ``EventForecaster``: returns fixed futures (B × K × phrases) whatever the batch."""
+
+    def __init__(self, futures):
+        self.futures = futures
+        self.calls = []
+
+    def generate_phrases(self, batch, num_futures, temperature, top_p, seed):
+        self.calls.append((num_futures, temperature, top_p, seed))
+        return [self.futures[:num_futures] for _ in batch["country"]]
+
+
+FUTURES = [
+    ["Iran threaten to use military force Israel", "Iran make statement"],
+    ["Iran make statement", "Iran make statement"],  # repeats count once per future
+    [],
+    ["Israel use conventional military force Iran"],
+]
+
+
+def test_split_actors():
+    assert split_actors("Iran threaten to use military force Israel") == ("IR", "threaten to use military force", "IS")
+    assert split_actors("South Korea make a visit United States") == ("KS", "make a visit", "US")
+    assert split_actors("use conventional military force Ukraine") == (None, "use conventional military force", "UP")
+    assert split_actors("  praise or   endorse ") == (None, "praise or endorse", None)
+    assert split_actors("France") == (None, "France", None)
+
+
+def test_exact_descriptions_project_onto_their_own_code(basis, embedder):
+    codes = list(basis.codes)
+    descriptions = [cameo.description(c) for c in codes]  # GDELT's text, "not specified below" and all
+    x = embedder.encode(descriptions)
+    for mode in ("argmax", "soft"):
+        a = project(x, basis, temperature=0.05, mode=mode)
+        assert np.allclose(a.sum(1), 1.0)
+        assert [codes[i] for i in a.argmax(1)] == codes
+
+
+def test_aggregate_is_the_share_of_futures_and_consistent_across_levels():
+    labels = label_space()
+    ev = labels["event"]
+    L = len(ev)
+    onehot = np.zeros((4, L))
+    for i, code in enumerate(["138", "010", "010", "190"]):
+        onehot[i, ev.index[code]] = 1
+    p = aggregate(onehot, np.array([0, 0, 1, 3]), K=4)
+    assert p["event"][ev.index["010"]] == 0.5 and p["event"][ev.index["138"]] == 0.25
+    assert p["root"][labels["root"].index["19"]] == 0.25
+    assert p["quad"].tolist() == [0.5, 0.0, 0.25, 0.25]  # quads 1, 3, 4; future 2 is empty
+    # soft: 1 − Π(1 − a) per future, then the mean over futures
+    rng = np.random.default_rng(0)
+    soft = rng.dirichlet(np.full(L, 0.05), size=6)
+    fut = np.array([0, 0, 1, 1, 1, 2])
+    p = aggregate(soft, fut, K=3)
+    code = ev.index["010"]
+    expect = np.mean([1 - np.prod(1 - soft[fut == k, code]) for k in range(3)])
+    assert p["event"][code] == pytest.approx(expect)
+    for child, parent in (("event", "base"), ("base", "root"), ("root", "quad")):
+        m = labels.parent_matrix(child, parent)
+        for i, j in zip(*np.nonzero(m)):
+            assert p[parent][j] >= p[child][i] - 1e-12
+    for lv in LEVELS:
+        assert ((p[lv] >= 0) & (p[lv] <= 1)).all()
+
+
+def test_top_actor_pairs():
+    a = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.4]])
+    pairs = [("IR", "IS"), ("IR", "IS"), ("US", None), ("IR", None)]
+    out = top_actor_pairs(a, pairs, np.eye(2), top=2)
+    assert out[0][0] == {"actor1": "IR", "actor2": "IS", "share": pytest.approx(2 / 2.6)}
+    assert out[0][1]["actor2"] is None and len(out[0]) == 2
+    assert out[1][0]["actor1"] == "US" and out[1][0]["share"] == pytest.approx(1 / 1.4)
+
+
+def test_fake_model_forecast_tables(basis, embedder, tmp_path):
+    labels = label_space()
+    model = FakeModel(FUTURES)
+    cfg = ForecastConfig(num_futures=4, assignment="argmax")
+    futures = model.generate_phrases({"country": ["IR"]}, 4, cfg.temperature, cfg.top_p, cfg.seed)[0]
+    fc = project_futures("IR", futures, basis, embedder.encode, cfg, labels)
+    ev = labels["event"]
+    assert fc.probs["event"][ev.index["010"]] == 0.5
+    assert fc.probs["event"][ev.index["138"]] == 0.25 and fc.probs["event"][ev.index["190"]] == 0.25
+    assert fc.pairs["event"][ev.index["010"]] == [{"actor1": "IR", "actor2": None, "share": 1.0}]
+    assert fc.pairs["root"][labels["root"].index["19"]][0]["actor1"] == "IS"
+    assert fc.codes == [["138", "010"], ["010", "010"], [], ["190"]]
+
+    soft = project_futures("IS", futures, basis, embedder.encode, ForecastConfig(num_futures=4), labels)
+    issued = dt.datetime(2025, 6, 1, 6, tzinfo=dt.timezone.utc)
+    table, fut = forecast_tables([soft, fc], "fake-run", 4, issued, labels)
+    lake = Lake(tmp_path / "lake")
+    lake.write_partition("forecasts", table, "2025-06-02", schema=FORECASTS_SCHEMA, model="fake-run")
+    lake.write_partition("futures", fut, "2025-06-02", schema=FUTURES_SCHEMA, model="fake-run")
+    t = lake.read("forecasts", model="fake-run").to_pandas()
+    assert list(t.country.unique()) == ["IR", "IS"]  # sorted
+    assert t.probability.between(0, 1).all() and (t.n_futures == 4).all()
+    assert (t[t.level == "quad"].groupby("country").size() == 4).all()
+    for country, g in t.groupby("country"):
+        p = {(r.level, r.code): r.probability for r in g.itertuples()}
+        for (lv, code), prob in p.items():
+            if lv != "quad":
+                up = {"event": "base", "base": "root", "root": "quad"}[lv]
+                assert p[(up, labels.parent_code(code, up))] >= prob - 1e-12
+    # soft mass spreads a little, but the projected codes keep most of it
+    s = t[(t.country == "IS") & (t.level == "event")].set_index("code").probability
+    assert s["010"] > 0.45 and s.idxmax() == "010"
+    f = lake.read("futures", model="fake-run").to_pandas()
+    assert len(f) == 8 and list(f[f.country == "IR"].codes.iloc[0]) == ["138", "010"]

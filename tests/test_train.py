@@ -1,0 +1,131 @@
+"""Training loop: loss falls on the real sample, resume after a kill, λ = 0, NaN guard, outputs, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from pipeline import train as train_mod
+from pipeline.config import Config, TrainConfig, load_config
+from pipeline.model import EventForecaster
+from pipeline.train import NonFiniteLossError, _lr_lambda, phrase_metrics, train
+from tests.test_model import synthetic_batch
+
+torch.set_num_threads(2)
+pytestmark = pytest.mark.filterwarnings("ignore:sinkhorn_divergence did not converge")
+
+
+# ------------------------------------------------------------------ synthetic data
+class SyntheticSequences(torch.utils.data.Dataset):
+    """``n`` single-sequence items following the collate contract (fast, for loop mechanics)."""
+
+    def __init__(self, n: int, poison: frozenset[int] = frozenset()) -> None:
+        self.items = []
+        for i in range(n):
+            item = synthetic_batch(B=1, T=4, N=8, D=16, S=5, M=4, seed=i)
+            if i in poison:
+                item["day_stats"] = torch.full_like(item["day_stats"], float("nan"))
+            self.items.append(item)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+def stack(items: list[dict]) -> dict:
+    return {k: torch.cat([it[k] for it in items]) if torch.is_tensor(items[0][k]) else
+            [x for it in items for x in it[k]] for k in items[0]}
+
+
+def tiny_cfg(tmp_path, **train) -> Config:
+    cfg = Config()
+    cfg.model.dropout = 0.1  # dropout on: resuming must also restore the RNG
+    cfg.train = TrainConfig(**{"run": "t", "models_dir": tmp_path, "epochs": 2, "batch_size": 4, "lr": 3e-3,
+                               "warmup_steps": 2, "checkpoint_every": 2, "val_generate": 4,
+                               "max_new_tokens": 16, **train})
+    return cfg
+
+
+def final_params(run_dir) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in EventForecaster.from_pretrained(run_dir).state_dict().items()}
+
+
+# ------------------------------------------------------------------------- pieces
+def test_schedule_warms_up_then_decays_to_min_ratio():
+    f = _lr_lambda(TrainConfig(warmup_steps=4, min_lr_ratio=0.1), total_steps=20)
+    lrs = [f(s) for s in range(21)]
+    assert lrs[:4] == [0.25, 0.5, 0.75, 1.0] and lrs[4] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+    assert lrs[20] == pytest.approx(0.1)
+
+
+def test_phrase_metrics_exact_sets_and_rouge():
+    gen = [["Iran make statement", "China make a visit Iran"], ["praise or endorse"]]
+    tgt = [["Iran make statement", "Israel praise or endorse"], ["praise or endorse"]]
+    m = phrase_metrics(gen, tgt)
+    assert m["phrase_precision"] == pytest.approx(2 / 3) and m["phrase_recall"] == pytest.approx(2 / 3)
+    assert m["rouge1"] < 1.0 and phrase_metrics(tgt, tgt)["rouge1"] == pytest.approx(1.0)
+    assert phrase_metrics(tgt, tgt)["rougeL"] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------ loop mechanics
+def test_resume_after_kill_reaches_the_same_parameters(tmp_path, monkeypatch):
+    data = (SyntheticSequences(12), SyntheticSequences(4))
+    straight = train(tiny_cfg(tmp_path / "a"), None, datasets=data, collate_fn=stack)
+    assert straight.steps == 6  # 2 epochs × 3 batches
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_5(state, info):  # dies after step 5, whose checkpoint (every 2) is not written
+        if state.step == 5:
+            raise Killed
+
+    cfg = tiny_cfg(tmp_path / "b")
+    monkeypatch.setattr(train_mod, "_on_step", kill_at_5)
+    with pytest.raises(Killed):
+        train(cfg, None, datasets=data, collate_fn=stack)
+    monkeypatch.undo()
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg, None, datasets=data, collate_fn=stack)
+    resumed = train(cfg, None, datasets=data, collate_fn=stack, resume=True)
+    assert resumed.resumed_from == 4 and resumed.steps == 6
+
+    a, b = final_params(straight.run_dir), final_params(resumed.run_dir)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=1e-6, rtol=1e-5, msg=k)
+    hist_a = json.loads((straight.run_dir / "metrics.json").read_text())["history"]
+    hist_b = json.loads((resumed.run_dir / "metrics.json").read_text())["history"]
+    assert [h["step"] for h in hist_a] == [h["step"] for h in hist_b] == [3, 6]
+    assert hist_b[-1]["val_nll"] == pytest.approx(hist_a[-1]["val_nll"], rel=1e-5)
+
+
+def test_nan_steps_are_skipped_counted_then_abort(tmp_path):
+    data = (SyntheticSequences(8, poison=frozenset({3})), None)
+    result = train(tiny_cfg(tmp_path, batch_size=1, epochs=1, max_bad_steps=2), None, datasets=data,
+                   collate_fn=stack)
+    assert result.bad_steps == 1 and result.steps == 8
+    assert all(torch.isfinite(v).all() for v in final_params(result.run_dir).values())
+    with pytest.raises(NonFiniteLossError, match="max_bad_steps"):
+        train(tiny_cfg(tmp_path / "x", batch_size=1, epochs=1, max_bad_steps=2), None,
+              datasets=(SyntheticSequences(8, poison=frozenset({1, 3, 5, 7})), None), collate_fn=stack)
+
+
+def test_lambda_zero_ablation_still_measures_sinkhorn(tmp_path):
+    data = (SyntheticSequences(8), SyntheticSequences(4))
+    result = train(tiny_cfg(tmp_path, sinkhorn_lambda=0.0, epochs=1), None, datasets=data, collate_fn=stack)
+    m = result.metrics
+    assert m["sinkhorn_lambda"] == 0.0 and m["train_sinkhorn"] == 0.0 and m["train_loss"] == m["train_nll"]
+    assert m["val_sinkhorn"] > 0 and math.isfinite(m["val_nll"])
+
+
+def test_grad_accumulation_takes_fewer_steps(tmp_path):
+    data = (SyntheticSequences(8), None)
+    result = train(tiny_cfg(tmp_path, batch_size=2, grad_accum=2, epochs=1), None, datasets=data, collate_fn=stack)
+    assert result.steps == 2 and result.metrics["samples_seen"] == 8
