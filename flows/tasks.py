@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,28 @@ def forecast_task(cfg: dict[str, Any], day: dt.date, model_dir: str) -> dict[str
 
     c = config_from_dict(cfg)
     c.forecast.model = Path(model_dir)
-    out = run_forecast(lake_of(c), day + dt.timedelta(days=1), c.forecast, embedder=_embedder(c))
+    # One forecast at a time per process: model loading (transformers initialises on the meta
+    # device, a process-wide patch) and seeded sampling (torch's global RNG) are not thread-safe.
+    with _MODEL_LOCK:
+        out = run_forecast(lake_of(c), day + dt.timedelta(days=1), c.forecast, model_run=_model_run(model_dir),
+                           embedder=_embedder(c))
     return {k: v for k, v in out.items() if isinstance(v, (int, float, str, list))}
+
+
+_MODEL_LOCK = threading.Lock()
+_MODELS: dict[tuple[str, int], Any] = {}
+
+
+def _model_run(model_dir: str):
+    """The loaded model of ``model_dir``, once per process (reloaded when its files change)."""
+    from pipeline.forecast import load_model_run
+
+    m = Path(model_dir).resolve()
+    key = (str(m), max((f.stat().st_mtime_ns for f in m.rglob("*") if f.is_file()), default=0))
+    if key not in _MODELS:
+        _MODELS.clear()
+        _MODELS[key] = load_model_run(m)
+    return _MODELS[key]
 
 
 @task(name="baselines", cache_policy=NO_CACHE, task_run_name="baselines-{day}")

@@ -148,7 +148,11 @@ class Fetcher:
             self.estimated_bytes = dry_run(self.client, cfg, self.columns, min(days), max(days))
 
     def fetch(self, f: SourceFile) -> tuple[Parsed, None]:
-        result = run_query(self.client, self.cfg, self.columns, f.day, f.day)
+        """The events of ``f.day``; any BigQuery/transport error becomes ``OSError`` (the day is marked failed)."""
+        try:
+            result = run_query(self.client, self.cfg, self.columns, f.day, f.day)
+        except Exception as exc:  # google.api_core errors (bytes billed exceeded, auth, quota) and transport errors
+            raise OSError(f"BigQuery query for {f.day} failed: {type(exc).__name__}: {exc}") from exc
         return to_parsed(result, f.url), None
 
 

@@ -108,10 +108,13 @@ def ingest(
         _print_ingest_report(exc.report)
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:  # bad flags, unreachable file lists, BigQuery cost guard
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
     _print_ingest_report(report)
+    if not report.files:
+        console.print(f"[yellow]no {source} files found for {start} … {end or start}[/yellow]"
+                      + (f" under {path}" if path else ""))
 
 
 @app.command()
@@ -128,7 +131,7 @@ def reduce(
     cfg = get_config()
     try:
         report = run_reduce(get_lake(cfg), start, end or start, source=source, cfg=cfg.ingest)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
     Console().print(_table(f"reduce {report.start} … {report.end} ({report.seconds:.1f} s)",

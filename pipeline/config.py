@@ -57,6 +57,8 @@ class IngestConfig:
     """BigQuery events table: ``gdelt-bq.gdeltv2.events_partitioned`` or ``gdelt-bq.full.events``."""
     bigquery_max_bytes_billed: int = 50 * 1024**3
     """Refuse any query whose dry run says it would scan more than this many bytes."""
+    list_cache_s: float = 900.0
+    """Reuse a downloaded file list (``masterfilelist.txt``, ``md5sums``) younger than this many seconds."""
 
 
 # ------------------------------------------------------------- descriptors

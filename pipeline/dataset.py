@@ -46,7 +46,7 @@ from pipeline import cameo
 from pipeline.config import DatasetConfig
 from pipeline.embed import Embedder, embed_phrases
 from pipeline.lake import DateLike, Lake, as_date
-from pipeline.schemas import DATASET_INDEX_SCHEMA
+from pipeline.schemas import DATASET_INDEX_SCHEMA, DESCRIPTOR_DAYS_SCHEMA, DESCRIPTORS_SCHEMA
 
 DAY_STATS: list[str] = (
     ["log1p_events", "log1p_points", "small"]
@@ -154,6 +154,15 @@ def build_dataset(lake: Lake, cfg: DatasetConfig, name: str = "default") -> dict
 
 
 # ---------------------------------------------------------------- clouds
+def _read(lake: Lake, table: str, start: dt.date, end: dt.date, columns: list[str]) -> pa.Table:
+    """``lake.read`` of the range, or an empty table of ``columns`` when no partition lies in it."""
+    if not lake.files(table, start, end):
+        schema = DESCRIPTOR_DAYS_SCHEMA if table == "descriptor_days" else DESCRIPTORS_SCHEMA
+        fields = [schema.field(c) if c != "date" else pa.field("date", pa.date32()) for c in columns]
+        return pa.schema(fields).empty_table()
+    return lake.read(table, start, end, columns=columns)
+
+
 class _Clouds:
     """Country-day clouds of a date range: phrase ids into one ``(P, D)`` matrix, weights, stats."""
 
@@ -161,9 +170,9 @@ class _Clouds:
                  max_points: int, with_targets: bool = True):
         self.max_points = max_points
         ccol = pa.array(countries, pa.string())
-        days = lake.read("descriptor_days", start, end)
+        days = _read(lake, "descriptor_days", start, end, DESCRIPTOR_DAYS_SCHEMA.names + ["date"])
         days = days.filter(pc.is_in(days["country"], value_set=ccol))
-        pts = lake.read("descriptors", start, end, columns=["country", "phrase", "weight", "date"])
+        pts = _read(lake, "descriptors", start, end, ["country", "phrase", "weight", "date"])
         pts = pts.filter(pc.is_in(pts["country"], value_set=ccol))
         # rows are stored country, weight desc, phrase: the first max_points of a group are the heaviest
         vocab: dict[str, int] = {}

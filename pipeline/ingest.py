@@ -31,7 +31,9 @@ A failed file raises ``IngestError`` (after what was done is saved) unless
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
+import fcntl
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,12 +49,13 @@ import pyarrow.parquet as pq
 from pipeline import sources
 from pipeline.config import IngestConfig
 from pipeline.lake import DateLike, Lake, as_date
-from pipeline.parse import DAY, BadFile, Parsed, parse_events
+from pipeline.parse import DAY, STREAM_BYTES, BadFile, Parsed, iter_events, parse_events, text_size
 from pipeline.progress import make_progress
 from pipeline.schemas import EVENTS_SCHEMA, MANIFEST_SCHEMA, QUARANTINE_SCHEMA
 
 SOURCES = ("gdelt1", "gdelt2", "local", "bigquery")
 _FILE = "_file"  # per-row index of the file a row came from while merging (existing rows: a large index)
+_FLUSH_ROWS = 2_000_000  # write buffered days once this many rows are pending (bounds memory, ~1 GiB)
 _MERGE_SCHEMA = pa.schema([f.with_nullable(True) for f in EVENTS_SCHEMA] + [pa.field(_FILE, pa.int64())])
 
 
@@ -82,6 +85,8 @@ class FileResult:
     day: dt.date | None = None
     expected_md5: str | None = None
     source: str = ""
+    finished: bool = True
+    """False while a big file is still being read (recorded as ``partial``: a re-run redoes it)."""
 
 
 @dataclass
@@ -128,10 +133,13 @@ class Manifest:
 
     def __init__(self, lake: Lake):
         self.lake = lake
-        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
-        if lake.has_partition("manifest"):
-            for r in lake.read("manifest").to_pylist():
-                self.rows[(r["source"], r["url"])] = r
+        self.rows = self._load()
+        self.mine: set[tuple[str, str]] = set()
+
+    def _load(self) -> dict[tuple[str, str], dict[str, Any]]:
+        if not self.lake.has_partition("manifest"):
+            return {}
+        return {(r["source"], r["url"]): r for r in self.lake.read("manifest").to_pylist()}
 
     def done(self, f: sources.SourceFile) -> bool:
         """True when ``f`` was ingested completely before (local files: and is unchanged)."""
@@ -144,15 +152,22 @@ class Manifest:
         return f.md5 is None or r["md5"] == f.md5
 
     def record(self, res: FileResult) -> None:
+        status = res.status if res.finished or res.status != "ok" else "partial"
+        self.mine.add((res.source, res.url))
         self.rows[(res.source, res.url)] = dict(
             source=res.source, name=res.name, url=res.url, day=res.day, md5=res.md5,
             expected_md5=res.expected_md5, bytes=res.bytes, rows_kept=res.rows_kept,
             rows_quarantined=res.rows_quarantined, rows_duplicate=res.rows_duplicate,
-            rows_out_of_range=res.rows_out_of_range, status=res.status, error=res.error,
+            rows_out_of_range=res.rows_out_of_range, status=status, error=res.error,
             ingested_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
         )
 
     def save(self) -> None:
+        """Write the manifest: what is on disk now (other ingests) overlaid with this run's records.
+
+        Call it holding ``lake_lock`` so concurrent ingests do not lose each other's rows.
+        """
+        self.rows = {**self._load(), **{k: self.rows[k] for k in self.mine}}
         rows = [self.rows[k] for k in sorted(self.rows)]
         self.lake.write_partition("manifest", pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA),
                                   schema=MANIFEST_SCHEMA)
@@ -169,8 +184,24 @@ class _IdIndex:
     def __init__(self, lake: Lake):
         self.lake = lake
         self.ranges: dict[dt.date, tuple[int, int]] = {}
-        for d in lake.partitions("events"):
-            self._load(d)
+        self.stamps: dict[dt.date, int] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the footers of partitions rewritten since the last look (by another ingest, too)."""
+        seen = set()
+        for d in self.lake.partitions("events"):
+            seen.add(d)
+            try:
+                stamp = self.lake.partition_dir("events", d).stat().st_mtime_ns
+            except FileNotFoundError:
+                continue
+            if self.stamps.get(d) != stamp:
+                self.stamps[d] = stamp
+                self._load(d)
+        for d in set(self.ranges) - seen:
+            self.ranges.pop(d, None)
+            self.stamps.pop(d, None)
 
     def _load(self, d: dt.date) -> None:
         lo, hi = None, None
@@ -194,6 +225,26 @@ class _IdIndex:
 
     def update(self, d: dt.date) -> None:
         self._load(d)
+        p = self.lake.partition_dir("events", d)
+        self.stamps[d] = p.stat().st_mtime_ns if p.exists() else -1
+
+
+# -------------------------------------------------------------------- lock
+@contextlib.contextmanager
+def lake_lock(lake: Lake) -> Iterator[None]:
+    """Exclusive lock (``flock``) on the lake's ingest writes, across threads and processes.
+
+    Held while partitions are merged and the manifest is saved, so concurrent
+    ingests (e.g. a backfill of several days at once) serialise their writes.
+    """
+    path = lake.root / "_locks" / "ingest.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # ------------------------------------------------------------------ merging
@@ -230,6 +281,8 @@ class _Writer:
         """Merge ``new`` (tables with ``_file`` = index into ``results``) into the partition of ``day``."""
         if self.ids is None:
             self.ids = _IdIndex(self.lake)
+        else:
+            self.ids.refresh()
         n = len(results)
         parts = [t.cast(_MERGE_SCHEMA) for t in new if t.num_rows]
         if self.lake.has_partition("events", day):
@@ -370,11 +423,17 @@ def ingest(
     else:
         fetch = lambda f: sources.fetch(f, cfg)  # noqa: E731
 
-    def load(f: sources.SourceFile) -> tuple[Parsed, str | None, int | None]:
-        """Fetch + verify + parse one file (runs on the pool: files are parsed in parallel)."""
+    def load(f: sources.SourceFile) -> tuple[Parsed | Iterator[Parsed], str | None, int | None]:
+        """Fetch + verify + parse one file on the pool (files are parsed in parallel).
+
+        A file whose text exceeds ``STREAM_BYTES`` (GDELT 1.0 yearly backfiles) is
+        returned as a lazy iterator of chunks, parsed by the caller with bounded memory.
+        """
         data, md5 = fetch(f)
         if isinstance(data, Parsed):
             return data, md5, None
+        if text_size(data) > STREAM_BYTES:
+            return iter_events(data, f.url, STREAM_BYTES), md5, len(data)
         try:
             return parse_events(data, f.url), md5, len(data)
         except BadFile as exc:
@@ -404,24 +463,26 @@ def ingest(
             ev = parsed.events
             in_range = pc.and_(pc.greater_equal(ev[DAY], pa.scalar(lo)), pc.less_equal(ev[DAY], pa.scalar(hi)))
             n_in = pc.sum(in_range).as_py() or 0
-            res.rows_out_of_range = ev.num_rows - n_in
-            if res.rows_out_of_range:
+            res.rows_out_of_range += ev.num_rows - n_in
+            if n_in < ev.num_rows:
                 ev = ev.filter(in_range)
             ev = ev.append_column(_FILE, pa.array(np.full(ev.num_rows, i, np.int64)))
             days = pc.unique(ev[DAY]).to_pylist()
             for d in days:
                 part = ev if len(days) == 1 else ev.filter(pc.equal(ev[DAY], pa.scalar(d)))
                 by_day[d].append(part.drop_columns([DAY]))
-        for d in sorted(by_day):
-            writer.write_events(d, by_day[d], results)
-            report.days[d] = writer.rows_per_day[d]
-        for d in sorted(q_files):
-            writer.write_quarantine(d, q_files[d], q_rows[d])
+        with lake_lock(lake):
+            for d in sorted(by_day):
+                writer.write_events(d, by_day[d], results)
+                report.days[d] = writer.rows_per_day[d]
+            for d in sorted(q_files):
+                writer.write_quarantine(d, q_files[d], q_rows[d])
+            for res in {id(r): r for r in results}.values():
+                manifest.record(res)
+            manifest.save()
         for res in results:
-            manifest.record(res)
             if res.status == "ok" and not cfg.keep_downloads:
                 sources.discard(sources.SourceFile(res.source, res.url, res.name, res.day), cfg)
-        manifest.save()
         pending.clear()
 
     with make_progress() as bar, ThreadPoolExecutor(max(1, cfg.concurrency)) as pool:
@@ -429,21 +490,28 @@ def ingest(
         current_day: dt.date | None = None
         fetches = _prefetch(pool, todo, load, ahead=2 * max(1, cfg.concurrency))
         for f, fut in fetches:
-            if pending and f.day != current_day:
+            buffered = sum(p.events.num_rows for _, p in pending if p is not None)
+            if pending and (f.day != current_day or buffered >= _FLUSH_ROWS):
                 flush()
             current_day = f.day
             res = FileResult(f.name, f.url, "ok", day=f.day, expected_md5=f.md5, source=f.source)
             try:
-                parsed, res.md5, res.bytes = fut.result()
-                res.rows_quarantined = len(parsed.quarantine)
-                pending.append((res, parsed))
+                loaded, res.md5, res.bytes = fut.result()
+                res.finished = False
+                for parsed in [loaded] if isinstance(loaded, Parsed) else loaded:
+                    res.rows_quarantined += len(parsed.quarantine)
+                    pending.append((res, parsed))
+                    if sum(p.events.num_rows for _, p in pending if p is not None) >= _FLUSH_ROWS:
+                        flush()  # a big file: write what is buffered (the file is recorded as partial)
+                res.finished = True
+                manifest.record(res)  # final counts are re-recorded when its rows are flushed
             except sources.Missing as exc:
                 res.status, res.error = "missing", str(exc)
                 manifest.record(res)
             except (BadFile, sources.VerifyError, OSError) as exc:
                 res.status, res.error = "failed", str(exc)
-                res.md5, res.bytes = getattr(exc, "md5", None), getattr(exc, "nbytes", None)
-                res.rows_quarantined = 0
+                res.md5 = res.md5 or getattr(exc, "md5", None)
+                res.bytes = res.bytes or getattr(exc, "nbytes", None)
                 pending.append((res, None))
             report.files.append(res)
             if task is not None:

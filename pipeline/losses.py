@@ -36,8 +36,8 @@ every potential is updated by the soft-c-transform
 computed with a max-shifted log-sum-exp. The cross problem α↔β uses ε-scaling: ε
 starts at the largest cost in the batch and is multiplied by ``scaling²`` (blur √ε by
 ``scaling``) per iteration until it reaches the target ε; iterations then continue at
-ε until the potentials move by less than ``tol`` (cost units) or ``max_iter`` is
-reached, which warns. The self problems α↔α and β↔β are solved directly at ε (their
+ε with alternating updates (f ← T(g), then g ← T(f)) until the potentials move by less
+than ``tol`` (cost units) or ``max_iter`` is reached, which warns. The self problems α↔α and β↔β are solved directly at ε (their
 averaged iteration converges in a handful of steps at any ε), and each of the three
 problems stops as soon as it has converged, so the expensive N×N self-problem costs
 a few iterations instead of the whole annealing schedule.
@@ -240,21 +240,23 @@ def sinkhorn_divergence(
         if warn and not converged:
             warnings.warn(
                 f"sinkhorn_divergence did not converge in max_iter={max_iter} iterations "
-                f"(tol={tol}, eps={eps}); raise max_iter or eps, or lower scaling's accuracy needs",
+                f"(tol={tol}, eps={eps}); the value may be inaccurate: raise max_iter, eps or tol",
                 SinkhornConvergenceWarning,
                 stacklevel=2,
             )
 
         # One last differentiable soft-c-transform from the detached optimal potentials
         # (envelope theorem); f and g are updated in parallel from the same old values.
+        # Gradients: ∂/∂x through C, ∂/∂a = f_ab − f_aa and ∂/∂b = g_ab − g_bb (up to the
+        # constant removed by the normalisation of a and b).
         f_ab, g_ab = (
-            _softmin(eps, C_xy, b_log + g_ab / eps),  # (B, N)
-            _softmin(eps, C_yx, a_log + f_ab / eps),  # (B, M)
+            _softmin(eps, C_xy, (b_log + g_ab / eps).detach()),  # (B, N)
+            _softmin(eps, C_yx, (a_log + f_ab / eps).detach()),  # (B, M)
         )
         value = (a * f_ab).sum(-1) + (b * g_ab).sum(-1)  # OT_ε(α, β) = ⟨a, f⟩ + ⟨b, g⟩
         if debias:
-            f_aa = _softmin(eps, C_xx, a_log + f_aa / eps)  # (B, N)
-            g_bb = _softmin(eps, C_yy, b_log + g_bb / eps)  # (B, M)
+            f_aa = _softmin(eps, C_xx, (a_log + f_aa / eps).detach())  # (B, N)
+            g_bb = _softmin(eps, C_yy, (b_log + g_bb / eps).detach())  # (B, M)
             # ½ OT_ε(α, α) = ⟨a, f_aa⟩ and ½ OT_ε(β, β) = ⟨b, g_bb⟩
             value = value - (a * f_aa).sum(-1) - (b * g_bb).sum(-1)
     return value
@@ -287,7 +289,9 @@ def _sinkhorn_loop(
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, bool]:
     """Symmetric log-domain Sinkhorn loop, on detached costs.
 
-    The cross problem α↔β is annealed (ε-scaling from the largest cost down to ε).
+    The cross problem α↔β is annealed (ε-scaling from the largest cost down to ε) with
+    symmetric averaged updates, then iterated at ε with alternating updates, whose
+    slowest mode contracts ~4x faster per iteration than the averaged one's.
     The self problems α↔α and β↔β are solved directly at ε: their averaged fixed-point
     iteration f ← ½(f + T_ε(f)) converges in a handful of steps at any ε (Feydy et al.
     2019, §3.1), so annealing them, as geomloss does, only multiplies the N×N work.
@@ -320,13 +324,18 @@ def _sinkhorn_loop(
     for it in range(max_iter):
         e = schedule[min(it, len(schedule) - 1)]
         moved: dict[str, Tensor] = {}  # how far each problem's potentials moved, at ε only
-        if active["ab"]:
-            # symmetric update: both potentials from the previous pair, then averaged
+        if active["ab"] and it < len(schedule) - 1:
+            # annealing: symmetric update, both potentials from the previous pair, averaged
             ft = _softmin_inplace(e, C_xy, b_log + g_ab / e, dim=2)  # (B, N)
             gt = _softmin_inplace(e, C_xy, a_log + f_ab / e, dim=1)  # (B, M)
-            if it >= len(schedule) - 1:
-                moved["ab"] = 0.5 * torch.maximum((ft - f_ab).abs().amax(), (gt - g_ab).abs().amax())
             f_ab, g_ab = 0.5 * (f_ab + ft), 0.5 * (g_ab + gt)
+        elif active["ab"]:
+            # at ε: alternating (Gauss-Seidel) updates, ~4x fewer iterations than averaged
+            # ones on the slow modes of the cross problem
+            ft = _softmin_inplace(e, C_xy, b_log + g_ab / e, dim=2)  # (B, N)
+            gt = _softmin_inplace(e, C_xy, a_log + ft / e, dim=1)  # (B, M)
+            moved["ab"] = torch.maximum((ft - f_ab).abs().amax(), (gt - g_ab).abs().amax())
+            f_ab, g_ab = ft, gt
         if active["aa"]:
             ft = _softmin_inplace(eps, C_xx, a_log + f_aa / eps)  # (B, N)
             moved["aa"] = 0.5 * (ft - f_aa).abs().amax()

@@ -39,7 +39,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast, T5Config, T5For
 from transformers.utils import logging as hf_logging
 
 from pipeline.config import ModelConfig
-from pipeline.tokenizer import SEP, decode_phrases, encode_targets, ensure_separator, phrase_corpus, train_phrase_tokenizer
+from pipeline.tokenizer import (SEP, decode_phrases, encode_targets, ensure_separator, phrase_corpus,
+                                train_phrase_tokenizer)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(d_model=64, num_layers=2, num_heads=4, d_ff=128, dropout=0.1, vocab_size=1024),
@@ -369,10 +370,5 @@ def _encoder_output(hidden: torch.Tensor) -> Any:
     return BaseModelOutput(last_hidden_state=hidden)
 
 
-def count_flops_per_token(model: EventForecaster) -> float:
-    """≈ 6 × parameters: training FLOPs per target token (forward + backward), Kaplan et al. 2020."""
-    return 6.0 * model.num_parameters()
-
-
 __all__ = ["EventForecaster", "ForecastOutput", "DayPooler", "PointHead", "PRESETS", "resolve_model_config",
-           "count_flops_per_token"]
+           "pack_boundaries"]

@@ -26,6 +26,7 @@ import re
 import zipfile
 import zlib
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -169,7 +170,8 @@ def _read_tsv(text: bytes, columns: list[str], typed: bool, handler=None) -> pa.
     types = {c: (_fast_type(c) if typed else pa.string()) for c in columns}
     return pacsv.read_csv(
         io.BytesIO(text),
-        read_options=pacsv.ReadOptions(column_names=columns, block_size=16 << 20),
+        # small files are parsed in parallel by the caller's threads; one big file uses all cores itself
+        read_options=pacsv.ReadOptions(column_names=columns, block_size=16 << 20, use_threads=len(text) > 32 << 20),
         parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, double_quote=False,
                                          escape_char=False, invalid_row_handler=handler),
         convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
@@ -195,7 +197,11 @@ def parse_events(data: bytes, where: str) -> Parsed:
     Raises:
         BadFile: corrupt/truncated zip, empty file, or no line in a known layout.
     """
-    text = unpack(data, where)
+    return parse_text(unpack(data, where), where)
+
+
+def parse_text(text: bytes, where: str, first_line: int = 1) -> Parsed:
+    """Parse event text (whole lines); ``first_line`` numbers the first line in quarantine rows."""
     if text.lstrip(b"\xef\xbb\xbf").startswith(b"GLOBALEVENTID"):
         return _parse_header_csv(text.lstrip(b"\xef\xbb\xbf"), where)
     ncols = _first_layout(text)
@@ -213,19 +219,82 @@ def parse_events(data: bytes, where: str) -> Parsed:
             i = table.column_names.index(name)
             table = table.set_column(i, name, _digits_to_time(table.column(name), name))
     except (pa.ArrowInvalid, UnicodeDecodeError, ValueError):
-        return _parse_careful(text, where)
+        return _parse_careful(text, where, first_line)
     parsed = _finish(table, where)
     by_count: dict[int, list[str]] = defaultdict(list)
     for n, row_text in invalid:
         by_count[n].append(row_text)
     for n, rows in sorted(by_count.items()):
         if n in LAYOUTS:
-            sub = parse_events("\n".join(rows).encode() + b"\n", where)
+            sub = parse_text("\n".join(rows).encode() + b"\n", where)
             parsed.events = pa.concat_tables([parsed.events, sub.events])
             parsed.quarantine += sub.quarantine
         else:
             parsed.quarantine += [_wrong_count(None, n, r) for r in rows]
     return parsed
+
+
+STREAM_BYTES = 128 << 20
+"""Files whose text is larger than this are parsed in chunks of about this size (``iter_events``)."""
+
+
+def text_size(data: bytes) -> int:
+    """Uncompressed size of ``data`` (sum of zip members' sizes, from the central directory)."""
+    if data[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                return sum(i.file_size for i in zf.infolist())
+        except (zipfile.BadZipFile, OSError):
+            return len(data)
+    return len(data)
+
+
+def iter_events(data: bytes, where: str, chunk_bytes: int = STREAM_BYTES) -> Iterator[Parsed]:
+    """Parse a large file in chunks of whole lines (bounded memory for multi-GB GDELT 1.0 backfiles).
+
+    Yields one ``Parsed`` per chunk. A zip member found corrupt part-way raises
+    ``BadFile`` after the chunks before the damage were yielded.
+    """
+    if data[:4] != b"PK\x03\x04" and not where.lower().endswith(".zip"):
+        if not data.strip():
+            raise BadFile(f"{where}: empty file")
+        streams = [(where, io.BytesIO(data))]
+    else:
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(data))
+            streams = [(m.filename, zf.open(m)) for m in zf.infolist() if not m.is_dir()]
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise BadFile(f"{where}: corrupt or truncated zip ({exc})") from exc
+    line = 1
+    empty = True
+    for member, stream in streams:
+        rest = b""
+        while True:
+            try:
+                block = stream.read(chunk_bytes)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                raise BadFile(f"{where}: corrupt or truncated zip member {member} ({exc})") from exc
+            if not block:
+                break
+            if empty and block.strip():
+                empty = False
+                if block.lstrip(b"\xef\xbb\xbf").startswith(b"GLOBALEVENTID"):  # CSV export: not chunked
+                    yield parse_text(block + stream.read(), where)
+                    rest = b""
+                    break
+            block = rest + block
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                rest = block
+                continue
+            text, rest = block[:cut], block[cut:]
+            if text.strip():
+                yield parse_text(text, where, line)
+            line += text.count(b"\n")
+        if rest.strip():
+            yield parse_text(rest + b"\n", where, line)
+    if empty:
+        raise BadFile(f"{where}: empty file")
 
 
 def _wrong_count(line: int | None, n: int, raw: str) -> dict:
@@ -234,11 +303,11 @@ def _wrong_count(line: int | None, n: int, raw: str) -> dict:
 
 
 # ----------------------------------------------------------- careful path
-def _parse_careful(text: bytes, where: str) -> Parsed:
+def _parse_careful(text: bytes, where: str, first_line: int = 1) -> Parsed:
     """Line-by-line path: non-UTF-8 and wrong-count lines out, then per-column validation."""
     quarantine: list[dict] = []
     groups: dict[int, tuple[list[int], list[str]]] = defaultdict(lambda: ([], []))
-    for i, line in enumerate(text.split(b"\n"), start=1):
+    for i, line in enumerate(text.split(b"\n"), start=first_line):
         if line.endswith(b"\r"):
             line = line[:-1]
         if not line:

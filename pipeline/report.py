@@ -59,8 +59,9 @@ def _name(fips: str | None) -> str:
 def _pairs(pairs: Any) -> str:
     if pairs is None or len(pairs) == 0:
         return ""
-    return ", ".join(f"{html.escape(_name(p['actor1']))} → {html.escape(_name(p['actor2']))} "
-                     f"({p['share']:.0%})" for p in list(pairs)[:3])
+    return ", ".join(("(no actor countries)" if not p["actor1"] and not p["actor2"] else
+                      f"{html.escape(_name(p['actor1']))} → {html.escape(_name(p['actor2']))}")
+                     + f" ({p['share']:.0%})" for p in list(pairs)[:3])
 
 
 def _primary_run(lake: Lake, day: dt.date, run: str | None) -> str:
@@ -125,7 +126,8 @@ def _heatmap(fc: pd.DataFrame, countries: list[str], happened_roots: dict[str, s
                        if r in roots]) or ((), ())
         ax.scatter(xs, ys, s=10, c="#d62728", label="occurred")
         ax.legend(loc="upper right", bbox_to_anchor=(1.0, 1.12), fontsize=8)
-    ax.set_xticks(range(len(roots)), [f"{r}\n{label_space().description[r][:10].lower()}" for r in roots], fontsize=6)
+    ax.set_xticks(range(len(roots)), [f"{r} {label_space().description[r][:14].lower()}" for r in roots],
+                  fontsize=7, rotation=60, ha="right")
     ax.set_yticks(range(len(countries)), [_name(c) for c in countries], fontsize=7)
     ax.set_title(f"P(root code occurs) · {run}", fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.03)

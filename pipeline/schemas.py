@@ -109,7 +109,7 @@ MANIFEST_SCHEMA: pa.Schema = pa.schema([
     pa.field("rows_quarantined", pa.int64(), nullable=False),  # rows sent to ``quarantine``
     pa.field("rows_duplicate", pa.int64(), nullable=False),  # rows whose GLOBALEVENTID was already kept
     pa.field("rows_out_of_range", pa.int64(), nullable=False),  # rows outside --start/--end (not written)
-    pa.field("status", pa.string(), nullable=False),  # ok | missing | failed
+    pa.field("status", pa.string(), nullable=False),  # ok | missing | failed | partial (big file mid-way)
     pa.field("error", pa.string()),  # why the file failed or is missing
     pa.field("ingested_at", pa.timestamp("s", tz="UTC"), nullable=False),
 ])

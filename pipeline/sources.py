@@ -42,7 +42,7 @@ LIST_FILES = {"masterfilelist.txt", "masterfilelist-translation.txt", "lastupdat
 _SKIP_SUFFIXES = (".txt", ".md", ".json", ".parquet", ".part", ".py", ".yaml", ".yml")
 
 
-class Missing(Exception):
+class Missing(OSError):
     """The server answered 404: the file does not exist (GDELT has gaps)."""
 
 
@@ -106,9 +106,9 @@ def gdelt1_files(start: dt.date, end: dt.date, cfg: IngestConfig) -> list[Source
     download records it as missing when the server has no such file.
     """
     base = cfg.gdelt1_base_url.rstrip("/") + "/"
-    md5s = parse_md5sums(http_get_text(base + "md5sums", cfg))
+    md5s = parse_md5sums(http_get_text(base + "md5sums", cfg, "gdelt1/md5sums"))
     try:
-        sizes = parse_filesizes(http_get_text(base + "filesizes", cfg))
+        sizes = parse_filesizes(http_get_text(base + "filesizes", cfg, "gdelt1/filesizes"))
     except (Missing, OSError):
         sizes = {}
     names: list[tuple[str, dt.date]] = []
@@ -132,11 +132,11 @@ def gdelt1_files(start: dt.date, end: dt.date, cfg: IngestConfig) -> list[Source
 def gdelt2_files(start: dt.date, end: dt.date, cfg: IngestConfig) -> list[SourceFile]:
     """GDELT 2.0 event exports (``*.export.CSV.zip``) in [start, end] from the master file list."""
     base = cfg.gdelt2_base_url.rstrip("/") + "/"
-    lists = [cfg.gdelt2_masterfilelist]
     out: dict[str, SourceFile] = {}
-    for lst in lists:
+    for lst in [cfg.gdelt2_masterfilelist]:
         url = lst if "://" in lst else base + lst
-        for size, md5, file_url in parse_masterfilelist(http_get_text(url, cfg)):
+        cache = "gdelt2/" + url.rsplit("/", 1)[-1] if url.endswith("masterfilelist.txt") else None
+        for size, md5, file_url in parse_masterfilelist(http_get_text(url, cfg, cache)):
             name = file_url.rsplit("/", 1)[-1]
             day = name_day(name)
             if not name.endswith(".export.CSV.zip") or day is None or not (start <= day <= end):
@@ -199,16 +199,29 @@ def _retrying(what: str, cfg: IngestConfig, fn):
     raise AssertionError("unreachable")
 
 
-def http_get_text(url: str, cfg: IngestConfig) -> str:
-    """GET a small text file (a file list) with timeout and retries."""
+def http_get_text(url: str, cfg: IngestConfig, cache_as: str | None = None) -> str:
+    """GET a text file (a file list) with timeout and retries.
+
+    With ``cache_as`` the text is kept at ``<download_dir>/<cache_as>`` and reused
+    while younger than ``cfg.list_cache_s`` (GDELT 2.0's master list is large).
+    """
     if "://" not in url:
         return Path(url).read_text()
+    cached = Path(cfg.download_dir) / cache_as if cache_as else None
+    if cached is not None and cached.exists() and time.time() - cached.stat().st_mtime < cfg.list_cache_s:
+        return cached.read_text()
 
     def get() -> str:
         with urllib.request.urlopen(url, timeout=cfg.timeout_s) as r:
             return r.read().decode("utf-8", "replace")
 
-    return _retrying(url, cfg, get)
+    text = _retrying(url, cfg, get)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(cached.name + ".part")
+        tmp.write_text(text)
+        os.replace(tmp, cached)
+    return text
 
 
 def _download(f: SourceFile, dest: Path, cfg: IngestConfig) -> None:

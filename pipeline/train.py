@@ -121,7 +121,9 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
                          f"(now {cfg.dataset.context_days}) / val_days / test_days")
     batches_per_epoch = math.ceil(len(train_ds) / tc.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / tc.grad_accum)
-    total_steps = tc.epochs * steps_per_epoch if tc.max_steps is None else min(tc.max_steps, tc.epochs * steps_per_epoch)
+    total_steps = tc.epochs * steps_per_epoch
+    if tc.max_steps is not None:
+        total_steps = min(tc.max_steps, total_steps)
 
     state = TrainState()
     resumed_from = None
@@ -207,7 +209,8 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
     elapsed = time.perf_counter() - t0
     final = dict(state.history[-1]) if state.history else {}
     final |= {"steps": state.step, "bad_steps": state.bad_steps, "samples_seen": state.samples,
-              "tokens_seen": state.tokens, "samples_per_s_last_session": (state.samples - samples0) / max(elapsed, 1e-9),
+              "tokens_seen": state.tokens,
+              "samples_per_s_last_session": (state.samples - samples0) / max(elapsed, 1e-9),
               "n_parameters": model.num_parameters(), "sinkhorn_lambda": tc.sinkhorn_lambda}
     save_run(run_dir, model, cfg, final, state.history, train_ds, val_ds, collate)
     return TrainResult(run_dir, final, state.step, state.bad_steps, resumed_from)
@@ -216,7 +219,7 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
 # =================================================================== data
 def build_datasets(cfg: Config, lake: Lake | None, embedder: Any = None) -> tuple[Dataset, Dataset | None]:
     """The train and validation ``pipeline.dataset.SequenceDataset`` splits of ``lake``."""
-    from pipeline.dataset import SequenceDataset
+    from pipeline.dataset import SequenceDataset, build_index
 
     if lake is None:
         raise ValueError("train: a lake is required to build the datasets (--lake or lake.root)")
@@ -224,8 +227,13 @@ def build_datasets(cfg: Config, lake: Lake | None, embedder: Any = None) -> tupl
         from pipeline.embed import Embedder
 
         embedder = Embedder(cfg.embed)
-    train_ds = SequenceDataset(lake, cfg.dataset, embedder, split="train")
-    val_ds = SequenceDataset(lake, cfg.dataset, embedder, split="val")
+    index, _ = build_index(lake, cfg.dataset)  # one deterministic index, split by time
+    train_ds = SequenceDataset(lake, cfg.dataset, embedder, split="train", index=index)
+    try:
+        val_ds = SequenceDataset(lake, cfg.dataset, embedder, split="val", index=index)
+    except ValueError as exc:  # no validation days (dataset.val_days = 0): train without validation
+        log.warning("no validation split: %s", exc)
+        val_ds = None
     return train_ds, val_ds
 
 
@@ -467,8 +475,10 @@ Forecasts the next day's salient GDELT events of a country as 3–10 short phras
 `{cfg.embed.model}`), and places each phrase on that sphere.
 
 - Base: {base}; {model.num_parameters():,} parameters; {m.tokens_per_day} tokens per day.
-- Objective: token NLL + λ·Sinkhorn divergence (λ = {cfg.train.sinkhorn_lambda}, ε = {cfg.train.sinkhorn_eps}, cost 1 − cos).
-- Trained {metrics.get('steps')} steps ({cfg.train.epochs} epochs max, batch {cfg.train.batch_size}×{cfg.train.grad_accum},
+- Objective: token NLL + λ·Sinkhorn divergence (λ = {cfg.train.sinkhorn_lambda}, ε = {cfg.train.sinkhorn_eps},
+  cost 1 − cos).
+- Trained {metrics.get('steps')} steps ({cfg.train.epochs} epochs max,
+  batch {cfg.train.batch_size}×{cfg.train.grad_accum},
   lr {cfg.train.lr}, seed {cfg.train.seed}) on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}.
 
 ## Data

@@ -138,6 +138,21 @@ def sample_descriptors(sample_lake, embedder):
 
 
 # ------------------------------------------------------------ model / train
+@pytest.fixture(scope="session")
+def tiny_run(sample_descriptors, embedder, tmp_path_factory):
+    """The tiny preset trained 6 epochs (30 steps) on ``sample_descriptors``: a ``TrainResult``."""
+    from pipeline.config import Config
+    from pipeline.train import train
+
+    cfg = Config()
+    cfg.dataset.countries = list(SAMPLE_COUNTRIES)
+    cfg.dataset.max_points = 64
+    cfg.train.models_dir = tmp_path_factory.mktemp("models")
+    cfg.train.run = "tiny-sample"
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.warmup_steps = 6, 8, 3e-3, 3
+    cfg.train.val_generate, cfg.train.max_new_tokens, cfg.train.num_threads = 6, 48, 1
+    return train(cfg, sample_descriptors, embedder=embedder)
+
 
 
 # ------------------------------------------------------------ forecast / evaluate
@@ -191,6 +206,30 @@ def tiny_model_run(sample_descriptors, embedder, tmp_path_factory):
     cfg.train.epochs, cfg.train.max_steps, cfg.train.val_generate = 1, 4, 2
     cfg.train.max_new_tokens, cfg.model.max_target_tokens = 24, 48
     return train(cfg, sample_descriptors, embedder=embedder).run_dir
+
+
+FORECAST_DAYS = ("2025-06-05", "2025-06-06")
+"""Target days of ``sample_forecasts``: the first tunes thresholds (validation), the second is scored."""
+
+
+@pytest.fixture(scope="session")
+def sample_forecasts(sample_descriptors, tiny_model_run, embedder):
+    """``sample_descriptors`` plus the tiny model's forecasts (K = 6) and the baselines for ``FORECAST_DAYS``.
+
+    Returns a namespace: ``lake``, ``mr`` (the ``ModelRun``), ``days`` and ``countries``.
+    """
+    from types import SimpleNamespace
+
+    from pipeline.baselines import run_baselines
+    from pipeline.config import ForecastConfig
+    from pipeline.forecast import load_model_run, run_forecast
+
+    lake = sample_descriptors
+    mr = load_model_run(tiny_model_run)
+    for day in FORECAST_DAYS:
+        run_forecast(lake, day, ForecastConfig(num_futures=6), mr, embedder)
+    run_baselines(lake, FORECAST_DAYS[0], FORECAST_DAYS[-1], ForecastConfig(countries=list(SAMPLE_COUNTRIES)))
+    return SimpleNamespace(lake=lake, mr=mr, days=FORECAST_DAYS, countries=list(SAMPLE_COUNTRIES))
 
 
 @pytest.fixture()

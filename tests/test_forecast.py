@@ -130,3 +130,37 @@ def test_fake_model_forecast_tables(basis, embedder, tmp_path):
     assert s["010"] > 0.45 and s.idxmax() == "010"
     f = lake.read("futures", model="fake-run").to_pandas()
     assert len(f) == 8 and list(f[f.country == "IR"].codes.iloc[0]) == ["138", "010"]
+
+
+# ------------------------------------------------------------------ end to end on the real sample
+def test_end_to_end_forecast_on_the_sample(sample_forecasts, embedder):
+    from pipeline.forecast import run_forecast
+
+    lake, mr = sample_forecasts.lake, sample_forecasts.mr
+    FORECAST_DAYS, SAMPLE_COUNTRIES = sample_forecasts.days, sample_forecasts.countries
+    labels = label_space()
+    day = FORECAST_DAYS[-1]
+    t = lake.read("forecasts", day, day, model=mr.run).to_pandas()
+    assert sorted(t.country.unique()) == sorted(SAMPLE_COUNTRIES)
+    assert t.probability.between(0, 1).all() and (t.n_futures == 6).all() and (t.model_run == mr.run).all()
+    assert set(t.level) == set(LEVELS) and (t[t.level == "quad"].groupby("country").size() == 4).all()
+    for country, g in t.groupby("country"):
+        p = {(r.level, r.code): r.probability for r in g.itertuples()}
+        assert max(v for (lv, _), v in p.items() if lv == "quad") > 0  # every future holds a phrase or more
+        for (lv, code), prob in p.items():
+            if lv != "quad":
+                up = {"event": "base", "base": "root", "root": "quad"}[lv]
+                assert p[(up, labels.parent_code(code, up))] >= prob - 1e-9, (country, lv, code)
+    fut = lake.read("futures", day, day, model=mr.run).to_pandas()
+    assert (fut.groupby("country").size() == 6).all()
+    assert all(len(p) == len(c) for p, c in zip(fut.phrases, fut.codes))
+
+    # re-running the day replaces exactly that partition with the same rows (seeded sampling);
+    # a country without descriptors is skipped and reported, not fatal
+    res = run_forecast(lake, day, ForecastConfig(num_futures=6, countries=[*SAMPLE_COUNTRIES, "US"]), mr, embedder)
+    assert list(res["skipped"]) == ["US"] and res["countries"] == len(SAMPLE_COUNTRIES)
+    again = lake.read("forecasts", day, day, model=mr.run).drop_columns(["issued_at"])
+    first = t.drop(columns=["issued_at"])
+    assert again.num_rows == len(first)
+    assert again.to_pandas().drop(columns=["actor_pairs"]).equals(first.drop(columns=["actor_pairs"]))
+    assert lake.partitions("forecasts", model=mr.run) == [dt.date.fromisoformat(d) for d in FORECAST_DAYS]

@@ -85,6 +85,7 @@ def test_gdelt2_download_verify_missing_and_keep_going(gdelt2_server, tmp_path):
     again = ingest(lake, "gdelt2", "2025-05-26", "2025-05-27", cfg, keep_going=True)
     assert again.count("skipped") == 4 and again.count("failed") == 2 and again.count("missing") == 1
     assert server.hits[f"/gdeltv2/{names['good'][0]}"] == hits[f"/gdeltv2/{names['good'][0]}"]
+    assert server.hits["/gdeltv2/masterfilelist.txt"] == 1  # the list is cached for cfg.list_cache_s
 
 
 def test_gdelt2_failure_raises_without_keep_going(gdelt2_server, tmp_path):
@@ -139,4 +140,22 @@ def test_gdelt1_daily_and_backfile_verified_by_md5sums(http_root, tmp_path):
     # corrupt md5sums entry → failed
     (root / "events" / "md5sums").write_text(f"{'4' * 32}  20160728.export.CSV.zip\n")
     with pytest.raises(IngestError, match="MD5"):
-        ingest(lake, "gdelt1", "2016-07-28", "2016-07-28", cfg, force=True)
+        ingest(lake, "gdelt1", "2016-07-28", "2016-07-28", cfg_for(base, tmp_path, list_cache_s=0), force=True)
+
+
+def test_gdelt1_file_names_and_checksums_from_the_real_lists(shared_data, tmp_path):
+    """Daily exports from 2013-04-01, monthly backfiles 2006-01…2013-03, yearly before, per GDELT's md5sums."""
+    from pipeline.sources import gdelt1_files
+
+    folder = tmp_path / "events"
+    folder.mkdir()
+    (folder / "md5sums").write_bytes((shared_data / "gdelt-v1-checksums" / "gdelt_md5sums").read_bytes())
+    (folder / "filesizes").write_bytes((shared_data / "gdelt-v1-checksums" / "gdelt_filesizes").read_bytes())
+    cfg = IngestConfig(gdelt1_base_url=str(folder), download_dir=tmp_path / "dl")
+    import datetime as dt
+
+    files = gdelt1_files(dt.date(2005, 12, 30), dt.date(2006, 1, 2), cfg)
+    assert [f.name for f in files] == ["2005.zip", "200601.zip"]
+    files = gdelt1_files(dt.date(2013, 3, 31), dt.date(2013, 4, 2), cfg)
+    assert [f.name for f in files] == ["201303.zip", "20130401.export.CSV.zip", "20130402.export.CSV.zip"]
+    assert files[1].md5 == "eae31b05c53ec7c57927560e23740149" and all(f.size for f in files)

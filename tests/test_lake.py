@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from pipeline.lake import Lake
 
-N = 300_000
+N = 100_000
 WRITER = textwrap.dedent(
     """
     import sys
@@ -24,8 +24,10 @@ WRITER = textwrap.dedent(
     k = 100
     while True:  # rewrite the same partition forever, each version one constant value
         k += 1
-        lake.write_partition("t", pa.table({"v": np.full(%d, k, np.int64), "s": pa.array(["x" * 20] * %d)}), "2025-01-01")
-        print(k, flush=True)
+        data = pa.table({"v": np.full(%d, k, np.int64), "s": pa.array(["x" * 20] * %d)})
+        print("start", k, flush=True)
+        lake.write_partition("t", data, "2025-01-01")
+        print("done", k, flush=True)
     """ % (N, N)
 )
 
@@ -60,11 +62,14 @@ def test_writer_killed_mid_write_leaves_previous_or_no_partition(tmp_path):
     thread.start()
     versions = []
     try:
-        for delay in (0.05, 0.2, 0.35, 0.6, 0.9):
+        for delay in (0.0, 0.005, 0.02, 0.05):
             proc = subprocess.Popen([sys.executable, "-c", WRITER, str(lake.root)], stdout=subprocess.PIPE,
-                                    env={**os.environ, "PYTHONPATH": os.getcwd()})
-            time.sleep(delay + 0.8)  # interpreter start + part of a write
-            os.kill(proc.pid, signal.SIGKILL)
+                                    text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+            while not proc.stdout.readline().startswith("done"):  # one complete write first
+                pass
+            assert proc.stdout.readline().startswith("start")  # the next write has begun ...
+            time.sleep(delay)
+            os.kill(proc.pid, signal.SIGKILL)  # ... and is killed part-way
             proc.wait()
             versions.append(check(lake))
     finally:

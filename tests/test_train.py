@@ -14,8 +14,16 @@ from pipeline.model import EventForecaster
 from pipeline.train import NonFiniteLossError, _lr_lambda, phrase_metrics, train
 from tests.test_model import synthetic_batch
 
-torch.set_num_threads(2)
 pytestmark = pytest.mark.filterwarnings("ignore:sinkhorn_divergence did not converge")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: the CI box has 2 shared cores, where more threads only spin."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 # ------------------------------------------------------------------ synthetic data
@@ -129,3 +137,52 @@ def test_grad_accumulation_takes_fewer_steps(tmp_path):
     data = (SyntheticSequences(8), None)
     result = train(tiny_cfg(tmp_path, batch_size=2, grad_accum=2, epochs=1), None, datasets=data, collate_fn=stack)
     assert result.steps == 2 and result.metrics["samples_seen"] == 8
+
+
+# ------------------------------------------------------------------ real sample, end to end
+def test_tiny_preset_learns_on_the_sample(tiny_run):
+    hist = json.loads((tiny_run.run_dir / "metrics.json").read_text())["history"]
+    assert len(hist) == 6 and tiny_run.steps == 30 and tiny_run.bad_steps == 0
+    assert hist[-1]["train_nll"] < 0.8 * hist[0]["train_nll"]  # the loss falls (epoch 1 → 6)
+    assert hist[-1]["val_nll"] < hist[0]["val_nll"] and hist[-1]["val_sinkhorn"] < hist[0]["val_sinkhorn"]
+    for key in ("val_sinkhorn", "val_rouge1", "val_rouge2", "val_rougeL", "val_phrase_precision",
+                "val_phrase_recall"):
+        assert 0.0 <= hist[-1][key] <= 2.0, key
+
+
+def test_run_directory_is_a_loadable_documented_model(tiny_run, sample_descriptors, embedder):
+    from pipeline.config import DatasetConfig
+    from pipeline.dataset import SequenceDataset, collate
+    from tests.conftest import SAMPLE_COUNTRIES
+
+    run = tiny_run.run_dir
+    assert {"config.json", "model.safetensors", "tokenizer.json", "descriptor_encoder.safetensors",
+            "forecaster.json", "config.yaml", "metrics.json", "README.md"} <= {p.name for p in run.iterdir()}
+    card = (run / "README.md").read_text()
+    assert all(c in card for c in SAMPLE_COUNTRIES) and "val_rouge1" in card
+    resolved = load_config(run / "config.yaml")
+    assert resolved.model.point_dim == 384 and resolved.model.d_model == 64
+    model = EventForecaster.from_pretrained(run)
+    ds = SequenceDataset(sample_descriptors, DatasetConfig(countries=list(SAMPLE_COUNTRIES), max_points=64),
+                         embedder, split="test")
+    futures = model.generate_phrases(collate([ds[0], ds[1]]), num_futures=3, seed=0, max_new_tokens=48)
+    assert len(futures) == 2 and all(len(f) == 3 for f in futures)
+    assert any(p for f in futures for fut in f for p in fut)  # it writes phrases
+
+
+def test_cli_train_resume(sample_descriptors, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    runner = CliRunner()
+    args = ["--lake", str(sample_descriptors.root), "train", "--config", "configs/tiny.yaml",
+            "--models-dir", str(tmp_path), "--run", "cli", "--max-steps", "2", "--epochs", "1"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "cli" / "metrics.json").exists()
+    again = runner.invoke(app, args)  # an existing run is never overwritten silently
+    assert again.exit_code != 0 and "--resume" in str(again.exception)
+    resumed = runner.invoke(app, args + ["--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((tmp_path / "cli" / "metrics.json").read_text())["final"]["steps"] == 2

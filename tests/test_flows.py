@@ -1,0 +1,155 @@
+"""Prefect flows on the real sample: backfill (idempotent, resumable, failure-isolated), daily, deployments.
+
+One session-scoped ``prefect_test_harness`` (a temporary Prefect server and
+database) serves every flow run here; the engine tests are kept few.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from tests.conftest import SAMPLE_COUNTRIES, SAMPLE_DIR
+
+pytestmark = pytest.mark.prefect
+
+DAYS = [dt.date(2025, 5, 16) + dt.timedelta(days=i) for i in range(9)]  # 16 … 24 May: T=7 context + 2
+
+
+@pytest.fixture(scope="module")
+def harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _sample_subset(dst: Path, days: list[dt.date]) -> Path:
+    """The shipped sample's zips for ``days`` (real files, copied)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for d in days:
+        for f in SAMPLE_DIR.glob(f"{d:%Y%m%d}*.export.CSV.zip"):
+            shutil.copy(f, dst / f.name)
+    return dst
+
+
+def _config(tmp: Path, lake: Path, model: Path | None = None) -> Path:
+    cfg = {
+        "lake": {"root": str(lake)},
+        "descriptors": {"countries": list(SAMPLE_COUNTRIES)},
+        "dataset": {"context_days": 7, "countries": list(SAMPLE_COUNTRIES)},
+        "forecast": {"model": str(model or tmp / "no-model"), "num_futures": 4},
+        "evaluate": {"reports_dir": str(tmp / "reports")},
+        "flow": {"cron": "30 5 * * *", "source": "local"},
+    }
+    path = tmp / "flow.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _seed_embeddings(src_lake, dst_root: Path) -> None:
+    """Reuse the session's embedding cache (phrase → vector) so the flows embed (almost) nothing."""
+    shutil.copytree(src_lake.table_dir("embeddings"), dst_root / "embeddings", dirs_exist_ok=True)
+
+
+def _snapshot(root: Path) -> dict[str, pa.Table]:
+    from pipeline.lake import Lake
+
+    lake = Lake(root)
+    out = {}
+    for table in ("events", "country", "descriptors", "descriptor_days"):
+        t = lake.read(table)
+        out[table] = t.sort_by([(c, "ascending") for c in t.column_names if pa.types.is_primitive(t.schema.field(c).type)
+                                or pa.types.is_string(t.schema.field(c).type)][:4])
+    return out
+
+
+def test_backfill_twice_is_idempotent_and_the_second_run_does_no_work(harness, sample_descriptors, tmp_path):
+    from flows.backfill import backfill
+
+    src = _sample_subset(tmp_path / "src", DAYS[:3])
+    lake_root = tmp_path / "lake"
+    _seed_embeddings(sample_descriptors, lake_root)
+    config = str(_config(tmp_path, lake_root))
+    stages = ["ingest", "reduce", "descriptors"]
+
+    dry = backfill(DAYS[0], DAYS[2], config=config, source="local", path=str(src), dry_run=True, stages=stages)
+    assert len(dry["submitted"]) == 9 and not (lake_root / "events").exists()  # dry run writes nothing
+
+    first = backfill(DAYS[0], DAYS[2], config=config, source="local", path=str(src), stages=stages)
+    assert sorted(first["submitted"]) == sorted(f"{s}:{d}" for d in DAYS[:3] for s in stages)
+    before = _snapshot(lake_root)
+
+    second = backfill(DAYS[0], DAYS[2], config=config, source="local", path=str(src), stages=stages)
+    assert second["submitted"] == [] and second["skipped"] == 9
+    after = _snapshot(lake_root)
+    for table in before:
+        assert after[table].equals(before[table]), table
+
+    forced = backfill(DAYS[0], DAYS[0], config=config, source="local", path=str(src), stages=stages, force=True)
+    assert len(forced["submitted"]) == 3
+    assert _snapshot(lake_root)["events"].equals(before["events"])  # redoing a day gives the same rows
+
+
+def test_a_failed_day_does_not_stop_the_others(harness, sample_descriptors, tmp_path):
+    from flows.backfill import BackfillFailed, backfill
+    from pipeline.lake import Lake
+
+    src = _sample_subset(tmp_path / "src", DAYS[:3])
+    bad = sorted(src.glob(f"{DAYS[1]:%Y%m%d}*.zip"))[0]
+    bad.write_bytes(bad.read_bytes()[:5000])  # a truncated zip on the middle day
+    lake_root = tmp_path / "lake"
+    _seed_embeddings(sample_descriptors, lake_root)
+    config = str(_config(tmp_path, lake_root))
+
+    with pytest.raises(BackfillFailed) as err:
+        backfill(DAYS[0], DAYS[2], config=config, source="local", path=str(src),
+                 stages=["ingest", "reduce", "descriptors"])
+    assert list(err.value.summary.failed) == [str(DAYS[1])]
+    assert "ingest" in err.value.summary.failed[str(DAYS[1])]
+    lake = Lake(lake_root)
+    assert lake.partitions("descriptor_days") == [DAYS[0], DAYS[2]]  # the other days completed
+
+
+def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_path):
+    from flows.backfill import backfill
+    from flows.daily import daily
+    from pipeline.lake import Lake
+
+    src = _sample_subset(tmp_path / "src", DAYS)
+    lake_root = tmp_path / "lake"
+    _seed_embeddings(sample_descriptors, lake_root)
+    config = str(_config(tmp_path, lake_root, tiny_model_run))
+    # history up to the day before, then the daily run for the last day
+    backfill(DAYS[0], DAYS[-2], config=config, source="local", path=str(src),
+             stages=["ingest", "reduce", "descriptors", "forecast"])
+    out = daily(day=DAYS[-1], config=config, source="local", path=str(src))
+
+    lake = Lake(lake_root)
+    tomorrow = DAYS[-1] + dt.timedelta(days=1)
+    run = Path(tiny_model_run).name
+    assert out["target"] == str(tomorrow) and out["model_run"] == run
+    fc = lake.read("forecasts", tomorrow, tomorrow, model=run)
+    assert set(fc["country"].to_pylist()) <= set(SAMPLE_COUNTRIES) and fc.num_rows > 0
+    assert lake.has_partition("forecasts", tomorrow, model="baseline-climatology")
+    # yesterday's forecast for DAYS[-1] (made by the backfill) is now scored
+    assert lake.has_partition("scores", DAYS[-1], model=run)
+    assert Path(out["report"]).exists() and Path(out["report"]).read_text().count("<html") == 1
+
+
+def test_deployments_build_with_the_configured_cron(tmp_path):
+    from flows.serve import build_deployments
+    from pipeline.config import load_config
+
+    cfg = load_config(_config(tmp_path, tmp_path / "lake"))
+    deployments = {d.name: d for d in build_deployments(cfg, "configs/daily.yaml")}
+    assert set(deployments) == {"daily", "backfill", "train"}
+    (schedule,) = deployments["daily"].schedules
+    assert schedule.schedule.cron == "30 5 * * *" and schedule.schedule.timezone == "UTC"
+    assert deployments["daily"].parameters["lake"] == str(tmp_path / "lake")
+    assert not deployments["backfill"].schedules
