@@ -205,6 +205,8 @@ class ForecastConfig:
     """FIPS codes (empty: the model's countries; for baselines: every country seen before the day)."""
     assignment: str = "soft"
     """Projection of phrases onto the CAMEO basis: ``soft`` (cosine softmax) or ``argmax`` (nearest code)."""
+    batch_countries: int = 16
+    """Countries sampled together in one ``generate`` call (B = this, B·K sequences at once)."""
     max_actor_pairs: int = 3
     """Most likely actor-country pairs kept per forecast label."""
     baselines: list[str] = field(

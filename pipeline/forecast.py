@@ -298,17 +298,23 @@ def run_forecast(
     countries = sorted(cfg.countries or mr.countries)
     if not countries:
         raise ValueError(f"forecast: no countries: pass --countries or use a model whose config lists them ({mr.directory})")
-    results, skipped = [], {}
-    for country in track(countries, f"forecast {target}"):
+    results, skipped, items = [], {}, {}
+    for country in countries:
         try:
-            item = load_context(lake, country, target, mr.config.dataset, embedder)
+            items[country] = load_context(lake, country, target, mr.config.dataset, embedder)
         except ValueError as exc:
             skipped[country] = str(exc)
-            continue
-        batch = collate([item])
+    # countries are sampled in batches (one generate call for B countries × K futures); each
+    # batch's seed derives from its first country, so a country's futures depend only on the
+    # config and the batch it falls in (fixed by the sorted country list and cfg.batch_countries)
+    ready = list(items)
+    chunks = [ready[i:i + cfg.batch_countries] for i in range(0, len(ready), cfg.batch_countries)]
+    for chunk in track(chunks, f"forecast {target}"):
+        batch = collate([items[c] for c in chunk])
         futures = mr.model.generate_phrases(batch, num_futures=cfg.num_futures, temperature=cfg.temperature,
-                                            top_p=cfg.top_p, seed=country_seed(cfg.seed, country))[0]
-        results.append(project_futures(country, futures, basis, embed, cfg, labels))
+                                            top_p=cfg.top_p, seed=country_seed(cfg.seed, chunk[0]))
+        for country, country_futures in zip(chunk, futures):
+            results.append(project_futures(country, country_futures, basis, embed, cfg, labels))
     if skipped:
         console.print(f"[yellow]forecast {target}: {len(skipped)} countries without context skipped: "
                       f"{', '.join(sorted(skipped))}[/]")

@@ -115,10 +115,11 @@ def test_evaluate_on_hand_made_history(country_history, tmp_path):
     assert clim.bss_climatology == pytest.approx(0.0) and clim.n_country_days == 4
     assert set(ev.summary.group) == {"all", "busy", "small"}
     assert (ev.table("busy", "root").n_country_days == 2).all()  # US only, on 2 days
-    # climatology on 2025-01-05 for US at quad level: history 1-4 gives [3/4, 0, 0, 2/4]; truth [1, 0, 0, 0]
+    # climatology on 2025-01-05 for US at quad level: history 1-4 (190 → quad 4, 141 → quad 3, as GDELT
+    # assigns them) gives [3/4, 0, 1/4, 1/4]; truth [1, 0, 0, 0]
     s = lake.read("scores", "2025-01-05", "2025-01-05", model="baseline-climatology").to_pandas()
     us = s[(s.country == "US") & (s.level == "quad")].iloc[0]
-    assert us.brier == pytest.approx((0.25**2 + 0.5**2) / 4)
+    assert us.brier == pytest.approx(3 * 0.25**2 / 4)
     assert us.n_true == 1 and us.busy and us.n_events == 1
     assert (ev.summary.ece >= 0).all() and ev.summary.brier.between(0, 1).all()
     assert (tmp_path / "reports" / "eval-2025-01-04_2025-01-05" / "summary.csv").exists()
