@@ -55,7 +55,8 @@ def top_forecasts(lake: Lake, run: str, day: dt.date, n: int = 12) -> list[tuple
     return con.execute(
         """
         SELECT country, code, description, round(probability, 2) AS p,
-               list_transform(actor_pairs[1:2], x -> x.actor1 || '→' || x.actor2) AS actors
+               list_transform(list_filter(actor_pairs, lambda x: x.actor1 IS NOT NULL OR x.actor2 IS NOT NULL)[1:2],
+                              lambda x: coalesce(x.actor1, '·') || '→' || coalesce(x.actor2, '·')) AS actors
         FROM forecasts
         WHERE model = ? AND date = ? AND level = 'event'
         QUALIFY row_number() OVER (PARTITION BY country ORDER BY probability DESC, code) <= 2

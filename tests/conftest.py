@@ -138,6 +138,16 @@ def sample_descriptors(sample_lake, embedder):
 
 
 # ------------------------------------------------------------ model / train
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module: on 2 shared cores more threads only spin."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 @pytest.fixture(scope="session")
 def tiny_run(sample_descriptors, embedder, tmp_path_factory):
     """The tiny preset trained 6 epochs (30 steps) on ``sample_descriptors``: a ``TrainResult``."""

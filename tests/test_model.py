@@ -16,16 +16,8 @@ from pipeline.model import DayPooler, EventForecaster, resolve_model_config
 from pipeline.phrases import make_phrase
 from pipeline.tokenizer import SEP, decode_phrases, encode_targets, phrase_corpus, train_phrase_tokenizer
 
-pytestmark = pytest.mark.filterwarnings("ignore:sinkhorn_divergence did not converge")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: the CI box has 2 shared cores, where more threads only spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = [pytest.mark.filterwarnings("ignore:sinkhorn_divergence did not converge"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 COUNTRIES = ["US", "CH", "IR", "IS", "UP", "RS", None]
 CODES = ["010", "042", "190", "051", "138", "036", "112"]

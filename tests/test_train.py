@@ -14,16 +14,8 @@ from pipeline.model import EventForecaster
 from pipeline.train import NonFiniteLossError, _lr_lambda, phrase_metrics, train
 from tests.test_model import synthetic_batch
 
-pytestmark = pytest.mark.filterwarnings("ignore:sinkhorn_divergence did not converge")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: the CI box has 2 shared cores, where more threads only spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = [pytest.mark.filterwarnings("ignore:sinkhorn_divergence did not converge"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 # ------------------------------------------------------------------ synthetic data
