@@ -6,6 +6,7 @@ Global options (before the command): ``--config configs/x.yaml`` and
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -522,6 +523,8 @@ def _cfg_path() -> Optional[str]:
 
 
 def main() -> None:
+    # offline by default: the packaged embedder needs no hub, and Prefect's telemetry has no network here
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     app()
 
 
