@@ -1,4 +1,4 @@
-"""Training: dataset → train → evaluate on held-out days against the baselines → register.
+"""Training: dataset → train → calibrate on validation days → evaluate on test days against the baselines → register.
 
 The new run becomes ``models/latest`` (``register=True``) — the model the daily
 run forecasts with. Evaluation forecasts every test-split target day with the
@@ -9,6 +9,7 @@ new model and the baselines, then scores them all alike (``scores`` table and
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -37,6 +38,16 @@ def train_task(cfg: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     return {"run_dir": str(result.run_dir), "metrics": result.metrics}
 
 
+@task(name="calibrate", cache_policy=NO_CACHE)
+def calibrate_task(cfg: dict[str, Any], model_dir: str, days: list[str]) -> dict[str, Any]:
+    """Fit the model's calibration maps on its forecasts for the validation ``days``; saved in ``model_dir``."""
+    from pipeline.calibrate import fit_from_lake
+
+    c = config_from_dict(cfg)
+    cal = fit_from_lake(lake_of(c), Path(model_dir).name, [dt.date.fromisoformat(d) for d in days])
+    return {"path": str(cal.save(model_dir)), "days": cal.fitted_on, "n": cal.n}
+
+
 @flow(name="train", log_prints=True)
 def train_flow(config: str | None = None, lake: str | None = None, run: str | None = None,
                resume: bool = False, register_model: bool = True, evaluate: bool = True) -> dict[str, Any]:
@@ -47,13 +58,18 @@ def train_flow(config: str | None = None, lake: str | None = None, run: str | No
     out.update(train_task(c, resume))
     if evaluate:
         targets = out["dataset"]["target_days"]
-        test_days = sorted(targets.get("test") or [])
+        val_days, test_days = sorted(targets.get("val") or []), sorted(targets.get("test") or [])
+        data_day = lambda t: dt.date.fromisoformat(t) - dt.timedelta(days=1)  # noqa: E731 - forecasts t from t−1
+        if val_days and cfg.train.calibrate:
+            # validation days: raw forecasts → calibration maps stored with the model
+            for t in val_days:
+                forecast_task(c, data_day(t), out["run_dir"])
+            out["calibration"] = calibrate_task(c, out["run_dir"], val_days)
         if test_days:
-            # validation days tune the decision thresholds (every forecaster alike), test days are scored
-            days = [dt.date.fromisoformat(t) - dt.timedelta(days=1) for t in sorted(targets.get("val", [])) + test_days]
-            for d in days:  # data day d → forecast for d+1
-                forecast_task(c, d, out["run_dir"])
-                baselines_task(c, d)
+            # validation days (calibrated) tune the decision thresholds of every forecaster alike; test days are scored
+            for t in val_days + test_days:
+                forecast_task(c, data_day(t), out["run_dir"])
+                baselines_task(c, data_day(t))
             out["evaluation"] = evaluate_task(c, test_days[0], test_days[-1])
         else:
             logger.warning("no test days in the dataset manifest: evaluation skipped")

@@ -175,6 +175,8 @@ class TrainConfig:
     """Seeds parameters, data order, dropout and validation sampling."""
     device: str | None = None
     """None: CUDA when available (bf16 autocast), else CPU (fp32)."""
+    calibrate: bool = True
+    """Training flow: fit calibration maps on the validation days' forecasts (``pipeline.calibrate``)."""
     max_steps: int | None = None
     """Stop after this many optimiser steps (None: run all epochs); the schedule spans them."""
     checkpoint_every: int = 50

@@ -22,7 +22,10 @@ For one country and target day d:
    P(l) = (1/K) Σ_k c_kl. The same definition at every level makes a parent's
    probability at least any child's (Σ over more codes). With ``argmax`` it is
    exactly the share of futures with a phrase projected onto l.
-6. actor pairs of a label: the (actor1, actor2) pairs of the phrases, weighted
+6. when the model directory holds a ``calibration.json`` (fitted on validation
+   days, :mod:`pipeline.calibrate`), P is mapped through it per level and the
+   hierarchy restored (parent ≥ child);
+7. actor pairs of a label: the (actor1, actor2) pairs of the phrases, weighted
    by Σ_{e ∈ l} a_ie, most likely first.
 
 Written to ``forecasts/model=<run>/date=<d>/`` (the label probabilities) and
@@ -46,6 +49,7 @@ import pyarrow as pa
 
 from pipeline import cameo, phrases
 from pipeline.baselines import forecast_rows
+from pipeline.calibrate import Calibration
 from pipeline.config import Config, ForecastConfig, load_config
 from pipeline.labels import LEVELS, LabelSpace, label_space
 from pipeline.lake import DateLike, Lake, as_date
@@ -315,6 +319,10 @@ def run_forecast(
                                             top_p=cfg.top_p, seed=country_seed(cfg.seed, chunk[0]))
         for country, country_futures in zip(chunk, futures):
             results.append(project_futures(country, country_futures, basis, embed, cfg, labels))
+    calibration = Calibration.load(mr.directory)
+    if calibration is not None:  # maps fitted on validation days (pipeline.calibrate), hierarchy restored
+        for r in results:
+            r.probs = calibration.apply(r.probs, labels)
     if skipped:
         console.print(f"[yellow]forecast {target}: {len(skipped)} countries without context skipped: "
                       f"{', '.join(sorted(skipped))}[/]")

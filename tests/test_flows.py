@@ -153,3 +153,34 @@ def test_deployments_build_with_the_configured_cron(tmp_path):
     assert schedule.schedule.cron == "30 5 * * *" and schedule.schedule.timezone == "UTC"
     assert deployments["daily"].parameters["lake"] == str(tmp_path / "lake")
     assert not deployments["backfill"].schedules
+
+
+def test_train_flow_calibrates_evaluates_and_registers(harness, sample_descriptors, tmp_path):
+    from flows.train import train_flow
+    from pipeline.lake import Lake
+    from pipeline.registry import resolve
+    from tests.conftest import REPO
+
+    lake_root = tmp_path / "lake"
+    shutil.copytree(sample_descriptors.root, lake_root)  # the session lake stays untouched
+    cfg = yaml.safe_load((REPO / "configs" / "tiny.yaml").read_text())
+    cfg["lake"] = {"root": str(lake_root)}
+    cfg["dataset"].update(countries=list(SAMPLE_COUNTRIES), val_days=2, test_days=2)
+    cfg["model"]["max_target_tokens"] = 48
+    cfg["train"].update(run="flow-tiny", models_dir=str(tmp_path / "models"), epochs=1, max_steps=4,
+                        val_generate=2, max_new_tokens=24)
+    cfg["forecast"] = {"model": str(tmp_path / "models" / "latest"), "num_futures": 4}
+    cfg["evaluate"] = {"reports_dir": str(tmp_path / "reports")}
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
+
+    out = train_flow(config=str(tmp_path / "train.yaml"))
+
+    run_dir = Path(out["run_dir"])
+    val, test = out["dataset"]["target_days"]["val"], out["dataset"]["target_days"]["test"]
+    assert (run_dir / "calibration.json").exists() and out["calibration"]["days"] == val
+    assert resolve(tmp_path / "models" / "latest") == run_dir.resolve()
+    lake = Lake(lake_root)
+    for day in test:  # the test days are scored for the model and the baselines alike
+        assert lake.has_partition("scores", day, model="flow-tiny")
+        assert lake.has_partition("scores", day, model="baseline-climatology")
+    assert out["evaluation"]["runs"][0] == "flow-tiny"
