@@ -392,6 +392,25 @@ def evaluate(
 
 
 @app.command()
+def calibrate(
+    model: Annotated[Path, typer.Option("--model", help="Model directory (its forecasts must exist for the days).")],
+    start: Annotated[str, typer.Option("--start", help="First validation target day.")],
+    end: Annotated[Optional[str], typer.Option("--end", help="Last validation target day (default: --start).")] = None,
+) -> None:
+    """Fit the model's calibration maps on its forecasts of validation days; later forecasts use them."""
+    from pipeline.calibrate import fit_from_lake
+    from pipeline.lake import date_range
+    from pipeline.registry import resolve
+
+    cfg = get_config()
+    model_dir = resolve(model)
+    cal = fit_from_lake(get_lake(cfg), model_dir.name, date_range(start, end or start))
+    path = cal.save(model_dir)
+    console.print(f"[green]calibration[/] {path}: fitted on {', '.join(cal.fitted_on)} "
+                  f"({', '.join(f'{k} {v}' for k, v in cal.n.items())} label-days)")
+
+
+@app.command()
 def report(
     date: Annotated[str, typer.Option("--date", help="Forecast day of the page.")] = ...,
     run: Annotated[Optional[str], typer.Option("--run", help="Forecast run shown (default: the model's, else climatology).")] = None,
