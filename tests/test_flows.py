@@ -184,3 +184,19 @@ def test_train_flow_calibrates_evaluates_and_registers(harness, sample_descripto
         assert lake.has_partition("scores", day, model="flow-tiny")
         assert lake.has_partition("scores", day, model="baseline-climatology")
     assert out["evaluation"]["runs"][0] == "flow-tiny"
+
+
+def test_backfill_runs_on_a_local_dask_cluster(harness, sample_descriptors, tmp_path):
+    from prefect_dask import DaskTaskRunner
+
+    from flows.backfill import backfill
+    from pipeline.lake import Lake
+
+    src = _sample_subset(tmp_path / "src", DAYS[:2])
+    lake_root = tmp_path / "lake"
+    config = str(_config(tmp_path, lake_root))
+    on_dask = backfill.with_options(task_runner=DaskTaskRunner(
+        cluster_kwargs={"n_workers": 1, "threads_per_worker": 2, "processes": False, "dashboard_address": None}))
+    out = on_dask(DAYS[0], DAYS[1], config=config, source="local", path=str(src), stages=["ingest", "reduce"])
+    assert sorted(out["submitted"]) == sorted(f"{s}:{d}" for d in DAYS[:2] for s in ("ingest", "reduce"))
+    assert Lake(lake_root).partitions("country") == DAYS[:2]
