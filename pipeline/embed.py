@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import EmbedConfig
 from pipeline.lake import Lake
+from pipeline.progress import quiet_transformers
 from pipeline.schemas import EMBEDDINGS_SCHEMA
 
 TABLE = "embeddings"
@@ -94,7 +95,8 @@ class Embedder:
 
                 path = _resolve_model(self.cfg.model)
                 try:
-                    self._model = SentenceTransformer(path, device=self.device)
+                    with quiet_transformers(errors_only=False):  # no "Loading weights" bar per process
+                        self._model = SentenceTransformer(path, device=self.device)
                 except OSError as exc:
                     raise RuntimeError(
                         f"could not load embedding model {self.cfg.model!r} ({path}); offline runs need a local "

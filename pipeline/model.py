@@ -36,9 +36,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
-from transformers.utils import logging as hf_logging
 
 from pipeline.config import ModelConfig
+from pipeline.progress import quiet_transformers
 from pipeline.tokenizer import (SEP, decode_phrases, encode_targets, ensure_separator, phrase_corpus,
                                 train_phrase_tokenizer)
 
@@ -313,13 +313,8 @@ class EventForecaster(nn.Module):
         """Write T5 (HF layout), tokenizer, ``descriptor_encoder.safetensors`` and ``forecaster.json``."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # no "Writing model shards" bar per checkpoint
-        try:
+        with quiet_transformers(errors_only=False):  # no "Writing model shards" bar per checkpoint
             self.t5.save_pretrained(out)
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
         self.tokenizer.save_pretrained(out)
         state = {f"pooler.{k}": v for k, v in self.pooler.state_dict().items()}
         state |= {f"point_head.{k}": v for k, v in self.point_head.state_dict().items()}
@@ -339,7 +334,10 @@ class EventForecaster(nn.Module):
         meta = json.loads((src / CONFIG_FILE).read_text())
         cfg = ModelConfig(**meta["model"])
         tokenizer = AutoTokenizer.from_pretrained(src)
-        t5 = T5ForConditionalGeneration.from_pretrained(src)
+        # the T5 LM head and embeddings are tied to `shared`: transformers v5 lists them as
+        # "MISSING" in its load report although they are restored by tying; keep that noise quiet
+        with quiet_transformers():
+            t5 = T5ForConditionalGeneration.from_pretrained(src)
         model = cls(cfg, t5, tokenizer)
         state = load_file(str(src / ENCODER_FILE))
         model.pooler.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("pooler.")})
