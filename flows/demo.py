@@ -16,7 +16,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.backfill import backfill
+from flows.backfill import with_runner
 from flows.daily import daily
 from flows.train import train_flow
 from pipeline.config import load_config
@@ -40,8 +40,8 @@ def demo(config: str = str(DEMO_CONFIG), sample: str = str(SAMPLE)) -> dict[str,
     cfg = load_config(config)
     first, last = sample_days(Path(sample))
     out: dict[str, Any] = {"lake": str(cfg.lake.root), "first": str(first), "last": str(last)}
-    out["backfill"] = backfill(first, last, config=config, source="local", path=sample,
-                               stages=["ingest", "reduce", "descriptors"])
+    out["backfill"] = with_runner("local", workers=cfg.flow.backfill_concurrency)(
+        first, last, config=config, source="local", path=sample, stages=["ingest", "reduce", "descriptors"])
     out["train"] = train_flow(config=config)
     out["daily"] = daily(day=last, config=config, source="local", path=sample)
     out["model"] = out["train"]["run_dir"]
