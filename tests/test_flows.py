@@ -200,3 +200,18 @@ def test_backfill_runs_on_a_local_dask_cluster(harness, sample_descriptors, tmp_
     out = on_dask(DAYS[0], DAYS[1], config=config, source="local", path=str(src), stages=["ingest", "reduce"])
     assert sorted(out["submitted"]) == sorted(f"{s}:{d}" for d in DAYS[:2] for s in ("ingest", "reduce"))
     assert Lake(lake_root).partitions("country") == DAYS[:2]
+
+
+def test_demo_summary_lists_the_most_likely_events_per_country(sample_forecasts):
+    from flows.demo import sample_days, top_forecasts
+
+    day = sample_forecasts.days[-1]
+    rows = top_forecasts(sample_forecasts.lake, sample_forecasts.mr.run, dt.date.fromisoformat(day), n=6)
+    assert 0 < len(rows) <= 6
+    per_country: dict[str, list[float]] = {}
+    for country, code, description, p, actors in rows:
+        assert country in SAMPLE_COUNTRIES and len(code) >= 3 and description and 0.0 <= p <= 1.0
+        assert all("→" in a for a in actors)
+        per_country.setdefault(country, []).append(p)
+    assert all(len(ps) <= 2 and ps == sorted(ps, reverse=True) for ps in per_country.values())
+    assert sample_days() == (dt.date(2025, 5, 16), dt.date(2025, 6, 6))
