@@ -49,15 +49,9 @@ class Calibration:
 
     def apply(self, probs: dict[str, np.ndarray], labels: LabelSpace | None = None) -> dict[str, np.ndarray]:
         """Calibrate ``{level: (..., L_level)}`` probabilities and restore parent ≥ child."""
-        labels = labels or label_space()
         out = {lv: np.interp(p, *self.knots[lv]) if lv in self.knots else np.asarray(p, float)
                for lv, p in probs.items()}
-        for child, parent in HIERARCHY:
-            if child in out and parent in out:
-                m = labels.parent_matrix(child, parent).astype(bool)  # (L_child, L_parent)
-                under = np.where(m, out[child][..., :, None], 0.0).max(axis=-2)  # (..., L_parent)
-                out[parent] = np.maximum(out[parent], under)
-        return out
+        return restore_hierarchy(out, labels)
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / FILE
@@ -74,6 +68,18 @@ class Calibration:
             return None
         data = json.loads(path.read_text())
         return cls({k: (list(v[0]), list(v[1])) for k, v in data["knots"].items()}, data["fitted_on"], data["n"])
+
+
+def restore_hierarchy(probs: dict[str, np.ndarray], labels: LabelSpace | None = None) -> dict[str, np.ndarray]:
+    """Bottom up (event → base → root → quad): ``p(parent) = max(p(parent), max p(child))``, {level: (..., L)}."""
+    labels = labels or label_space()
+    out = dict(probs)
+    for child, parent in HIERARCHY:
+        if child in out and parent in out:
+            m = labels.parent_matrix(child, parent).astype(bool)  # (L_child, L_parent)
+            under = np.where(m, out[child][..., :, None], 0.0).max(axis=-2)  # (..., L_parent)
+            out[parent] = np.maximum(out[parent], under)
+    return out
 
 
 def fit(P: dict[str, np.ndarray], Y: dict[str, np.ndarray], days: Sequence[dt.date | str] = ()) -> Calibration:

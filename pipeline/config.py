@@ -141,6 +141,9 @@ class ModelConfig:
     """D of the descriptor points (None: taken from the data at setup, e.g. 384)."""
     stats_dim: int | None = None
     """S of the day statistics (None: taken from the data at setup)."""
+    occurrence_head: bool = True
+    """A multi-label head on the pooled encoder states: P(label occurs tomorrow) for every event, base and
+    root code and QuadClass, trained with BCE on the target day's event codes (the forecast's probabilities)."""
 
 
 @dataclass
@@ -175,6 +178,8 @@ class TrainConfig:
     """Seeds parameters, data order, dropout and validation sampling."""
     device: str | None = None
     """None: CUDA when available (bf16 autocast), else CPU (fp32)."""
+    occurrence_lambda: float = 1.0
+    """Weight of the occurrence head's BCE in the loss (0: the head is not trained)."""
     calibrate: bool = True
     """Training flow: fit calibration maps on the validation days' forecasts (``pipeline.calibrate``)."""
     max_steps: int | None = None
@@ -207,6 +212,9 @@ class ForecastConfig:
     """FIPS codes (empty: the model's countries; for baselines: every country seen before the day)."""
     assignment: str = "soft"
     """Projection of phrases onto the CAMEO basis: ``soft`` (cosine softmax) or ``argmax`` (nearest code)."""
+    probabilities: str = "occurrence"
+    """Label probabilities from the model's occurrence head (``occurrence``, when it has one) or from the
+    share of the K futures containing the label (``futures``)."""
     batch_countries: int = 16
     """Countries sampled together in one ``generate`` call (B = this, B·K sequences at once)."""
     max_actor_pairs: int = 3

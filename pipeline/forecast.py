@@ -22,6 +22,10 @@ For one country and target day d:
    P(l) = (1/K) Σ_k c_kl. The same definition at every level makes a parent's
    probability at least any child's (Σ over more codes). With ``argmax`` it is
    exactly the share of futures with a phrase projected onto l.
+   With ``forecast.probabilities = "occurrence"`` (default) and a model that has an
+   occurrence head, P comes from that head instead (P(label occurs tomorrow), trained
+   with BCE on the target day's codes, parent ≥ child restored), and the futures give
+   the phrases and actor pairs; ``"futures"`` uses the share of futures above.
 6. when the model directory holds a ``calibration.json`` (fitted on validation
    days, :mod:`pipeline.calibrate`), P is mapped through it per level and the
    hierarchy restored (parent ≥ child);
@@ -49,7 +53,7 @@ import pyarrow as pa
 
 from pipeline import cameo, phrases
 from pipeline.baselines import forecast_rows
-from pipeline.calibrate import Calibration
+from pipeline.calibrate import Calibration, restore_hierarchy
 from pipeline.config import Config, ForecastConfig, load_config
 from pipeline.labels import LEVELS, LabelSpace, label_space
 from pipeline.lake import DateLike, Lake, as_date
@@ -317,8 +321,12 @@ def run_forecast(
         batch = collate([items[c] for c in chunk])
         futures = mr.model.generate_phrases(batch, num_futures=cfg.num_futures, temperature=cfg.temperature,
                                             top_p=cfg.top_p, seed=country_seed(cfg.seed, chunk[0]))
-        for country, country_futures in zip(chunk, futures):
-            results.append(project_futures(country, country_futures, basis, embed, cfg, labels))
+        occurrence = mr.model.occurrence_probs(batch) if cfg.probabilities == "occurrence" else None
+        for i, (country, country_futures) in enumerate(zip(chunk, futures)):
+            r = project_futures(country, country_futures, basis, embed, cfg, labels)
+            if occurrence is not None:  # the occurrence head's probabilities; futures still give the actors
+                r.probs = restore_hierarchy({lv: occurrence[lv][i] for lv in LEVELS}, labels)
+            results.append(r)
     calibration = Calibration.load(mr.directory)
     if calibration is not None:  # maps fitted on validation days (pipeline.calibrate), hierarchy restored
         for r in results:

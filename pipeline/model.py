@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -147,6 +148,8 @@ class ForecastOutput:
     boundary: torch.Tensor
     n_tokens: int
     n_truncated: int
+    occurrence: torch.Tensor | None = None
+    """Mean BCE of the occurrence head over labels and rows (None without the head)."""
 
 
 # ------------------------------------------------------------------ model
@@ -170,6 +173,7 @@ class EventForecaster(nn.Module):
         dropout = cfg.dropout if cfg.dropout is not None else t5.config.dropout_rate
         self.pooler = DayPooler(cfg.point_dim, cfg.stats_dim, d_model, cfg.tokens_per_day, heads, cfg.max_days, dropout)
         self.point_head = PointHead(d_model, cfg.point_dim)
+        self.occurrence = OccurrenceHead(d_model) if cfg.occurrence_head else None
         self.sep_id = tokenizer.convert_tokens_to_ids(SEP)
 
     # ............................................................ building
@@ -215,7 +219,7 @@ class EventForecaster(nn.Module):
         return hidden, mask
 
     def forward(self, batch: Mapping[str, Any], sinkhorn_lambda: float = 1.0, sinkhorn_eps: float = 0.05,
-                compute_sinkhorn: bool | None = None) -> ForecastOutput:
+                compute_sinkhorn: bool | None = None, occurrence_lambda: float = 1.0) -> ForecastOutput:
         """Teacher-forced pass on a batch with targets.
 
         ``compute_sinkhorn`` defaults to ``sinkhorn_lambda > 0``; validation forces it on to
@@ -249,8 +253,29 @@ class EventForecaster(nn.Module):
                                         x_mask=x_mask[has], y_mask=y_mask[has])  # (B',)
                 sinkhorn = s.mean()
         loss = nll + sinkhorn_lambda * sinkhorn if sinkhorn_lambda > 0 else nll
+        occurrence = None
+        if self.occurrence is not None and "target_codes" in batch:
+            z = self.occurrence(enc, enc_mask)  # (B, L_all) logits
+            y = self.occurrence.targets(batch["target_codes"]).to(dev)  # (B, L_all) in {0, 1}
+            occurrence = F.binary_cross_entropy_with_logits(z.float(), y)
+            if occurrence_lambda > 0:
+                loss = loss + occurrence_lambda * occurrence
         return ForecastOutput(loss, nll, sinkhorn, logits, points, boundary,
-                              int((labels != -100).sum()), targets.n_truncated)
+                              int((labels != -100).sum()), targets.n_truncated, occurrence)
+
+    @torch.no_grad()
+    def occurrence_probs(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
+        """P(label occurs on the target day) per level: {level: (B, L_level)}; None without the head."""
+        if self.occurrence is None:
+            return None
+        was_training = self.training
+        self.eval()
+        try:
+            enc, enc_mask = self.encode(batch)
+            p = torch.sigmoid(self.occurrence(enc, enc_mask).float()).cpu().numpy()  # (B, L_all)
+        finally:
+            self.train(was_training)
+        return self.occurrence.split(p)
 
     # .......................................................... generation
     @torch.no_grad()
@@ -318,6 +343,8 @@ class EventForecaster(nn.Module):
         self.tokenizer.save_pretrained(out)
         state = {f"pooler.{k}": v for k, v in self.pooler.state_dict().items()}
         state |= {f"point_head.{k}": v for k, v in self.point_head.state_dict().items()}
+        if self.occurrence is not None:
+            state |= {f"occurrence.{k}": v for k, v in self.occurrence.state_dict().items()}
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(out / ENCODER_FILE))
         meta = {"format": 1, "model": dataclasses.asdict(self.cfg), "sep_token": SEP,
                 "n_parameters": self.num_parameters()}
@@ -342,9 +369,60 @@ class EventForecaster(nn.Module):
         state = load_file(str(src / ENCODER_FILE))
         model.pooler.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("pooler.")})
         model.point_head.load_state_dict({k[11:]: v for k, v in state.items() if k.startswith("point_head.")})
+        occurrence = {k[11:]: v for k, v in state.items() if k.startswith("occurrence.")}
+        if model.occurrence is not None and occurrence:
+            model.occurrence.load_state_dict(occurrence)
+        else:  # saved without the head (older runs)
+            model.occurrence, model.cfg.occurrence_head = None, False
         if device is not None:
             model.to(device)
         return model.eval()
+
+
+class OccurrenceHead(nn.Module):
+    """Which labels occur on the target day: one logit per event, base and root code and QuadClass.
+
+    The encoder states (B, T·Q, d) are mean-pooled over valid tokens, then a two-layer MLP
+    gives (B, L_all) logits, L_all = Σ_levels L_level (``pipeline.labels.label_space``), in
+    level order event, base, root, quad. Trained with BCE against the target day's codes.
+    """
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        from pipeline.labels import LEVELS, label_space
+
+        labels = label_space()
+        self.levels = [(lv, len(labels[lv])) for lv in LEVELS]
+        n = sum(size for _, size in self.levels)
+        self.mlp = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, n))
+
+    def forward(self, enc: torch.Tensor, enc_mask: torch.Tensor) -> torch.Tensor:
+        m = enc_mask.unsqueeze(-1).to(enc.dtype)  # (B, T·Q, 1)
+        pooled = (enc * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, d)
+        return self.mlp(pooled)  # (B, L_all)
+
+    def targets(self, codes: Sequence[Sequence[str]]) -> torch.Tensor:
+        """Multi-hot (B, L_all) of the event codes that occurred, with their base, root and QuadClass."""
+        from pipeline.labels import label_space
+
+        labels = label_space()
+        y = torch.zeros(len(codes), sum(size for _, size in self.levels))
+        for b, row in enumerate(codes):
+            offset = 0
+            for lv, size in self.levels:
+                for code in row:
+                    if code in labels["event"].index:
+                        y[b, offset + labels[lv].index[labels.parent_code(code, lv)]] = 1.0
+                offset += size
+        return y
+
+    def split(self, p: np.ndarray) -> dict[str, np.ndarray]:
+        """(B, L_all) → {level: (B, L_level)}."""
+        out, offset = {}, 0
+        for lv, size in self.levels:
+            out[lv] = p[:, offset:offset + size]
+            offset += size
+        return out
 
 
 def pack_boundaries(points: torch.Tensor, boundary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -159,7 +159,7 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
                 for idx in group:
                     batch = collate([train_ds[i] for i in idx])
                     with amp:
-                        out = model(batch, tc.sinkhorn_lambda, tc.sinkhorn_eps)
+                        out = model(batch, tc.sinkhorn_lambda, tc.sinkhorn_eps, occurrence_lambda=tc.occurrence_lambda)
                     (out.loss / len(group)).backward()
                     loss_sum += out.loss.item() / len(group)
                     nll_sum += out.nll.item() / len(group)
@@ -320,7 +320,7 @@ def validate(model: EventForecaster, ds: Dataset, tc: TrainConfig, amp: Any = No
     amp = amp or _null_autocast()
     was_training = model.training
     model.eval()
-    nll_sum, sink_sum, n_tok, n_seq = 0.0, 0.0, 0, 0
+    nll_sum, sink_sum, occ_sum, n_tok, n_seq = 0.0, 0.0, 0.0, 0, 0
     generated: list[list[str]] = []
     targets: list[list[str]] = []
     try:
@@ -331,6 +331,7 @@ def validate(model: EventForecaster, ds: Dataset, tc: TrainConfig, amp: Any = No
             nll_sum += out.nll.item() * out.n_tokens
             n_tok += out.n_tokens
             sink_sum += out.sinkhorn.item() * B
+            occ_sum += out.occurrence.item() * B if out.occurrence is not None else float("nan")
             n_seq += B
             room = tc.val_generate - len(generated)
             if room > 0:
@@ -342,7 +343,8 @@ def validate(model: EventForecaster, ds: Dataset, tc: TrainConfig, amp: Any = No
                 targets += [list(t) for t in sub["target_phrases"]]
     finally:
         model.train(was_training)
-    metrics = {"nll": nll_sum / max(n_tok, 1), "sinkhorn": sink_sum / max(n_seq, 1)}
+    metrics = {"nll": nll_sum / max(n_tok, 1), "sinkhorn": sink_sum / max(n_seq, 1),
+               "occurrence_bce": occ_sum / max(n_seq, 1)}
     if generated:
         metrics |= phrase_metrics(generated, targets)
     return metrics

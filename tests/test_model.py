@@ -113,20 +113,40 @@ def test_one_unit_point_per_phrase_and_loss_terms(batch):
     assert out.boundary.sum(1).tolist() == n_phrases
     pts = out.points[out.boundary]
     torch.testing.assert_close(pts.norm(dim=-1), torch.ones(len(pts)))
-    assert out.sinkhorn.item() > 0
-    torch.testing.assert_close(out.loss, out.nll + 0.5 * out.sinkhorn)
+    assert out.sinkhorn.item() > 0 and out.occurrence.item() > 0
+    torch.testing.assert_close(out.loss, out.nll + 0.5 * out.sinkhorn + out.occurrence)
     out.loss.backward()
     assert model.point_head.net[0].weight.grad.abs().sum() > 0  # the Sinkhorn term trains the head
+    assert model.occurrence.mlp[-1].weight.grad.abs().sum() > 0  # the BCE term trains the occurrence head
     assert model.pooler.queries.grad.abs().sum() > 0  # and gradients reach the day pooling
+
+
+def test_occurrence_head_targets_and_probabilities_follow_the_label_space(batch):
+    from pipeline.labels import LEVELS, label_space
+
+    model = build(batch)
+    labels = label_space()
+    y = model.occurrence.targets([["0871", "190"], []])
+    parts = model.occurrence.split(y.numpy())
+    on = {lv: {labels[lv].codes[j] for j in parts[lv][0].nonzero()[0]} for lv in LEVELS}
+    assert on == {"event": {"0871", "190"}, "base": {"087", "190"}, "root": {"08", "19"},
+                  "quad": {str(labels.quad_of("08")), str(labels.quad_of("19"))}}
+    assert y[1].sum() == 0
+    probs = model.occurrence_probs(batch)
+    assert set(probs) == set(LEVELS) and all(p.shape == (len(batch["country"]), len(labels[lv]))
+                                             for lv, p in probs.items())
+    assert all(((p >= 0) & (p <= 1)).all() for p in probs.values())
+    without = model(batch, sinkhorn_lambda=0.0, occurrence_lambda=0.0)  # the ablation: BCE measured, not trained
+    assert without.occurrence.item() > 0 and torch.equal(without.loss, without.nll)
 
 
 def test_lambda_zero_is_nll_only(batch):
     model = build(batch)
-    out = model(batch, sinkhorn_lambda=0.0)
+    out = model(batch, sinkhorn_lambda=0.0, occurrence_lambda=0.0)
     assert out.sinkhorn.item() == 0.0 and torch.equal(out.loss, out.nll)
     out.loss.backward()
     assert model.point_head.net[0].weight.grad is None
-    measured = model(batch, sinkhorn_lambda=0.0, compute_sinkhorn=True)  # validation measures it anyway
+    measured = model(batch, sinkhorn_lambda=0.0, compute_sinkhorn=True, occurrence_lambda=0.0)  # measured anyway
     assert measured.sinkhorn.item() > 0 and torch.equal(measured.loss, measured.nll)
 
 
