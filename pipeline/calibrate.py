@@ -8,7 +8,8 @@ level, fitted on the validation days only (never the test days), turns the
 model's scores into probabilities:
 
     p'_l = g_level(p_l)          g_level: isotonic regression of outcome on score
-                                 (scikit-learn, pooled over labels and country-days)
+                                 (scikit-learn, pooled over labels and country-days,
+                                 bounded to [0.001, 0.999])
 
 then restores the hierarchy, bottom up (event → base → root → quad), so that a
 parent is at least as likely as any of its children::
@@ -34,6 +35,8 @@ from sklearn.isotonic import IsotonicRegression
 from pipeline.labels import LEVELS, LabelSpace, label_space
 
 FILE = "calibration.json"
+PROB_FLOOR = 1e-3
+"""Calibrated probabilities stay within [PROB_FLOOR, 1 − PROB_FLOOR]."""
 HIERARCHY: tuple[tuple[str, str], ...] = (("event", "base"), ("base", "root"), ("root", "quad"))
 
 
@@ -89,7 +92,9 @@ def fit(P: dict[str, np.ndarray], Y: dict[str, np.ndarray], days: Sequence[dt.da
         if lv not in P or P[lv].size == 0:
             continue
         x, y = np.asarray(P[lv], float).ravel(), np.asarray(Y[lv], float).ravel()
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True).fit(x, y)
+        # never exactly 0 or 1: a few validation days cannot justify certainty
+        iso = IsotonicRegression(y_min=PROB_FLOOR, y_max=1.0 - PROB_FLOOR, out_of_bounds="clip",
+                                 increasing=True).fit(x, y)
         xs, ys = iso.X_thresholds_, iso.y_thresholds_
         # anchor both ends so scores outside the fitted range map to the nearest fitted value
         xs = np.concatenate([[0.0], xs, [1.0]]) if len(xs) else np.array([0.0, 1.0])
