@@ -15,7 +15,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.tasks import baselines_task, evaluate_task, forecast_task, lake_of
+from flows.tasks import baselines_task, evaluate_task, forecast_task_for, lake_of
 from pipeline.config import config_from_dict, load_config
 from pipeline.registry import register
 
@@ -60,6 +60,7 @@ def train_flow(config: str | None = None, lake: str | None = None, run: str | No
         targets = out["dataset"]["target_days"]
         val_days, test_days = sorted(targets.get("val") or []), sorted(targets.get("test") or [])
         data_day = lambda t: dt.date.fromisoformat(t) - dt.timedelta(days=1)  # noqa: E731 - forecasts t from t−1
+        forecast_task = forecast_task_for(cfg.dataset.context_days)  # cached on the whole context window
         if val_days and cfg.train.calibrate:
             # validation days: raw forecasts → calibration maps stored with the model
             for t in val_days:
