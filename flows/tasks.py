@@ -23,6 +23,7 @@ from prefect.tasks import exponential_backoff
 
 from pipeline.config import Config, config_from_dict
 from pipeline.lake import Lake, as_date
+from pipeline.registry import model_fingerprint
 
 NETWORK_SOURCES = {"gdelt1", "gdelt2", "bigquery"}
 
@@ -49,8 +50,7 @@ class PartitionState(CachePolicy):
         lake = lake_of(cfg)
         parts = [lake.fingerprint(self.table, d + dt.timedelta(days=o)) for o in self.offsets]
         if inputs.get("model_dir"):
-            m = Path(inputs["model_dir"]).resolve()
-            parts.append(",".join(f"{f.name}:{f.stat().st_mtime_ns}" for f in sorted(m.glob("*")) if f.is_file()))
+            parts.append(model_fingerprint(inputs["model_dir"]))
         return "|".join([self.table, *parts])
 
 
@@ -136,7 +136,7 @@ def forecast_task(cfg: dict[str, Any], day: dt.date, model_dir: str) -> dict[str
 
 
 _MODEL_LOCK = threading.Lock()
-_MODELS: dict[tuple[str, int], Any] = {}
+_MODELS: dict[tuple[str, str], Any] = {}
 
 
 def _model_run(model_dir: str):
@@ -144,7 +144,7 @@ def _model_run(model_dir: str):
     from pipeline.forecast import load_model_run
 
     m = Path(model_dir).resolve()
-    key = (str(m), max((f.stat().st_mtime_ns for f in m.rglob("*") if f.is_file()), default=0))
+    key = (str(m), model_fingerprint(m))
     if key not in _MODELS:
         _MODELS.clear()
         _MODELS[key] = load_model_run(m)

@@ -50,3 +50,19 @@ def resolve(model: str | Path) -> Path:
 def run_name(model_dir: str | Path) -> str:
     """The run id of a model directory (its folder name, ``latest`` resolved)."""
     return resolve(model_dir).name
+
+
+def _model_files(model_dir: str | Path) -> list[Path]:
+    """The files that make up a trained model: the top level of its directory (``checkpoint/`` is training state)."""
+    d = Path(model_dir).resolve()
+    return sorted(f for f in d.glob("*") if f.is_file()) if d.is_dir() else []
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """Names, sizes and mtimes of the model's files: changes whenever the model (or its calibration) changes."""
+    return ",".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in _model_files(model_dir))
+
+
+def model_mtime(model_dir: str | Path) -> float | None:
+    """When the model's files were last written (None when there is no model)."""
+    return max((f.stat().st_mtime for f in _model_files(model_dir)), default=None)

@@ -9,7 +9,7 @@ reduction, descriptors, forecasts and scores stale again):
 | ingest       | ``manifest`` rows ``ok`` for the day      | source files                   |
 | reduce       | ``country/date=d``                        | ``events/date=d``              |
 | descriptors  | ``descriptor_days/date=d``                | ``country/date=d``             |
-| forecast     | ``forecasts/model=<run>/date=d+1``        | ``descriptor_days/date=d``, the model |
+| forecast     | ``forecasts/model=<run>/date=d+1``        | ``descriptor_days/date=d``, the model files |
 | baselines    | ``forecasts/model=baseline-*/date=d+1``   | ``country/date=d``             |
 | evaluate     | ``scores/model=<run>/date=d``             | ``forecasts`` and ``country`` of d |
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.lake import DateLike, Lake, as_date
+from pipeline.registry import model_mtime
 
 STAGES: tuple[str, ...] = ("ingest", "reduce", "descriptors", "forecast", "evaluate")
 
@@ -57,7 +58,7 @@ def stage_done(lake: Lake, stage: str, day: DateLike, model_run: str | None = No
     if stage == "forecast":
         if model_run is None:
             return True  # no model: nothing to do
-        model_time = model_dir.stat().st_mtime if model_dir is not None and model_dir.exists() else None
+        model_time = model_mtime(model_dir) if model_dir is not None else None
         return _fresh(_mtime(lake, "forecasts", nxt, model=model_run), _mtime(lake, "descriptor_days", d), model_time)
     if stage == "baselines":
         return _fresh(_mtime(lake, "forecasts", nxt, model="baseline-climatology"), _mtime(lake, "country", d))
