@@ -49,13 +49,14 @@ import pyarrow.parquet as pq
 from pipeline import sources
 from pipeline.config import IngestConfig
 from pipeline.lake import DateLike, Lake, as_date
-from pipeline.parse import DAY, STREAM_BYTES, BadFile, Parsed, iter_events, parse_events, text_size
+from pipeline.parse import DAY, STREAM_BYTES, BadFile, Parsed, iter_events, parse_batch, text_size, unpack
 from pipeline.progress import make_progress
 from pipeline.schemas import EVENTS_SCHEMA, MANIFEST_SCHEMA, QUARANTINE_SCHEMA
 
 SOURCES = ("gdelt1", "gdelt2", "local", "bigquery")
 _FILE = "_file"  # per-row index of the file a row came from while merging (existing rows: a large index)
 _FLUSH_ROWS = 2_000_000  # write buffered days once this many rows are pending (bounds memory, ~1 GiB)
+_PARSE_BYTES = 32 << 20  # parse buffered texts in batches of this size while the pool fetches the next files
 _MERGE_SCHEMA = pa.schema([f.with_nullable(True) for f in EVENTS_SCHEMA] + [pa.field(_FILE, pa.int64())])
 
 
@@ -423,11 +424,12 @@ def ingest(
     else:
         fetch = lambda f: sources.fetch(f, cfg)  # noqa: E731
 
-    def load(f: sources.SourceFile) -> tuple[Parsed | Iterator[Parsed], str | None, int | None]:
-        """Fetch + verify + parse one file on the pool (files are parsed in parallel).
+    def load(f: sources.SourceFile) -> tuple[Parsed | bytes | Iterator[Parsed], str | None, int | None]:
+        """Fetch + verify + unzip one file on the pool (files are fetched and unzipped in parallel).
 
-        A file whose text exceeds ``STREAM_BYTES`` (GDELT 1.0 yearly backfiles) is
-        returned as a lazy iterator of chunks, parsed by the caller with bounded memory.
+        Small files come back as text, parsed in batches at flush time (``parse_batch``);
+        a file whose text exceeds ``STREAM_BYTES`` (GDELT 1.0 yearly backfiles) as a lazy
+        iterator of chunks, parsed by the caller with bounded memory.
         """
         data, md5 = fetch(f)
         if isinstance(data, Parsed):
@@ -435,17 +437,34 @@ def ingest(
         if text_size(data) > STREAM_BYTES:
             return iter_events(data, f.url, STREAM_BYTES), md5, len(data)
         try:
-            return parse_events(data, f.url), md5, len(data)
+            return unpack(data, f.url), md5, len(data)
         except BadFile as exc:
             exc.md5, exc.nbytes = md5, len(data)
             raise
 
     writer = _Writer(lake)
-    pending: list[tuple[FileResult, Parsed | None]] = []
+    pending: list[tuple[FileResult, Parsed | bytes | None]] = []  # bytes: text parsed at flush
     today = dt.datetime.now(dt.timezone.utc).date()
     failure: str | None = None
 
+    def buffered() -> int:
+        """Rows waiting to be written (text counted at about 400 bytes a row)."""
+        return sum(p.events.num_rows if isinstance(p, Parsed) else len(p) // 400 for _, p in pending if p is not None)
+
+    def parse_pending(min_bytes: int = 0) -> None:
+        """Parse the buffered texts in one batch once there are ``min_bytes`` of them.
+
+        Called as texts arrive (so parsing overlaps the pool's fetching and unzipping) and at flush.
+        """
+        texts = [i for i, (_, p) in enumerate(pending) if isinstance(p, bytes)]
+        if not texts or sum(len(pending[i][1]) for i in texts) < min_bytes:
+            return
+        for i, parsed in zip(texts, parse_batch([(pending[i][1], pending[i][0].url) for i in texts])):
+            pending[i][0].rows_quarantined += len(parsed.quarantine)
+            pending[i] = (pending[i][0], parsed)
+
     def flush() -> None:
+        parse_pending()
         results = [r for r, _ in pending]
         by_day: dict[dt.date, list[pa.Table]] = collections.defaultdict(list)
         q_rows: dict[dt.date, list[dict]] = collections.defaultdict(list)
@@ -490,18 +509,19 @@ def ingest(
         current_day: dt.date | None = None
         fetches = _prefetch(pool, todo, load, ahead=2 * max(1, cfg.concurrency))
         for f, fut in fetches:
-            buffered = sum(p.events.num_rows for _, p in pending if p is not None)
-            if pending and (f.day != current_day or buffered >= _FLUSH_ROWS):
+            if pending and (f.day != current_day or buffered() >= _FLUSH_ROWS):
                 flush()
             current_day = f.day
             res = FileResult(f.name, f.url, "ok", day=f.day, expected_md5=f.md5, source=f.source)
             try:
                 loaded, res.md5, res.bytes = fut.result()
                 res.finished = False
-                for parsed in [loaded] if isinstance(loaded, Parsed) else loaded:
-                    res.rows_quarantined += len(parsed.quarantine)
+                for parsed in [loaded] if isinstance(loaded, (Parsed, bytes)) else loaded:
+                    if isinstance(parsed, Parsed):
+                        res.rows_quarantined += len(parsed.quarantine)
                     pending.append((res, parsed))
-                    if sum(p.events.num_rows for _, p in pending if p is not None) >= _FLUSH_ROWS:
+                    parse_pending(_PARSE_BYTES)
+                    if buffered() >= _FLUSH_ROWS:
                         flush()  # a big file: write what is buffered (the file is recorded as partial)
                 res.finished = True
                 manifest.record(res)  # final counts are re-recorded when its rows are flushed

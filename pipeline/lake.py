@@ -2,7 +2,7 @@
 
 Layout (``root`` defaults to ``data/lake``)::
 
-    <root>/<table>/[<key>=<value>/...]date=YYYY-MM-DD/part-0.parquet
+    <root>/<table>/[<key>=<value>/...]date=YYYY-MM-DD/part-0.parquet  (part-1 … for big partitions)
     <root>/_staging/            half-written partitions (never read)
 
 Writes are atomic per partition: the new partition is written completely under
@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -31,6 +32,8 @@ import pyarrow.parquet as pq
 DateLike = dt.date | str
 
 _STAGING = "_staging"
+_MAX_FILES = 8  # part-0 … part-7: one digit, so name order is row order
+_ROWS_PER_FILE = 100_000  # a partition is split into files of at least this many rows
 _TRASH = "_trash"
 
 
@@ -140,19 +143,33 @@ class Lake:
         staging = self.root / _STAGING / f"{table}-{uuid.uuid4().hex}"
         staging.mkdir(parents=True, exist_ok=True)
         try:
-            pq.write_table(
-                data,
-                staging / "part-0.parquet",
-                compression=self.compression,
-                compression_level=self.compression_level,
-                row_group_size=row_group_size,
-            )
+            self._write_files(data, staging, row_group_size)
             _fsync_dir(staging)
             self._swap_in(staging, final)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         return final
+
+    def _write_files(self, data: pa.Table, folder: Path, row_group_size: int) -> None:
+        """``part-0.parquet`` …: a big table is cut into consecutive slices written by parallel threads.
+
+        Parquet encoding runs on one core per file (and releases the GIL), so a
+        250k-row GDELT day written as two files takes about half the time of one
+        (``bench/ingest.py``). Row order is kept: part-i holds the i-th slice.
+        """
+        n = max(1, min(_MAX_FILES, os.cpu_count() or 1, data.num_rows // _ROWS_PER_FILE))
+
+        def write(i: int) -> None:
+            lo, hi = data.num_rows * i // n, data.num_rows * (i + 1) // n
+            pq.write_table(data.slice(lo, hi - lo), folder / f"part-{i}.parquet", compression=self.compression,
+                           compression_level=self.compression_level, row_group_size=row_group_size)
+
+        if n == 1:
+            write(0)
+            return
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(write, range(n)))
 
     def _swap_in(self, staging: Path, final: Path) -> None:
         final.parent.mkdir(parents=True, exist_ok=True)

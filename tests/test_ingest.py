@@ -162,6 +162,45 @@ def test_every_layout_fixture_parses_completely(name):
         assert row["_day"] == (row["SQLDATE"] if added < dt.date(2013, 4, 1) else added)
 
 
+def test_batch_parse_equals_file_by_file_and_falls_back_only_for_odd_files(tmp_path, monkeypatch):
+    """``parse_batch`` (one pyarrow call over many files) gives exactly what ``parse_text`` gives per file."""
+    import pipeline.parse as parse
+
+    items = [(parse.unpack(f.read_bytes(), f.name), f.name) for f in sorted(SAMPLE_DIR.glob("2025052[56]*.zip"))]
+    items += [(f.read_bytes(), f.name) for f in sorted(LAYOUT_FIXTURES.iterdir())]  # 57/58/61, CRLF, CSV export
+    make_bad_folder(tmp_path)
+    items.insert(2, ((tmp_path / "bad" / "20250525000000.export.CSV").read_bytes(), "bad"))  # rows to quarantine
+    items.insert(4, (items[0][0][:-1], "no final newline"))
+    expected = [parse.parse_text(text, where) for text, where in items]
+    alone = []
+    monkeypatch.setattr(parse, "parse_text", lambda text, where: alone.append(where) or expected[
+        [w for _, w in items].index(where)])
+    got = parse.parse_batch(items)
+    for (_, where), e, g in zip(items, expected, got):
+        assert g.events.equals(e.events), where
+        assert g.quarantine == e.quarantine, where
+    assert sum(len(g.quarantine) for g in got) == 4
+    # the bad file and the files not in a plain TSV layout went alone; the 6 sample slices and the rest in batches
+    assert "bad" in alone and "bigquery-style-turkey-protests-2013.csv" in alone
+    assert not any(w.endswith(".zip") for w in alone) and "no final newline" not in alone
+
+
+def test_zip_members_are_checked_for_crc_and_size():
+    from pipeline.parse import BadFile, unpack
+
+    path = sorted(SAMPLE_DIR.glob("*.zip"))[0]
+    data = path.read_bytes()
+    assert unpack(data, path.name) == b"".join(raw_lines(path)[i] + b"\n" for i in range(len(raw_lines(path))))
+    with zipfile.ZipFile(path) as z:
+        info = z.infolist()[0]
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for pos in (start + 10, start + info.compress_size // 2, start + info.compress_size - 3):
+        broken = bytearray(data)
+        broken[pos] ^= 0xFF
+        with pytest.raises(BadFile, match="corrupt or truncated zip"):
+            unpack(bytes(broken), path.name)
+
+
 def test_layout_values_are_typed_as_in_the_source():
     parsed = parse_events((LAYOUT_FIXTURES / "v1-57-and-58col-mixed.tsv").read_bytes(), "mixed")
     first = raw_lines(LAYOUT_FIXTURES / "v1-57-and-58col-mixed.tsv")[1].decode().split("\t")
