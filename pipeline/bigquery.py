@@ -156,10 +156,13 @@ class Fetcher:
         return to_parsed(result, f.url), None
 
 
-def country_days(client: Any, cfg: IngestConfig, start: dt.date, end: dt.date) -> Iterator[tuple[dt.date, pa.Table]]:
-    """(day, events with the reduction's 16 columns), one query per day after one dry run.
+def country_days(client: Any, cfg: IngestConfig, start: dt.date,
+                 end: dt.date) -> Iterator[tuple[dt.date, str, pa.Table, list[dict]]]:
+    """(day, query id, events with the reduction's 16 columns, quarantined rows), one query per day after one dry run.
 
-    Duplicated GLOBALEVENTIDs keep their first DATEADDED, as in the lake.
+    Duplicated GLOBALEVENTIDs keep their first DATEADDED, as in the lake. Rows that
+    do not parse, or that belong to another day than the one queried, come back as
+    quarantine rows (``pipeline.parse`` dicts) instead of events.
     """
     from pipeline.reduce import EVENT_COLUMNS
 
@@ -167,17 +170,21 @@ def country_days(client: Any, cfg: IngestConfig, start: dt.date, end: dt.date) -
     dry_run(client, cfg, EVENT_COLUMNS, start, end)
     day = start
     while day <= end:
-        parsed = to_parsed(run_query(client, cfg, EVENT_COLUMNS, day, day), f"bq://{cfg.bigquery_table}/{day}")
-        if parsed.quarantine:
-            console.print(f"[yellow]BigQuery {day}: {len(parsed.quarantine)} unparsable rows skipped "
-                          f"(first: {parsed.quarantine[0]['reason']})")
+        where = f"bq://{cfg.bigquery_table}/{day}"
+        parsed = to_parsed(run_query(client, cfg, EVENT_COLUMNS, day, day), where)
+        quarantine = list(parsed.quarantine)
         ev = parsed.events
-        ev = ev.filter(pc.equal(ev[DAY], pa.scalar(day, pa.date32())))
+        other = pc.not_equal(ev[DAY], pa.scalar(day, pa.date32()))
+        if pc.any(other).as_py():
+            for row in ev.filter(other).select(["GLOBALEVENTID", DAY]).to_pylist():
+                quarantine.append(dict(line=None, reason=f"row of {row[DAY]} returned by the query of {day}",
+                                       column=DAY, value=str(row[DAY]), raw=f"GLOBALEVENTID={row['GLOBALEVENTID']}"))
+            ev = ev.filter(pc.invert(other))
         ev = ev.sort_by([("GLOBALEVENTID", "ascending"), ("DATEADDED", "ascending")])
         ids = ev.column("GLOBALEVENTID").to_numpy()
         if len(ids):
             first = np.ones(len(ids), bool)
             first[1:] = ids[1:] != ids[:-1]
             ev = ev.filter(pa.array(first))
-        yield day, ev.drop_columns([DAY])
+        yield day, where, ev.drop_columns([DAY]), quarantine
         day += dt.timedelta(days=1)

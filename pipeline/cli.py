@@ -136,7 +136,12 @@ def reduce(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
     Console().print(_table(f"reduce {report.start} … {report.end} ({report.seconds:.1f} s)",
-                           [dict(date=d, rows=n) for d, n in sorted(report.days.items())]))
+                           [dict(date=d, rows=n, **({"quarantined": report.quarantined.get(d, 0)}
+                                                    if source == "bigquery" else {}))
+                            for d, n in sorted(report.days.items())]))
+    if report.quarantined:
+        console.print(f"[yellow]{sum(report.quarantined.values())} unparsable BigQuery rows quarantined[/yellow] "
+                      "(gdelt-forecast inspect quarantine)")
     if report.missing:
         console.print(f"[yellow]{len(report.missing)} days without events:[/yellow] "
                       + ", ".join(str(d) for d in report.missing[:10]))

@@ -7,13 +7,16 @@ The story of one call:
 1. list the source files of [start, end] (``pipeline.sources``; BigQuery: one
    query per day, ``pipeline.bigquery``) and skip those the manifest marks
    ``ok`` (unless ``force``);
-2. fetch them with ``cfg.concurrency`` threads (verified size/MD5, retries,
-   resume; a 404 is recorded as ``missing`` and the rest goes on);
-3. parse each file (``pipeline.parse``): good rows by partition day, bad rows
+2. fetch and unzip them with ``cfg.concurrency`` threads (verified size/MD5,
+   retries, resume; a 404 is recorded as ``missing`` and the rest goes on);
+3. parse the texts in batches (``pipeline.parse.parse_batch``: one threaded
+   pyarrow call for many small files): good rows by partition day, bad rows
    and bad files to ``quarantine`` with a reason;
-4. for every touched day, merge the new rows with the day's existing partition,
-   keep one row per GLOBALEVENTID (the first DATEADDED; across partitions too),
-   and replace the partition atomically (``Lake.write_partition``);
+4. for every touched day, remove the rows an earlier ingest kept from the
+   files just read (``source_file``: a changed file replaces its rows), merge
+   the new rows with the rest of the day's partition, keep one row per
+   GLOBALEVENTID (the first DATEADDED; across partitions too), and replace the
+   partition atomically (``Lake.write_partition``);
 5. record every file in the ``manifest`` (rows kept / quarantined / duplicate,
    status, MD5, bytes, time).
 
@@ -21,9 +24,11 @@ Partition day: the DATEADDED day (UTC) — for GDELT 1.0 daily exports that is
 the file's day — except for rows added before 2013-04-01 (historical
 backfiles), which are partitioned by SQLDATE.
 
-Re-running is idempotent: finished files are skipped, and re-ingesting a file
-(``force``) yields the same rows because merging deduplicates by GLOBALEVENTID
-with a deterministic order (new file rows before existing rows on ties).
+Re-running is idempotent: finished files are skipped, and re-ingesting an
+unchanged file (``force``) yields the same rows: its earlier rows are replaced
+by the same rows, and merging deduplicates by GLOBALEVENTID with a
+deterministic order (new file rows before existing rows on ties). A re-ingest
+that fails leaves the file's earlier rows in place.
 A failed file raises ``IngestError`` (after what was done is saved) unless
 ``keep_going``; the error carries the report.
 """
@@ -51,13 +56,13 @@ from pipeline.config import IngestConfig
 from pipeline.lake import DateLike, Lake, as_date
 from pipeline.parse import DAY, STREAM_BYTES, BadFile, Parsed, iter_events, parse_batch, text_size, unpack
 from pipeline.progress import make_progress
-from pipeline.schemas import EVENTS_SCHEMA, MANIFEST_SCHEMA, QUARANTINE_SCHEMA
+from pipeline.schemas import LAKE_EVENTS_SCHEMA, MANIFEST_SCHEMA, QUARANTINE_SCHEMA, SOURCE_FILE
 
 SOURCES = ("gdelt1", "gdelt2", "local", "bigquery")
 _FILE = "_file"  # per-row index of the file a row came from while merging (existing rows: a large index)
 _FLUSH_ROWS = 2_000_000  # write buffered days once this many rows are pending (bounds memory, ~1 GiB)
 _PARSE_BYTES = 32 << 20  # parse buffered texts in batches of this size while the pool fetches the next files
-_MERGE_SCHEMA = pa.schema([f.with_nullable(True) for f in EVENTS_SCHEMA] + [pa.field(_FILE, pa.int64())])
+_MERGE_SCHEMA = pa.schema([f.with_nullable(True) for f in LAKE_EVENTS_SCHEMA] + [pa.field(_FILE, pa.int64())])
 
 
 class IngestError(RuntimeError):
@@ -80,6 +85,8 @@ class FileResult:
     rows_quarantined: int = 0
     rows_duplicate: int = 0
     rows_out_of_range: int = 0
+    rows_replaced: int = 0
+    """Rows an earlier ingest of this file had kept, removed before its new rows were merged."""
     md5: str | None = None
     bytes: int | None = None
     error: str | None = None
@@ -159,7 +166,7 @@ class Manifest:
             source=res.source, name=res.name, url=res.url, day=res.day, md5=res.md5,
             expected_md5=res.expected_md5, bytes=res.bytes, rows_kept=res.rows_kept,
             rows_quarantined=res.rows_quarantined, rows_duplicate=res.rows_duplicate,
-            rows_out_of_range=res.rows_out_of_range, status=status, error=res.error,
+            rows_out_of_range=res.rows_out_of_range, rows_replaced=res.rows_replaced, status=status, error=res.error,
             ingested_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
         )
 
@@ -277,20 +284,45 @@ class _Writer:
         self.lake = lake
         self.ids: _IdIndex | None = None
         self.rows_per_day: dict[dt.date, int] = {}
+        self.replaced: set[tuple[str, dt.date]] = set()
+        """(file name, day) whose earlier rows this ingest already removed (a big file flushes several times)."""
 
-    def write_events(self, day: dt.date, new: list[pa.Table], results: list[FileResult]) -> None:
-        """Merge ``new`` (tables with ``_file`` = index into ``results``) into the partition of ``day``."""
+    def write_events(self, day: dt.date, new: list[pa.Table], results: list[FileResult],
+                     files: set[int] = frozenset()) -> None:
+        """Merge ``new`` (tables with ``_file`` = index into ``results``) into the partition of ``day``.
+
+        ``files`` (indexes into ``results``) were read successfully in this ingest: rows an
+        earlier ingest kept from them on ``day`` are removed first, so a changed file's
+        rows are replaced, not merged with its old version.
+        """
         if self.ids is None:
             self.ids = _IdIndex(self.lake)
         else:
             self.ids.refresh()
         n = len(results)
         parts = [t.cast(_MERGE_SCHEMA) for t in new if t.num_rows]
+        removed = False
         if self.lake.has_partition("events", day):
-            old = self.lake.read("events", day, day, columns=EVENTS_SCHEMA.names)
+            old = self.lake.read("events", day, day, columns=None).drop_columns(["date"])
+            if SOURCE_FILE not in old.column_names:  # a lake written before provenance was kept
+                old = old.append_column(SOURCE_FILE, pa.nulls(old.num_rows, pa.string()))
+            stale = {results[i].name: i for i in files if (results[i].name, day) not in self.replaced}
+            if stale and old.num_rows:
+                src = old.column(SOURCE_FILE)
+                mine = pc.fill_null(pc.is_in(src, value_set=pa.array(sorted(stale), pa.string())), False)
+                if pc.any(mine).as_py():
+                    counts = pc.value_counts(src.filter(mine)).to_pylist()
+                    for c in counts:
+                        results[stale[c["values"]]].rows_replaced += c["counts"]
+                    old = old.filter(pc.invert(mine))
+                    removed = True
             old = old.append_column(_FILE, pa.array(np.full(old.num_rows, n, np.int64)))
             parts.append(old.cast(_MERGE_SCHEMA))
-        if not parts:
+        self.replaced |= {(results[i].name, day) for i in files}
+        if not any(t.num_rows for t in new) and not removed:
+            return  # nothing changes on this day
+        if not any(p.num_rows for p in parts):
+            self._replace(day, pa.table({f.name: pa.array([], f.type) for f in LAKE_EVENTS_SCHEMA}))
             return
         merged = pa.concat_tables(parts)
         before = _count_by_file(merged, n)
@@ -305,7 +337,7 @@ class _Writer:
     def _replace(self, day: dt.date, table: pa.Table) -> None:
         """Write the partition of ``day`` (an emptied day is deleted rather than left with 0 rows)."""
         if table.num_rows:
-            self.lake.write_partition("events", table, day, schema=EVENTS_SCHEMA)
+            self.lake.write_partition("events", table, day, schema=LAKE_EVENTS_SCHEMA)
         else:
             self.lake.delete_partition("events", day)
         self.ids.update(day)
@@ -335,26 +367,32 @@ class _Writer:
                 else:
                     lose_there.append(gid)
             if lose_there:
-                full = self.lake.read("events", other, other, columns=EVENTS_SCHEMA.names)
+                full = self.lake.read("events", other, other, columns=None).drop_columns(["date"])
+                if SOURCE_FILE not in full.column_names:
+                    full = full.append_column(SOURCE_FILE, pa.nulls(full.num_rows, pa.string()))
                 keep = pc.invert(pc.is_in(full.column("GLOBALEVENTID"), value_set=pa.array(lose_there, pa.int64())))
                 self._replace(other, full.filter(keep))
         return merged.filter(pa.array(~drop_here)) if drop_here.any() else merged
 
     def write_quarantine(self, day: dt.date, files: set[str], rows: list[dict]) -> None:
-        """Replace the quarantine rows of ``files`` in the partition of ``day`` by ``rows``."""
-        parts = []
-        if self.lake.has_partition("quarantine", day):
-            old = self.lake.read("quarantine", day, day, columns=QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA)
-            parts.append(old.filter(pc.invert(pc.is_in(old.column("file"), value_set=pa.array(sorted(files))))))
-        if rows:
-            parts.append(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
-        if not parts:
-            return
-        table = pa.concat_tables(parts)
-        if table.num_rows == 0:
-            self.lake.delete_partition("quarantine", day)
-            return
-        self.lake.write_partition("quarantine", table, day, schema=QUARANTINE_SCHEMA)
+        write_quarantine(self.lake, day, files, rows)
+
+
+def write_quarantine(lake: Lake, day: dt.date, files: set[str], rows: list[dict]) -> None:
+    """Replace the quarantine rows of ``files`` in the ``quarantine`` partition of ``day`` by ``rows``."""
+    parts = []
+    if lake.has_partition("quarantine", day):
+        old = lake.read("quarantine", day, day, columns=QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA)
+        parts.append(old.filter(pc.invert(pc.is_in(old.column("file"), value_set=pa.array(sorted(files))))))
+    if rows:
+        parts.append(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
+    if not parts:
+        return
+    table = pa.concat_tables(parts)
+    if table.num_rows == 0:
+        lake.delete_partition("quarantine", day)
+        return
+    lake.write_partition("quarantine", table, day, schema=QUARANTINE_SCHEMA)
 
 
 # ------------------------------------------------------------------- ingest
@@ -469,6 +507,7 @@ def ingest(
         by_day: dict[dt.date, list[pa.Table]] = collections.defaultdict(list)
         q_rows: dict[dt.date, list[dict]] = collections.defaultdict(list)
         q_files: dict[dt.date, set[str]] = collections.defaultdict(set)
+        read_ok: dict[dt.date, set[int]] = collections.defaultdict(set)  # files read on each day
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         for i, (res, parsed) in enumerate(pending):
             qday = res.day or today
@@ -485,15 +524,21 @@ def ingest(
             res.rows_out_of_range += ev.num_rows - n_in
             if n_in < ev.num_rows:
                 ev = ev.filter(in_range)
+            ev = ev.append_column(SOURCE_FILE, pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(ev.num_rows, np.int32)), pa.array([res.name])).cast(pa.string()))
             ev = ev.append_column(_FILE, pa.array(np.full(ev.num_rows, i, np.int64)))
             days = pc.unique(ev[DAY]).to_pylist()
             for d in days:
                 part = ev if len(days) == 1 else ev.filter(pc.equal(ev[DAY], pa.scalar(d)))
                 by_day[d].append(part.drop_columns([DAY]))
+                read_ok[d].add(i)
+            if res.day is not None and lo <= res.day <= hi:
+                read_ok[res.day].add(i)  # its nominal day, where an earlier version's rows may be
         with lake_lock(lake):
-            for d in sorted(by_day):
-                writer.write_events(d, by_day[d], results)
-                report.days[d] = writer.rows_per_day[d]
+            for d in sorted(set(by_day) | set(read_ok)):
+                writer.write_events(d, by_day.get(d, []), results, read_ok[d])
+                if d in writer.rows_per_day:
+                    report.days[d] = writer.rows_per_day[d]
             for d in sorted(q_files):
                 writer.write_quarantine(d, q_files[d], q_rows[d])
             for res in {id(r): r for r in results}.values():

@@ -10,7 +10,9 @@ thread pool (Parquet decoding and encoding release the GIL).
 
 ``reduce(..., source="bigquery", client=...)`` produces the same partitions
 straight from BigQuery, without an ``events`` table (only these columns are
-queried, so the scan is a fraction of the full table).
+queried, so the scan is a fraction of the full table). Rows that do not parse
+go to the ``quarantine`` table (file ``bq://<table>/<day>``) and are counted in
+the report.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class ReduceReport:
     end: dt.date
     days: dict[dt.date, int] = field(default_factory=dict)
     missing: list[dt.date] = field(default_factory=list)
+    quarantined: dict[dt.date, int] = field(default_factory=dict)
+    """BigQuery only: rows per day that did not parse (written to the ``quarantine`` table)."""
     seconds: float = 0.0
 
     @property
@@ -96,9 +100,16 @@ def reduce(
     if source == "bigquery":
         from pipeline import bigquery
 
-        for day, events in bigquery.country_days(client, cfg or IngestConfig(), lo, hi):
+        from pipeline.ingest import write_quarantine
+
+        for day, where, events, bad in bigquery.country_days(client, cfg or IngestConfig(), lo, hi):
+            now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+            write_quarantine(lake, day, {where}, [dict(source="bigquery", file=where, quarantined_at=now, **q)
+                                                  for q in bad])
             lake.write_partition("country", to_country(events), day, schema=COUNTRY_SCHEMA)
             report.days[day] = events.num_rows
+            if bad:
+                report.quarantined[day] = len(bad)
     elif source == "lake":
         have = set(lake.partitions("events"))
         days = [d for d in (lo + dt.timedelta(i) for i in range((hi - lo).days + 1))]

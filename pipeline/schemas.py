@@ -75,6 +75,12 @@ EVENTS_SCHEMA: pa.Schema = pa.schema(
 get nulls for ADM2 codes and, for 57, SOURCEURL). Partition: DATEADDED day for
 GDELT 2.0, the file's day for GDELT 1.0."""
 
+SOURCE_FILE = "source_file"
+LAKE_EVENTS_SCHEMA: pa.Schema = EVENTS_SCHEMA.append(pa.field(SOURCE_FILE, pa.string()))
+"""What an ``events`` partition stores: the GDELT columns plus ``source_file``, the
+name of the file (or BigQuery day) each row was kept from. It lets a re-ingest
+of a changed file replace that file's rows; null in lakes written before it existed."""
+
 # ------------------------------------------------------------------ country
 COUNTRY_COLUMNS: list[str] = [
     "GLOBALEVENTID", "SQLDATE", "MonthYear", "Year", "FractionDate", "IsRootEvent",
@@ -109,6 +115,7 @@ MANIFEST_SCHEMA: pa.Schema = pa.schema([
     pa.field("rows_quarantined", pa.int64(), nullable=False),  # rows sent to ``quarantine``
     pa.field("rows_duplicate", pa.int64(), nullable=False),  # rows whose GLOBALEVENTID was already kept
     pa.field("rows_out_of_range", pa.int64(), nullable=False),  # rows outside --start/--end (not written)
+    pa.field("rows_replaced", pa.int64()),  # rows of an earlier ingest of this file removed before merging
     pa.field("status", pa.string(), nullable=False),  # ok | missing | failed | partial (big file mid-way)
     pa.field("error", pa.string()),  # why the file failed or is missing
     pa.field("ingested_at", pa.timestamp("s", tz="UTC"), nullable=False),

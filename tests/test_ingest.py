@@ -104,6 +104,50 @@ def test_rerun_skips_and_force_gives_identical_rows(tmp_path):
     assert lake_digest(lake) == digest
 
 
+def test_force_reingest_of_a_changed_file_replaces_its_rows(tmp_path):
+    """A file changed since it was ingested: --force leaves exactly its new rows, the now-bad row quarantined."""
+    day = "2025-05-27"
+    src = copy_days(tmp_path / "src", [day])
+    lake = Lake(tmp_path / "lake")
+    first = ingest(lake, "local", day, day, IngestConfig(), path=src)
+    target = sorted(src.glob("*.zip"))[1]
+    lines = raw_lines(target)
+    fields = lines[5].split(b"\t")
+    bad = b"\t".join(fields[:29] + [b"x9"] + fields[30:])  # this row's QuadClass is now unparsable
+    kept_lines = lines[:5] + [bad] + lines[6:-10]  # ... and the last 10 rows are gone
+    target.write_bytes(zip_bytes(target.name[:-4], b"\n".join(kept_lines) + b"\n"))
+    gone = {int(line.split(b"\t", 1)[0]) for line in [lines[5], *lines[-10:]]}
+    before = lake.read("events", columns=["GLOBALEVENTID", "source_file"])
+    assert gone <= set(before.column("GLOBALEVENTID").to_pylist())
+    report = ingest(lake, "local", day, day, IngestConfig(), path=src, force=True)
+    after = lake.read("events", columns=["GLOBALEVENTID", "source_file"])
+    assert not gone & set(after.column("GLOBALEVENTID").to_pylist())
+    assert after.num_rows == before.num_rows - len(gone)
+    assert report.rows_quarantined == 1 and report.rows_kept == first.rows_kept - len(gone)
+    manifest = {r["name"]: r for r in lake.read("manifest").to_pylist()}
+    row = manifest[target.name]
+    assert row["rows_replaced"] == len(lines) and row["rows_kept"] == len(lines) - len(gone)
+    assert row["rows_quarantined"] == 1
+    # a later failure of the same file keeps its last good rows (recorded as failed, retried next run)
+    target.write_bytes(target.read_bytes()[:100])
+    failed = ingest(lake, "local", day, day, IngestConfig(), path=src, force=True, keep_going=True)
+    assert [f.name for f in failed.failed] == [target.name]
+    assert lake.read("events").num_rows == after.num_rows
+    assert {r["name"]: r for r in lake.read("manifest").to_pylist()}[target.name]["status"] == "failed"
+
+
+def test_lake_without_provenance_is_upgraded_on_reingest(tmp_path):
+    """Partitions written before ``source_file`` existed: a forced re-ingest gives the same rows, now with it."""
+    src = copy_days(tmp_path / "src", ["2025-05-20"])
+    lake = Lake(tmp_path / "lake")
+    ingest(lake, "local", "2025-05-20", "2025-05-20", IngestConfig(), path=src)
+    old = lake.read("events", columns=None).drop_columns(["date", "source_file"])
+    lake.write_partition("events", old, "2025-05-20")
+    ingest(lake, "local", "2025-05-20", "2025-05-20", IngestConfig(), path=src, force=True)
+    new = lake.read("events", columns=None)
+    assert new.num_rows == old.num_rows and new.column("source_file").null_count == 0
+
+
 def test_one_more_slice_merges_into_its_day(tmp_path):
     day = "2025-05-22"
     full = Lake(tmp_path / "full")

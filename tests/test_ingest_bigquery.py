@@ -94,6 +94,9 @@ def test_bigquery_ingest_matches_local_ingest(fake_client, tmp_path):
     local = Lake(tmp_path / "local")
     ingest(local, "local", *DAYS, IngestConfig(), path=SAMPLE_DIR)
     a, b = bq_lake.read("events"), local.read("events")
+    assert set(a.column("source_file").to_pylist()) == {f"gdelt-bq.gdeltv2.events_partitioned:{d}" for d in DAYS}
+    assert {s[:8] for s in b.column("source_file").to_pylist()} == {d.replace("-", "") for d in DAYS}
+    a, b = a.drop_columns(["source_file"]), b.drop_columns(["source_file"])  # where each row came from differs
     assert a.num_rows == b.num_rows and a.sort_by("GLOBALEVENTID").equals(b.sort_by("GLOBALEVENTID"))
     again = ingest(bq_lake, "bigquery", *DAYS, cfg, client=fake_client)
     assert again.count("skipped") == 2
@@ -119,3 +122,25 @@ def test_reduce_straight_from_bigquery_equals_reduce_of_the_lake(fake_client, tm
     a, b = direct.read("country"), lake.read("country")
     assert report.rows == b.num_rows
     assert a.sort_by("GLOBALEVENTID").equals(b.sort_by("GLOBALEVENTID"))
+
+
+def test_reduce_from_bigquery_quarantines_unparsable_rows(fake_client, tmp_path):
+    """BigQuery rows that do not parse are not dropped silently: they land in ``quarantine`` and are counted."""
+    t = fake_client.table
+    sqldate = t.column("SQLDATE").to_pylist()
+    bad_ids = [t.column("GLOBALEVENTID")[i].as_py() for i in (3, 7)]
+    sqldate[3], sqldate[7] = 20251345, 2025  # impossible date, wrong digit count
+    broken = FakeClient(t.set_column(t.column_names.index("SQLDATE"), "SQLDATE", pa.array(sqldate, pa.int64())))
+    lake = Lake(tmp_path / "lake")
+    cfg = IngestConfig(bigquery_max_bytes_billed=10**9)
+    report = reduce(lake, *DAYS, source="bigquery", client=broken, cfg=cfg)
+    assert sum(report.quarantined.values()) == 2
+    country = lake.read("country", columns=["GLOBALEVENTID"]).column("GLOBALEVENTID").to_pylist()
+    assert not set(bad_ids) & set(country)
+    clean = reduce(Lake(tmp_path / "clean"), *DAYS, source="bigquery", client=fake_client, cfg=cfg)
+    assert report.rows == clean.rows - 2 and not clean.quarantined
+    q = lake.read("quarantine").to_pylist()
+    assert len(q) == 2 and {r["column"] for r in q} == {"SQLDATE"} and {r["source"] for r in q} == {"bigquery"}
+    assert all(r["file"].startswith("bq://gdelt-bq.gdeltv2.events_partitioned/") for r in q)
+    reduce(lake, *DAYS, source="bigquery", client=broken, cfg=cfg)  # a re-run replaces, not repeats, them
+    assert lake.read("quarantine").num_rows == 2
