@@ -246,6 +246,10 @@ class EvaluateConfig:
     """Probabilities are clipped to [eps, 1 − eps] in the log loss (forecasts of exactly 0 or 1)."""
     n_bins: int = 10
     """Equal-width bins of the reliability diagram and the expected calibration error."""
+    bootstrap: int = 2000
+    """Resamples for the 95 % interval of the Brier skill score against the best baseline (0: none)."""
+    bootstrap_unit: str = "day"
+    """What is resampled: whole ``day``s (country-days of one day are correlated) or whole ``country``s."""
     reports_dir: Path = Path("reports")
     """Where ``evaluate`` writes its summary tables and ``report`` its HTML pages."""
     report_window_days: int = 7

@@ -70,6 +70,30 @@ def log_loss_per_label(P: np.ndarray, Y: np.ndarray, eps: float = 1e-3) -> np.nd
     return np.asarray(sr.log_score(Y.astype(np.float64), np.clip(P, eps, 1 - eps))).mean(axis=0)
 
 
+def bootstrap_bss(b_run: np.ndarray, b_ref: np.ndarray, clusters: Sequence, n_boot: int = 2000, seed: int = 0,
+                  alpha: float = 0.05) -> tuple[float, float, float]:
+    """Cluster-bootstrap interval of BSS = 1 − Σ b_run / Σ b_ref.
+
+    ``b_run``/``b_ref``: per-country-day Brier scores of the two forecasters on the
+    same rows; ``clusters``: each row's resampling unit (its day, or its country).
+    Whole clusters are drawn with replacement ``n_boot`` times, so correlated rows
+    move together. Returns (low, high, share of resamples with BSS > 0). With few
+    clusters (3 test days) the interval is coarse: that is the honest answer.
+    """
+    _, inv = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)
+    k = int(inv.max()) + 1
+    s_run = np.bincount(inv, weights=b_run, minlength=k)
+    s_ref = np.bincount(inv, weights=b_ref, minlength=k)
+    w = np.random.default_rng(seed).multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(float)
+    num, den = w @ s_run, w @ s_ref
+    ok = den > 0
+    if not ok.any():
+        return np.nan, np.nan, np.nan
+    bss = 1.0 - num[ok] / den[ok]
+    lo, hi = np.quantile(bss, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi), float((bss > 0).mean())
+
+
 def reliability(P: np.ndarray, Y: np.ndarray, n_bins: int = 10) -> tuple[pd.DataFrame, float]:
     """Reliability diagram data and the expected calibration error over all entries of (n, L).
 
@@ -323,6 +347,7 @@ class Evaluation:
     per_label: pd.DataFrame
     reliability: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    bootstrap_unit: str = "day"
 
     def table(self, group: str = "all", level: str = "root") -> pd.DataFrame:
         s = self.summary[(self.summary.group == group) & (self.summary.level == level)]
@@ -359,6 +384,8 @@ def evaluate(
     summary tables go to ``cfg.reports_dir/eval-<start>_<end>/``.
     """
     cfg = cfg or EvaluateConfig()
+    if cfg.bootstrap_unit not in ("day", "country"):
+        raise ValueError(f"evaluate.bootstrap_unit must be 'day' or 'country', not {cfg.bootstrap_unit!r}")
     labels = label_space()
     start, end = as_date(start), as_date(end)
     test_days = date_range(start, end)
@@ -403,7 +430,7 @@ def evaluate(
             _write_scores(lake, st, thresholds[run], busy, cfg)
 
     summary, per_label, rel = _summarise(stacks, thresholds, busy, cfg, labels)
-    ev = Evaluation(start, end, list(stacks), thresholds, summary, per_label, rel, notes)
+    ev = Evaluation(start, end, list(stacks), thresholds, summary, per_label, rel, notes, cfg.bootstrap_unit)
     if write:
         write_evaluation(ev, cfg.reports_dir)
     return ev
@@ -453,6 +480,7 @@ def _summarise(stacks: dict[str, Stack], thresholds: dict[str, dict[str, float]]
         if not common:
             continue
         idx = {r: stacks[r].rows(common) for r in active}
+        clusters = [k[0] if cfg.bootstrap_unit == "day" else k[1] for k in common]
         for lv in SUMMARY_LEVELS:
             bs = {r: float(brier_per_label(*_level_arrays(stacks[r], lv, idx[r])).mean()) for r in active}
             base_bs = {r: v for r, v in bs.items() if r.startswith("baseline-")}
@@ -469,6 +497,7 @@ def _summarise(stacks: dict[str, Stack], thresholds: dict[str, dict[str, float]]
                     "bss_climatology": (1 - bs[r] / bs[CLIMATOLOGY]) if bs.get(CLIMATOLOGY) else np.nan,
                     "best_baseline": best,
                     "bss_best_baseline": (1 - bs[r] / bs[best]) if best and bs[best] > 0 else np.nan,
+                    **_bss_interval(stacks, r, best, lv, idx, clusters, cfg),
                     "ece": ece, "threshold": thresholds[r][lv],
                     **{f"glean_{k}": v for k, v in glean_metrics(Y, pred).items()},
                     **{f"mirai_{k}": v for k, v in mirai_metrics(Y, pred).items()},
@@ -494,6 +523,19 @@ def _summarise(stacks: dict[str, Stack], thresholds: dict[str, dict[str, float]]
     return (summary,
             pd.concat(per_label, ignore_index=True) if per_label else pd.DataFrame(),
             pd.concat(rel_rows, ignore_index=True) if rel_rows else pd.DataFrame())
+
+
+def _bss_interval(stacks: dict[str, Stack], run: str, best: str | None, level: str, idx: dict[str, np.ndarray],
+                  clusters: list, cfg: EvaluateConfig) -> dict[str, float]:
+    """``bss_best_lo/hi`` (95 % cluster-bootstrap interval) and ``p_beats_best`` for one summary row."""
+    if not best or not cfg.bootstrap or run == best:
+        return {"bss_best_lo": np.nan, "bss_best_hi": np.nan, "p_beats_best": np.nan}
+    def row_brier(r: str) -> np.ndarray:
+        P, Y = _level_arrays(stacks[r], level, idx[r])
+        return ((P - Y) ** 2).mean(1)
+
+    lo, hi, p = bootstrap_bss(row_brier(run), row_brier(best), clusters, cfg.bootstrap)
+    return {"bss_best_lo": lo, "bss_best_hi": hi, "p_beats_best": p}
 
 
 def evaluation_dir(reports_dir: Path, start: dt.date, end: dt.date) -> Path:
@@ -528,11 +570,12 @@ def print_summary(ev: Evaluation, levels: Sequence[str] = ("root", "base", "rare
                 continue
             t = Table(title=f"{group} countries · {lv} level · {int(s.n_country_days.iloc[0])} country-days "
                             f"· {ev.start}…{ev.end}")
-            for col in ("run", "Brier", "BSS clim", "BSS best", "log loss", "ECE", "thr", "F1w", "F2w",
-                        "Hamming", "MIRAI F1"):
+            for col in ("run", "Brier", "BSS clim", "BSS best", f"95% ({ev.bootstrap_unit}s)", "log loss", "ECE",
+                        "thr", "F1w", "F2w", "Hamming", "MIRAI F1"):
                 t.add_column(col, justify="left" if col == "run" else "right")
             for r in s.sort_values("brier").itertuples():
-                t.add_row(r.run, f"{r.brier:.4f}", f"{r.bss_climatology:+.3f}", f"{r.bss_best_baseline:+.3f}",
+                ci = "" if pd.isna(r.bss_best_lo) else f"{r.bss_best_lo:+.3f} … {r.bss_best_hi:+.3f}"
+                t.add_row(r.run, f"{r.brier:.4f}", f"{r.bss_climatology:+.3f}", f"{r.bss_best_baseline:+.3f}", ci,
                           f"{r.log_loss:.4f}", f"{r.ece:.4f}", f"{r.threshold:.2f}", f"{r.glean_f1_w:.3f}",
                           f"{r.glean_f2_w:.3f}", f"{r.glean_hamming:.4f}", f"{r.mirai_f1:.3f}")
             console.print(t)

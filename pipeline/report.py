@@ -156,7 +156,8 @@ def _reliability_plot(ev: Evaluation, path: Path, level: str = "root") -> str:
 def _skill_html(ev: Evaluation) -> str:
     out = []
     cols = [("brier", "Brier", "{:.4f}"), ("bss_climatology", "BSS clim", "{:+.3f}"),
-            ("bss_best_baseline", "BSS best", "{:+.3f}"), ("log_loss", "log loss", "{:.3f}"),
+            ("bss_best_baseline", "BSS best", "{:+.3f}"), ("bss_best_lo", "95% low", "{:+.3f}"),
+            ("bss_best_hi", "95% high", "{:+.3f}"), ("log_loss", "log loss", "{:.3f}"),
             ("ece", "ECE", "{:.4f}"), ("glean_f1_w", "F1w", "{:.3f}"), ("glean_f2_w", "F2w", "{:.3f}"),
             ("glean_hamming", "Hamming", "{:.4f}"), ("mirai_f1", "MIRAI F1", "{:.3f}"), ("rougeL", "ROUGE-L", "{:.3f}")]
     for group in ("all", "busy", "small"):

@@ -123,5 +123,34 @@ def test_evaluate_on_hand_made_history(country_history, tmp_path):
     assert us.n_true == 1 and us.busy and us.n_events == 1
     assert (ev.summary.ece >= 0).all() and ev.summary.brier.between(0, 1).all()
     assert (tmp_path / "reports" / "eval-2025-01-04_2025-01-05" / "summary.csv").exists()
+    # the best baseline has no interval against itself; every other run's day-bootstrap interval holds its BSS
+    ci = ev.summary.dropna(subset=["bss_best_lo"])
+    assert len(ci) and not (ev.summary.run == ev.summary.best_baseline)[ev.summary.bss_best_lo.notna()].any()
+    assert ((ci.bss_best_lo <= ci.bss_best_baseline + 1e-12) & (ci.bss_best_baseline <= ci.bss_best_hi + 1e-12)).all()
     # validation days 01-02, 01-03 exist for every run, so no default thresholds
     assert not any("validation" in n for n in ev.notes)
+
+
+def test_bootstrap_bss_interval_covers_the_effect_and_moves_clusters_together():
+    from pipeline.evaluate import bootstrap_bss
+
+    rng = np.random.default_rng(1)
+    days = np.repeat(np.arange(40), 30)  # 40 days × 30 countries
+    ref = rng.uniform(0.02, 0.06, days.size) * np.repeat(rng.uniform(0.5, 1.5, 40), 30)  # day effects
+    better = ref * 0.9 + rng.normal(0, 0.002, days.size)  # truly 10 % better
+    lo, hi, p = bootstrap_bss(better, ref, days, 2000)
+    assert lo < 0.1 < hi and lo > 0 and p == 1.0
+    lo, hi, p = bootstrap_bss(ref, ref, days, 500)
+    assert lo == hi == 0.0 and p == 0.0
+    noisy = ref + rng.normal(0, 0.02, days.size)  # no skill, lots of noise: the interval straddles 0
+    lo, hi, p = bootstrap_bss(np.abs(noisy), ref, days, 2000)
+    assert lo < 0 and 0 < p < 1
+    # one cluster: every resample is the same sample → a zero-width interval at the point estimate
+    lo, hi, _ = bootstrap_bss(better[:30], ref[:30], days[:30], 100)
+    assert lo == pytest.approx(hi) == pytest.approx(1 - better[:30].sum() / ref[:30].sum())
+    # resampling days is wider than resampling rows when the skill varies from day to day
+    better = ref * (1 - np.repeat(rng.normal(0.1, 0.08, 40), 30))
+    rows = np.arange(days.size)
+    day_width = np.subtract(*bootstrap_bss(better, ref, days, 2000)[1::-1])
+    row_width = np.subtract(*bootstrap_bss(better, ref, rows, 2000)[1::-1])
+    assert day_width > row_width
