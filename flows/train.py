@@ -44,8 +44,9 @@ def calibrate_task(cfg: dict[str, Any], model_dir: str, days: list[str]) -> dict
     from pipeline.calibrate import fit_from_lake
 
     c = config_from_dict(cfg)
-    cal = fit_from_lake(lake_of(c), Path(model_dir).name, [dt.date.fromisoformat(d) for d in days])
-    return {"path": str(cal.save(model_dir)), "days": cal.fitted_on, "n": cal.n}
+    cal = fit_from_lake(lake_of(c), Path(model_dir).name, [dt.date.fromisoformat(d) for d in days],
+                        blend=c.train.calibration_blend)
+    return {"path": str(cal.save(model_dir)), "days": cal.fitted_on, "n": cal.n, "blend": cal.blend}
 
 
 @flow(name="train", log_prints=True)

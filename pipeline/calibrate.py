@@ -16,9 +16,21 @@ parent is at least as likely as any of its children::
 
     p'_parent = max(p'_parent, max_{child ⊂ parent} p'_child)
 
-The maps are stored with the model (``<model dir>/calibration.json``: the knots
-of each piecewise-linear g) and applied by ``pipeline.forecast`` to every later
-forecast of that model.
+Then, when the lake has history before the validation days, a blend with
+climatology per level (logistic stacking, fitted on the same validation days)::
+
+    p''_l = σ(a · logit p'_l + b · logit c_l + k)
+
+with c_l the country's smoothed climatology ((count + ½) / (days + 1), the days
+before the target). The model knows the news cycle; climatology knows each
+country's base rate, which a few validation days and one map per level cannot
+teach the model for 100 countries. Measured on the 22-day experiment (100
+countries, test days): BSS vs climatology at event level +0.004 → +0.013, rare
+roots of smaller countries −0.035 → −0.004 (docs/forecast.md).
+
+The maps (knots of each piecewise-linear g, the blend's a, b, k) are stored
+with the model (``<model dir>/calibration.json``) and applied by
+``pipeline.forecast`` to every later forecast of that model.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 
 from pipeline.labels import LEVELS, LabelSpace, label_space
 
@@ -38,6 +51,13 @@ FILE = "calibration.json"
 PROB_FLOOR = 1e-3
 """Calibrated probabilities stay within [PROB_FLOOR, 1 − PROB_FLOOR]."""
 HIERARCHY: tuple[tuple[str, str], ...] = (("event", "base"), ("base", "root"), ("root", "quad"))
+CLIMATOLOGY_ALPHA = 0.5
+"""Additive smoothing of the climatology the blend uses (never exactly 0 or 1)."""
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, float), PROB_FLOOR, 1.0 - PROB_FLOOR)
+    return np.log(p / (1.0 - p))
 
 
 @dataclass
@@ -49,17 +69,30 @@ class Calibration:
     """The validation days the maps were fitted on (ISO dates)."""
     n: dict[str, int]
     """Country-day × label pairs per level behind each map."""
+    blend: dict[str, list[float]] | None = None
+    """Per level, (a, b, k) of σ(a·logit p + b·logit climatology + k); None: no blend."""
 
-    def apply(self, probs: dict[str, np.ndarray], labels: LabelSpace | None = None) -> dict[str, np.ndarray]:
-        """Calibrate ``{level: (..., L_level)}`` probabilities and restore parent ≥ child."""
+    def apply(self, probs: dict[str, np.ndarray], labels: LabelSpace | None = None,
+              climatology: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Calibrate ``{level: (..., L_level)}`` probabilities and restore parent ≥ child.
+
+        ``climatology`` (same shapes, from :func:`climatology`) is needed for the
+        blend; without it only the isotonic maps are applied.
+        """
         out = {lv: np.interp(p, *self.knots[lv]) if lv in self.knots else np.asarray(p, float)
                for lv, p in probs.items()}
+        if self.blend and climatology is not None:
+            for lv, (a, b, k) in self.blend.items():
+                if lv in out and lv in climatology:
+                    z = a * _logit(out[lv]) + b * _logit(climatology[lv]) + k
+                    out[lv] = np.clip(1.0 / (1.0 + np.exp(-z)), PROB_FLOOR, 1.0 - PROB_FLOOR)
         return restore_hierarchy(out, labels)
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / FILE
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"knots": self.knots, "fitted_on": self.fitted_on, "n": self.n}, indent=1) + "\n")
+        tmp.write_text(json.dumps({"knots": self.knots, "fitted_on": self.fitted_on, "n": self.n,
+                                   "blend": self.blend}, indent=1) + "\n")
         tmp.replace(path)
         return path
 
@@ -70,7 +103,8 @@ class Calibration:
         if not path.exists():
             return None
         data = json.loads(path.read_text())
-        return cls({k: (list(v[0]), list(v[1])) for k, v in data["knots"].items()}, data["fitted_on"], data["n"])
+        return cls({k: (list(v[0]), list(v[1])) for k, v in data["knots"].items()}, data["fitted_on"], data["n"],
+                   data.get("blend"))
 
 
 def restore_hierarchy(probs: dict[str, np.ndarray], labels: LabelSpace | None = None) -> dict[str, np.ndarray]:
@@ -104,8 +138,58 @@ def fit(P: dict[str, np.ndarray], Y: dict[str, np.ndarray], days: Sequence[dt.da
     return Calibration(knots, [str(d) for d in days], n)
 
 
-def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | None = None) -> Calibration:
-    """Fit on the forecasts of ``run`` for ``days`` (validation target days) against what happened."""
+def fit_blend(cal: Calibration, P: dict[str, np.ndarray], Y: dict[str, np.ndarray],
+              C: dict[str, np.ndarray]) -> Calibration:
+    """Add the climatology blend to ``cal``: per level, a logistic regression of the outcome on
+    (logit of the calibrated score, logit of climatology ``C[level]``), fitted on the same rows as the maps."""
+    blend = {}
+    for lv in cal.knots:
+        if lv not in C:
+            continue
+        x1 = _logit(np.interp(np.asarray(P[lv], float), *cal.knots[lv])).ravel()
+        x2 = _logit(C[lv]).ravel()
+        y = np.asarray(Y[lv], bool).ravel()
+        if y.all() or not y.any():
+            continue  # nothing to learn (e.g. every QuadClass every day)
+        lr = LogisticRegression(C=1.0, max_iter=200).fit(np.stack([x1, x2], axis=1), y)
+        blend[lv] = [float(lr.coef_[0, 0]), float(lr.coef_[0, 1]), float(lr.intercept_[0])]
+    cal.blend = blend or None
+    return cal
+
+
+def climatology(lake, target: dt.date, countries: Sequence[str],
+                labels: LabelSpace | None = None) -> dict[str, np.ndarray] | None:
+    """Smoothed climatology of ``countries`` for ``target`` from the ``country`` days before it.
+
+    ``{level: (len(countries), L)}``; a country never seen gets ½ / (days + 1).
+    None when there is no history before ``target``.
+    """
+    from pipeline.baselines import baseline_probabilities
+    from pipeline.labels import load_outcomes
+
+    labels = labels or label_space()
+    try:
+        outcomes = load_outcomes(lake, None, target - dt.timedelta(days=1), labels)
+    except FileNotFoundError:
+        return None
+    probs = baseline_probabilities(outcomes, [target], ["climatology"], alpha=CLIMATOLOGY_ALPHA).get(target)
+    if probs is None:
+        return None
+    row = {c: i for i, c in enumerate(outcomes.countries)}
+    out = {}
+    for lv in LEVELS:
+        P, _, n_days = probs["climatology"][lv]
+        unseen = np.full(P.shape[1], CLIMATOLOGY_ALPHA / (n_days + 2 * CLIMATOLOGY_ALPHA))
+        out[lv] = np.stack([P[row[c]] if c in row else unseen for c in countries]) if countries else P[:0]
+    return out
+
+
+def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | None = None,
+                  blend: bool = True) -> Calibration:
+    """Fit on the forecasts of ``run`` for ``days`` (validation target days) against what happened.
+
+    With ``blend``, also fits the climatology blend when every validation day has history before it.
+    """
     from pipeline.evaluate import collect
     from pipeline.labels import load_outcomes
 
@@ -115,4 +199,19 @@ def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | 
     if not stack.keys:
         raise ValueError(f"calibrate: no forecasts of {run!r} with outcomes on {', '.join(map(str, days))}; "
                          "forecast the validation days first")
-    return fit(stack.P, stack.Y, sorted({d for d, _ in stack.keys}))
+    cal = fit(stack.P, stack.Y, sorted({d for d, _ in stack.keys}))
+    if not blend:
+        return cal
+    C: dict[str, list[np.ndarray]] = {lv: [] for lv in LEVELS}
+    rows = []
+    for day in sorted({d for d, _ in stack.keys}):
+        idx = [i for i, (d, _) in enumerate(stack.keys) if d == day]
+        clim = climatology(lake, day, [stack.keys[i][1] for i in idx], labels)
+        if clim is None:
+            return cal  # a validation day without history: no blend
+        rows += idx
+        for lv in LEVELS:
+            C[lv].append(clim[lv])
+    order = np.asarray(rows)
+    return fit_blend(cal, {lv: stack.P[lv][order] for lv in LEVELS}, {lv: stack.Y[lv][order] for lv in LEVELS},
+                     {lv: np.concatenate(C[lv]) for lv in LEVELS})

@@ -401,18 +401,21 @@ def calibrate(
     model: Annotated[Path, typer.Option("--model", help="Model directory (its forecasts must exist for the days).")],
     start: Annotated[str, typer.Option("--start", help="First validation target day.")],
     end: Annotated[Optional[str], typer.Option("--end", help="Last validation target day (default: --start).")] = None,
+    blend: Annotated[bool, typer.Option("--blend/--no-blend", help="Also fit the blend with climatology.")] = True,
 ) -> None:
-    """Fit the model's calibration maps on its forecasts of validation days; later forecasts use them."""
+    """Fit the model's calibration maps on its (uncalibrated) forecasts of validation days; later forecasts use them."""
     from pipeline.calibrate import fit_from_lake
     from pipeline.lake import date_range
     from pipeline.registry import resolve
 
     cfg = get_config()
     model_dir = resolve(model)
-    cal = fit_from_lake(get_lake(cfg), model_dir.name, date_range(start, end or start))
+    cal = fit_from_lake(get_lake(cfg), model_dir.name, date_range(start, end or start), blend=blend)
     path = cal.save(model_dir)
     console.print(f"[green]calibration[/] {path}: fitted on {', '.join(cal.fitted_on)} "
                   f"({', '.join(f'{k} {v}' for k, v in cal.n.items())} label-days)")
+    for lv, (a, b, k) in (cal.blend or {}).items():
+        console.print(f"  blend {lv}: σ({a:.2f}·logit p + {b:.2f}·logit climatology {k:+.2f})")
 
 
 @app.command()

@@ -182,6 +182,8 @@ class TrainConfig:
     """Weight of the occurrence head's BCE in the loss (0: the head is not trained)."""
     calibrate: bool = True
     """Training flow: fit calibration maps on the validation days' forecasts (``pipeline.calibrate``)."""
+    calibration_blend: bool = True
+    """... and blend the calibrated probabilities with each country's climatology (logistic stacking)."""
     max_steps: int | None = None
     """Stop after this many optimiser steps (None: run all epochs); the schedule spans them."""
     checkpoint_every: int = 50

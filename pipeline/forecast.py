@@ -27,7 +27,8 @@ For one country and target day d:
    with BCE on the target day's codes, parent ≥ child restored), and the futures give
    the phrases and actor pairs; ``"futures"`` uses the share of futures above.
 6. when the model directory holds a ``calibration.json`` (fitted on validation
-   days, :mod:`pipeline.calibrate`), P is mapped through it per level and the
+   days, :mod:`pipeline.calibrate`), P is mapped through it per level (and blended
+   with the country's climatology when the calibration has a blend) and the
    hierarchy restored (parent ≥ child);
 7. actor pairs of a label: the (actor1, actor2) pairs of the phrases, weighted
    by Σ_{e ∈ l} a_ie, most likely first.
@@ -53,7 +54,7 @@ import pyarrow as pa
 
 from pipeline import cameo, phrases
 from pipeline.baselines import forecast_rows
-from pipeline.calibrate import Calibration, restore_hierarchy
+from pipeline.calibrate import Calibration, climatology, restore_hierarchy
 from pipeline.config import Config, ForecastConfig, load_config
 from pipeline.labels import LEVELS, LabelSpace, label_space
 from pipeline.lake import DateLike, Lake, as_date
@@ -328,9 +329,12 @@ def run_forecast(
                 r.probs = restore_hierarchy({lv: occurrence[lv][i] for lv in LEVELS}, labels)
             results.append(r)
     calibration = Calibration.load(mr.directory)
-    if calibration is not None:  # maps fitted on validation days (pipeline.calibrate), hierarchy restored
-        for r in results:
-            r.probs = calibration.apply(r.probs, labels)
+    if calibration is not None and results:  # fitted on validation days (pipeline.calibrate), hierarchy restored
+        clim = climatology(lake, target, [r.country for r in results], labels) if calibration.blend else None
+        if calibration.blend and clim is None:
+            console.print(f"[yellow]forecast {target}: no history before it; climatology blend not applied[/]")
+        for i, r in enumerate(results):
+            r.probs = calibration.apply(r.probs, labels, None if clim is None else {lv: clim[lv][i] for lv in clim})
     if skipped:
         console.print(f"[yellow]forecast {target}: {len(skipped)} countries without context skipped: "
                       f"{', '.join(sorted(skipped))}[/]")

@@ -52,3 +52,58 @@ def test_apply_keeps_parents_at_least_as_likely_as_their_children(tmp_path) -> N
     again = Calibration.load(tmp_path)
     assert again is not None and again.knots == {k: (list(v[0]), list(v[1])) for k, v in knots.items()}
     assert Calibration.load(tmp_path / "none") is None
+
+
+def _with_base_rates(rng: np.random.Generator, n: int, L: int):
+    """Outcomes driven by a per-row base rate (the country's climatology) and a day signal the model sees."""
+    base = rng.uniform(0.02, 0.6, size=(n, 1)) * rng.uniform(0.3, 1.0, size=(1, L))
+    signal = rng.normal(0, 1.2, size=(n, L))
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    p_true = 1 / (1 + np.exp(-(logit(base) + signal)))
+    model = 1 / (1 + np.exp(-(signal - 1.0)))  # knows the day, not the country: one map cannot fix that
+    return model, base, rng.uniform(size=(n, L)) < p_true
+
+
+def test_climatology_blend_beats_the_maps_alone_on_new_days() -> None:
+    from pipeline.calibrate import fit_blend
+
+    rng = np.random.default_rng(3)
+    lv = "root"
+    P, C, Y = _with_base_rates(rng, 600, 20)
+    cal = fit_blend(fit({lv: P}, {lv: Y}), {lv: P}, {lv: Y}, {lv: C})
+    a, b, _ = cal.blend[lv]
+    assert a > 0.3 and b > 0.3  # both sources carry information
+    Pt, Ct, Yt = _with_base_rates(rng, 600, 20)
+    maps_only = cal.apply({lv: Pt})[lv]  # no climatology given: the maps alone
+    blended = cal.apply({lv: Pt}, climatology={lv: Ct})[lv]
+    brier = lambda p: np.mean((p - Yt) ** 2)  # noqa: E731
+    assert brier(blended) < 0.9 * brier(maps_only) and brier(blended) < brier(Ct)
+    assert 1e-3 <= blended.min() and blended.max() <= 1 - 1e-3
+
+
+def test_blend_round_trips_and_old_files_load_without_it(tmp_path) -> None:
+    import json
+
+    cal = Calibration({"root": ([0.0, 1.0], [0.1, 0.9])}, ["2025-06-01"], {"root": 10}, {"root": [0.8, 0.2, -0.1]})
+    cal.save(tmp_path)
+    assert Calibration.load(tmp_path).blend == {"root": [0.8, 0.2, -0.1]}
+    data = json.loads((tmp_path / "calibration.json").read_text())
+    del data["blend"]
+    (tmp_path / "calibration.json").write_text(json.dumps(data))
+    assert Calibration.load(tmp_path).blend is None
+
+
+def test_climatology_from_the_lake_is_smoothed_and_leak_free(country_history) -> None:
+    import datetime as dt
+
+    from pipeline.calibrate import climatology
+
+    labels = label_space()
+    clim = climatology(country_history, dt.date(2025, 1, 4), ["US", "FR", "XX"], labels)
+    root = labels["root"].index
+    # days 1-3 only (the target day 4 is not seen): US had root 01 on days 1, 2 → (2 + ½) / (3 + 1)
+    assert clim["root"][0, root["01"]] == 2.5 / 4
+    assert clim["root"][1, root["19"]] == 2.5 / 4 and clim["root"][1, root["14"]] == 1.5 / 4  # FR 141 on day 3
+    assert clim["root"][0, root["14"]] == 0.5 / 4  # US 141 happens on day 4 itself: not counted
+    assert np.all(clim["event"][2] == 0.5 / 4)  # a country never seen: the prior
+    assert climatology(country_history, dt.date(2025, 1, 1), ["US"], labels) is None  # no history

@@ -178,6 +178,7 @@ def test_train_flow_calibrates_evaluates_and_registers(harness, sample_descripto
     run_dir = Path(out["run_dir"])
     val, test = out["dataset"]["target_days"]["val"], out["dataset"]["target_days"]["test"]
     assert (run_dir / "calibration.json").exists() and out["calibration"]["days"] == val
+    assert {"event", "base", "root"} <= set(out["calibration"]["blend"])  # blended with climatology
     assert resolve(tmp_path / "models" / "latest") == run_dir.resolve()
     lake = Lake(lake_root)
     for day in test:  # the test days are scored for the model and the baselines alike

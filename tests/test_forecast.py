@@ -164,3 +164,30 @@ def test_end_to_end_forecast_on_the_sample(sample_forecasts, embedder):
     assert again.num_rows == len(first)
     assert again.to_pandas().drop(columns=["actor_pairs"]).equals(first.drop(columns=["actor_pairs"]))
     assert lake.partitions("forecasts", model=mr.run) == [dt.date.fromisoformat(d) for d in FORECAST_DAYS]
+
+
+def test_forecast_applies_the_climatology_blend(sample_forecasts, embedder, tmp_path):
+    """A calibration with a blend: probabilities move toward each country's climatology, hierarchy kept."""
+    import shutil
+
+    from pipeline.calibrate import Calibration, climatology
+    from pipeline.forecast import load_model_run, run_forecast
+
+    day = dt.date.fromisoformat(sample_forecasts.days[-1])
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(sample_forecasts.lake.root, lake.root)  # the session lake keeps its runs as they are
+    model_dir = tmp_path / "blended"
+    shutil.copytree(sample_forecasts.mr.directory, model_dir)
+    identity = {lv: ([0.0, 1.0], [0.0, 1.0]) for lv in LEVELS}
+    Calibration(identity, [], {}, {lv: [0.0, 1.0, 0.0] for lv in LEVELS}).save(model_dir)  # = climatology
+    mr = load_model_run(model_dir)
+    run_forecast(lake, day, ForecastConfig(num_futures=2), mr, embedder)
+    t = lake.read("forecasts", day, day, model=mr.run).to_pandas()
+    labels = label_space()
+    clim = climatology(lake, day, sample_forecasts.countries, labels)
+    for i, country in enumerate(sample_forecasts.countries):
+        g = t[(t.country == country) & (t.level == "root")].set_index("code").probability
+        expect = np.clip(clim["root"][i], 1e-3, 1 - 1e-3)
+        for code, j in labels["root"].index.items():  # a = 0, b = 1: exactly the climatology (≥ children)
+            assert g.get(code, 0.0) >= expect[j] - 1e-9
+        assert np.isclose(g.min(), expect.min(), atol=1e-6) or g.min() >= expect.min()

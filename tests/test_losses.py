@@ -207,7 +207,10 @@ def test_fp32_under_bf16_autocast():
 
 
 def test_warns_when_not_converged():
-    x, y, a, b = sphere(1, 20, 4), sphere(1, 5, 4), simplex(1, 20), simplex(1, 5)
+    # seeded: about 4 % of random 20-vs-5-point problems at ε = 0.01 need more than the default 1000 iterations
+    g = torch.Generator().manual_seed(0)
+    x, y = sphere(1, 20, 4, generator=g), sphere(1, 5, 4, generator=g)
+    a, b = simplex(1, 20, generator=g), simplex(1, 5, generator=g)
     with pytest.warns(SinkhornConvergenceWarning, match="max_iter=2"):
         s = sinkhorn_divergence(x, a, y, b, 0.01, max_iter=2)
     assert torch.isfinite(s).all()
