@@ -25,8 +25,9 @@ with c_l the country's smoothed climatology ((count + ½) / (days + 1), the days
 before the target). The model knows the news cycle; climatology knows each
 country's base rate, which a few validation days and one map per level cannot
 teach the model for 100 countries. Measured on the 22-day experiment (100
-countries, test days): BSS vs climatology at event level +0.004 → +0.013, rare
-roots of smaller countries −0.035 → −0.004 (docs/forecast.md).
+countries, test days 06-04…06-06): BSS vs climatology at event level
++0.004 → +0.019 (95 % by countries +0.013 … +0.025), base +0.006 → +0.021, rare
+roots of smaller countries −0.035 → −0.012 (docs/forecast.md).
 
 The maps (knots of each piecewise-linear g, the blend's a, b, k) are stored
 with the model (``<model dir>/calibration.json``) and applied by
