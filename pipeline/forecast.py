@@ -228,7 +228,7 @@ def project_futures(country: str, futures: Sequence[Sequence[str]], basis: Basis
 
 
 def forecast_tables(results: Sequence[CountryForecast], model_run: str, K: int, issued_at: dt.datetime,
-                    labels: LabelSpace | None = None) -> tuple[pa.Table, pa.Table]:
+                    labels: LabelSpace | None = None, sampling_key: str | None = None) -> tuple[pa.Table, pa.Table]:
     """``forecasts`` and ``futures`` partitions (their schemas) for one target day."""
     labels = labels or label_space()
     results = sorted(results, key=lambda r: r.country)
@@ -242,6 +242,7 @@ def forecast_tables(results: Sequence[CountryForecast], model_run: str, K: int, 
         "future": [k for r in results for k in range(len(r.futures))],
         "phrases": [f for r in results for f in r.futures],
         "codes": [c for r in results for c in r.codes],
+        "sampling_key": pa.array([sampling_key] * sum(len(r.futures) for r in results), pa.string()),
     })
     return fc, pa.Table.from_arrays([fut[f.name].cast(f.type) for f in FUTURES_SCHEMA], schema=FUTURES_SCHEMA)
 
@@ -274,6 +275,36 @@ def load_model_run(directory: str | Path, device: str | None = None) -> ModelRun
         data = json.loads((src / "metrics.json").read_text()).get("data", {})
         countries = list((data.get("train") or {}).get("countries") or [])
     return ModelRun(src, src.name, model, cfg, countries)
+
+
+def sampling_key(lake: Lake, mr: ModelRun, cfg: ForecastConfig, target: dt.date, countries: Sequence[str]) -> str:
+    """What the K futures of ``target`` depend on, hashed: the model's weights and files (its calibration
+    excepted), the sampling settings, the countries (they fix the batches) and the context partitions."""
+    import hashlib
+
+    from pipeline.calibrate import FILE as CALIBRATION_FILE
+    from pipeline.registry import model_fingerprint
+
+    files = [f for f in model_fingerprint(mr.directory).split(",") if not f.startswith(CALIBRATION_FILE + ":")]
+    T = mr.config.dataset.context_days
+    context = [lake.fingerprint(t, target - dt.timedelta(days=i)) for i in range(1, T + 1)
+               for t in ("descriptors", "descriptor_days")]
+    settings = [cfg.num_futures, cfg.temperature, cfg.top_p, cfg.seed, cfg.batch_countries, list(countries)]
+    return hashlib.sha1(json.dumps([files, settings, context]).encode()).hexdigest()[:16]
+
+
+def _stored_futures(lake: Lake, run: str, target: dt.date, key: str) -> dict[str, list[list[str]]]:
+    """The futures already sampled for ``target`` under the same ``sampling_key`` ({} when none)."""
+    if not lake.has_partition("futures", target, model=run):
+        return {}
+    t = lake.read("futures", target, target, columns=None, model=run)
+    if "sampling_key" not in t.column_names:
+        return {}
+    out: dict[str, list[tuple[int, list[str]]]] = {}
+    for r in t.select(["country", "future", "phrases", "sampling_key"]).to_pylist():
+        if r["sampling_key"] == key:
+            out.setdefault(r["country"], []).append((r["future"], list(r["phrases"])))
+    return {c: [p for _, p in sorted(v)] for c, v in out.items()}
 
 
 def country_seed(seed: int, country: str) -> int:
@@ -317,11 +348,18 @@ def run_forecast(
     # batch's seed derives from its first country, so a country's futures depend only on the
     # config and the batch it falls in (fixed by the sorted country list and cfg.batch_countries)
     ready = list(items)
+    key = sampling_key(lake, mr, cfg, target, ready)
+    stored = _stored_futures(lake, mr.run, target, key)  # only the calibration changed: no need to sample again
     chunks = [ready[i:i + cfg.batch_countries] for i in range(0, len(ready), cfg.batch_countries)]
+    reused = 0
     for chunk in track(chunks, f"forecast {target}"):
         batch = collate([items[c] for c in chunk])
-        futures = mr.model.generate_phrases(batch, num_futures=cfg.num_futures, temperature=cfg.temperature,
-                                            top_p=cfg.top_p, seed=country_seed(cfg.seed, chunk[0]))
+        if all(len(stored.get(c, ())) == cfg.num_futures for c in chunk):
+            futures = [stored[c] for c in chunk]
+            reused += len(chunk)
+        else:
+            futures = mr.model.generate_phrases(batch, num_futures=cfg.num_futures, temperature=cfg.temperature,
+                                                top_p=cfg.top_p, seed=country_seed(cfg.seed, chunk[0]))
         occurrence = mr.model.occurrence_probs(batch) if cfg.probabilities == "occurrence" else None
         for i, (country, country_futures) in enumerate(zip(chunk, futures)):
             r = project_futures(country, country_futures, basis, embed, cfg, labels)
@@ -342,8 +380,8 @@ def run_forecast(
         raise ValueError(f"forecast {target}: no country has descriptors in the {mr.config.dataset.context_days} days "
                          f"before it in {lake.root}; run `gdelt-forecast descriptors` first")
     issued = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    fc, fut = forecast_tables(results, mr.run, cfg.num_futures, issued, labels)
+    fc, fut = forecast_tables(results, mr.run, cfg.num_futures, issued, labels, key)
     lake.write_partition("forecasts", fc, target, schema=FORECASTS_SCHEMA, model=mr.run)
     lake.write_partition("futures", fut, target, schema=FUTURES_SCHEMA, model=mr.run)
     return {"run": mr.run, "date": str(target), "countries": len(results), "rows": fc.num_rows,
-            "skipped": skipped}
+            "skipped": skipped, "reused_futures": reused}

@@ -220,9 +220,12 @@ FUTURES_SCHEMA: pa.Schema = pa.schema([
     pa.field("future", pa.int32(), nullable=False),  # 0 … K−1
     pa.field("phrases", pa.list_(pa.string()), nullable=False),  # the sampled future, split into phrases
     pa.field("codes", pa.list_(pa.string()), nullable=False),  # event code each phrase was projected onto
+    pa.field("sampling_key", pa.string()),  # hash of what the sampling depended on (see forecast.sampling_key)
 ])
 """``futures`` table, partitioned ``model=<run>/date=<target day>``: the K
-sampled futures behind a model forecast (for ROUGE and the report)."""
+sampled futures behind a model forecast (for ROUGE and the report). A forecast
+whose ``sampling_key`` matches (same weights, sampling settings, countries and
+context partitions; only the calibration changed) reuses them instead of sampling again."""
 
 # ------------------------------------------------------------------- scores
 SCORES_SCHEMA: pa.Schema = pa.schema([

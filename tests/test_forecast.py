@@ -191,3 +191,35 @@ def test_forecast_applies_the_climatology_blend(sample_forecasts, embedder, tmp_
         for code, j in labels["root"].index.items():  # a = 0, b = 1: exactly the climatology (≥ children)
             assert g.get(code, 0.0) >= expect[j] - 1e-9
         assert np.isclose(g.min(), expect.min(), atol=1e-6) or g.min() >= expect.min()
+
+
+def test_futures_are_reused_when_only_the_calibration_changed(sample_forecasts, embedder, tmp_path):
+    """Re-forecasting a day after calibrating gives exactly what sampling again would, without sampling."""
+    import shutil
+
+    from pipeline.calibrate import Calibration
+    from pipeline.forecast import load_model_run, run_forecast
+
+    day = sample_forecasts.days[-1]
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(sample_forecasts.lake.root, lake.root)
+    model_dir = tmp_path / "m"
+    shutil.copytree(sample_forecasts.mr.directory, model_dir)
+    cfg = ForecastConfig(num_futures=3)
+    first = run_forecast(lake, day, cfg, load_model_run(model_dir), embedder)
+    assert first["reused_futures"] == 0
+    Calibration({lv: ([0.0, 1.0], [0.2, 0.8]) for lv in LEVELS}, [], {}).save(model_dir)
+    mr = load_model_run(model_dir)
+    calls = []
+    generate = mr.model.generate_phrases
+    mr.model.generate_phrases = lambda *a, **k: calls.append(1) or generate(*a, **k)
+    again = run_forecast(lake, day, cfg, mr, embedder)
+    assert again["reused_futures"] == again["countries"] and not calls
+    reused = lake.read("forecasts", day, day, model="m").drop_columns(["issued_at"])
+    lake.delete_partition("futures", day, model="m")  # sample afresh: the same futures, the same forecast
+    fresh = run_forecast(lake, day, cfg, mr, embedder)
+    assert fresh["reused_futures"] == 0 and calls
+    assert lake.read("forecasts", day, day, model="m").drop_columns(["issued_at"]).equals(reused)
+    assert lake.read("futures", day, day, model="m").column("sampling_key").null_count == 0
+    # other sampling settings: sampled again
+    assert run_forecast(lake, day, ForecastConfig(num_futures=3, seed=7), mr, embedder)["reused_futures"] == 0
