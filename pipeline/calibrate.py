@@ -165,7 +165,6 @@ def climatology(lake, target: dt.date, countries: Sequence[str],
     ``{level: (len(countries), L)}``; a country never seen gets ½ / (days + 1).
     None when there is no history before ``target``.
     """
-    from pipeline.baselines import baseline_probabilities
     from pipeline.labels import load_outcomes
 
     labels = labels or label_space()
@@ -173,15 +172,24 @@ def climatology(lake, target: dt.date, countries: Sequence[str],
         outcomes = load_outcomes(lake, None, target - dt.timedelta(days=1), labels)
     except FileNotFoundError:
         return None
-    probs = baseline_probabilities(outcomes, [target], ["climatology"], alpha=CLIMATOLOGY_ALPHA).get(target)
-    if probs is None:
-        return None
+    return _climatologies(outcomes, {target: list(countries)}).get(target)
+
+
+def _climatologies(outcomes, countries: dict[dt.date, list[str]]) -> dict[dt.date, dict[str, np.ndarray]]:
+    """``climatology`` of several targets from one ``Outcomes`` (one pass over its days); targets without
+    history before them are left out."""
+    from pipeline.baselines import baseline_probabilities
+
+    probs = baseline_probabilities(outcomes, list(countries), ["climatology"], alpha=CLIMATOLOGY_ALPHA)
     row = {c: i for i, c in enumerate(outcomes.countries)}
-    out = {}
-    for lv in LEVELS:
-        P, _, n_days = probs["climatology"][lv]
-        unseen = np.full(P.shape[1], CLIMATOLOGY_ALPHA / (n_days + 2 * CLIMATOLOGY_ALPHA))
-        out[lv] = np.stack([P[row[c]] if c in row else unseen for c in countries]) if countries else P[:0]
+    out: dict[dt.date, dict[str, np.ndarray]] = {}
+    for target, by_level in probs.items():
+        out[target] = {}
+        for lv in LEVELS:
+            P, _, n_days = by_level["climatology"][lv]
+            unseen = np.full(P.shape[1], CLIMATOLOGY_ALPHA / (n_days + 2 * CLIMATOLOGY_ALPHA))
+            cs = countries[target]
+            out[target][lv] = np.stack([P[row[c]] if c in row else unseen for c in cs]) if cs else P[:0]
     return out
 
 
@@ -195,24 +203,20 @@ def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | 
     from pipeline.labels import load_outcomes
 
     labels = labels or label_space()
-    outcomes = load_outcomes(lake, min(days), max(days), labels)
+    # all days up to the last validation day: the outcomes to fit on, and the history of each day's climatology
+    outcomes = load_outcomes(lake, None, max(days), labels)
     stack = collect(lake, run, list(days), outcomes, labels)
     if not stack.keys:
         raise ValueError(f"calibrate: no forecasts of {run!r} with outcomes on {', '.join(map(str, days))}; "
                          "forecast the validation days first")
-    cal = fit(stack.P, stack.Y, sorted({d for d, _ in stack.keys}))
+    fitted_days = sorted({d for d, _ in stack.keys})
+    cal = fit(stack.P, stack.Y, fitted_days)
     if not blend:
         return cal
-    C: dict[str, list[np.ndarray]] = {lv: [] for lv in LEVELS}
-    rows = []
-    for day in sorted({d for d, _ in stack.keys}):
-        idx = [i for i, (d, _) in enumerate(stack.keys) if d == day]
-        clim = climatology(lake, day, [stack.keys[i][1] for i in idx], labels)
-        if clim is None:
-            return cal  # a validation day without history: no blend
-        rows += idx
-        for lv in LEVELS:
-            C[lv].append(clim[lv])
-    order = np.asarray(rows)
+    rows = {d: [i for i, (k, _) in enumerate(stack.keys) if k == d] for d in fitted_days}
+    clim = _climatologies(outcomes, {d: [stack.keys[i][1] for i in rows[d]] for d in fitted_days})
+    if set(clim) != set(fitted_days):
+        return cal  # a validation day without history: no blend
+    order = np.concatenate([rows[d] for d in fitted_days])
     return fit_blend(cal, {lv: stack.P[lv][order] for lv in LEVELS}, {lv: stack.Y[lv][order] for lv in LEVELS},
-                     {lv: np.concatenate(C[lv]) for lv in LEVELS})
+                     {lv: np.concatenate([clim[d][lv] for d in fitted_days]) for lv in LEVELS})

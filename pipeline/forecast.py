@@ -285,7 +285,7 @@ def sampling_key(lake: Lake, mr: ModelRun, cfg: ForecastConfig, target: dt.date,
     from pipeline.calibrate import FILE as CALIBRATION_FILE
     from pipeline.registry import model_fingerprint
 
-    files = [f for f in model_fingerprint(mr.directory).split(",") if not f.startswith(CALIBRATION_FILE + ":")]
+    files = model_fingerprint(mr.directory, exclude={CALIBRATION_FILE})
     T = mr.config.dataset.context_days
     context = [lake.fingerprint(t, target - dt.timedelta(days=i)) for i in range(1, T + 1)
                for t in ("descriptors", "descriptor_days")]

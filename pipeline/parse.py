@@ -278,9 +278,9 @@ def parse_batch(items: list[tuple[bytes, str]]) -> list[Parsed]:
 
     GDELT 2.0 arrives as 96 small files a day, and one ``pyarrow.csv`` call per
     file costs about 4× more than one multi-threaded call over their
-    concatenation (``bench/ingest.py``). Files whose every line provably has the
-    first-line layout are concatenated per layout and parsed together (the parser
-    checks every other line has that many columns); the table is then
+    concatenation (``bench/ingest.py``). Files are grouped by the layout of their
+    first line in a known layout and concatenated per layout into one parse (the
+    parser checks every line has that many columns); the table is then
     sliced back into files by their line counts. Anything unusual in a batch (a
     wrong-count row, an unparsable value, a missing ID or date) makes it split in
     halves until the odd file is parsed alone by ``parse_text``, so its quarantine
@@ -323,16 +323,16 @@ def _parse_group(items: list[tuple[bytes, str]], batch: list[tuple[int, int]], n
 
 
 def _uniform_layout(text: bytes) -> tuple[int, int] | None:
-    """(columns of the first line, lines) of a plain GDELT TSV text; None for a CSV export or an unknown layout.
+    """(columns of its first line in a known layout, lines) of a plain GDELT TSV text; None for a CSV export or
+    a text with no known layout.
 
     Whether every line really has that many columns is left to the parser: any
     other row (or an empty line, which changes the row count) makes the batch fall back.
     """
     if text.startswith((b"\xef\xbb\xbf", b"GLOBALEVENTID")):
         return None
-    first = text[: text.find(b"\n")] if b"\n" in text[:1 << 16] else text[:1 << 16]
-    ncols = first.count(b"\t") + 1
-    if ncols not in LAYOUTS:
+    ncols = _first_layout(text)
+    if ncols is None:
         return None
     return ncols, text.count(b"\n") + (not text.endswith(b"\n"))
 

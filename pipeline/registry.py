@@ -9,6 +9,7 @@ run name is used instead.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 LATEST = "latest"
@@ -58,9 +59,13 @@ def _model_files(model_dir: str | Path) -> list[Path]:
     return sorted(f for f in d.glob("*") if f.is_file()) if d.is_dir() else []
 
 
-def model_fingerprint(model_dir: str | Path) -> str:
-    """Names, sizes and mtimes of the model's files: changes whenever the model (or its calibration) changes."""
-    return ",".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in _model_files(model_dir))
+def model_fingerprint(model_dir: str | Path, exclude: Collection[str] = ()) -> str:
+    """Names, sizes and mtimes of the model's files: changes whenever the model (or its calibration) changes.
+
+    ``exclude``: file names left out (e.g. ``calibration.json``, for what the weights alone determine).
+    """
+    return ",".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in _model_files(model_dir)
+                    if f.name not in exclude)
 
 
 def model_mtime(model_dir: str | Path) -> float | None:
