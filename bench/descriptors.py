@@ -30,14 +30,14 @@ os.environ.setdefault("GDELT_FORECAST_QUIET", "1")
 
 import torch  # noqa: E402
 
-from pipeline import embed  # noqa: E402
-from pipeline.config import DescriptorConfig, EmbedConfig, IngestConfig  # noqa: E402
-from pipeline.descriptors import build_day  # noqa: E402
-from pipeline.embed import Embedder  # noqa: E402
-from pipeline.ingest import ingest  # noqa: E402
-from pipeline.lake import Lake, as_date  # noqa: E402
-from pipeline.phrases import make_phrases  # noqa: E402
-from pipeline.reduce import reduce  # noqa: E402
+from pipeline.features import embed  # noqa: E402
+from pipeline.core.config import DescriptorConfig, EmbedConfig, IngestConfig  # noqa: E402
+from pipeline.features.descriptors import build_day  # noqa: E402
+from pipeline.features.embed import Embedder  # noqa: E402
+from pipeline.ingest.run import ingest  # noqa: E402
+from pipeline.core.lake import Lake, as_date  # noqa: E402
+from pipeline.cameo.phrases import make_phrases  # noqa: E402
+from pipeline.ingest.reduce import reduce  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 from sklearn.metrics import brier_score_loss, log_loss, precision_recall_fscore_support
 
-from pipeline.evaluate import brier_per_label, log_loss_per_label, per_row_prf
+from pipeline.scoring.evaluate import brier_per_label, log_loss_per_label, per_row_prf
 
 
 def timed(fn, repeat: int = 3):

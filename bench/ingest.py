@@ -3,7 +3,7 @@
     python bench/ingest.py [--rows 250000] [--repeat 2]
 
 Peers, each in its own subprocess (peak RSS measured by ``resource``):
-- ours:   ``pipeline.ingest.ingest(lake, "local", ...)`` (verify, parse, type, dedupe, partition, manifest);
+- ours:   ``pipeline.ingest.run.ingest(lake, "local", ...)`` (verify, parse, type, dedupe, partition, manifest);
 - pandas: ``pandas.read_csv`` per zip (tab, no quoting, code columns as str) + ``concat`` + ``to_parquet``;
 - duckdb: unzip + ``read_csv`` (tab, no quote, typed columns) + ``COPY ... TO parquet``;
 - floor:  the bare library calls ours is made of (ISA-L inflate, one multi-threaded
@@ -62,9 +62,9 @@ def build_day(folder: Path, rows: int) -> int:
 
 # Each peer defines work() -> rows; imports happen before the clock starts.
 OURS = """
-from pipeline.config import IngestConfig
-from pipeline.ingest import ingest
-from pipeline.lake import Lake
+from pipeline.core.config import IngestConfig
+from pipeline.ingest.run import ingest
+from pipeline.core.lake import Lake
 def work():
     r = ingest(Lake(OUT), "local", "2025-06-01", "2025-06-01", IngestConfig(), path=SRC, progress=False)
     return r.rows_kept
@@ -72,7 +72,7 @@ def work():
 
 PANDAS = """
 import glob, pandas as pd
-from pipeline.schemas import GDELT2_COLUMNS, EVENTS_SCHEMA
+from pipeline.core.schemas import GDELT2_COLUMNS, EVENTS_SCHEMA
 import pyarrow as pa
 strs = {f.name: str for f in EVENTS_SCHEMA if pa.types.is_string(f.type)}
 def work():
@@ -87,7 +87,7 @@ def work():
 
 DUCKDB = """
 import glob, os, zipfile, duckdb
-from pipeline.schemas import GDELT2_COLUMNS, EVENTS_SCHEMA
+from pipeline.core.schemas import GDELT2_COLUMNS, EVENTS_SCHEMA
 import pyarrow as pa
 def ddb(t):
     return {"int64": "BIGINT", "int32": "INTEGER", "int16": "SMALLINT", "int8": "TINYINT", "double": "DOUBLE",
@@ -112,8 +112,8 @@ import glob, io, zipfile
 from concurrent.futures import ThreadPoolExecutor
 import pyarrow.csv as pacsv, pyarrow.parquet as pq
 from isal import isal_zlib
-from pipeline.schemas import GDELT2_COLUMNS
-from pipeline.parse import _fast_type
+from pipeline.core.schemas import GDELT2_COLUMNS
+from pipeline.ingest.parse import _fast_type
 types = {c: _fast_type(c) for c in GDELT2_COLUMNS}
 def inflate(f):
     z = zipfile.ZipFile(f); i = z.infolist()[0]; d = open(f, "rb").read(); o = i.header_offset

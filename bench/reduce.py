@@ -4,7 +4,7 @@
 
 The lake is built once (not timed) from the 22 real days of
 ``../shared/data/gdelt-v2-15min`` when present, else from the shipped sample.
-- ours:   ``pipeline.reduce.reduce(lake, start, end)`` (per-day read of 16 columns, flag, validate, atomic write);
+- ours:   ``pipeline.ingest.reduce.reduce(lake, start, end)`` (per-day read of 16 columns, flag, validate, atomic write);
 - duckdb: one ``COPY (SELECT ..., flag FROM read_parquet(events/**)) TO country PARTITION_BY (date)``.
 Both write zstd Parquet. Goal: ours no slower than DuckDB.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.config import IngestConfig
-from pipeline.ingest import ingest
-from pipeline.lake import Lake
-from pipeline.reduce import EVENT_COLUMNS, reduce
+from pipeline.core.config import IngestConfig
+from pipeline.ingest.run import ingest
+from pipeline.core.lake import Lake
+from pipeline.ingest.reduce import EVENT_COLUMNS, reduce
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = [REPO.parent / "shared" / "data" / "gdelt-v2-15min", REPO / "data" / "sample" / "gdelt-v2"]

@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from pipeline.losses import cost_matrix, sinkhorn_divergence
+from pipeline.model.losses import cost_matrix, sinkhorn_divergence
 
 
 def make_inputs(B: int, N: int, M: int, D: int, device: str, seed: int = 0):

@@ -31,10 +31,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 warnings.filterwarnings("ignore", message="sinkhorn_divergence did not converge")
 
-from pipeline.config import ModelConfig  # noqa: E402
-from pipeline.model import EventForecaster  # noqa: E402
-from pipeline.phrases import make_phrase  # noqa: E402
-from pipeline.tokenizer import encode_targets  # noqa: E402
+from pipeline.core.config import ModelConfig  # noqa: E402
+from pipeline.model.forecaster import EventForecaster  # noqa: E402
+from pipeline.cameo.phrases import make_phrase  # noqa: E402
+from pipeline.model.tokenizer import encode_targets  # noqa: E402
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
 """Dense bf16 tensor-core peak FLOP/s by GPU name fragment."""
@@ -44,7 +44,7 @@ COUNTRIES = ["US", "CH", "RS", "UP", "IS", "IR", "UK", "FR", "GM", "IN", None]
 
 
 def synthetic_batch(B: int, T: int, N: int, D: int = 384, S: int = 28, seed: int = 0) -> dict:
-    """A batch with ``pipeline.dataset.collate``'s keys/shapes and realistic phrase targets."""
+    """A batch with ``pipeline.features.dataset.collate``'s keys/shapes and realistic phrase targets."""
     rng = random.Random(seed)
     g = torch.Generator().manual_seed(seed)
     points = F.normalize(torch.randn(B, T, N, D, generator=g), dim=-1)

@@ -5,7 +5,7 @@
 
 Each day is a chain ``ingest → reduce → descriptors``, and, once a model is
 registered, ``forecast(d+1)`` and the baselines; days run side by side up to
-``flow.backfill_concurrency``. Finished steps (``pipeline.status``) are not
+``flow.backfill_concurrency``. Finished steps (``pipeline.core.status``) are not
 submitted at all, so a second run does no work; ``--force`` redoes them. A
 failed day does not stop the others: the flow finishes every day it can, then
 fails with the list of failed days. Forecasts are evaluated at the end.
@@ -29,10 +29,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.tasks import (baselines_task, descriptors_task, evaluate_task, forecast_task_for, ingest_for,
                          lake_of, reduce_task)
-from pipeline.config import Config, load_config
-from pipeline.lake import date_range
-from pipeline.registry import resolve, run_name
-from pipeline.status import STAGES, Step, plan
+from pipeline.core.config import Config, load_config
+from pipeline.core.lake import date_range
+from pipeline.core.registry import resolve, run_name
+from pipeline.core.status import STAGES, Step, plan
 
 
 class BackfillFailed(RuntimeError):

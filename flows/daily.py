@@ -18,8 +18,8 @@ from prefect import flow, get_run_logger
 from flows.backfill import current_model
 from flows.tasks import (baselines_task, descriptors_task, evaluate_task, forecast_task_for, ingest_for,
                          lake_of, reduce_task, report_task)
-from pipeline.config import load_config
-from pipeline.registry import run_name
+from pipeline.core.config import load_config
+from pipeline.core.registry import run_name
 
 
 def default_day() -> dt.date:

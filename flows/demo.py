@@ -19,8 +19,8 @@ from prefect import flow
 from flows.backfill import with_runner
 from flows.daily import daily
 from flows.train import train_flow
-from pipeline.config import load_config
-from pipeline.lake import Lake
+from pipeline.core.config import load_config
+from pipeline.core.lake import Lake
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "gdelt-v2"

@@ -12,7 +12,7 @@ from typing import Any
 from flows.backfill import backfill
 from flows.daily import daily
 from flows.train import train_flow
-from pipeline.config import Config
+from pipeline.core.config import Config
 
 
 def build_deployments(cfg: Config, config_path: str | None = None) -> list[Any]:

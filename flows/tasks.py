@@ -21,9 +21,9 @@ from prefect import task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
 from prefect.tasks import exponential_backoff
 
-from pipeline.config import Config, config_from_dict
-from pipeline.lake import Lake, as_date
-from pipeline.registry import model_fingerprint
+from pipeline.core.config import Config, config_from_dict
+from pipeline.core.lake import Lake, as_date
+from pipeline.core.registry import model_fingerprint
 
 NETWORK_SOURCES = {"gdelt1", "gdelt2", "bigquery"}
 
@@ -65,7 +65,7 @@ def cached_on(table: str, offsets: tuple[int, ...] = (0,)) -> CachePolicy:
 def ingest_task(cfg: dict[str, Any], source: str, day: dt.date, path: str | None = None,
                 force: bool = False, keep_going: bool = False) -> dict[str, Any]:
     """Ingest one day (the manifest skips finished files, so a retry resumes)."""
-    from pipeline.ingest import ingest
+    from pipeline.ingest.run import ingest
 
     c = config_from_dict(cfg)
     report = ingest(lake_of(c), source, day, day, c.ingest, path=path, force=force, keep_going=keep_going,
@@ -84,7 +84,7 @@ def ingest_for(source: str):
 @task(name="reduce", cache_policy=cached_on("events"), task_run_name="reduce-{day}")
 def reduce_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
     """``events/date=day`` → ``country/date=day``."""
-    from pipeline.reduce import reduce
+    from pipeline.ingest.reduce import reduce
 
     report = reduce(lake_of(config_from_dict(cfg)), day, day)
     return {"day": str(day), "rows": report.rows, "missing": [str(d) for d in report.missing]}
@@ -94,7 +94,7 @@ def reduce_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
 @task(name="descriptors", cache_policy=cached_on("country"), task_run_name="descriptors-{day}")
 def descriptors_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
     """``country/date=day`` → ``descriptors`` + ``descriptor_days`` of that day (embedding cache shared)."""
-    from pipeline.descriptors import build_day
+    from pipeline.features.descriptors import build_day
 
     c = config_from_dict(cfg)
     summary = build_day(lake_of(c), day, c.descriptors, _embedder(c))
@@ -106,7 +106,7 @@ _EMBEDDERS: dict[str, Any] = {}
 
 def _embedder(c: Config):
     """One embedder per model per process (loading it takes seconds; tasks share it)."""
-    from pipeline.embed import Embedder
+    from pipeline.features.embed import Embedder
 
     key = f"{c.embed.model}|{c.embed.device}"
     if key not in _EMBEDDERS:
@@ -123,7 +123,7 @@ def forecast_task_for(context_days: int):
 @task(name="forecast", cache_policy=cached_on("descriptor_days"), task_run_name="forecast-{day}")
 def forecast_task(cfg: dict[str, Any], day: dt.date, model_dir: str) -> dict[str, Any]:
     """Forecast day+1 with the model in ``model_dir`` from the T days of descriptors up to ``day``."""
-    from pipeline.forecast import run_forecast
+    from pipeline.forecast.forecast import run_forecast
 
     c = config_from_dict(cfg)
     c.forecast.model = Path(model_dir)
@@ -141,7 +141,7 @@ _MODELS: dict[tuple[str, str], Any] = {}
 
 def _model_run(model_dir: str):
     """The loaded model of ``model_dir``, once per process (reloaded when its files change)."""
-    from pipeline.forecast import load_model_run
+    from pipeline.forecast.forecast import load_model_run
 
     m = Path(model_dir).resolve()
     key = (str(m), model_fingerprint(m))
@@ -154,7 +154,7 @@ def _model_run(model_dir: str):
 @task(name="baselines", cache_policy=NO_CACHE, task_run_name="baselines-{day}")
 def baselines_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
     """The baselines' forecasts for day+1 (climatology, persistence, 7/30-day, EWM) from the days up to ``day``."""
-    from pipeline.baselines import run_baselines
+    from pipeline.forecast.baselines import run_baselines
 
     c = config_from_dict(cfg)
     target = day + dt.timedelta(days=1)
@@ -166,7 +166,7 @@ def baselines_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
 @task(name="evaluate", cache_policy=NO_CACHE, task_run_name="evaluate-{start}-{end}")
 def evaluate_task(cfg: dict[str, Any], start: dt.date, end: dt.date) -> dict[str, Any]:
     """Score every forecast run whose target days in [start, end] are observed."""
-    from pipeline.evaluate import evaluate
+    from pipeline.scoring.evaluate import evaluate
 
     c = config_from_dict(cfg)
     ev = evaluate(lake_of(c), start, end, cfg=c.evaluate)
@@ -175,7 +175,7 @@ def evaluate_task(cfg: dict[str, Any], start: dt.date, end: dt.date) -> dict[str
 
 @task(name="report", cache_policy=NO_CACHE, task_run_name="report-{day}")
 def report_task(cfg: dict[str, Any], day: dt.date) -> str:
-    from pipeline.report import build_report
+    from pipeline.scoring.report import build_report
 
     c = config_from_dict(cfg)
     return str(build_report(lake_of(c), day, c))

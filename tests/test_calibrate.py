@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.calibrate import Calibration, fit
-from pipeline.labels import LEVELS, label_space
+from pipeline.forecast.calibrate import Calibration, fit
+from pipeline.cameo.labels import LEVELS, label_space
 
 
 def _underestimating(rng: np.random.Generator, n: int, L: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +65,7 @@ def _with_base_rates(rng: np.random.Generator, n: int, L: int):
 
 
 def test_climatology_blend_beats_the_maps_alone_on_new_days() -> None:
-    from pipeline.calibrate import fit_blend
+    from pipeline.forecast.calibrate import fit_blend
 
     rng = np.random.default_rng(3)
     lv = "root"
@@ -96,7 +96,7 @@ def test_blend_round_trips_and_old_files_load_without_it(tmp_path) -> None:
 def test_climatology_from_the_lake_is_smoothed_and_leak_free(country_history) -> None:
     import datetime as dt
 
-    from pipeline.calibrate import climatology
+    from pipeline.forecast.calibrate import climatology
 
     labels = label_space()
     clim = climatology(country_history, dt.date(2025, 1, 4), ["US", "FR", "XX"], labels)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow.compute as pc
 import pytest
 
-from pipeline import cameo, phrases
+from pipeline.cameo import codes as cameo
+from pipeline.cameo import phrases
 
 
 def test_event_codes_are_strings_with_repairs():

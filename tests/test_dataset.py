@@ -12,9 +12,9 @@ import torch
 from conftest import SAMPLE_COUNTRIES
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.config import DatasetConfig
-from pipeline.dataset import (DAY_STATS, SequenceDataset, build_dataset, build_index, check_no_leakage, collate,
+from gdelt_forecast.cli import app
+from pipeline.core.config import DatasetConfig
+from pipeline.features.dataset import (DAY_STATS, SequenceDataset, build_dataset, build_index, check_no_leakage, collate,
                               load_context, split_days)
 
 CFG = DatasetConfig(context_days=7, countries=list(SAMPLE_COUNTRIES), val_days=2, test_days=2)

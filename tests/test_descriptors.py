@@ -11,11 +11,11 @@ import pyarrow.compute as pc
 import pytest
 from conftest import SAMPLE_COUNTRIES
 
-from pipeline.config import DescriptorConfig
-from pipeline.descriptors import build_day, describe_day, describe_descriptors, select_targets
-from pipeline.embed import embed_phrases
-from pipeline.lake import Lake
-from pipeline.phrases import make_phrase
+from pipeline.core.config import DescriptorConfig
+from pipeline.features.descriptors import build_day, describe_day, describe_descriptors, select_targets
+from pipeline.features.embed import embed_phrases
+from pipeline.core.lake import Lake
+from pipeline.cameo.phrases import make_phrase
 
 DAY = dt.date(2025, 5, 20)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import embed
-from pipeline.config import EmbedConfig
-from pipeline.embed import CacheStats, Embedder, embed_phrases, embedder_id
-from pipeline.lake import Lake
-from pipeline.phrases import make_phrase
+from pipeline.features import embed
+from pipeline.core.config import EmbedConfig
+from pipeline.features.embed import CacheStats, Embedder, embed_phrases, embedder_id
+from pipeline.core.lake import Lake
+from pipeline.cameo.phrases import make_phrase
 
 PHRASES = [make_phrase("IR", "138", "IS"), make_phrase("US", "042", "CH"), make_phrase(None, "051", None),
            make_phrase("UP", "190", "RS")]

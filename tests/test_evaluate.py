@@ -7,13 +7,13 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, log_loss, precision_recall_fscore_support
 
-from pipeline.baselines import run_baselines
-from pipeline.config import EvaluateConfig
-from pipeline.evaluate import (
+from pipeline.forecast.baselines import run_baselines
+from pipeline.core.config import EvaluateConfig
+from pipeline.scoring.evaluate import (
     brier_per_label, evaluate, glean_metrics, log_loss_per_label, mirai_metrics, per_row_prf, quad_kl,
     reliability, rouge_scores, tune_threshold,
 )
-from pipeline.labels import label_space
+from pipeline.cameo.labels import label_space
 
 
 @pytest.fixture()
@@ -132,7 +132,7 @@ def test_evaluate_on_hand_made_history(country_history, tmp_path):
 
 
 def test_bootstrap_bss_interval_covers_the_effect_and_moves_clusters_together():
-    from pipeline.evaluate import bootstrap_bss
+    from pipeline.scoring.evaluate import bootstrap_bss
 
     rng = np.random.default_rng(1)
     days = np.repeat(np.arange(40), 30)  # 40 days × 30 countries

@@ -58,7 +58,7 @@ def _seed_embeddings(src_lake, dst_root: Path) -> None:
 
 
 def _snapshot(root: Path) -> dict[str, pa.Table]:
-    from pipeline.lake import Lake
+    from pipeline.core.lake import Lake
 
     lake = Lake(root)
     out = {}
@@ -98,7 +98,7 @@ def test_backfill_twice_is_idempotent_and_the_second_run_does_no_work(harness, s
 
 def test_a_failed_day_does_not_stop_the_others(harness, sample_descriptors, tmp_path):
     from flows.backfill import BackfillFailed, backfill
-    from pipeline.lake import Lake
+    from pipeline.core.lake import Lake
 
     src = _sample_subset(tmp_path / "src", DAYS[:3])
     bad = sorted(src.glob(f"{DAYS[1]:%Y%m%d}*.zip"))[0]
@@ -119,7 +119,7 @@ def test_a_failed_day_does_not_stop_the_others(harness, sample_descriptors, tmp_
 def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_path):
     from flows.backfill import backfill
     from flows.daily import daily
-    from pipeline.lake import Lake
+    from pipeline.core.lake import Lake
 
     src = _sample_subset(tmp_path / "src", DAYS)
     lake_root = tmp_path / "lake"
@@ -144,7 +144,7 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
 
 def test_deployments_build_with_the_configured_cron(tmp_path):
     from flows.serve import build_deployments
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     cfg = load_config(_config(tmp_path, tmp_path / "lake"))
     deployments = {d.name: d for d in build_deployments(cfg, "configs/daily.yaml")}
@@ -157,8 +157,8 @@ def test_deployments_build_with_the_configured_cron(tmp_path):
 
 def test_train_flow_calibrates_evaluates_and_registers(harness, sample_descriptors, tmp_path):
     from flows.train import train_flow
-    from pipeline.lake import Lake
-    from pipeline.registry import resolve
+    from pipeline.core.lake import Lake
+    from pipeline.core.registry import resolve
     from tests.conftest import REPO
 
     lake_root = tmp_path / "lake"
@@ -191,7 +191,7 @@ def test_backfill_runs_on_a_local_dask_cluster(harness, sample_descriptors, tmp_
     from prefect_dask import DaskTaskRunner
 
     from flows.backfill import backfill
-    from pipeline.lake import Lake
+    from pipeline.core.lake import Lake
 
     src = _sample_subset(tmp_path / "src", DAYS[:2])
     lake_root = tmp_path / "lake"

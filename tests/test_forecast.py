@@ -7,14 +7,14 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from pipeline import cameo
-from pipeline.config import ForecastConfig
-from pipeline.forecast import (
+from pipeline.cameo import codes as cameo
+from pipeline.core.config import ForecastConfig
+from pipeline.forecast.forecast import (
     aggregate, build_basis, forecast_tables, project, project_futures, split_actors, top_actor_pairs,
 )
-from pipeline.labels import LEVELS, label_space
-from pipeline.lake import Lake
-from pipeline.schemas import FORECASTS_SCHEMA, FUTURES_SCHEMA
+from pipeline.cameo.labels import LEVELS, label_space
+from pipeline.core.lake import Lake
+from pipeline.core.schemas import FORECASTS_SCHEMA, FUTURES_SCHEMA
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +134,7 @@ def test_fake_model_forecast_tables(basis, embedder, tmp_path):
 
 # ------------------------------------------------------------------ end to end on the real sample
 def test_end_to_end_forecast_on_the_sample(sample_forecasts, embedder):
-    from pipeline.forecast import run_forecast
+    from pipeline.forecast.forecast import run_forecast
 
     lake, mr = sample_forecasts.lake, sample_forecasts.mr
     FORECAST_DAYS, SAMPLE_COUNTRIES = sample_forecasts.days, sample_forecasts.countries
@@ -170,8 +170,8 @@ def test_forecast_applies_the_climatology_blend(sample_forecasts, embedder, tmp_
     """A calibration with a blend: probabilities move toward each country's climatology, hierarchy kept."""
     import shutil
 
-    from pipeline.calibrate import Calibration, climatology
-    from pipeline.forecast import load_model_run, run_forecast
+    from pipeline.forecast.calibrate import Calibration, climatology
+    from pipeline.forecast.forecast import load_model_run, run_forecast
 
     day = dt.date.fromisoformat(sample_forecasts.days[-1])
     lake = Lake(tmp_path / "lake")
@@ -197,8 +197,8 @@ def test_futures_are_reused_when_only_the_calibration_changed(sample_forecasts, 
     """Re-forecasting a day after calibrating gives exactly what sampling again would, without sampling."""
     import shutil
 
-    from pipeline.calibrate import Calibration
-    from pipeline.forecast import load_model_run, run_forecast
+    from pipeline.forecast.calibrate import Calibration
+    from pipeline.forecast.forecast import load_model_run, run_forecast
 
     day = sample_forecasts.days[-1]
     lake = Lake(tmp_path / "lake")

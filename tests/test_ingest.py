@@ -11,11 +11,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.config import IngestConfig
-from pipeline.ingest import IngestError, ingest
-from pipeline.lake import Lake
-from pipeline.parse import parse_events
-from pipeline.schemas import EVENTS_SCHEMA, LAYOUTS
+from pipeline.core.config import IngestConfig
+from pipeline.ingest.run import IngestError, ingest
+from pipeline.core.lake import Lake
+from pipeline.ingest.parse import parse_events
+from pipeline.core.schemas import EVENTS_SCHEMA, LAYOUTS
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "data" / "sample" / "gdelt-v2"
@@ -208,7 +208,7 @@ def test_every_layout_fixture_parses_completely(name):
 
 def test_batch_parse_equals_file_by_file_and_falls_back_only_for_odd_files(tmp_path, monkeypatch):
     """``parse_batch`` (one pyarrow call over many files) gives exactly what ``parse_text`` gives per file."""
-    import pipeline.parse as parse
+    import pipeline.ingest.parse as parse
 
     items = [(parse.unpack(f.read_bytes(), f.name), f.name) for f in sorted(SAMPLE_DIR.glob("2025052[56]*.zip"))]
     items += [(f.read_bytes(), f.name) for f in sorted(LAYOUT_FIXTURES.iterdir())]  # 57/58/61, CRLF, CSV export
@@ -230,7 +230,7 @@ def test_batch_parse_equals_file_by_file_and_falls_back_only_for_odd_files(tmp_p
 
 
 def test_zip_members_are_checked_for_crc_and_size():
-    from pipeline.parse import BadFile, unpack
+    from pipeline.ingest.parse import BadFile, unpack
 
     path = sorted(SAMPLE_DIR.glob("*.zip"))[0]
     data = path.read_bytes()
@@ -334,7 +334,7 @@ def test_failed_file_raises_unless_keep_going(tmp_path):
 def test_cli_ingest_reduce_inspect(tmp_path):
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from gdelt_forecast.cli import app
 
     runner = CliRunner()
     src = copy_days(tmp_path / "src", ["2025-05-30"])
@@ -359,7 +359,7 @@ def test_cli_ingest_reduce_inspect(tmp_path):
 
 def test_big_files_stream_in_chunks_with_the_same_result(tmp_path, monkeypatch):
     """Files larger than STREAM_BYTES (1.0 yearly backfiles) are parsed and flushed chunk by chunk."""
-    import pipeline.ingest as ing
+    import pipeline.ingest.run as ing
 
     src = tmp_path / "src"
     src.mkdir()

@@ -9,12 +9,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from pipeline import bigquery
-from pipeline.config import IngestConfig
-from pipeline.ingest import ingest
-from pipeline.lake import Lake
-from pipeline.parse import DAY, parse_events
-from pipeline.reduce import reduce
+from pipeline.ingest import bigquery
+from pipeline.core.config import IngestConfig
+from pipeline.ingest.run import ingest
+from pipeline.core.lake import Lake
+from pipeline.ingest.parse import DAY, parse_events
+from pipeline.ingest.reduce import reduce
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample" / "gdelt-v2"
 DAYS = ("2025-05-28", "2025-05-29")

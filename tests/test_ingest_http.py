@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import IngestConfig
-from pipeline.ingest import IngestError, ingest
-from pipeline.lake import Lake
+from pipeline.core.config import IngestConfig
+from pipeline.ingest.run import IngestError, ingest
+from pipeline.core.lake import Lake
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample" / "gdelt-v2"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "gdelt"
@@ -145,7 +145,7 @@ def test_gdelt1_daily_and_backfile_verified_by_md5sums(http_root, tmp_path):
 
 def test_gdelt1_file_names_and_checksums_from_the_real_lists(shared_data, tmp_path):
     """Daily exports from 2013-04-01, monthly backfiles 2006-01…2013-03, yearly before, per GDELT's md5sums."""
-    from pipeline.sources import gdelt1_files
+    from pipeline.ingest.sources import gdelt1_files
 
     folder = tmp_path / "events"
     folder.mkdir()

@@ -12,14 +12,14 @@ import time
 
 import pyarrow as pa
 
-from pipeline.lake import Lake
+from pipeline.core.lake import Lake
 
 N = 100_000
 WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np, pyarrow as pa
-    from pipeline.lake import Lake
+    from pipeline.core.lake import Lake
     lake = Lake(sys.argv[1], compression_level=1)
     k = 100
     while True:  # rewrite the same partition forever, each version one constant value

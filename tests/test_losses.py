@@ -10,7 +10,7 @@ import pytest
 import torch
 from geomloss import SamplesLoss
 
-from pipeline.losses import SinkhornConvergenceWarning, SinkhornLoss, cost_matrix, sinkhorn_divergence
+from pipeline.model.losses import SinkhornConvergenceWarning, SinkhornLoss, cost_matrix, sinkhorn_divergence
 
 EPS = 0.05
 

@@ -1,6 +1,6 @@
 """EventForecaster: day pooling, phrase boundaries → points, save/load, generation, λ = 0, pretrained base.
 
-Batches here are synthetic but follow the ``pipeline.dataset.collate`` contract
+Batches here are synthetic but follow the ``pipeline.features.dataset.collate`` contract
 (docs/ARCHITECTURE.md); training on the real sample is in ``test_train.py``.
 """
 
@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import ModelConfig
-from pipeline.model import DayPooler, EventForecaster, resolve_model_config
-from pipeline.phrases import make_phrase
-from pipeline.tokenizer import SEP, decode_phrases, encode_targets, phrase_corpus, train_phrase_tokenizer
+from pipeline.core.config import ModelConfig
+from pipeline.model.forecaster import DayPooler, EventForecaster, resolve_model_config
+from pipeline.cameo.phrases import make_phrase
+from pipeline.model.tokenizer import SEP, decode_phrases, encode_targets, phrase_corpus, train_phrase_tokenizer
 
 pytestmark = [pytest.mark.filterwarnings("ignore:sinkhorn_divergence did not converge"),
               pytest.mark.usefixtures("one_torch_thread")]
@@ -122,7 +122,7 @@ def test_one_unit_point_per_phrase_and_loss_terms(batch):
 
 
 def test_occurrence_head_targets_and_probabilities_follow_the_label_space(batch):
-    from pipeline.labels import LEVELS, label_space
+    from pipeline.cameo.labels import LEVELS, label_space
 
     model = build(batch)
     labels = label_space()
@@ -235,7 +235,7 @@ def test_presets_resolve():
 
 
 def test_pack_boundaries_keeps_order_and_masks_rest():
-    from pipeline.model import pack_boundaries
+    from pipeline.model.forecaster import pack_boundaries
 
     pts = torch.arange(2 * 5, dtype=torch.float32).reshape(2, 5, 1)
     boundary = torch.tensor([[False, True, False, True, True], [True, False, False, False, False]])

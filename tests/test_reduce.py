@@ -7,9 +7,9 @@ import datetime as dt
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.lake import Lake
-from pipeline.reduce import reduce, to_country
-from pipeline.schemas import COUNTRY_COLUMNS, COUNTRY_SCHEMA
+from pipeline.core.lake import Lake
+from pipeline.ingest.reduce import reduce, to_country
+from pipeline.core.schemas import COUNTRY_COLUMNS, COUNTRY_SCHEMA
 
 
 def test_country_table_matches_pandas(sample_lake):

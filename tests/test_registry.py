@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.registry import register, resolve, run_name
+from pipeline.core.registry import register, resolve, run_name
 
 
 def test_register_points_latest_at_the_newest_run(tmp_path: Path) -> None:
@@ -25,7 +25,7 @@ def test_missing_model_gives_a_helpful_error(tmp_path: Path) -> None:
 def test_model_state_changes_when_a_model_file_is_added_or_rewritten(tmp_path: Path) -> None:
     import os
 
-    from pipeline.registry import model_fingerprint, model_mtime
+    from pipeline.core.registry import model_fingerprint, model_mtime
 
     run = tmp_path / "run"
     run.mkdir()

@@ -6,9 +6,9 @@ import numpy as np
 import yaml
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.config import EvaluateConfig
-from pipeline.evaluate import evaluate
+from gdelt_forecast.cli import app
+from pipeline.core.config import EvaluateConfig
+from pipeline.scoring.evaluate import evaluate
 
 
 def test_evaluate_model_against_baselines(sample_forecasts, tmp_path):

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from pipeline import train as train_mod
-from pipeline.config import Config, TrainConfig, load_config
-from pipeline.model import EventForecaster
-from pipeline.train import NonFiniteLossError, _lr_lambda, phrase_metrics, train
+from pipeline.model import train as train_mod
+from pipeline.core.config import Config, TrainConfig, load_config
+from pipeline.model.forecaster import EventForecaster
+from pipeline.model.train import NonFiniteLossError, _lr_lambda, phrase_metrics, train
 from tests.test_model import synthetic_batch
 
 pytestmark = [pytest.mark.filterwarnings("ignore:sinkhorn_divergence did not converge"),
@@ -144,8 +144,8 @@ def test_tiny_preset_learns_on_the_sample(tiny_run):
 
 
 def test_run_directory_is_a_loadable_documented_model(tiny_run, sample_descriptors, embedder):
-    from pipeline.config import DatasetConfig
-    from pipeline.dataset import SequenceDataset, collate
+    from pipeline.core.config import DatasetConfig
+    from pipeline.features.dataset import SequenceDataset, collate
     from tests.conftest import SAMPLE_COUNTRIES
 
     run = tiny_run.run_dir
@@ -166,7 +166,7 @@ def test_run_directory_is_a_loadable_documented_model(tiny_run, sample_descripto
 def test_cli_train_resume(sample_descriptors, tmp_path):
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from gdelt_forecast.cli import app
 
     runner = CliRunner()
     args = ["--lake", str(sample_descriptors.root), "train", "--config", "configs/tiny.yaml",

@@ -1,0 +1,1 @@
+"""The command line, above the library (``pipeline``) and the Prefect flows (``flows``)."""

@@ -1,0 +1,209 @@
+"""The label space every forecaster is scored on: CAMEO codes at four levels.
+
+| level   | codes                                   | count |
+|---------|-----------------------------------------|-------|
+| `event` | every 3- and 4-digit CAMEO event code    | 291   |
+| `base`  | the 3-digit base codes (``EventBaseCode``) | 147 |
+| `root`  | the 20 root codes ``01`` … ``20``          | 20    |
+| `quad`  | the 4 QuadClasses ``1`` … ``4``            | 4     |
+
+Levels nest: event ``0211`` → base ``021`` → root ``02`` → quad ``1``. A label
+"occurs" on a country-day when at least one event of that day carries it, so
+the indicator of a parent is the OR of its children's indicators; every
+forecaster in this project uses the same "contains" definition at every level,
+which makes a parent's probability at least that of any of its children.
+
+Codes and descriptions come from :mod:`pipeline.cameo.codes` (GDELT's
+``CAMEO.eventcodes.txt``, repaired), the same table the phrases are made from.
+Events whose code is not in it are counted, never silently dropped
+(:attr:`Outcomes.dropped`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+LEVELS: tuple[str, ...] = ("event", "base", "root", "quad")
+QUAD_NAMES: dict[str, str] = {
+    "1": "Verbal cooperation",
+    "2": "Material cooperation",
+    "3": "Verbal conflict",
+    "4": "Material conflict",
+}
+RARE_ROOTS: tuple[str, ...] = ("14", "18", "19")
+"""Protest, assault, fight: rare root codes where skill over climatology shows."""
+
+
+@dataclass(frozen=True)
+class Level:
+    """The codes of one level, in a fixed sorted order (the columns of every matrix)."""
+
+    name: str
+    codes: tuple[str, ...]
+    index: dict[str, int] = field(repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """All CAMEO labels with descriptions and parents. Build with :func:`label_space`."""
+
+    levels: dict[str, Level]
+    description: dict[str, str]
+    """Description of every code of every level (quad codes get their QuadClass name)."""
+    root_of: dict[str, str]
+    """Root code of every event/base/root code."""
+    quad_of_root: dict[str, int]
+    """QuadClass (1–4) of every root code."""
+
+    def __getitem__(self, level: str) -> Level:
+        if level not in self.levels:
+            raise KeyError(f"unknown label level {level!r}; levels are {list(self.levels)}")
+        return self.levels[level]
+
+    def quad_of(self, code: str) -> int:
+        return self.quad_of_root[self.root_of[code]]
+
+    def parent_code(self, code: str, level: str) -> str:
+        """The ancestor of an event/base/root ``code`` at ``level``."""
+        if level == "event":
+            return code
+        if level == "base":
+            return code[:3]
+        if level == "root":
+            return code[:2]
+        if level == "quad":
+            return str(self.quad_of(code))
+        raise KeyError(f"unknown label level {level!r}")
+
+    def parent_matrix(self, child: str, parent: str) -> np.ndarray:
+        """(L_child, L_parent) 0/1 matrix: entry (i, j) is 1 when child code i lies under parent code j."""
+        c, p = self[child], self[parent]
+        m = np.zeros((len(c), len(p)), dtype=np.float64)
+        for i, code in enumerate(c.codes):
+            m[i, p.index[self.parent_code(code, parent)]] = 1.0
+        return m
+
+
+@cache
+def label_space() -> LabelSpace:
+    """The project's CAMEO label space, from :func:`pipeline.cameo.codes.event_codes` (cached; immutable)."""
+    from pipeline.cameo import codes as cameo
+
+    table = cameo.event_codes()
+    codes = sorted(table)
+    orphans = [c for c in codes if len(c) == 4 and c[:3] not in table]
+    if orphans:
+        raise ValueError(f"CAMEO resources: 4-digit codes {orphans} have no 3-digit base code")
+    desc = {c: table[c].description for c in codes}
+    quad_of_root = {c: table[c].quad_class for c in codes if len(c) == 2}
+    groups = {
+        "event": [c for c in codes if len(c) >= 3],
+        "base": [c for c in codes if len(c) == 3],
+        "root": [c for c in codes if len(c) == 2],
+        "quad": sorted(QUAD_NAMES),
+    }
+    for q, name in QUAD_NAMES.items():
+        desc[q] = name
+    levels = {k: Level(k, tuple(v), {c: i for i, c in enumerate(v)}) for k, v in groups.items()}
+    root_of = {c: table[c].root for c in codes}
+    return LabelSpace(levels=levels, description=desc, root_of=root_of, quad_of_root=quad_of_root)
+
+
+# ------------------------------------------------------------------ outcomes
+@dataclass
+class Outcomes:
+    """What happened: label indicators per country-day, read from the ``country`` table.
+
+    Day d holds the events *added* on day d (the ``country`` partition d), so a
+    forecast for d made from partitions before d never sees its outcome.
+
+    Attributes:
+        days: the days with a ``country`` partition, sorted (length Dy).
+        countries: FIPS codes of the event locations seen on those days, sorted (length C).
+        y: level → (Dy, C, L_level) bool, True when the label occurred.
+        n_events: (Dy, C) int64 events located in the country that day.
+        quad_counts: (Dy, C, 4) int64 events per QuadClass.
+        dropped: reason → number of events not counted in ``y`` (no location,
+            codes outside the CAMEO table); events are never dropped silently.
+    """
+
+    days: list
+    countries: list[str]
+    y: dict[str, np.ndarray]
+    n_events: np.ndarray
+    quad_counts: np.ndarray
+    dropped: dict[str, int]
+
+    def day_index(self, day) -> int | None:
+        try:
+            return self.days.index(day)
+        except ValueError:
+            return None
+
+    def country_index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.countries)}
+
+
+def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) -> Outcomes:
+    """Label indicators of every country-day in the ``country`` table between ``start`` and ``end``.
+
+    One DuckDB pass groups the partitions by (day, ActionGeo country, codes).
+    Events without a location, or whose code is not a CAMEO code, are counted
+    in ``Outcomes.dropped`` (per level) and still count in ``n_events``.
+    """
+    labels = labels or label_space()
+    files = lake.files("country", start, end)
+    if not files:
+        raise FileNotFoundError(
+            f"no partitions of table 'country' in {lake.root} for {start or '-inf'} … {end or '+inf'}: "
+            "run `gdelt-forecast ingest` and `gdelt-forecast reduce` for those days first"
+        )
+    import duckdb
+
+    con = duckdb.connect()
+    paths = [f.as_posix() for f in files]
+    df = con.execute(
+        """
+        SELECT CAST(date AS DATE) AS day, ActionGeo_CountryCode AS country, EventCode AS event,
+               EventBaseCode AS base, EventRootCode AS root, CAST(QuadClass AS VARCHAR) AS quad,
+               count(*) AS n
+        FROM read_parquet(?, hive_partitioning = true)
+        GROUP BY ALL
+        """,
+        [paths],
+    ).df()
+    con.close()
+    days = sorted({d.date() if hasattr(d, "date") else d for d in df["day"]})
+    located = df["country"].notna() & (df["country"].astype(str).str.len() > 0)
+    dropped = {"no_location": int(df.loc[~located, "n"].sum())}
+    df = df[located]
+    countries = sorted(set(df["country"].astype(str)))
+    di = {d: i for i, d in enumerate(days)}
+    ci = {c: i for i, c in enumerate(countries)}
+    day_ix = np.array([di[d.date() if hasattr(d, "date") else d] for d in df["day"]], dtype=np.int64)
+    c_ix = np.array([ci[c] for c in df["country"].astype(str)], dtype=np.int64)
+    n = df["n"].to_numpy(dtype=np.int64)
+    shape = (len(days), len(countries))
+    n_events = np.zeros(shape, dtype=np.int64)
+    np.add.at(n_events, (day_ix, c_ix), n)
+    y: dict[str, np.ndarray] = {}
+    quad_counts = np.zeros(shape + (4,), dtype=np.int64)
+    for level in LEVELS:
+        lv = labels[level]
+        col = df[level].astype(object).to_numpy()
+        l_ix = np.array([lv.index.get(str(c), -1) if c is not None else -1 for c in col], dtype=np.int64)
+        ok = l_ix >= 0
+        if (~ok).any():
+            dropped[f"unknown_{level}_code"] = int(n[~ok].sum())
+        arr = np.zeros(shape + (len(lv),), dtype=bool)
+        arr[day_ix[ok], c_ix[ok], l_ix[ok]] = True
+        y[level] = arr
+        if level == "quad":
+            np.add.at(quad_counts, (day_ix[ok], c_ix[ok], l_ix[ok]), n[ok])
+    return Outcomes(days=days, countries=countries, y=y, n_events=n_events, quad_counts=quad_counts, dropped=dropped)

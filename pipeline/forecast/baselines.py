@@ -1,0 +1,170 @@
+"""Reference forecasters: what a forecast must beat to be worth reading.
+
+Every baseline turns the label indicators of the days *before* the target day
+(``country`` partitions < target, see :class:`pipeline.cameo.labels.Outcomes`) into
+P(label occurs in country c on the target day), for every CAMEO label at the
+four levels. With y_t ∈ {0, 1} the indicator on history day t (t = 1 the most
+recent of the n available days, days without a ``country`` partition are not
+counted) and α the additive smoothing (0 by default):
+
+| name          | P(label)                                             |
+|---------------|------------------------------------------------------|
+| `climatology` | (Σ_{t≤n} y_t + α) / (n + 2α)  — all history          |
+| `persistence` | y_1  — yesterday (the latest day with data)          |
+| `freq7`       | (Σ_{t≤7} y_t + α) / (min(n, 7) + 2α)                 |
+| `freq30`      | (Σ_{t≤30} y_t + α) / (min(n, 30) + 2α)               |
+| `ewm`         | (Σ_t λ^(t−1) y_t + α) / (Σ_t λ^(t−1) + 2α), λ = 2^(−1/h) |
+
+Because each is a (weighted) frequency of the indicator, a parent label's
+probability is at least any child's, like the model's. Output: the
+``forecasts`` table under ``model=baseline-<name>``, one partition per target
+day, replaced atomically; ``n_futures`` holds the number of history days used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.core.config import ForecastConfig
+from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space, load_outcomes
+from pipeline.core.lake import DateLike, Lake, as_date
+from pipeline.core.progress import track
+from pipeline.core.schemas import FORECASTS_SCHEMA
+from pipeline.forecast.table import forecast_rows
+
+BASELINES: tuple[str, ...] = ("climatology", "persistence", "freq7", "freq30", "ewm")
+
+
+def baseline_run(name: str) -> str:
+    """The ``model_run`` (and ``model=`` partition key) of a baseline."""
+    return f"baseline-{name}"
+
+
+class _History:
+    """Running sums over history days for one level: (C, L) arrays, updated one day at a time."""
+
+    def __init__(self, shape: tuple[int, int], halflife: float):
+        self.n = 0
+        self.count = np.zeros(shape, dtype=np.int64)  # Σ y over all days
+        self.window: deque[np.ndarray] = deque(maxlen=30)  # the last 30 days, most recent last
+        self.lam = 0.5 ** (1.0 / halflife)
+        self.ewm_num = np.zeros(shape, dtype=np.float64)
+        self.ewm_den = 0.0
+
+    def add(self, y: np.ndarray) -> None:
+        self.n += 1
+        self.count += y
+        self.window.append(y)
+        self.ewm_num = self.lam * self.ewm_num + y
+        self.ewm_den = self.lam * self.ewm_den + 1.0
+
+    def probability(self, name: str, alpha: float) -> np.ndarray:
+        """(C, L) float64 probabilities of baseline ``name`` from the days added so far."""
+        if name == "climatology":
+            return (self.count + alpha) / (self.n + 2 * alpha)
+        if name == "persistence":
+            return self.window[-1].astype(np.float64)
+        if name in ("freq7", "freq30"):
+            k = 7 if name == "freq7" else 30
+            recent = list(self.window)[-k:]
+            return (np.sum(recent, axis=0, dtype=np.float64) + alpha) / (len(recent) + 2 * alpha)
+        if name == "ewm":
+            return (self.ewm_num + alpha) / (self.ewm_den + 2 * alpha)
+        raise ValueError(f"unknown baseline {name!r}; known: {list(BASELINES)}")
+
+    def days_used(self, name: str) -> int:
+        return {"climatology": self.n, "persistence": 1, "freq7": min(self.n, 7),
+                "freq30": min(self.n, 30), "ewm": self.n}[name]
+
+
+def baseline_probabilities(
+    outcomes: Outcomes,
+    targets: Sequence[DateLike],
+    names: Sequence[str] = BASELINES,
+    halflife: float = 7.0,
+    alpha: float = 0.0,
+) -> dict[dt.date, dict[str, dict[str, tuple[np.ndarray, np.ndarray, int]]]]:
+    """Baseline probabilities for each target day from the outcome days strictly before it.
+
+    Returns ``{target: {name: {level: (P, seen, n_days)}}}`` with ``P`` (C, L)
+    float64 over ``outcomes.countries`` × the level's labels, ``seen`` (C,)
+    bool marking countries with at least one event before the target (only
+    those get a forecast), and ``n_days`` the history days the baseline used.
+    Targets with no history are left out. One pass over the days: O(Dy·C·L).
+    """
+    for name in names:
+        if name not in BASELINES:
+            raise ValueError(f"unknown baseline {name!r}; known: {list(BASELINES)}")
+    if halflife <= 0:
+        raise ValueError(f"ewm_halflife_days must be > 0, got {halflife}")
+    targets = sorted({as_date(t) for t in targets})
+    C = len(outcomes.countries)
+    hist = {lv: _History((C, outcomes.y[lv].shape[2]), halflife) for lv in LEVELS}
+    seen = np.zeros(C, dtype=bool)
+    out: dict[dt.date, dict] = {}
+    i = 0
+    for target in targets:
+        while i < len(outcomes.days) and outcomes.days[i] < target:
+            for lv in LEVELS:
+                hist[lv].add(outcomes.y[lv][i])
+            seen |= outcomes.n_events[i] > 0
+            i += 1
+        if hist["event"].n == 0:
+            continue
+        out[target] = {
+            name: {lv: (hist[lv].probability(name, alpha), seen.copy(), hist[lv].days_used(name)) for lv in LEVELS}
+            for name in names
+        }
+    return out
+
+
+def run_baselines(
+    lake: Lake,
+    start: DateLike,
+    end: DateLike | None = None,
+    cfg: ForecastConfig | None = None,
+    outcomes: Outcomes | None = None,
+) -> dict[str, int]:
+    """Write the baselines' forecasts for every target day in [start, end].
+
+    Each target day is forecast from the ``country`` partitions before it
+    (the target day itself may not exist yet: forecasting tomorrow). Replaces
+    ``forecasts/model=baseline-<name>/date=<day>/`` for each name in
+    ``cfg.baselines``. ``cfg.countries`` restricts the countries (default:
+    every country with an event before the day). Returns rows written per run.
+    """
+    cfg = cfg or ForecastConfig()
+    start = as_date(start)
+    end = as_date(end) if end is not None else start
+    if outcomes is None:
+        outcomes = load_outcomes(lake, None, end - dt.timedelta(days=1))
+    targets = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    probs = baseline_probabilities(outcomes, targets, cfg.baselines, cfg.ewm_halflife_days, cfg.baseline_smoothing)
+    missing = [t for t in targets if t not in probs]
+    if missing:
+        raise FileNotFoundError(
+            f"baselines: no 'country' partition before {missing[0]} in {lake.root}; "
+            "ingest and reduce earlier days first"
+        )
+    wanted = np.isin(outcomes.countries, cfg.countries) if cfg.countries else np.ones(len(outcomes.countries), bool)
+    if cfg.countries:
+        unknown = sorted(set(cfg.countries) - set(outcomes.countries))
+        if unknown:
+            raise ValueError(f"baselines: --countries {unknown} have no events in the lake's 'country' table")
+    issued = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    written: dict[str, int] = {}
+    for target in track(targets, "baselines"):
+        for name, per_level in probs[target].items():
+            seen, n_days = per_level["event"][1], per_level["event"][2]
+            table = forecast_rows(
+                outcomes.countries, {lv: per_level[lv][0] for lv in LEVELS}, seen & wanted,
+                baseline_run(name), n_days, issued,
+            )
+            lake.write_partition("forecasts", table, target, schema=FORECASTS_SCHEMA, model=baseline_run(name))
+            written[baseline_run(name)] = written.get(baseline_run(name), 0) + table.num_rows
+    return written

@@ -1,0 +1,1 @@
+"""Layer 2: GDELT sources (servers, local files, BigQuery) → ``events`` → the 14-column ``country`` table."""

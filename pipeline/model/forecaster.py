@@ -1,0 +1,450 @@
+"""EventForecaster: T days of descriptor clouds → T5 → tomorrow's phrases and their points on the sphere.
+
+::
+
+    points (B, T, N, D), weights (B, T, N) ──DayPooler──▶ tokens (B, T·Q, d)   Q learned queries per day,
+    day_stats (B, T, S), day position t                  (+ stats, + position)  log-mass bias in the logits
+        │
+        ▼ T5 encoder (inputs_embeds, attention mask from day_mask)
+    T5 decoder writes  "p_1 <sep> p_2 <sep> … p_M </s>"            → token NLL
+        │ decoder state at every <sep>/</s> (one per phrase)
+        ▼ PointHead: MLP, then normalise onto S^{D-1}          → predicted points (uniform weights)
+
+    loss = NLL + λ · S_ε(predicted points, target points)     (S_ε: debiased Sinkhorn, cost 1 − cos)
+
+The base is a T5 built from a preset config (``tiny``, ``small``) with a BPE
+tokenizer trained on the phrase vocabulary (offline default), or any
+``T5ForConditionalGeneration.from_pretrained(name or path)`` with its own
+tokenizer (``ModelConfig.pretrained``).
+
+A saved model is one directory: the T5 in Hugging Face layout (``config.json``,
+``model.safetensors``), the tokenizer files, ``descriptor_encoder.safetensors``
+(day pooling + point head) and ``forecaster.json`` (the model config).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoTokenizer, PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
+
+from pipeline.core.config import ModelConfig
+from pipeline.core.progress import quiet_transformers
+from pipeline.model.tokenizer import (SEP, decode_phrases, encode_targets, ensure_separator, phrase_corpus,
+                                train_phrase_tokenizer)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(d_model=64, num_layers=2, num_heads=4, d_ff=128, dropout=0.1, vocab_size=1024),
+    "small": dict(d_model=512, num_layers=6, num_heads=8, d_ff=2048, dropout=0.1, vocab_size=4096),
+}
+"""T5 sizes built from config. ``small`` is t5-small's shape with a phrase-vocabulary tokenizer."""
+
+CONFIG_FILE = "forecaster.json"
+ENCODER_FILE = "descriptor_encoder.safetensors"
+
+
+def resolve_model_config(cfg: ModelConfig) -> ModelConfig:
+    """Fill the ``None`` size fields of ``cfg`` from its preset (a copy; ``pretrained`` keeps them None)."""
+    if cfg.pretrained is None and cfg.preset not in PRESETS:
+        raise ValueError(f"model.preset={cfg.preset!r}: expected one of {sorted(PRESETS)} "
+                         "(or set model.pretrained to a T5 name or path)")
+    out = dataclasses.replace(cfg)
+    for key, value in PRESETS.get(cfg.preset, PRESETS["tiny"]).items():
+        if getattr(out, key) is None:
+            setattr(out, key, value)
+    return out
+
+
+# ---------------------------------------------------------------- modules
+class DayPooler(nn.Module):
+    """Each day's weighted cloud → ``Q`` tokens by attention pooling with learned queries.
+
+    For query q of day t, head h:  attn(q, i) = softmax_i( ⟨W_q q, W_k x_i⟩ / √d_h + log w_i ),
+    so the pooled token is a mass-aware mean of the points (with uniform scores it
+    is exactly the weighted mean ∑ w_i v_i). Masked points get −∞; an empty day
+    becomes a learned ``empty`` token. Then the day's statistics (projected) and
+    a day-position embedding (position 0 = the most recent day) are added.
+    """
+
+    def __init__(self, point_dim: int, stats_dim: int, d_model: int, tokens_per_day: int, num_heads: int,
+                 max_days: int, dropout: float) -> None:
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by num_heads={num_heads}")
+        self.num_heads, self.max_days = num_heads, max_days
+        self.point_in = nn.Sequential(nn.Linear(point_dim, d_model), nn.GELU(), nn.LayerNorm(d_model))
+        self.queries = nn.Parameter(torch.randn(tokens_per_day, d_model) * d_model**-0.5)
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.kv_proj = nn.Linear(d_model, 2 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.empty = nn.Parameter(torch.zeros(d_model))
+        self.stats_proj = nn.Linear(stats_dim, d_model)
+        self.day_pos = nn.Embedding(max_days, d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, points: torch.Tensor, weights: torch.Tensor, point_mask: torch.Tensor,
+                day_stats: torch.Tensor) -> torch.Tensor:
+        """points (B, T, N, D), weights (B, T, N), point_mask (B, T, N), day_stats (B, T, S) → (B, T·Q, d)."""
+        B, T, N, _ = points.shape
+        Q, H = self.queries.shape[0], self.num_heads
+        if T > self.max_days:
+            raise ValueError(f"context of T={T} days exceeds model.max_days={self.max_days}; raise it and retrain")
+        x = self.point_in(points)  # (B, T, N, d)
+        d = x.shape[-1]
+        k, v = self.kv_proj(x).chunk(2, dim=-1)  # (B, T, N, d) each
+        k = k.reshape(B * T, N, H, d // H).transpose(1, 2)  # (BT, H, N, dh)
+        v = v.reshape(B * T, N, H, d // H).transpose(1, 2)
+        q = self.q_proj(self.queries).reshape(1, Q, H, d // H).transpose(1, 2).expand(B * T, H, Q, d // H)
+        # log-mass bias: log w on real points, −∞ on padding; an all-empty day gets 0 (no NaN) and is replaced below
+        has_points = point_mask.any(-1)  # (B, T)
+        bias = torch.where(point_mask, torch.log(weights.float().clamp_min(1e-12)), float("-inf"))
+        bias = torch.where(has_points[..., None], bias, 0.0).to(q.dtype)  # (B, T, N)
+        pooled = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.reshape(B * T, 1, 1, N))  # (BT, H, Q, dh)
+        pooled = self.out_proj(pooled.transpose(1, 2).reshape(B, T, Q, d))  # (B, T, Q, d)
+        pooled = torch.where(has_points[..., None, None], pooled, self.empty.to(pooled.dtype))
+        position = torch.arange(T - 1, -1, -1, device=points.device)  # most recent day = 0
+        day = self.stats_proj(day_stats) + self.day_pos(position)  # (B, T, d)
+        tokens = self.norm(pooled + day[:, :, None, :])
+        return self.dropout(tokens).reshape(B, T * Q, d)
+
+
+class PointHead(nn.Module):
+    """Decoder state at a phrase boundary → a point on the unit sphere S^{D-1}."""
+
+    def __init__(self, d_model: int, point_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, point_dim))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """(…, d) → (…, D), unit norm (computed in fp32)."""
+        return F.normalize(self.net(h).float(), dim=-1)
+
+
+@dataclass
+class ForecastOutput:
+    """Result of ``EventForecaster.forward``.
+
+    loss = nll + λ·sinkhorn (scalar); nll: mean token NLL (nats/token); sinkhorn: mean S_ε over
+    rows with targets (0 when not computed); logits (B, L, V); points (B, L, D) unit vectors,
+    valid where ``boundary`` (B, L); n_tokens: label tokens; n_truncated: target phrases cut.
+    """
+
+    loss: torch.Tensor
+    nll: torch.Tensor
+    sinkhorn: torch.Tensor
+    logits: torch.Tensor
+    points: torch.Tensor
+    boundary: torch.Tensor
+    n_tokens: int
+    n_truncated: int
+    occurrence: torch.Tensor | None = None
+    """Mean BCE of the occurrence head over labels and rows (None without the head)."""
+
+
+# ------------------------------------------------------------------ model
+class EventForecaster(nn.Module):
+    """T5 conditioned on descriptor days; writes phrases and places them on the sphere.
+
+    Build with ``EventForecaster.build(cfg, point_dim, stats_dim, phrases)`` (new model) or
+    ``EventForecaster.from_pretrained(dir)`` (saved model). Batches follow
+    ``pipeline.features.dataset.collate``.
+    """
+
+    def __init__(self, cfg: ModelConfig, t5: T5ForConditionalGeneration, tokenizer: PreTrainedTokenizerFast) -> None:
+        super().__init__()
+        if cfg.point_dim is None or cfg.stats_dim is None:
+            raise ValueError("ModelConfig.point_dim and stats_dim must be set (EventForecaster.build infers them)")
+        self.cfg = cfg
+        self.t5 = t5
+        self.tokenizer = tokenizer
+        d_model = t5.config.d_model
+        heads = cfg.num_heads or t5.config.num_heads
+        dropout = cfg.dropout if cfg.dropout is not None else t5.config.dropout_rate
+        self.pooler = DayPooler(cfg.point_dim, cfg.stats_dim, d_model, cfg.tokens_per_day, heads, cfg.max_days, dropout)
+        self.point_head = PointHead(d_model, cfg.point_dim)
+        self.occurrence = OccurrenceHead(d_model) if cfg.occurrence_head else None
+        self.sep_id = tokenizer.convert_tokens_to_ids(SEP)
+
+    # ............................................................ building
+    @classmethod
+    def build(cls, cfg: ModelConfig, point_dim: int, stats_dim: int, phrases: Sequence[str] = (),
+              seed: int = 0) -> EventForecaster:
+        """A new model: T5 from ``cfg.pretrained`` or from the preset, tokenizer trained on ``phrases``
+        plus the phrase vocabulary. ``seed`` fixes the initial parameters."""
+        cfg = resolve_model_config(cfg)
+        cfg.point_dim, cfg.stats_dim = int(point_dim), int(stats_dim)
+        torch.manual_seed(seed)
+        if cfg.pretrained:
+            tokenizer = AutoTokenizer.from_pretrained(cfg.pretrained)
+            t5 = T5ForConditionalGeneration.from_pretrained(cfg.pretrained)
+            if ensure_separator(tokenizer):
+                t5.resize_token_embeddings(len(tokenizer))
+        else:
+            tokenizer = train_phrase_tokenizer(phrase_corpus(phrases), cfg.vocab_size)
+            t5 = T5ForConditionalGeneration(T5Config(
+                vocab_size=len(tokenizer), d_model=cfg.d_model, d_kv=cfg.d_model // cfg.num_heads, d_ff=cfg.d_ff,
+                num_layers=cfg.num_layers, num_decoder_layers=cfg.num_layers, num_heads=cfg.num_heads,
+                dropout_rate=cfg.dropout, feed_forward_proj="gated-gelu", tie_word_embeddings=True,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                decoder_start_token_id=tokenizer.pad_token_id,
+            ))
+        return cls(cfg, t5, tokenizer)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pooler.queries.device
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ............................................................. forward
+    def encode(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Descriptor days → T5 encoder states (B, T·Q, d) and their attention mask (B, T·Q)."""
+        dev = self.device
+        tokens = self.pooler(batch["points"].to(dev), batch["point_weights"].to(dev),
+                             batch["point_mask"].to(dev), batch["day_stats"].to(dev))
+        mask = batch["day_mask"].to(dev).repeat_interleave(self.cfg.tokens_per_day, dim=1).long()  # (B, T·Q)
+        hidden = self.t5.encoder(inputs_embeds=tokens, attention_mask=mask).last_hidden_state
+        return hidden, mask
+
+    def forward(self, batch: Mapping[str, Any], sinkhorn_lambda: float = 1.0, sinkhorn_eps: float = 0.05,
+                compute_sinkhorn: bool | None = None, occurrence_lambda: float = 1.0) -> ForecastOutput:
+        """Teacher-forced pass on a batch with targets.
+
+        ``compute_sinkhorn`` defaults to ``sinkhorn_lambda > 0``; validation forces it on to
+        measure the λ = 0 ablation on the same scale.
+        """
+        from pipeline.model.losses import sinkhorn_divergence
+
+        dev = self.device
+        targets = encode_targets(self.tokenizer, batch["target_phrases"], self.cfg.max_target_tokens)
+        labels, boundary = targets.labels.to(dev), targets.boundary.to(dev)  # (B, L)
+        enc, enc_mask = self.encode(batch)
+        decoder_input_ids = self.t5._shift_right(labels)
+        dec = self.t5.decoder(input_ids=decoder_input_ids, attention_mask=(labels != -100).long(),
+                              encoder_hidden_states=enc, encoder_attention_mask=enc_mask).last_hidden_state
+        h = dec * (self.t5.model_dim**-0.5) if _scales_decoder_output(self.t5.config) else dec
+        logits = self.t5.lm_head(h)  # (B, L, V)
+        nll = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+        points = self.point_head(dec)  # (B, L, D) fp32, unit norm
+
+        sinkhorn = torch.zeros((), device=dev)
+        if compute_sinkhorn if compute_sinkhorn is not None else sinkhorn_lambda > 0:
+            y = batch["target_points"].to(dev).float()  # (B, M, D)
+            b, y_mask = batch["target_weights"].to(dev).float(), batch["target_mask"].to(dev)
+            has = y_mask.any(1) & boundary.any(1)
+            if not torch.isfinite(points[boundary]).all():  # diverged: report NaN, the trainer skips the step
+                sinkhorn = torch.full((), float("nan"), device=dev)
+            elif has.any():
+                x, x_mask = pack_boundaries(points, boundary)  # (B, M', D), (B, M')
+                a = x_mask.float() / x_mask.sum(1, keepdim=True).clamp_min(1)  # uniform over predicted phrases
+                s = sinkhorn_divergence(x[has], a[has], y[has], b[has], sinkhorn_eps,
+                                        x_mask=x_mask[has], y_mask=y_mask[has])  # (B',)
+                sinkhorn = s.mean()
+        loss = nll + sinkhorn_lambda * sinkhorn if sinkhorn_lambda > 0 else nll
+        occurrence = None
+        if self.occurrence is not None and "target_codes" in batch:
+            z = self.occurrence(enc, enc_mask)  # (B, L_all) logits
+            y = self.occurrence.targets(batch["target_codes"]).to(dev)  # (B, L_all) in {0, 1}
+            occurrence = F.binary_cross_entropy_with_logits(z.float(), y)
+            if occurrence_lambda > 0:
+                loss = loss + occurrence_lambda * occurrence
+        return ForecastOutput(loss, nll, sinkhorn, logits, points, boundary,
+                              int((labels != -100).sum()), targets.n_truncated, occurrence)
+
+    @torch.no_grad()
+    def occurrence_probs(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
+        """P(label occurs on the target day) per level: {level: (B, L_level)}; None without the head."""
+        if self.occurrence is None:
+            return None
+        was_training = self.training
+        self.eval()
+        try:
+            enc, enc_mask = self.encode(batch)
+            p = torch.sigmoid(self.occurrence(enc, enc_mask).float()).cpu().numpy()  # (B, L_all)
+        finally:
+            self.train(was_training)
+        return self.occurrence.split(p)
+
+    # .......................................................... generation
+    @torch.no_grad()
+    def generate_ids(self, batch: Mapping[str, Any], num_futures: int = 1, do_sample: bool = True,
+                     temperature: float = 1.0, top_p: float = 0.95, seed: int = 0,
+                     max_new_tokens: int | None = None) -> torch.Tensor:
+        """Token ids (B·K, L') of ``K`` futures per row (rows b·K … b·K+K−1 belong to row b).
+
+        Sampling uses a private RNG stream seeded with ``seed`` (the global torch RNG is untouched).
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            enc, enc_mask = self.encode(batch)
+            devices = [self.device] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                out = self.t5.generate(
+                    encoder_outputs=_encoder_output(enc), attention_mask=enc_mask,
+                    do_sample=do_sample, num_return_sequences=num_futures,
+                    temperature=temperature if do_sample else None, top_p=top_p if do_sample else None,
+                    top_k=0 if do_sample else None, max_new_tokens=max_new_tokens or self.cfg.max_target_tokens,
+                    pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
+                    decoder_start_token_id=self.t5.config.decoder_start_token_id,
+                )
+        finally:
+            self.train(was_training)
+        return out
+
+    def generate_phrases(self, batch: Mapping[str, Any], num_futures: int = 1, temperature: float = 1.0,
+                         top_p: float = 0.95, seed: int = 0, max_new_tokens: int | None = None,
+                         do_sample: bool = True) -> list[list[list[str]]]:
+        """``K`` sampled futures per row: a list (B) of lists (K) of phrase lists.
+
+        ``do_sample=False`` decodes greedily (then all K futures are equal).
+        """
+        ids = self.generate_ids(batch, num_futures, do_sample, temperature, top_p, seed, max_new_tokens)
+        phrases = [decode_phrases(self.tokenizer, row) for row in ids.tolist()]
+        K = num_futures
+        return [phrases[b * K:(b + 1) * K] for b in range(len(phrases) // K)]
+
+    @torch.no_grad()
+    def phrase_points(self, batch: Mapping[str, Any], phrase_lists: Sequence[Sequence[str]]) -> list[torch.Tensor]:
+        """Points the model places for given phrase lists (e.g. generated futures), one (M_b, D) tensor per row."""
+        was_training = self.training
+        self.eval()
+        try:
+            targets = encode_targets(self.tokenizer, phrase_lists, self.cfg.max_target_tokens)
+            labels, boundary = targets.labels.to(self.device), targets.boundary.to(self.device)
+            enc, enc_mask = self.encode(batch)
+            dec = self.t5.decoder(input_ids=self.t5._shift_right(labels), attention_mask=(labels != -100).long(),
+                                  encoder_hidden_states=enc, encoder_attention_mask=enc_mask).last_hidden_state
+            points = self.point_head(dec)
+        finally:
+            self.train(was_training)
+        return [points[b][boundary[b]].cpu() for b in range(len(phrase_lists))]
+
+    # ...................................................... save / restore
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write T5 (HF layout), tokenizer, ``descriptor_encoder.safetensors`` and ``forecaster.json``."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        with quiet_transformers(errors_only=False):  # no "Writing model shards" bar per checkpoint
+            self.t5.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        state = {f"pooler.{k}": v for k, v in self.pooler.state_dict().items()}
+        state |= {f"point_head.{k}": v for k, v in self.point_head.state_dict().items()}
+        if self.occurrence is not None:
+            state |= {f"occurrence.{k}": v for k, v in self.occurrence.state_dict().items()}
+        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(out / ENCODER_FILE))
+        meta = {"format": 1, "model": dataclasses.asdict(self.cfg), "sep_token": SEP,
+                "n_parameters": self.num_parameters()}
+        (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        return out
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> EventForecaster:
+        """Load a directory written by ``save_pretrained`` (in eval mode)."""
+        src = Path(directory)
+        if not (src / CONFIG_FILE).exists():
+            raise FileNotFoundError(f"{src / CONFIG_FILE} not found: {src} is not a saved EventForecaster "
+                                    "(train one with `gdelt-forecast train`)")
+        meta = json.loads((src / CONFIG_FILE).read_text())
+        cfg = ModelConfig(**meta["model"])
+        tokenizer = AutoTokenizer.from_pretrained(src)
+        # the T5 LM head and embeddings are tied to `shared`: transformers v5 lists them as
+        # "MISSING" in its load report although they are restored by tying; keep that noise quiet
+        with quiet_transformers():
+            t5 = T5ForConditionalGeneration.from_pretrained(src)
+        model = cls(cfg, t5, tokenizer)
+        state = load_file(str(src / ENCODER_FILE))
+        model.pooler.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("pooler.")})
+        model.point_head.load_state_dict({k[11:]: v for k, v in state.items() if k.startswith("point_head.")})
+        occurrence = {k[11:]: v for k, v in state.items() if k.startswith("occurrence.")}
+        if model.occurrence is not None and occurrence:
+            model.occurrence.load_state_dict(occurrence)
+        else:  # saved without the head (older runs)
+            model.occurrence, model.cfg.occurrence_head = None, False
+        if device is not None:
+            model.to(device)
+        return model.eval()
+
+
+class OccurrenceHead(nn.Module):
+    """Which labels occur on the target day: one logit per event, base and root code and QuadClass.
+
+    The encoder states (B, T·Q, d) are mean-pooled over valid tokens, then a two-layer MLP
+    gives (B, L_all) logits, L_all = Σ_levels L_level (``pipeline.cameo.labels.label_space``), in
+    level order event, base, root, quad. Trained with BCE against the target day's codes.
+    """
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        from pipeline.cameo.labels import LEVELS, label_space
+
+        labels = label_space()
+        self.levels = [(lv, len(labels[lv])) for lv in LEVELS]
+        n = sum(size for _, size in self.levels)
+        self.mlp = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, n))
+
+    def forward(self, enc: torch.Tensor, enc_mask: torch.Tensor) -> torch.Tensor:
+        m = enc_mask.unsqueeze(-1).to(enc.dtype)  # (B, T·Q, 1)
+        pooled = (enc * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, d)
+        return self.mlp(pooled)  # (B, L_all)
+
+    def targets(self, codes: Sequence[Sequence[str]]) -> torch.Tensor:
+        """Multi-hot (B, L_all) of the event codes that occurred, with their base, root and QuadClass."""
+        from pipeline.cameo.labels import label_space
+
+        labels = label_space()
+        y = torch.zeros(len(codes), sum(size for _, size in self.levels))
+        for b, row in enumerate(codes):
+            offset = 0
+            for lv, size in self.levels:
+                for code in row:
+                    if code in labels["event"].index:
+                        y[b, offset + labels[lv].index[labels.parent_code(code, lv)]] = 1.0
+                offset += size
+        return y
+
+    def split(self, p: np.ndarray) -> dict[str, np.ndarray]:
+        """(B, L_all) → {level: (B, L_level)}."""
+        out, offset = {}, 0
+        for lv, size in self.levels:
+            out[lv] = p[:, offset:offset + size]
+            offset += size
+        return out
+
+
+def pack_boundaries(points: torch.Tensor, boundary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather the boundary rows of ``points`` (B, L, D) to the front: (B, M', D) and mask (B, M'), in order."""
+    counts = boundary.sum(1)  # (B,)
+    m = max(int(counts.max()), 1)
+    order = torch.argsort((~boundary).to(torch.int8), dim=1, stable=True)[:, :m]  # boundary positions first
+    packed = points.gather(1, order[..., None].expand(-1, -1, points.shape[-1]))
+    mask = torch.arange(m, device=points.device)[None, :] < counts[:, None]
+    return packed, mask
+
+
+def _scales_decoder_output(config: T5Config) -> bool:
+    """T5 rescales the decoder output by d_model^-½ before a tied LM head (v5: ``scale_decoder_outputs``)."""
+    return bool(getattr(config, "scale_decoder_outputs", config.tie_word_embeddings))
+
+
+def _encoder_output(hidden: torch.Tensor) -> Any:
+    from transformers.modeling_outputs import BaseModelOutput
+
+    return BaseModelOutput(last_hidden_state=hidden)
+
+
+__all__ = ["EventForecaster", "ForecastOutput", "DayPooler", "PointHead", "PRESETS", "resolve_model_config",
+           "pack_boundaries"]

@@ -1,0 +1,504 @@
+"""Train an EventForecaster: setup → fit → validate → save.
+
+    loss = NLL(target tokens) + λ · S_ε(predicted phrase points, target phrase points)
+
+(``TrainConfig.sinkhorn_lambda`` = λ, ``sinkhorn_eps`` = ε; λ = 0 is the NLL-only
+ablation, whose validation still reports S_ε so both runs are comparable.)
+
+* AdamW (decay on matrices only), linear warm-up then cosine decay to
+  ``min_lr_ratio``·lr, global grad-norm clipping, gradient accumulation;
+  bf16 autocast on CUDA, fp32 on CPU.
+* Deterministic: the seed fixes the initial parameters, the data order
+  (one permutation per epoch from ``(seed, epoch)``), dropout and sampling.
+* NaN/inf guard: a step whose loss or gradient is not finite is skipped and
+  counted; more than ``max_bad_steps`` of them abort the run.
+* Resumable: every ``checkpoint_every`` steps and at each epoch end,
+  ``models/<run>/checkpoint/`` receives the model, optimiser, scheduler, RNG
+  states and counters (atomically). ``train(..., resume=True)`` continues a killed
+  run from there and reaches the same parameters as an uninterrupted run.
+* Output ``models/<run>/``: the model (``EventForecaster.save_pretrained``),
+  ``config.yaml`` (resolved), ``metrics.json`` and a ``README.md`` model card.
+
+Entry point: :func:`train` (``gdelt-forecast train`` and the Prefect flows call it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from rouge_score import rouge_scorer
+from torch.utils.data import Dataset
+
+from pipeline.core.config import Config, TrainConfig
+from pipeline.core.lake import Lake
+from pipeline.model.forecaster import EventForecaster, resolve_model_config
+from pipeline.core.progress import make_progress
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "state.pt"
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: its directory (a loadable model), final metrics and counters."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    steps: int
+    bad_steps: int = 0
+    resumed_from: int | None = None
+
+
+@dataclass
+class TrainState:
+    """Counters saved with each checkpoint (a step = one optimiser step = ``grad_accum`` micro-batches)."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    bad_steps: int = 0
+    samples: int = 0
+    tokens: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when more than ``max_bad_steps`` steps had a NaN/inf loss or gradient."""
+
+
+# =================================================================== entry point
+def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
+          datasets: tuple[Dataset, Dataset | None] | None = None, embedder: Any = None,
+          collate_fn: Callable[[list[Any]], dict[str, Any]] | None = None) -> TrainResult:
+    """Train ``cfg.model`` on the windows of ``lake`` and write ``models/<run>/``.
+
+    Args:
+        cfg: resolved config (``cfg.dataset`` windows, ``cfg.model`` size, ``cfg.train`` optimisation).
+        lake: the lake holding ``descriptors`` / ``descriptor_days`` (unused when ``datasets`` is given).
+        resume: continue from ``models/<run>/checkpoint`` when it exists (else start fresh);
+            without it an existing checkpoint is an error, so no run is overwritten by accident.
+        datasets: ``(train, val)`` datasets of ``pipeline.features.dataset`` items, instead of building them.
+        embedder: the ``pipeline.features.embed.Embedder`` for the dataset (None: built from ``cfg.embed``).
+        collate_fn: items → batch (None: ``pipeline.features.dataset.collate``).
+
+    Returns:
+        ``TrainResult`` with ``run_dir`` (load it with ``EventForecaster.from_pretrained``) and metrics.
+    """
+    # ---------------------------------------------------------------- setup
+    tc = cfg.train
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    device = torch.device(tc.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null_autocast()
+    run_dir = Path(tc.models_dir) / tc.run
+    ckpt_dir = run_dir / CHECKPOINT_DIR
+    _recover_checkpoint(ckpt_dir)
+    if ckpt_dir.exists() and not resume:
+        raise FileExistsError(f"{ckpt_dir} exists: pass --resume to continue that run, "
+                              f"or choose another train.run / delete {run_dir}")
+
+    train_ds, val_ds = datasets if datasets is not None else build_datasets(cfg, lake, embedder)
+    collate = collate_fn or default_collate()
+    if len(train_ds) == 0:
+        raise ValueError("no training windows: widen the lake's date range or lower dataset.context_days "
+                         f"(now {cfg.dataset.context_days}) / val_days / test_days")
+    batches_per_epoch = math.ceil(len(train_ds) / tc.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / tc.grad_accum)
+    total_steps = tc.epochs * steps_per_epoch
+    if tc.max_steps is not None:
+        total_steps = min(tc.max_steps, total_steps)
+
+    state = TrainState()
+    resumed_from = None
+    if resume and ckpt_dir.exists():
+        model = EventForecaster.from_pretrained(ckpt_dir / "model").to(device)
+        saved = torch.load(ckpt_dir / STATE_FILE, map_location="cpu", weights_only=False)
+        state = TrainState(**saved["state"])
+        resumed_from = state.step
+    else:
+        _seed_everything(tc.seed)
+        model = _build_model(cfg, train_ds, collate).to(device)
+    model.train()
+    optimizer = _make_optimizer(model, tc)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(tc, total_steps))
+    if resumed_from is not None:
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        _set_rng_state(saved["rng"])
+        log.info("resumed %s at step %d (epoch %d, batch %d)", run_dir, state.step, state.epoch, state.batch_in_epoch)
+
+    # ------------------------------------------------------------------ fit
+    progress = make_progress()
+    t0, samples0 = time.perf_counter(), state.samples
+    loss_sum = nll_sum = sink_sum = float("nan")  # last step's values (none yet in this session)
+    with progress:
+        task = progress.add_task(f"train {tc.run}", total=total_steps, completed=state.step, info="")
+        while state.epoch < tc.epochs and state.step < total_steps:
+            batches = _epoch_batches(len(train_ds), tc.batch_size, tc.seed, state.epoch)
+            while state.batch_in_epoch < len(batches) and state.step < total_steps:
+                group = batches[state.batch_in_epoch: state.batch_in_epoch + tc.grad_accum]
+                optimizer.zero_grad(set_to_none=True)
+                loss_sum, nll_sum, sink_sum, n_tok = 0.0, 0.0, 0.0, 0
+                for idx in group:
+                    batch = collate([train_ds[i] for i in idx])
+                    with amp:
+                        out = model(batch, tc.sinkhorn_lambda, tc.sinkhorn_eps, occurrence_lambda=tc.occurrence_lambda)
+                    (out.loss / len(group)).backward()
+                    loss_sum += out.loss.item() / len(group)
+                    nll_sum += out.nll.item() / len(group)
+                    sink_sum += out.sinkhorn.item() / len(group)
+                    n_tok += out.n_tokens
+                    state.samples += len(idx)
+                grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip) if tc.grad_clip > 0
+                             else _grad_norm(model))
+                if math.isfinite(loss_sum) and torch.isfinite(grad_norm):
+                    optimizer.step()
+                else:  # NaN/inf guard: skip the update, count it, abort after too many
+                    state.bad_steps += 1
+                    log.warning("step %d: non-finite loss %s / grad norm %s, skipped (%d/%d)",
+                                state.step, loss_sum, float(grad_norm), state.bad_steps, tc.max_bad_steps)
+                    if state.bad_steps > tc.max_bad_steps:
+                        raise NonFiniteLossError(
+                            f"{state.bad_steps} steps with non-finite loss or gradient (train.max_bad_steps="
+                            f"{tc.max_bad_steps}); lower train.lr, check the data, or disable bf16 (train.device=cpu)")
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                state.step += 1
+                state.batch_in_epoch += len(group)
+                state.tokens += n_tok
+                lr = scheduler.get_last_lr()[0]
+                sps = (state.samples - samples0) / max(time.perf_counter() - t0, 1e-9)
+                _on_step(state, {"loss": loss_sum, "nll": nll_sum, "sinkhorn": sink_sum, "lr": lr,
+                                 "grad_norm": float(grad_norm)})
+                progress.update(task, completed=state.step,
+                                info=f"loss {loss_sum:.3f} nll {nll_sum:.3f} lr {lr:.1e} {sps:.1f} samples/s")
+                if tc.checkpoint_every > 0 and state.step % tc.checkpoint_every == 0:
+                    save_checkpoint(ckpt_dir, model, optimizer, scheduler, state)
+
+            # ----------------------------------------------------- validate
+            epoch_done = state.batch_in_epoch >= len(batches)
+            metrics = {"epoch": state.epoch + 1 if epoch_done else state.epoch + state.batch_in_epoch / len(batches),
+                       "step": state.step, "train_loss": loss_sum, "train_nll": nll_sum, "train_sinkhorn": sink_sum}
+            if val_ds is not None and len(val_ds) > 0:
+                metrics |= {f"val_{k}": v for k, v in validate(model, val_ds, tc, amp, collate).items()}
+            state.history.append(metrics)
+            log.info("epoch %s: %s", metrics["epoch"], {k: round(v, 4) for k, v in metrics.items()})
+            if epoch_done:
+                state.epoch += 1
+                state.batch_in_epoch = 0
+            save_checkpoint(ckpt_dir, model, optimizer, scheduler, state)
+
+    # ----------------------------------------------------------------- save
+    elapsed = time.perf_counter() - t0
+    final = dict(state.history[-1]) if state.history else {}
+    final |= {"steps": state.step, "bad_steps": state.bad_steps, "samples_seen": state.samples,
+              "tokens_seen": state.tokens,
+              "samples_per_s_last_session": (state.samples - samples0) / max(elapsed, 1e-9),
+              "n_parameters": model.num_parameters(), "sinkhorn_lambda": tc.sinkhorn_lambda}
+    save_run(run_dir, model, cfg, final, state.history, train_ds, val_ds, collate)
+    return TrainResult(run_dir, final, state.step, state.bad_steps, resumed_from)
+
+
+# =================================================================== data
+def build_datasets(cfg: Config, lake: Lake | None, embedder: Any = None) -> tuple[Dataset, Dataset | None]:
+    """The train and validation ``pipeline.features.dataset.SequenceDataset`` splits of ``lake``."""
+    from pipeline.features.dataset import SequenceDataset, build_index
+
+    if lake is None:
+        raise ValueError("train: a lake is required to build the datasets (--lake or lake.root)")
+    if embedder is None:
+        from pipeline.features.embed import Embedder
+
+        embedder = Embedder(cfg.embed)
+    index, _ = build_index(lake, cfg.dataset)  # one deterministic index, split by time
+    train_ds = SequenceDataset(lake, cfg.dataset, embedder, split="train", index=index)
+    try:
+        val_ds = SequenceDataset(lake, cfg.dataset, embedder, split="val", index=index)
+    except ValueError as exc:  # no validation days (dataset.val_days = 0): train without validation
+        log.warning("no validation split: %s", exc)
+        val_ds = None
+    return train_ds, val_ds
+
+
+def default_collate() -> Callable[[list[Any]], dict[str, Any]]:
+    """``pipeline.features.dataset.collate``: items → the batch dict of docs/ARCHITECTURE.md."""
+    from pipeline.features.dataset import collate
+
+    return collate
+
+
+def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The epoch's micro-batches of item indices: a permutation seeded by ``(seed, epoch)``."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=g).tolist()
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _iter_batches(ds: Dataset, batch_size: int, collate: Callable) -> Iterator[dict[str, Any]]:
+    for i in range(0, len(ds), batch_size):
+        yield collate([ds[j] for j in range(i, min(i + batch_size, len(ds)))])
+
+
+def _training_phrases(ds: Dataset, collate: Callable) -> list[str]:
+    """Target phrases of the training split, sorted (they join the tokenizer's corpus)."""
+    out: set[str] = set()
+    for batch in _iter_batches(ds, 64, collate):
+        for phrases in batch["target_phrases"]:
+            out.update(phrases)
+    return sorted(out)
+
+
+def _build_model(cfg: Config, train_ds: Dataset, collate: Callable) -> EventForecaster:
+    """A new model sized by ``cfg.model``; D and S come from the first training item when not set."""
+    mcfg = resolve_model_config(cfg.model)
+    first = collate([train_ds[0]])
+    point_dim = mcfg.point_dim or first["points"].shape[-1]
+    stats_dim = mcfg.stats_dim or first["day_stats"].shape[-1]
+    return EventForecaster.build(mcfg, point_dim, stats_dim, _training_phrases(train_ds, collate),
+                                 seed=cfg.train.seed)
+
+
+# =================================================================== optimisation
+def _make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (≥ 2-D) only, not on biases, norms and scalars."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=tc.lr, betas=tuple(tc.betas))
+
+
+def _lr_lambda(tc: TrainConfig, total_steps: int):
+    """Multiplier of ``lr`` at a step: linear warm-up, then cosine from 1 to ``min_lr_ratio``."""
+    warmup = min(tc.warmup_steps, max(total_steps - 1, 0))
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return f
+
+
+def _grad_norm(model: torch.nn.Module) -> torch.Tensor:
+    grads = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
+    return torch.stack(grads).norm() if grads else torch.zeros(())
+
+
+def _on_step(state: TrainState, info: dict[str, float]) -> None:
+    """Called after every optimiser step (a hook for logging; tests patch it to simulate a kill)."""
+    log.debug("step %d: %s", state.step, info)
+
+
+# =================================================================== validation
+@torch.no_grad()
+def validate(model: EventForecaster, ds: Dataset, tc: TrainConfig, amp: Any = None,
+             collate: Callable | None = None) -> dict[str, float]:
+    """NLL (nats/token), Sinkhorn S_ε, ROUGE-1/2/L F and phrase-set precision/recall on ``ds``.
+
+    Generation (greedy) covers the first ``tc.val_generate`` sequences. The global
+    RNG is not touched, so validating does not change the training trajectory.
+    """
+    amp = amp or _null_autocast()
+    was_training = model.training
+    model.eval()
+    nll_sum, sink_sum, occ_sum, n_tok, n_seq = 0.0, 0.0, 0.0, 0, 0
+    generated: list[list[str]] = []
+    targets: list[list[str]] = []
+    try:
+        for batch in _iter_batches(ds, tc.batch_size, collate or default_collate()):
+            B = len(batch["target_phrases"])
+            with amp:
+                out = model(batch, tc.sinkhorn_lambda, tc.sinkhorn_eps, compute_sinkhorn=True)
+            nll_sum += out.nll.item() * out.n_tokens
+            n_tok += out.n_tokens
+            sink_sum += out.sinkhorn.item() * B
+            occ_sum += out.occurrence.item() * B if out.occurrence is not None else float("nan")
+            n_seq += B
+            room = tc.val_generate - len(generated)
+            if room > 0:
+                sub = _take(batch, min(room, B))
+                with amp:
+                    futures = model.generate_phrases(sub, num_futures=1, do_sample=False, seed=tc.seed,
+                                                     max_new_tokens=tc.max_new_tokens)
+                generated += [f[0] for f in futures]
+                targets += [list(t) for t in sub["target_phrases"]]
+    finally:
+        model.train(was_training)
+    metrics = {"nll": nll_sum / max(n_tok, 1), "sinkhorn": sink_sum / max(n_seq, 1),
+               "occurrence_bce": occ_sum / max(n_seq, 1)}
+    if generated:
+        metrics |= phrase_metrics(generated, targets)
+    return metrics
+
+
+def phrase_metrics(generated: Sequence[Sequence[str]], targets: Sequence[Sequence[str]]) -> dict[str, float]:
+    """ROUGE-1/2/L F-measure (``rouge-score``, mean over rows, phrases joined by "; ") and
+    exact phrase-set precision / recall (micro-averaged: matches / generated, matches / target)."""
+    from pipeline.cameo.phrases import join_phrases
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False)
+    sums = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+    hits = n_gen = n_tgt = 0
+    for gen, tgt in zip(generated, targets, strict=True):
+        scores = scorer.score(join_phrases(list(tgt)), join_phrases(list(gen)))
+        for k in sums:
+            sums[k] += scores[k].fmeasure
+        g, t = set(gen), set(tgt)
+        hits += len(g & t)
+        n_gen += len(g)
+        n_tgt += len(t)
+    n = max(len(generated), 1)
+    return {**{k: v / n for k, v in sums.items()},
+            "phrase_precision": hits / max(n_gen, 1), "phrase_recall": hits / max(n_tgt, 1)}
+
+
+def _take(batch: Mapping[str, Any], n: int) -> dict[str, Any]:
+    return {k: v[:n] for k, v in batch.items()}
+
+
+# =================================================================== checkpoints
+def save_checkpoint(ckpt_dir: Path, model: EventForecaster, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, state: TrainState) -> None:
+    """Write model + optimiser + scheduler + RNG + counters to ``ckpt_dir`` atomically.
+
+    The new checkpoint is written beside it (``.tmp``) and swapped in with
+    renames; a kill at any moment leaves a complete old or new checkpoint
+    (``_recover_checkpoint`` finishes an interrupted swap).
+    """
+    tmp, old = ckpt_dir.with_name(ckpt_dir.name + ".tmp"), ckpt_dir.with_name(ckpt_dir.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp / "model")
+    torch.save({"state": dataclasses.asdict(state), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": _rng_state()}, tmp / STATE_FILE)
+    if ckpt_dir.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(ckpt_dir, old)
+    os.replace(tmp, ckpt_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover_checkpoint(ckpt_dir: Path) -> None:
+    """Finish a swap killed between its two renames (only ``checkpoint.old`` left)."""
+    old = ckpt_dir.with_name(ckpt_dir.name + ".old")
+    if not ckpt_dir.exists() and (old / STATE_FILE).exists():
+        os.replace(old, ckpt_dir)
+    shutil.rmtree(ckpt_dir.with_name(ckpt_dir.name + ".tmp"), ignore_errors=True)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(rng: Mapping[str, Any]) -> None:
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
+    if rng.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class _null_autocast:
+    """fp32 on CPU: a no-op context manager standing in for ``torch.autocast``."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# =================================================================== outputs
+def save_run(run_dir: Path, model: EventForecaster, cfg: Config, metrics: dict[str, Any],
+             history: list[dict[str, Any]], train_ds: Dataset, val_ds: Dataset | None, collate: Callable) -> None:
+    """``models/<run>/``: the model, ``config.yaml`` (resolved), ``metrics.json``, ``README.md`` card."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(run_dir)
+    resolved = cfg.to_dict()
+    resolved["model"] = dataclasses.asdict(model.cfg)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    data = {"train": _describe(train_ds, collate), "val": _describe(val_ds, collate) if val_ds is not None else None}
+    (run_dir / "metrics.json").write_text(json.dumps(
+        {"final": metrics, "history": history, "data": data}, indent=2, default=str) + "\n")
+    (run_dir / "README.md").write_text(model_card(cfg, model, metrics, data))
+
+
+def _describe(ds: Dataset, collate: Callable) -> dict[str, Any]:
+    """Countries and target-day window of a split (from its batches' ``country`` / ``target_date``)."""
+    countries: set[str] = set()
+    dates: set[Any] = set()
+    n = 0
+    for batch in _iter_batches(ds, 64, collate):
+        countries.update(str(c) for c in batch["country"])
+        dates.update(batch["target_date"])
+        n += len(batch["country"])
+    first, last = (str(min(dates)), str(max(dates))) if dates else (None, None)
+    return {"n_sequences": n, "countries": sorted(countries), "first_target": first, "last_target": last}
+
+
+def model_card(cfg: Config, model: EventForecaster, metrics: dict[str, Any], data: dict[str, Any]) -> str:
+    """A short Markdown model card: what it is, data window, countries, metrics, how to load."""
+    tr, va = data["train"], data.get("val") or {}
+    m = model.cfg
+    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items() if isinstance(v, float))
+    base = f"`{m.pretrained}` (pretrained)" if m.pretrained else (
+        f"T5 built from preset `{m.preset}` (d_model {m.d_model}, {m.num_layers}+{m.num_layers} layers, "
+        f"{m.num_heads} heads), byte-level BPE tokenizer on the phrase vocabulary")
+    return f"""# gdelt-forecast model `{cfg.train.run}`
+
+Forecasts the next day's salient GDELT events of a country as 3–10 short phrases
+("United States make a visit China"), conditioned on the previous
+{cfg.dataset.context_days} days of descriptor clouds (points on the unit sphere, embedder
+`{cfg.embed.model}`), and places each phrase on that sphere.
+
+- Base: {base}; {model.num_parameters():,} parameters; {m.tokens_per_day} tokens per day.
+- Objective: token NLL + λ·Sinkhorn divergence (λ = {cfg.train.sinkhorn_lambda}, ε = {cfg.train.sinkhorn_eps},
+  cost 1 − cos).
+- Trained {metrics.get('steps')} steps ({cfg.train.epochs} epochs max,
+  batch {cfg.train.batch_size}×{cfg.train.grad_accum},
+  lr {cfg.train.lr}, seed {cfg.train.seed}) on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}.
+
+## Data
+- Training targets: {tr.get('first_target')} … {tr.get('last_target')} ({tr.get('n_sequences')} sequences).
+- Validation targets: {va.get('first_target')} … {va.get('last_target')} ({va.get('n_sequences')} sequences).
+- Countries (FIPS): {', '.join(tr.get('countries', []))}.
+
+## Metrics (last validation)
+| metric | value |
+|---|---|
+{rows}
+
+## Use
+```python
+from pipeline.model.forecaster import EventForecaster
+model = EventForecaster.from_pretrained("{cfg.train.models_dir}/{cfg.train.run}")
+futures = model.generate_phrases(batch, num_futures=100, temperature=1.0, top_p=0.95, seed=0)
+```
+Limitations: trained on a short window of GDELT, whose events are machine-coded
+from news and over-represent some countries; forecasts are descriptive, not advice.
+"""
