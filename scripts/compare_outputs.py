@@ -4,7 +4,8 @@
 
 Every table under both lake roots is read with DuckDB (hive partitions) and compared
 with ``EXCEPT ALL`` both ways, leaving out the columns that hold wall-clock times
-(``ingested_at``, ``issued_at``, ``quarantined_at``, ``written_at``), file paths, and
+(``ingested_at``, ``issued_at``, ``quarantined_at``, ``written_at``; and ``futures.sampling_key``,
+a cache key built from the model files' mtimes), file paths, and
 machine-specific ``source_file``/``url``/``file`` values, which are compared by their
 base name. Model directories are compared file by file (SHA-256), except files that
 record the run's wall-clock or paths (``metrics.json`` timings, ``config.yaml``), whose
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import duckdb
 
-VOLATILE = {"ingested_at", "issued_at", "quarantined_at", "written_at", "created_at", "fitted_at"}
+# wall-clock times, and futures.sampling_key: a cache key over the model files' sizes and mtimes
+VOLATILE = {"ingested_at", "issued_at", "quarantined_at", "written_at", "created_at", "fitted_at", "sampling_key"}
 PATHLIKE = {"source_file", "url", "file", "path"}
 
 
