@@ -264,7 +264,9 @@ def dataset(
     Console().print(_table(f"dataset {name}: T={cfg.dataset.context_days}, {len(m['countries'])} countries", [
         dict(split=s, sequences=m["sequences"][s], target_days=len(days[s]),
              first=days[s][0] if days[s] else "", last=days[s][-1] if days[s] else "") for s in days]))
-    console.print(f"manifest: {lake.partition_dir('dataset', name=name) / 'manifest.json'}; skipped {m['skipped']}")
+    from pipeline.features.dataset import manifest_path
+
+    console.print(f"manifest: {manifest_path(lake, name)}; skipped {m['skipped']}")
 
 
 
