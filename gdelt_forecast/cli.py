@@ -492,6 +492,8 @@ def backfill(
         raise typer.Exit(1) from exc
     verb = "would run" if dry_run else "ran"
     console.print(f"backfill {start} … {end}: {verb} {len(out['submitted'])} steps, {out['skipped']} already done")
+    if out.get("gaps"):
+        console.print(f"gaps (no source data, skipped by every stage): {', '.join(out['gaps'])}")
     if dry_run:
         for step in out["submitted"]:
             console.print(f"  {step}")

@@ -149,6 +149,9 @@ class LakeStatus:
             fc = _mtime(lake, "forecasts", d, model=model_run)
             if fc is None:
                 return True  # nothing forecast for d: nothing to score
+            obs = _mtime(lake, "country", d)
+            if obs is None and self.is_gap(d):
+                return True  # nothing observed on a gap: nothing to score
             return _fresh(_mtime(lake, "scores", d, model=model_run), fc, _mtime(lake, "country", d))
         raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
 
