@@ -141,9 +141,9 @@ def duckdb_load(csvs: list[str], out: Path) -> None:
 
 def duckdb_dedupe_scan(lake: Lake, d: dt.date) -> int:
     lo, hi = duckdb.sql(f"SELECT min(GLOBALEVENTID), max(GLOBALEVENTID) FROM "
-                        f"read_parquet('{lake.partition_dir('events', d)}/*.parquet')").fetchone()
+                        f"read_parquet('{lake.partition_dir('events', d)}/*.parquet')").fetchall()[0]
     return duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake.table_dir('events')}/*/*.parquet') "
-                      f"WHERE GLOBALEVENTID BETWEEN {lo} AND {hi}").fetchone()[0]
+                      f"WHERE GLOBALEVENTID BETWEEN {lo} AND {hi}").fetchall()[0][0]
 
 
 def duckdb_reduce(lake: Lake, d: dt.date, out: Path) -> None:

@@ -161,19 +161,20 @@ class Lake:
         return h.hexdigest()[:16]
 
     def day_dirs(self, table: str, start: DateLike | None = None, end: DateLike | None = None,
-                 **keys: str) -> list[tuple[dt.date, Path]]:
+                 *, check_files: bool = True, **keys: str) -> list[tuple[dt.date, Path]]:
         """(day, folder) of every complete day partition of ``table`` in [start, end], by day then path.
 
-        One directory scan per key level (no per-partition work beyond a folder listing and
-        no date parsing outside the range); a range of at most 31 days under a date level is
-        looked up by path instead.
+        One directory scan per key level (no date parsing outside the range); a range of at
+        most 31 days under a date level is looked up by path instead. ``check_files=False``
+        skips listing each folder for its Parquet files (folders only ever appear complete,
+        by rename, so this only lets an emptied-by-hand folder through).
         """
         self._recover_once()
         lo = as_date(start).isoformat() if start is not None else None
         hi = as_date(end).isoformat() if end is not None else None
         out: list[tuple[dt.date, Path]] = []
         for name, folder in _walk_days(self.partition_dir(table, None, **keys), lo, hi):
-            if _parquet_in(folder):
+            if not check_files or _parquet_in(folder):
                 out.append((dt.date.fromisoformat(name), folder))
         out.sort(key=lambda x: (x[0], str(x[1])))
         return out

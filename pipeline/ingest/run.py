@@ -122,9 +122,11 @@ class _IdIndex:
     Lets a write find the few partitions that could hold one of its IDs (GDELT
     IDs grow with time, so usually only neighbours overlap). The ranges persist in
     ``_meta/events/id_ranges.parquet`` keyed by each day folder's (inode, mtime),
-    so opening the index costs one listing and one ``stat`` per partition, and only
-    partitions rewritten since (by any process) have their footers read again:
-    the cost of a write does not grow with the lake.
+    together with the ``events`` folder's own (inode, mtime), which every partition
+    swap changes: when that is unchanged, opening the index reads one small file;
+    otherwise one ``stat`` per partition finds the partitions rewritten since (by
+    any process) and only their footers are read again. So the cost of a write
+    does not grow with the lake.
     """
 
     def __init__(self, lake: Lake):
@@ -132,13 +134,18 @@ class _IdIndex:
         self.path = lake.meta_dir("events") / "id_ranges.parquet"
         self.ranges: dict[dt.date, tuple[int, int]] = {}
         self.stamps: dict[dt.date, str] = {}
+        self.table_stamp: str | None = None
         self._load_saved()
         self.refresh()
 
     def refresh(self) -> None:
         """Re-read the footers of partitions rewritten since the last look (by another ingest, too)."""
-        seen, changed = set(), False
-        for d, folder in self.lake.day_dirs("events"):
+        table_stamp = _stamp(self.lake.table_dir("events"))
+        if table_stamp is not None and table_stamp == self.table_stamp:
+            return  # no partition was swapped in or out since
+        seen, changed = set(), table_stamp != self.table_stamp
+        self.table_stamp = table_stamp
+        for d, folder in self.lake.day_dirs("events", check_files=False):
             seen.add(d)
             stamp = _stamp(folder)
             if stamp is not None and self.stamps.get(d) != stamp:
@@ -182,6 +189,7 @@ class _IdIndex:
         else:
             self.stamps[d] = stamp
             self._load(d, folder)
+        self.table_stamp = _stamp(self.lake.table_dir("events"))  # our own swap (writers hold lake_lock)
         self._save()
 
     def _load_saved(self) -> None:
@@ -189,6 +197,7 @@ class _IdIndex:
             t = pq.read_table(self.path)
         except (FileNotFoundError, pa.ArrowInvalid, OSError):
             return  # none yet (or unreadable): rebuilt from the footers
+        self.table_stamp = (t.schema.metadata or {}).get(b"table_stamp", b"").decode() or None
         for d, stamp, lo, hi in zip(*(t.column(c).to_pylist() for c in ("date", "stamp", "lo", "hi"))):
             self.stamps[d], self.ranges[d] = stamp, (lo, hi)
 
@@ -198,6 +207,7 @@ class _IdIndex:
         t = pa.table({"date": pa.array(days, pa.date32()), "stamp": [self.stamps[d] for d in days],
                       "lo": pa.array([self.ranges[d][0] for d in days], pa.int64()),
                       "hi": pa.array([self.ranges[d][1] for d in days], pa.int64())})
+        t = t.replace_schema_metadata({"table_stamp": self.table_stamp or ""})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}")
         pq.write_table(t, tmp)
