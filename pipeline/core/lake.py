@@ -327,8 +327,6 @@ class Lake:
                 os.close(fd)
         return n
 
-    clean_staging = recover
-
     def _recover_once(self) -> None:
         if not self._recovered:
             try:
