@@ -44,7 +44,7 @@ def test_three_readers_agree(full_lake, table):
     dated = bool(lake.partitions(table))
 
     con = lake.duckdb([table])
-    assert con.sql(f'SELECT count(*) FROM "{table}"').fetchone()[0] == n
+    assert con.sql(f'SELECT count(*) FROM "{table}"').fetchall()[0][0] == n
     df = pd.read_parquet(folder)
     pl_df = pl.read_parquet(str(folder / "**" / "*.parquet"), hive_partitioning=True)
     assert len(df) == n == pl_df.height
