@@ -199,3 +199,23 @@ def test_every_reader_sees_date_as_a_date(tmp_path):
                           "hive_partitioning = true)").fetchall() == [(dt.date(2025, 1, 1),)]
     one = pd.read_parquet(lake.partition_dir("t", "2025-01-02"))
     assert list(one["date"]) == [dt.date(2025, 1, 2)] * 2  # one day's folder keeps its date
+
+
+def test_an_old_layout_lake_is_refused_then_upgraded(tmp_path):
+    import pyarrow.parquet as pq
+
+    from pipeline.core.errors import UserError
+    from pipeline.core.lake import upgrade
+
+    root = tmp_path / "lake"
+    for d in ("2025-01-01", "2025-01-02"):  # the old layout: date=… folders, no date in the files
+        (root / "t" / f"date={d}").mkdir(parents=True)
+        pq.write_table(_version(3, 1), root / "t" / f"date={d}" / "part-0.parquet")
+        (root / "f" / "model=a" / f"date={d}").mkdir(parents=True)
+        pq.write_table(_version(2, 1), root / "f" / "model=a" / f"date={d}" / "part-0.parquet")
+    with pytest.raises(UserError, match="upgrade"):
+        Lake(root).partitions("t")
+    assert upgrade(root) == 4 and upgrade(root) == 0
+    lake = Lake(root)
+    assert lake.partitions("t") == lake.partitions("f", model="a") == [dt.date(2025, 1, 1), dt.date(2025, 1, 2)]
+    assert lake.read("f").column("date").to_pylist() == [dt.date(2025, 1, 1)] * 2 + [dt.date(2025, 1, 2)] * 2

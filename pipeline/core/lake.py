@@ -49,6 +49,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from pipeline.core.errors import UserError
+
 DateLike = dt.date | str
 
 DATE = "date"
@@ -389,6 +391,36 @@ class Lake:
         return con
 
 
+def upgrade(root: str | Path) -> int:
+    """Convert a lake of the old layout (``date=YYYY-MM-DD`` folders, no ``date`` in the files).
+
+    Each old day folder is rewritten as ``YYYY-MM-DD/`` with the ``date`` column added
+    (through ``_staging``, renamed into place, then the old folder removed), so it can be
+    re-run after a crash. Returns how many day folders were converted.
+    """
+    root = Path(root)
+    lake = Lake(root)
+    n = 0
+    for old in sorted(p for p in root.glob("[!_.]*/**/date=*") if p.is_dir()):
+        day = dt.date.fromisoformat(old.name.split("=", 1)[1])
+        new = old.with_name(day.isoformat())
+        if not new.exists():
+            with lake._transaction(new) as txn:
+                (txn / "new").mkdir()
+                for f in sorted(old.glob("*.parquet")):
+                    t = pq.read_table(f)
+                    if DATE not in t.column_names:
+                        t = t.append_column(DATE, pa.repeat(pa.scalar(day, pa.date32()), t.num_rows))
+                    pq.write_table(t, txn / "new" / f.name, compression=lake.compression,
+                                   compression_level=lake.compression_level)
+                _fsync_dir(txn / "new")
+                _write_target(txn, new.relative_to(root))
+                os.rename(txn / "new", new)
+        shutil.rmtree(old)
+        n += 1
+    return n
+
+
 def _walk_days(base: Path, lo: str | None, hi: str | None) -> Iterator[tuple[str, Path]]:
     """(ISO day, folder) of the day folders under ``base`` (through any ``k=v`` levels) in [lo, hi]."""
     if lo is not None and hi is not None and hi >= lo:
@@ -407,6 +439,9 @@ def _walk_days(base: Path, lo: str | None, hi: str | None) -> Iterator[tuple[str
     for e in entries:
         if not e.is_dir():
             continue
+        if e.name.startswith("date="):
+            raise UserError(f"{base} holds {e.name}/: the lake's old layout; upgrade it once with "
+                            f"`python -m pipeline.core.lake upgrade <lake root>`")
         if _is_day(e.name):
             if (lo is None or e.name >= lo) and (hi is None or e.name <= hi):
                 yield e.name, Path(e.path)
@@ -536,3 +571,11 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+if __name__ == "__main__":  # python -m pipeline.core.lake upgrade <root>
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "upgrade":
+        raise SystemExit("usage: python -m pipeline.core.lake upgrade <lake root>")
+    print(f"{upgrade(sys.argv[2])} day folders converted to the YYYY-MM-DD layout")
