@@ -10,6 +10,12 @@ submitted at all, so a second run does no work; ``--force`` redoes them. A
 failed day does not stop the others: the flow finishes every day it can, then
 fails with the list of failed days. Forecasts are evaluated at the end.
 
+A day the source has no data for (GDELT has holes) is not a failure: once its
+ingest finishes without an ``events`` partition and without a failed file it is
+recorded in the ``gaps`` table (``pipeline.core.status.record_gaps``), reduce and
+descriptors skip it, forecasts use the other days of their window, the summary
+lists it under ``gaps``, and a second run does nothing for it.
+
 Runners: Prefect's thread pool by default; ``--runner dask`` (``pip install
 'gdelt-forecast[dask]'``) starts a local Dask cluster or joins
 ``--address tcp://scheduler:8786``; ``--runner ray`` (``[ray]``) likewise.
@@ -32,7 +38,7 @@ from flows.tasks import (baselines_task, descriptors_task, evaluate_task, foreca
 from pipeline.core.config import Config, load_config
 from pipeline.core.lake import date_range
 from pipeline.core.registry import resolve, run_name
-from pipeline.core.status import STAGES, Step, plan
+from pipeline.core.status import STAGES, Step, gap_days, plan, record_gaps
 
 
 class BackfillFailed(RuntimeError):
@@ -53,6 +59,8 @@ class BackfillSummary:
     skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     """day → first error of that day."""
+    gaps: list[str] = field(default_factory=list)
+    """Days of the range without source data (recorded in the ``gaps`` table; skipped by every stage)."""
     model_run: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +104,7 @@ def backfill(
     summary = BackfillSummary(str(start), str(end), skipped=len(steps) - len(todo),
                               model_run=run_name(model_dir) if model_dir else None)
     if dry_run:
+        summary.gaps = [str(d) for d in gap_days(lake_of(cfg), start, end)]
         for s in steps:
             logger.info("%s %-12s %s", s.day, s.stage, "done" if s.done else "would run")
         summary.submitted = [f"{s.stage}:{s.day}" for s in steps if not s.done]
@@ -137,6 +146,12 @@ def backfill(
             summary.failed[str(d)] = f"{stage}: {state.message or state.name}"
     for fut in baseline_futures:
         fut.wait()
+    ingested = [d for (d, stage), fut in futures.items() if stage == "ingest" and fut.state.is_completed()]
+    record_gaps(lake_of(cfg), ingested, source)
+    summary.gaps = [str(d) for d in gap_days(lake_of(cfg), start, end)]
+    if summary.gaps:
+        logger.warning("backfill %s … %s: %d day(s) without source data (gaps, skipped): %s", start, end,
+                       len(summary.gaps), ", ".join(summary.gaps))
     if model_dir is not None and "evaluate" in stages_t and any(k[1] == "forecast" for k in futures):
         ev = evaluate_task.submit(c, start, end)
         ev.wait()

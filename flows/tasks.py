@@ -24,6 +24,7 @@ from prefect.tasks import exponential_backoff
 from pipeline.core.config import Config, config_from_dict
 from pipeline.core.lake import Lake, as_date
 from pipeline.core.registry import model_fingerprint
+from pipeline.core.status import STAGE_INPUTS
 
 NETWORK_SOURCES = {"gdelt1", "gdelt2", "bigquery"}
 
@@ -37,26 +38,26 @@ class PartitionState(CachePolicy):
     """Cache key part: the fingerprints of the partitions a task reads, taken when it is about to run.
 
     The task must take ``cfg`` (a ``Config.to_dict``) and ``day``; the partitions are
-    ``table/date=day+offset`` for each offset, under ``keys``. ``model_dir``, when a task
+    ``<table>/<day+offset>`` of each table for each offset. ``model_dir``, when a task
     takes it, adds the model files' state too.
     """
 
-    table: str = "events"
+    tables: tuple[str, ...] = ("events",)
     offsets: tuple[int, ...] = (0,)
 
     def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any],
                     **kwargs: Any) -> str | None:
         cfg, d = config_from_dict(inputs["cfg"]), as_date(inputs["day"])
         lake = lake_of(cfg)
-        parts = [lake.fingerprint(self.table, d + dt.timedelta(days=o)) for o in self.offsets]
+        parts = [lake.fingerprint(t, d + dt.timedelta(days=o)) for t in self.tables for o in self.offsets]
         if inputs.get("model_dir"):
             parts.append(model_fingerprint(inputs["model_dir"]))
-        return "|".join([self.table, *parts])
+        return "|".join([*self.tables, *parts])
 
 
-def cached_on(table: str, offsets: tuple[int, ...] = (0,)) -> CachePolicy:
-    """Key = inputs + the task's code + the state of the partitions it reads."""
-    return INPUTS + TASK_SOURCE + PartitionState(table=table, offsets=offsets)
+def cached_on(stage: str, offsets: tuple[int, ...] = (0,)) -> CachePolicy:
+    """Key = inputs + the task's code + the state of the partitions ``stage`` reads (``STAGE_INPUTS``)."""
+    return INPUTS + TASK_SOURCE + PartitionState(tables=STAGE_INPUTS[stage], offsets=offsets)
 
 
 # ------------------------------------------------------------------ ingest
@@ -81,7 +82,7 @@ def ingest_for(source: str):
 
 
 # ------------------------------------------------------------------ reduce
-@task(name="reduce", cache_policy=cached_on("events"), task_run_name="reduce-{day}")
+@task(name="reduce", cache_policy=cached_on("reduce"), task_run_name="reduce-{day}")
 def reduce_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
     """``events/date=day`` → ``country/date=day``."""
     from pipeline.ingest.reduce import reduce
@@ -91,13 +92,20 @@ def reduce_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------- descriptors
-@task(name="descriptors", cache_policy=cached_on("country"), task_run_name="descriptors-{day}")
+@task(name="descriptors", cache_policy=cached_on("descriptors"), task_run_name="descriptors-{day}")
 def descriptors_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
-    """``country/date=day`` → ``descriptors`` + ``descriptor_days`` of that day (embedding cache shared)."""
+    """``country/date=day`` → ``descriptors`` + ``descriptor_days`` of that day (embedding cache shared).
+
+    A day without ``country`` (a gap) is skipped, and descriptors left from an earlier version removed.
+    """
     from pipeline.features.descriptors import build_day
 
     c = config_from_dict(cfg)
-    summary = build_day(lake_of(c), day, c.descriptors, _embedder(c))
+    lake = lake_of(c)
+    if not lake.has_partition("country", day):
+        removed = [t for t in ("descriptors", "descriptor_days") if lake.delete_partition(t, day)]
+        return {"day": str(day), "missing": True, "removed": removed}
+    summary = build_day(lake, day, c.descriptors, _embedder(c))
     return {"day": str(day), "countries": summary.countries, "points": summary.points}
 
 
@@ -117,10 +125,10 @@ def _embedder(c: Config):
 # ---------------------------------------------------------------- forecast
 def forecast_task_for(context_days: int):
     """The forecast task, cached on the ``context_days`` descriptor partitions up to ``day`` and the model."""
-    return forecast_task.with_options(cache_policy=cached_on("descriptor_days", tuple(range(-context_days + 1, 1))))
+    return forecast_task.with_options(cache_policy=cached_on("forecast", tuple(range(-context_days + 1, 1))))
 
 
-@task(name="forecast", cache_policy=cached_on("descriptor_days"), task_run_name="forecast-{day}")
+@task(name="forecast", cache_policy=cached_on("forecast"), task_run_name="forecast-{day}")
 def forecast_task(cfg: dict[str, Any], day: dt.date, model_dir: str) -> dict[str, Any]:
     """Forecast day+1 with the model in ``model_dir`` from the T days of descriptors up to ``day``."""
     from pipeline.forecast.forecast import run_forecast

@@ -264,7 +264,9 @@ def dataset(
     Console().print(_table(f"dataset {name}: T={cfg.dataset.context_days}, {len(m['countries'])} countries", [
         dict(split=s, sequences=m["sequences"][s], target_days=len(days[s]),
              first=days[s][0] if days[s] else "", last=days[s][-1] if days[s] else "") for s in days]))
-    console.print(f"manifest: {lake.partition_dir('dataset', name=name) / 'manifest.json'}; skipped {m['skipped']}")
+    from pipeline.features.dataset import manifest_path
+
+    console.print(f"manifest: {manifest_path(lake, name)}; skipped {m['skipped']}")
 
 
 
@@ -490,6 +492,8 @@ def backfill(
         raise typer.Exit(1) from exc
     verb = "would run" if dry_run else "ran"
     console.print(f"backfill {start} … {end}: {verb} {len(out['submitted'])} steps, {out['skipped']} already done")
+    if out.get("gaps"):
+        console.print(f"gaps (no source data, skipped by every stage): {', '.join(out['gaps'])}")
     if dry_run:
         for step in out["submitted"]:
             console.print(f"  {step}")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from gdelt_forecast.cli import app
 from pipeline.core.config import DatasetConfig
-from pipeline.features.dataset import (DAY_STATS, SequenceDataset, build_dataset, build_index, check_no_leakage, collate,
+from pipeline.features.dataset import (DAY_STATS, SequenceDataset, build_dataset, build_index, manifest_path, check_no_leakage, collate,
                               load_context, split_days)
 
 CFG = DatasetConfig(context_days=7, countries=list(SAMPLE_COUNTRIES), val_days=2, test_days=2)
@@ -115,8 +115,7 @@ def test_cli_descriptors_and_dataset(sample_descriptors):
     r = CliRunner().invoke(app, ["--lake", lake, "dataset", "--name", "t", "-T", "7",
                                  "--countries", ",".join(SAMPLE_COUNTRIES)])
     assert r.exit_code == 0, r.output
-    folder = sample_descriptors.partition_dir("dataset", name="t")
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(sample_descriptors, "t").read_text())
     index = sample_descriptors.read("dataset", name="t")
     assert sum(manifest["sequences"].values()) == index.num_rows == 15 * len(SAMPLE_COUNTRIES)
     assert build_dataset(sample_descriptors, CFG, "t") == manifest  # idempotent

@@ -1,7 +1,8 @@
-"""The lake's atomic partition replacement survives a writer killed at any moment."""
+"""The lake: atomic, crash-safe partition swaps; day look-ups by path; pure-Parquet tables with a real ``date``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -11,7 +12,9 @@ import threading
 import time
 
 import pyarrow as pa
+import pytest
 
+from pipeline.core import lake as lake_mod
 from pipeline.core.lake import Lake
 
 N = 100_000
@@ -32,17 +35,17 @@ WRITER = textwrap.dedent(
 )
 
 
-def check(lake: Lake) -> int | None:
+def check(lake: Lake, n: int = N) -> int | None:
     """The partition's version (a constant column), or None when absent; fails on any partial data."""
     if not lake.has_partition("t", "2025-01-01"):
         return None
     t = lake.read("t", "2025-01-01", "2025-01-01", columns=["v"])
     values = set(t.column("v").to_pylist())
-    assert t.num_rows == N and len(values) == 1, (t.num_rows, len(values))
+    assert t.num_rows == n and len(values) == 1, (t.num_rows, len(values))
     return values.pop()
 
 
-def test_writer_killed_mid_write_leaves_previous_or_no_partition(tmp_path):
+def test_writer_killed_mid_write_leaves_previous_or_new_partition(tmp_path):
     lake = Lake(tmp_path / "lake")
     lake.write_partition("t", pa.table({"v": pa.array([1] * N, pa.int64()), "s": pa.array(["x" * 20] * N)}),
                          "2025-01-01")
@@ -71,13 +74,148 @@ def test_writer_killed_mid_write_leaves_previous_or_no_partition(tmp_path):
             time.sleep(delay)
             os.kill(proc.pid, signal.SIGKILL)  # ... and is killed part-way
             proc.wait()
-            versions.append(check(lake))
+            versions.append(check(Lake(lake.root)))  # a fresh Lake recovers what the kill left
+            assert os.listdir(lake.root / "_staging") == []  # ... and removes the leftovers
     finally:
         stop.set()
         thread.join()
     assert not seen_errors, seen_errors[0]
-    assert any(v not in (None, 1) for v in versions)  # the writer did replace the partition at least once
-    assert (lake.root / "_staging").exists()  # killed writers left half-written files there ...
-    assert all(p.name == "part-0.parquet" for p in (lake.root / "t").rglob("*") if p.is_file())  # ... not here
-    lake.clean_staging()
-    assert check(lake) in versions
+    assert None not in versions  # a kill never loses the partition
+    assert any(v != 1 for v in versions)  # the writer did replace the partition at least once
+    assert all(p.name == "part-0.parquet" for p in (lake.root / "t").rglob("*") if p.is_file())
+
+
+def _killed_child(root, step: str, action) -> None:
+    """Fork a child that runs ``action(Lake(root))`` and SIGKILLs itself at ``step`` of the swap."""
+    pid = os.fork()
+    if pid == 0:  # child: die at the step, as a power cut or kill -9 would
+        try:
+            lake_mod.crash_hook = lambda s: os.kill(os.getpid(), signal.SIGKILL) if s == step else None
+            action(Lake(root))
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"child did not reach {step}"
+
+
+def _version(n: int, k: int) -> pa.Table:
+    return pa.table({"v": pa.array([k] * n, pa.int64())})
+
+
+@pytest.mark.parametrize("step,expect", [("staged", 1), ("target", 1), ("old-out", 1), ("new-in", 2), ("done", 2)])
+def test_kill_at_every_step_of_a_swap_keeps_old_or_new(tmp_path, step, expect):
+    root = tmp_path / "lake"
+    Lake(root).write_partition("t", _version(1000, 1), "2025-01-01")
+    _killed_child(root, step, lambda lk: lk.write_partition("t", _version(1000, 2), "2025-01-01"))
+    lake = Lake(root)
+    assert check(lake, 1000) == expect  # never none, never partial
+    assert os.listdir(root / "_staging") == []  # the first read cleaned up
+    lake.write_partition("t", _version(1000, 3), "2025-01-01")  # and the next write works
+    assert check(lake, 1000) == 3 and [p.name for p in (root / "t").iterdir()] == ["2025-01-01"]
+
+
+@pytest.mark.parametrize("step", ["staged", "target", "old-out", "new-in", "done"])
+def test_kill_during_first_write_leaves_nothing_or_the_partition(tmp_path, step):
+    root = tmp_path / "lake"
+    _killed_child(root, step, lambda lk: lk.write_partition("t", _version(10, 2), "2025-01-01"))
+    assert check(Lake(root), 10) == (2 if step in ("new-in", "done") else None)
+    assert os.listdir(root / "_staging") == []
+
+
+@pytest.mark.parametrize("step,present", [("old-out", False), ("done", False)])
+def test_kill_during_delete(tmp_path, step, present):
+    root = tmp_path / "lake"
+    Lake(root).write_partition("t", _version(10, 1), "2025-01-01")
+    _killed_child(root, step, lambda lk: lk.delete_partition("t", "2025-01-01"))
+    lake = Lake(root)
+    assert lake.has_partition("t", "2025-01-01") is present and os.listdir(root / "_staging") == []
+
+
+def test_a_failed_write_keeps_the_old_partition(tmp_path, monkeypatch):
+    lake = Lake(tmp_path / "lake")
+    lake.write_partition("t", _version(10, 1), "2025-01-01")
+
+    def boom(step):
+        if step == "old-out":
+            raise OSError("disk full")
+
+    monkeypatch.setattr(lake_mod, "crash_hook", boom)
+    with pytest.raises(OSError):
+        lake.write_partition("t", _version(10, 2), "2025-01-01")
+    monkeypatch.setattr(lake_mod, "crash_hook", None)
+    assert check(lake, 10) == 1 and os.listdir(lake.root / "_staging") == []
+
+
+def test_recover_leaves_a_live_writer_alone(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    lake.write_partition("t", _version(10, 1), "2025-01-01")
+    seen = []
+
+    def during(step):
+        if step == "old-out":  # the partition is out: another Lake recovering now must not touch it
+            seen.append(Lake(lake.root).recover())
+
+    lake_mod.crash_hook = during
+    try:
+        lake.write_partition("t", _version(10, 2), "2025-01-01")
+    finally:
+        lake_mod.crash_hook = None
+    assert seen == [0] and check(lake, 10) == 2
+
+
+def test_day_lookups_and_listing(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    days = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(0, 60, 2)]
+    for d in days:
+        lake.write_partition("t", _version(1, d.day), d)
+        lake.write_partition("f", _version(1, d.day), d, model="a")
+    lake.write_partition("u", _version(3, 0))  # a table without days
+    assert lake.partitions("t") == days
+    assert lake.partitions("t", "2025-01-02", "2025-01-09") == days[1:5]  # by path (short range)
+    assert lake.partitions("t", "2025-01-02", "2025-03-09") == days[1:]  # by scan
+    assert lake.partitions("f", "2025-01-03", "2025-01-05") == [dt.date(2025, 1, 3), dt.date(2025, 1, 5)]  # under a key level
+    assert lake.partitions("f", model="a") == days and lake.partitions("f", model="b") == []
+    assert [f.parent.name for f in lake.files("t", "2025-01-01", "2025-01-03")] == ["2025-01-01", "2025-01-03"]
+    assert lake.read("u").num_rows == 3 and lake.files("u", "2025-01-01", "2025-01-01") == []
+    one = lake.read("t", "2025-01-05", "2025-01-05")
+    assert one.column_names == ["v", "date"] and one.column("date").to_pylist() == [dt.date(2025, 1, 5)]
+    assert lake.has_partition("t", "2025-01-05") and not lake.has_partition("t", "2025-01-06")
+
+
+def test_every_reader_sees_date_as_a_date(tmp_path):
+    import duckdb
+    import pandas as pd
+    import polars as pl
+
+    lake = Lake(tmp_path / "lake")
+    for d in ("2025-01-01", "2025-01-02"):
+        lake.write_partition("t", _version(2, 1), d)
+        lake.write_partition("f", _version(2, 1), d, model="m")
+    for t in ("t", "f"):
+        df = pd.read_parquet(lake.table_dir(t))
+        assert df["date"].min() == dt.date(2025, 1, 1) and len(df) == 4
+        assert pl.read_parquet(str(lake.table_dir(t) / "**" / "*.parquet"), hive_partitioning=True)["date"].dtype == pl.Date
+        assert duckdb.sql(f"SELECT min(date) FROM read_parquet('{lake.table_dir(t)}/**/*.parquet', "
+                          "hive_partitioning = true)").fetchall() == [(dt.date(2025, 1, 1),)]
+    one = pd.read_parquet(lake.partition_dir("t", "2025-01-02"))
+    assert list(one["date"]) == [dt.date(2025, 1, 2)] * 2  # one day's folder keeps its date
+
+
+def test_an_old_layout_lake_is_refused_then_upgraded(tmp_path):
+    import pyarrow.parquet as pq
+
+    from pipeline.core.errors import UserError
+    from pipeline.core.lake import upgrade
+
+    root = tmp_path / "lake"
+    for d in ("2025-01-01", "2025-01-02"):  # the old layout: date=… folders, no date in the files
+        (root / "t" / f"date={d}").mkdir(parents=True)
+        pq.write_table(_version(3, 1), root / "t" / f"date={d}" / "part-0.parquet")
+        (root / "f" / "model=a" / f"date={d}").mkdir(parents=True)
+        pq.write_table(_version(2, 1), root / "f" / "model=a" / f"date={d}" / "part-0.parquet")
+    with pytest.raises(UserError, match="upgrade"):
+        Lake(root).partitions("t")
+    assert upgrade(root) == 4 and upgrade(root) == 0
+    lake = Lake(root)
+    assert lake.partitions("t") == lake.partitions("f", model="a") == [dt.date(2025, 1, 1), dt.date(2025, 1, 2)]
+    assert lake.read("f").column("date").to_pylist() == [dt.date(2025, 1, 1)] * 2 + [dt.date(2025, 1, 2)] * 2

@@ -50,3 +50,41 @@ def test_reduce_reports_missing_days_and_is_idempotent(sample_lake, tmp_path):
     first = lake.read("country")
     reduce(lake, "2025-06-05", "2025-06-06")
     assert lake.read("country").equals(first)
+
+
+def test_country_follows_events_when_a_day_is_emptied(sample_lake, tmp_path):
+    import shutil
+
+    from pipeline.core.status import stage_done
+
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(sample_lake.root / "events", lake.root / "events")
+    day = dt.date(2025, 6, 5)
+    reduce(lake, day, day)
+    assert stage_done(lake, "reduce", day)
+    lake.delete_partition("events", day)  # e.g. every event was a duplicate of another day's
+    assert not stage_done(lake, "reduce", day)  # a missing input is not "fresh"
+    report = reduce(lake, day, day)
+    assert report.removed == [day] and not lake.has_partition("country", day)
+
+
+def test_status_needs_the_manifest_ok(sample_lake, tmp_path):
+    """A failed file keeps its day's ingest "not done" although the day has an events partition."""
+    import shutil
+
+    from pipeline.core.schemas import MANIFEST_SCHEMA
+    from pipeline.core.status import plan, record_gaps
+
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(sample_lake.root / "events", lake.root / "events")
+    shutil.copytree(sample_lake.root / "manifest", lake.root / "manifest")
+    d1, d2, hole = dt.date(2025, 6, 5), dt.date(2025, 6, 6), dt.date(2025, 6, 7)
+    m = lake.read("manifest").to_pylist()
+    one = next(i for i, r in enumerate(m) if r["day"] == d2)
+    m[one]["status"] = "failed"
+    lake.write_partition("manifest", pa.Table.from_pylist(m, schema=MANIFEST_SCHEMA), schema=MANIFEST_SCHEMA)
+    assert record_gaps(lake, [d1, d2, hole], "local") == [hole]  # neither a day with data nor a failed one
+    steps = {(s.day, s.stage): s.done for s in plan(lake, [d1, d2, hole], ("ingest", "reduce", "descriptors"))}
+    assert steps[(d1, "ingest")] and not steps[(d2, "ingest")]
+    assert not steps[(d1, "reduce")]  # not reduced yet
+    assert steps[(hole, "ingest")] and steps[(hole, "reduce")] and steps[(hole, "descriptors")]  # a gap

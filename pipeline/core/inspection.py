@@ -7,7 +7,6 @@ over one view per table (``Lake.duckdb``), so ``SELECT ... FROM events`` works.
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,7 +29,7 @@ def tables(lake: Lake) -> list[dict]:
         files = lake.files(t)
         if not files:
             continue
-        days = sorted({as_date(m.group(1)) for f in files if (m := re.search(r"date=([\d-]{10})", str(f)))})
+        days = lake.partitions(t)
         rows, size = _rows_bytes(files)
         out.append(dict(table=t, partitions=len(days) if days else 1, rows=rows, bytes=size,
                         first=days[0] if days else None, last=days[-1] if days else None))

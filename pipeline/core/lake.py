@@ -1,26 +1,46 @@
-"""The Parquet lake: Hive-partitioned tables under one root folder.
+"""The Parquet lake: partitioned tables under one root folder.
 
 Layout (``root`` defaults to ``data/lake``)::
 
-    <root>/<table>/[<key>=<value>/...]date=YYYY-MM-DD/part-0.parquet  (part-1 … for big partitions)
-    <root>/_staging/            half-written partitions (never read)
+    <root>/<table>/[<key>=<value>/...]YYYY-MM-DD/part-0.parquet   (part-1 … for big partitions)
+    <root>/<table>/[<key>=<value>/...]part-0.parquet               (tables without a date)
+    <root>/_staging/<id>/ , <id>.lock   partition writes in progress (never read)
+    <root>/_meta/<table>/...            side files of a table (dataset manifests, the events ID index)
 
-Writes are atomic per partition: the new partition is written completely under
-``_staging/`` (same file system), then swapped in with ``os.rename``. A writer
-killed at any moment leaves either the previous partition or none, never a
-partial one; leftovers in ``_staging`` are ignored by readers and removed by the
-next write. Readers (pyarrow, DuckDB, pandas, polars) only ever see complete
-partitions, and the partition keys come from the folder names.
+A date-partitioned table's files hold the ``date`` column (``date32``) themselves,
+and each day's folder is named by the bare date: so DuckDB, polars and plain
+``pandas.read_parquet(<root>/<table>)`` all read ``date`` as a date, reading one
+day's folder keeps it, and a day's folder is found by path, without listing the
+table. Other keys (``model=<run>``, ``name=<name>``) are Hive folders and come
+back as strings. Table folders hold only Parquet files.
+
+Writes are atomic per partition and survive a crash at any point. A write is a
+*transaction* ``_staging/<id>/`` whose writer holds ``_staging/<id>.lock``
+(``flock``):
+
+1. the new files are written to ``new/`` and fsynced;
+2. the partition's path is written to ``target``;
+3. the current partition (if any) is renamed to ``old/``;
+4. ``new/`` is renamed to the partition's path;
+5. the transaction folder is removed.
+
+A writer killed between 3 and 4 leaves the day without a partition for a moment;
+:meth:`Lake.recover` (run by every write and by the first read of a ``Lake``)
+finds transactions whose lock no live process holds, renames ``old/`` back when
+the partition is missing and ``new/`` never arrived, and removes the rest. So after
+any crash a partition is either its previous or its new version, never partial and
+never lost, and ``_staging`` leftovers are removed by the next write (or read).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
-import re
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,12 +49,25 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from pipeline.core.errors import UserError
+
 DateLike = dt.date | str
 
+DATE = "date"
+"""The date column every date-partitioned file holds (``date32``)."""
 _STAGING = "_staging"
+_META = "_meta"
 _MAX_FILES = 8  # part-0 … part-7: one digit, so name order is row order
 _ROWS_PER_FILE = 100_000  # a partition is split into files of at least this many rows
-_TRASH = "_trash"
+
+crash_hook: Callable[[str], None] | None = None
+"""Tests only: called with the name of each step of a write (``staged``, ``target``,
+``old-out``, ``new-in``, ``done``), e.g. to kill the process there."""
+
+
+def _step(name: str) -> None:
+    if crash_hook is not None:
+        crash_hook(name)
 
 
 def as_date(d: DateLike) -> dt.date:
@@ -60,8 +93,17 @@ def date_range(start: DateLike, end: DateLike) -> list[dt.date]:
     return [a + dt.timedelta(days=i) for i in range((b - a).days + 1)]
 
 
+def _is_day(name: str) -> bool:
+    """A day folder's name: ``YYYY-MM-DD`` (checked by shape; ISO dates sort as strings)."""
+    return len(name) == 10 and name[4] == "-" and name[7] == "-" and name[:4].isdigit()
+
+
+def _is_key(name: str) -> bool:
+    return "=" in name and not name.startswith(("_", "."))
+
+
 class Lake:
-    """A folder of Hive-partitioned Parquet tables.
+    """A folder of partitioned Parquet tables.
 
     Args:
         root: lake root folder (created on first write).
@@ -72,6 +114,7 @@ class Lake:
         self.root = Path(root)
         self.compression = compression
         self.compression_level = compression_level
+        self._recovered = False
 
     def __repr__(self) -> str:
         return f"Lake({str(self.root)!r})"
@@ -81,16 +124,25 @@ class Lake:
         return self.root / table
 
     def partition_dir(self, table: str, date: DateLike | None = None, **keys: str) -> Path:
-        """``<root>/<table>/<k>=<v>/.../date=YYYY-MM-DD``; keys in the order given, date last."""
+        """``<root>/<table>/<k>=<v>/.../YYYY-MM-DD``; keys in the order given, the day last."""
         p = self.table_dir(table)
         for k, v in keys.items():
             p = p / f"{k}={_check_key(v)}"
         if date is not None:
-            p = p / f"date={as_date(date).isoformat()}"
+            p = p / as_date(date).isoformat()
+        return p
+
+    def meta_dir(self, table: str, **keys: str) -> Path:
+        """``<root>/_meta/<table>/<k>=<v>/...``: a table's side files, outside its (pure Parquet) folder."""
+        p = self.root / _META / table
+        for k, v in keys.items():
+            p = p / f"{k}={_check_key(v)}"
         return p
 
     def has_partition(self, table: str, date: DateLike | None = None, **keys: str) -> bool:
-        return any(self.partition_dir(table, date, **keys).glob("*.parquet"))
+        """Does this partition exist? One folder look-up, whatever the size of the table."""
+        self._recover_once()
+        return bool(_parquet_in(self.partition_dir(table, date, **keys)))
 
     def fingerprint(self, table: str, date: DateLike | None = None, **keys: str) -> str:
         """A short hash of one partition's files (name, size, mtime): changes whenever it is rewritten.
@@ -110,16 +162,29 @@ class Lake:
             h.update(f"{f.relative_to(d)}:{st.st_size}:{st.st_mtime_ns};".encode())
         return h.hexdigest()[:16]
 
-    def partitions(self, table: str, **keys: str) -> list[dt.date]:
-        """Sorted dates of the complete partitions of ``table`` (under ``keys``)."""
-        base = self.partition_dir(table, None, **keys)
-        if not base.exists():
-            return []
-        out = set()
-        for p in base.rglob("date=*"):
-            if p.is_dir() and any(p.glob("*.parquet")):
-                out.add(as_date(p.name.split("=", 1)[1]))
-        return sorted(out)
+    def day_dirs(self, table: str, start: DateLike | None = None, end: DateLike | None = None,
+                 *, check_files: bool = True, **keys: str) -> list[tuple[dt.date, Path]]:
+        """(day, folder) of every complete day partition of ``table`` in [start, end], by day then path.
+
+        One directory scan per key level (no date parsing outside the range); a range of at
+        most 31 days under a date level is looked up by path instead. ``check_files=False``
+        skips listing each folder for its Parquet files (folders only ever appear complete,
+        by rename, so this only lets an emptied-by-hand folder through).
+        """
+        self._recover_once()
+        lo = as_date(start).isoformat() if start is not None else None
+        hi = as_date(end).isoformat() if end is not None else None
+        out: list[tuple[dt.date, Path]] = []
+        for name, folder in _walk_days(self.partition_dir(table, None, **keys), lo, hi):
+            if not check_files or _parquet_in(folder):
+                out.append((dt.date.fromisoformat(name), folder))
+        out.sort(key=lambda x: (x[0], str(x[1])))
+        return out
+
+    def partitions(self, table: str, start: DateLike | None = None, end: DateLike | None = None,
+                   **keys: str) -> list[dt.date]:
+        """Sorted distinct days of the complete partitions of ``table`` (under ``keys``) in [start, end]."""
+        return sorted({d for d, _ in self.day_dirs(table, start, end, **keys)})
 
     # ------------------------------------------------------------ write
     def write_partition(
@@ -132,24 +197,64 @@ class Lake:
         row_group_size: int = 256 * 1024,
         **keys: str,
     ) -> Path:
-        """Atomically replace one partition with ``data``.
+        """Atomically replace one partition with ``data`` (see the module docstring).
 
         The table is cast to ``schema`` when given (a clear error names the
-        column that does not fit). Returns the partition folder.
+        column that does not fit); a day partition's files also get the ``date``
+        column. Returns the partition folder.
         """
         if schema is not None:
             data = conform(data, schema, where=f"{table} partition {date}")
+        if date is not None:
+            if DATE in data.column_names:
+                data = data.drop_columns([DATE])
+            data = data.append_column(DATE, pa.repeat(pa.scalar(as_date(date), pa.date32()), data.num_rows))
         final = self.partition_dir(table, date, **keys)
-        staging = self.root / _STAGING / f"{table}-{uuid.uuid4().hex}"
-        staging.mkdir(parents=True, exist_ok=True)
-        try:
-            self._write_files(data, staging, row_group_size)
-            _fsync_dir(staging)
-            self._swap_in(staging, final)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+        self.recover()
+        with self._transaction(final) as txn:
+            self._write_files(data, txn / "new", row_group_size)
+            _fsync_dir(txn / "new")
+            _step("staged")
+            self._swap_in(txn, final)
         return final
+
+    def delete_partition(self, table: str, date: DateLike | None = None, **keys: str) -> bool:
+        """Remove one partition (atomically: one rename, then the files). False when it did not exist."""
+        final = self.partition_dir(table, date, **keys)
+        self.recover()
+        if not final.exists():
+            return False
+        with self._transaction(final) as txn:
+            _write_target(txn, final.relative_to(self.root))
+            try:
+                os.rename(final, txn / "old")
+            except FileNotFoundError:
+                return False
+            _step("old-out")
+        return True
+
+    @contextlib.contextmanager
+    def _transaction(self, final: Path) -> Iterator[Path]:
+        """A fresh ``_staging/<id>/`` held under its ``flock`` while the body runs, then removed."""
+        staging = self.root / _STAGING
+        staging.mkdir(parents=True, exist_ok=True)
+        tid = f"{final.parent.name}-{final.name}-{uuid.uuid4().hex}"[-200:]
+        txn, lock = staging / tid, staging / f"{tid}.lock"
+        fd = _flock(lock, blocking=True)
+        assert fd is not None
+        try:
+            txn.mkdir()
+            yield txn
+            shutil.rmtree(txn, ignore_errors=True)
+            _step("done")
+        except BaseException:
+            _restore(self.root, txn)  # a failed write (not a crash) undoes itself at once
+            shutil.rmtree(txn, ignore_errors=True)
+            raise
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+            os.close(fd)
 
     def _write_files(self, data: pa.Table, folder: Path, row_group_size: int) -> None:
         """``part-0.parquet`` …: a big table is cut into consecutive slices written by parallel threads.
@@ -158,6 +263,7 @@ class Lake:
         250k-row GDELT day written as two files takes about half the time of one
         (``bench/ingest.py``). Row order is kept: part-i holds the i-th slice.
         """
+        folder.mkdir(parents=True, exist_ok=True)
         n = max(1, min(_MAX_FILES, os.cpu_count() or 1, data.num_rows // _ROWS_PER_FILE))
 
         def write(i: int) -> None:
@@ -171,61 +277,77 @@ class Lake:
         with ThreadPoolExecutor(n) as pool:
             list(pool.map(write, range(n)))
 
-    def _swap_in(self, staging: Path, final: Path) -> None:
+    def _swap_in(self, txn: Path, final: Path) -> None:
+        """Steps 2–4 of a write: record the target, move the old partition out, the new one in."""
+        _write_target(txn, final.relative_to(self.root))
+        _step("target")
         final.parent.mkdir(parents=True, exist_ok=True)
-        trash = None
-        if final.exists():
-            trash = self.root / _TRASH / uuid.uuid4().hex
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(final, trash)  # old partition out (window: none visible)
-        os.rename(staging, final)  # new partition in, all at once
+        for _ in range(100):  # another writer of the same partition may slip in between: redo
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(final, txn / "old")  # old partition out (window: none visible)
+            _step("old-out")
+            try:
+                os.rename(txn / "new", final)  # new partition in, all at once
+                break
+            except OSError:
+                if not final.exists():
+                    raise
+                shutil.rmtree(txn / "old", ignore_errors=True)
+        _step("new-in")
         _fsync_dir(final.parent)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
 
-    def delete_partition(self, table: str, date: DateLike | None = None, **keys: str) -> bool:
-        final = self.partition_dir(table, date, **keys)
-        if not final.exists():
-            return False
-        trash = self.root / _TRASH / uuid.uuid4().hex
-        trash.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(final, trash)
-        shutil.rmtree(trash, ignore_errors=True)
-        return True
+    def recover(self) -> int:
+        """Finish what killed writers left in ``_staging``: restore a partition moved out whose
+        replacement never arrived, remove the rest. Live writers (lock held) are left alone.
 
-    def clean_staging(self) -> int:
-        """Remove leftovers of killed writers; returns how many were removed."""
+        Returns how many leftovers were handled.
+        """
+        self._recovered = True
+        staging = self.root / _STAGING
+        try:
+            names = sorted(os.listdir(staging))
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
         n = 0
-        for name in (_STAGING, _TRASH):
-            d = self.root / name
-            if d.exists():
-                for child in d.iterdir():
-                    shutil.rmtree(child, ignore_errors=True)
+        for name in names:
+            tid = name[:-5] if name.endswith(".lock") else name
+            if name.endswith(".lock") and tid in names:
+                continue  # handled with its folder
+            lock = staging / f"{tid}.lock"
+            fd = _flock(lock, blocking=False)
+            if fd is None:
+                continue  # a live writer (or another process recovering it)
+            try:
+                txn = staging / tid
+                if txn.exists():
+                    _restore(self.root, txn)
+                    shutil.rmtree(txn, ignore_errors=True)
                     n += 1
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+            finally:
+                os.close(fd)
         return n
+
+    def _recover_once(self) -> None:
+        if not self._recovered:
+            try:
+                self.recover()
+            except OSError:
+                self._recovered = True
 
     # ------------------------------------------------------------- read
     def files(self, table: str, start: DateLike | None = None, end: DateLike | None = None, **keys: str) -> list[Path]:
-        """Parquet files of ``table`` whose date partition lies in [start, end]."""
+        """Parquet files of ``table`` whose day lies in [start, end], by day; without a range, also the
+        files outside day folders (tables without a date)."""
+        self._recover_once()
         base = self.partition_dir(table, None, **keys)
-        if not base.exists():
-            return []
-        lo = as_date(start) if start is not None else None
-        hi = as_date(end) if end is not None else None
-        out = []
-        for f in sorted(base.rglob("*.parquet")):
-            m = re.search(r"date=(\d{4}-\d{2}-\d{2})", str(f.relative_to(base)))
-            if m:
-                d = as_date(m.group(1))
-                if (lo and d < lo) or (hi and d > hi):
-                    continue
-            out.append(f)
+        lo = as_date(start).isoformat() if start is not None else None
+        hi = as_date(end).isoformat() if end is not None else None
+        out = [f for _, folder in sorted(_walk_days(base, lo, hi)) for f in _parquet_in(folder)]
+        if start is None and end is None:
+            out += _undated_files(base)
         return out
-
-    def dataset(self, table: str, **keys: str) -> ds.Dataset:
-        """pyarrow dataset of ``table`` with Hive partition columns (``date`` as string)."""
-        base = self.partition_dir(table, None, **keys)
-        return ds.dataset(base, format="parquet", partitioning="hive", exclude_invalid_files=True)
 
     def read(
         self,
@@ -236,30 +358,18 @@ class Lake:
         filter: ds.Expression | None = None,
         **keys: str,
     ) -> pa.Table:
-        """Read ``table`` (optionally a date range and columns) as one Arrow table.
+        """Read ``table`` (optionally a date range and columns) as one Arrow table, by day.
 
-        A ``date`` column (``date32``) is appended from the partition path when
-        the table is date-partitioned, unless ``columns`` excludes it.
+        A date-partitioned table has its ``date`` column (``date32``, last) unless
+        ``columns`` leaves it out.
         """
         files = self.files(table, start, end, **keys)
         if not files:
             raise FileNotFoundError(
                 f"no partitions of table {table!r} in {self.root} for {start or '-inf'} … {end or '+inf'}"
             )
-        parts = []
-        for f in files:
-            t = pq.read_table(f, columns=[c for c in columns if c != "date"] if columns else None, filters=filter)
-            m = re.search(r"date=(\d{4}-\d{2}-\d{2})", str(f))
-            if m and (columns is None or "date" in columns):
-                t = t.append_column("date", pa.array([as_date(m.group(1))] * t.num_rows, pa.date32()))
-            parts.append(t)
+        parts = [pq.read_table(f, columns=columns, filters=filter) for f in files]
         return pa.concat_tables(parts, promote_options="default")
-
-    def iter_partitions(self, table: str, start: DateLike | None = None, end: DateLike | None = None,
-                        **keys: str) -> Iterator[tuple[dt.date, pa.Table]]:
-        for d in self.partitions(table, **keys):
-            if (start is None or d >= as_date(start)) and (end is None or d <= as_date(end)):
-                yield d, self.read(table, d, d, **keys)
 
     # ----------------------------------------------------------- duckdb
     def tables(self) -> list[str]:
@@ -269,6 +379,7 @@ class Lake:
 
     def duckdb(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with one view per lake table (Hive keys as columns)."""
+        self._recover_once()
         con = duckdb.connect()
         for t in tables or self.tables():
             if any(self.table_dir(t).rglob("*.parquet")):
@@ -278,6 +389,145 @@ class Lake:
                     "hive_partitioning = true, union_by_name = true)"
                 )
         return con
+
+
+def upgrade(root: str | Path) -> int:
+    """Convert a lake of the old layout (``date=YYYY-MM-DD`` folders, no ``date`` in the files).
+
+    Each old day folder is rewritten as ``YYYY-MM-DD/`` with the ``date`` column added
+    (through ``_staging``, renamed into place, then the old folder removed), so it can be
+    re-run after a crash. Returns how many day folders were converted.
+    """
+    root = Path(root)
+    lake = Lake(root)
+    n = 0
+    for old in sorted(p for p in root.glob("[!_.]*/**/date=*") if p.is_dir()):
+        day = dt.date.fromisoformat(old.name.split("=", 1)[1])
+        new = old.with_name(day.isoformat())
+        if not new.exists():
+            with lake._transaction(new) as txn:
+                (txn / "new").mkdir()
+                for f in sorted(old.glob("*.parquet")):
+                    t = pq.read_table(f)
+                    if DATE not in t.column_names:
+                        t = t.append_column(DATE, pa.repeat(pa.scalar(day, pa.date32()), t.num_rows))
+                    pq.write_table(t, txn / "new" / f.name, compression=lake.compression,
+                                   compression_level=lake.compression_level)
+                _fsync_dir(txn / "new")
+                _write_target(txn, new.relative_to(root))
+                os.rename(txn / "new", new)
+        shutil.rmtree(old)
+        n += 1
+    return n
+
+
+def _walk_days(base: Path, lo: str | None, hi: str | None) -> Iterator[tuple[str, Path]]:
+    """(ISO day, folder) of the day folders under ``base`` (through any ``k=v`` levels) in [lo, hi]."""
+    if lo is not None and hi is not None and hi >= lo:
+        span = (dt.date.fromisoformat(hi) - dt.date.fromisoformat(lo)).days + 1
+        if span <= 31 and _level_is_days(base):  # look the days up by path
+            d0 = dt.date.fromisoformat(lo)
+            for i in range(span):
+                name = (d0 + dt.timedelta(days=i)).isoformat()
+                if (base / name).is_dir():
+                    yield name, base / name
+            return
+    try:
+        entries = sorted(os.scandir(base), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for e in entries:
+        if not e.is_dir():
+            continue
+        if e.name.startswith("date="):
+            raise UserError(f"{base} holds {e.name}/: the lake's old layout; upgrade it once with "
+                            f"`python -m pipeline.core.lake upgrade <lake root>`")
+        if _is_day(e.name):
+            if (lo is None or e.name >= lo) and (hi is None or e.name <= hi):
+                yield e.name, Path(e.path)
+        elif _is_key(e.name):
+            yield from _walk_days(Path(e.path), lo, hi)
+
+
+def _level_is_days(base: Path) -> bool:
+    """Does ``base`` hold day folders (rather than ``k=v`` folders)? Looks at its first folder only."""
+    try:
+        with os.scandir(base) as it:
+            for e in it:
+                if e.is_dir() and not e.name.startswith(("_", ".")):
+                    return _is_day(e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return True  # empty or absent: nothing to find either way
+
+
+def _parquet_in(folder: Path) -> list[Path]:
+    """The Parquet files directly in ``folder``, by name (``[]`` when absent)."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [folder / n for n in sorted(names) if n.endswith(".parquet") and not n.startswith(("_", "."))]
+
+
+def _undated_files(base: Path) -> list[Path]:
+    """Parquet files of ``base`` outside day folders (tables without a date, through ``k=v`` levels)."""
+    out = _parquet_in(base)
+    try:
+        entries = sorted(os.scandir(base), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return out
+    for e in entries:
+        if e.is_dir() and _is_key(e.name) and not _is_day(e.name):
+            out += _undated_files(Path(e.path))
+    return out
+
+
+def _flock(path: Path, blocking: bool) -> int | None:
+    """An open descriptor holding an exclusive ``flock`` on ``path``; None if held elsewhere (``blocking=False``).
+
+    Retries when ``path`` was unlinked (by its finished owner) between the open and the lock,
+    so the lock held is always on the file the path names.
+    """
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+        if not blocking:
+            return None
+
+
+def _write_target(txn: Path, rel: Path) -> None:
+    """Record the partition a transaction replaces (atomically, durably) before anything moves."""
+    tmp = txn / "target.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(rel.as_posix())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, txn / "target")
+    _fsync_dir(txn)
+
+
+def _restore(root: Path, txn: Path) -> None:
+    """Undo a transaction that moved its partition out but never moved the new one in."""
+    target, old, new = txn / "target", txn / "old", txn / "new"
+    if not (target.exists() and old.exists()):
+        return
+    final = root / target.read_text()
+    if new.exists() and not final.exists():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(old, final)
+        _fsync_dir(final.parent)
 
 
 def conform(data: pa.Table, schema: pa.Schema, where: str = "table") -> pa.Table:
@@ -321,3 +571,11 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+if __name__ == "__main__":  # python -m pipeline.core.lake upgrade <root>
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "upgrade":
+        raise SystemExit("usage: python -m pipeline.core.lake upgrade <lake root>")
+    print(f"{upgrade(sys.argv[2])} day folders converted to the YYYY-MM-DD layout")

@@ -4,8 +4,10 @@ Codes (CAMEO event/actor codes, FIPS geo codes) are strings and keep their
 leading zeros. Dates are ``date32``; DATEADDED is a UTC timestamp (GDELT 2.0
 gives YYYYMMDDHHMMSS, GDELT 1.0 YYYYMMDD, read as midnight UTC).
 
-Partitioning is by folder, Hive style (``date=YYYY-MM-DD``); the partition key
-is *not* stored inside the Parquet files (readers add it from the path).
+Partitioning is by folder (``pipeline.core.lake``): a day's folder is named
+``YYYY-MM-DD`` and its files also hold the ``date`` column (``date32``, last; not
+part of the schemas below, ``Lake.write_partition`` adds it); other keys are Hive
+folders (``model=<run>``) and are not stored in the files.
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ DATASET_INDEX_SCHEMA: pa.Schema = pa.schema([
     pa.field("n_codes", pa.int32(), nullable=False),  # distinct event codes of the target day
 ])
 """``dataset`` table, partitioned ``name=<dataset name>``: one row per sequence
-(the dataset manifest); ``manifest.json`` beside it holds the counts and config."""
+(the dataset manifest); ``_meta/dataset/name=<name>/manifest.json`` holds the counts and config."""
 
 # ---------------------------------------------------------------- forecasts
 ACTOR_PAIR_TYPE: pa.DataType = pa.struct([
@@ -253,3 +255,13 @@ SCORES_SCHEMA: pa.Schema = pa.schema([
 country × level of every evaluated forecast. Aggregate skill (Brier skill
 scores, Glean weighted F1/F2, Hamming loss, reliability) is computed over many
 rows and written by ``evaluate`` to ``reports/eval-<start>_<end>/``."""
+
+
+GAPS_SCHEMA = pa.schema([
+    pa.field("source", pa.string()),  # the ingest source that had no data for the day
+    pa.field("reason", pa.string()),
+    pa.field("recorded_at", pa.timestamp("s", tz="UTC")),
+])
+"""``gaps`` table, partitioned by ``date``: one row per day that ingest found without
+any data (a hole in GDELT, or a day emptied by cross-day dedupe). Written and read
+by ``pipeline.core.status``; every later stage skips such a day."""

@@ -1,32 +1,57 @@
 """What is already done for a day, stage by stage: the basis of resumable runs.
 
 A stage is *done* for a day when its output partition exists and is at least
-as new as the partition it was built from (so re-ingesting a day makes its
-reduction, descriptors, forecasts and scores stale again):
+as new as every partition it is built from (so re-ingesting a day makes its
+reduction, descriptors, forecasts and scores stale again). An input that is
+missing is not "fresh": the stage is done only when the day is a recorded gap
+(below) and its output is absent too.
 
-| stage        | output                                   | built from                     |
+| stage        | output                                   | built from (``STAGE_INPUTS``)  |
 |--------------|------------------------------------------|--------------------------------|
-| ingest       | ``manifest`` rows ``ok`` for the day      | source files                   |
-| reduce       | ``country/date=d``                        | ``events/date=d``              |
-| descriptors  | ``descriptor_days/date=d``                | ``country/date=d``             |
-| forecast     | ``forecasts/model=<run>/date=d+1``        | ``descriptor_days/date=d``, the model files |
-| baselines    | ``forecasts/model=baseline-*/date=d+1``   | ``country/date=d``             |
-| evaluate     | ``scores/model=<run>/date=d``             | ``forecasts`` and ``country`` of d |
+| ingest       | ``events/d`` (or a ``gaps/d`` row), and no ``failed``/``partial`` file of d in the ``manifest`` | source files |
+| reduce       | ``country/d``                             | ``events/d``                   |
+| descriptors  | ``descriptor_days/d``                     | ``country/d``                  |
+| forecast     | ``forecasts/model=<run>/d+1``             | ``descriptor_days/d``, the model files |
+| baselines    | ``forecasts/model=baseline-*/d+1``        | ``country/d``                  |
+| evaluate     | ``scores/model=<run>/d``                  | ``forecasts`` and ``country`` of d |
 
 A day ``d`` of a run means "the data added on day d": its forecast is for d+1
 and its evaluation scores the forecasts whose target day is d.
+
+**Gaps.** GDELT has days without any export. After an ingest, a day with no
+``events`` partition and no failed file is recorded in the ``gaps`` table
+(:func:`record_gaps`): its ingest is done, reduce and descriptors have nothing to
+do (and remove outputs left from an earlier version of the day), forecasts use
+the other days of their window, and a backfill lists the gaps in its summary.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.core.registry import model_mtime
+from pipeline.core.schemas import GAPS_SCHEMA
 
 STAGES: tuple[str, ...] = ("ingest", "reduce", "descriptors", "forecast", "evaluate")
+
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "ingest": (),  # the source files; what was read is in the manifest
+    "reduce": ("events",),
+    "descriptors": ("country",),
+    "forecast": ("descriptor_days",),
+    "baselines": ("country",),
+    "evaluate": ("forecasts", "country"),
+}
+"""The lake tables each stage reads for its day: used here and by the flows' cache keys."""
+
+NOT_DONE_FILES = ("failed", "partial")
+"""Manifest statuses that leave their day's ingest to do (a re-run retries the file)."""
 
 
 def _mtime(lake: Lake, table: str, day: dt.date, **keys: str) -> float | None:
@@ -36,40 +61,115 @@ def _mtime(lake: Lake, table: str, day: dt.date, **keys: str) -> float | None:
 
 
 def _fresh(out: float | None, *inputs: float | None) -> bool:
-    return out is not None and all(i is None or out >= i for i in inputs)
+    """The output exists and is at least as new as every input (a missing input is not fresh)."""
+    return out is not None and all(i is not None and out >= i for i in inputs)
 
 
-def ingested_days(lake: Lake) -> set[dt.date]:
-    """Days with an ``events`` partition (what the manifest's finished files produced)."""
-    return set(lake.partitions("events"))
+# -------------------------------------------------------------------- gaps
+def gap_days(lake: Lake, start: DateLike | None = None, end: DateLike | None = None) -> list[dt.date]:
+    """Recorded gaps in [start, end] that still have no ``events`` partition."""
+    return [d for d in lake.partitions("gaps", start, end) if not lake.has_partition("events", d)]
+
+
+def record_gaps(lake: Lake, days: Iterable[DateLike], source: str,
+                reason: str = "no source data for the day") -> list[dt.date]:
+    """Record each of ``days`` that has no ``events`` partition and no unfinished file as a gap.
+
+    Call it after ingesting ``days``. Returns the gap days (recorded now or before).
+    """
+    status = LakeStatus(lake)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    out = []
+    for d in sorted({as_date(x) for x in days}):
+        if lake.has_partition("events", d) or d in status.unfinished_days:
+            continue
+        if not lake.has_partition("gaps", d):
+            row = pa.Table.from_pylist([dict(source=source, reason=reason, recorded_at=now)], schema=GAPS_SCHEMA)
+            lake.write_partition("gaps", row, d, schema=GAPS_SCHEMA)
+        out.append(d)
+    return out
+
+
+# ------------------------------------------------------------------ status
+class LakeStatus:
+    """Stage status of many days, reading the ``manifest`` and ``gaps`` once.
+
+    ``status`` sits below ``ingest``, so it reads the manifest through the lake, not
+    through ``pipeline.ingest.manifest``.
+    """
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+        self._unfinished: set[dt.date] | None = None
+        self._gaps: set[dt.date] | None = None
+        self._has_events: bool | None = None
+
+    @property
+    def unfinished_days(self) -> set[dt.date]:
+        """Days with a ``failed`` or ``partial`` file in the manifest."""
+        if self._unfinished is None:
+            self._unfinished = set()
+            if self.lake.has_partition("manifest"):
+                m = self.lake.read("manifest", columns=["day", "status"]).to_pydict()
+                self._unfinished = {d for d, s in zip(m["day"], m["status"]) if d is not None and s in NOT_DONE_FILES}
+        return self._unfinished
+
+    @property
+    def gaps(self) -> set[dt.date]:
+        if self._gaps is None:
+            self._gaps = set(self.lake.partitions("gaps"))
+        return self._gaps
+
+    def is_gap(self, d: dt.date) -> bool:
+        return d in self.gaps and not self.lake.has_partition("events", d)
+
+    def done(self, stage: str, day: DateLike, model_run: str | None = None, model_dir: Path | None = None) -> bool:
+        """Is ``stage`` done (and up to date) for ``day``? See the module table."""
+        lake, d = self.lake, as_date(day)
+        nxt = d + dt.timedelta(days=1)
+        if stage == "ingest":
+            return (lake.has_partition("events", d) or self.is_gap(d)) and d not in self.unfinished_days
+        if stage == "reduce":
+            return self._follows(_mtime(lake, "country", d), _mtime(lake, "events", d), d, from_events=True)
+        if stage == "descriptors":
+            return self._follows(_mtime(lake, "descriptor_days", d), _mtime(lake, "country", d), d)
+        if stage == "forecast":
+            if model_run is None:
+                return True  # no model: nothing to do
+            out = _mtime(lake, "forecasts", nxt, model=model_run)
+            extra = [model_mtime(model_dir)] if model_dir is not None else []
+            src = _mtime(lake, "descriptor_days", d)
+            return _fresh(out, *extra) if src is None and self.is_gap(d) else _fresh(out, src, *extra)
+        if stage == "baselines":
+            out, src = _mtime(lake, "forecasts", nxt, model="baseline-climatology"), _mtime(lake, "country", d)
+            return out is not None if src is None and self.is_gap(d) else _fresh(out, src)
+        if stage == "evaluate":
+            if model_run is None:
+                return True
+            fc = _mtime(lake, "forecasts", d, model=model_run)
+            if fc is None:
+                return True  # nothing forecast for d: nothing to score
+            obs = _mtime(lake, "country", d)
+            if obs is None and self.is_gap(d):
+                return True  # nothing observed on a gap: nothing to score
+            return _fresh(_mtime(lake, "scores", d, model=model_run), fc, _mtime(lake, "country", d))
+        raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
+
+    def _follows(self, out: float | None, src: float | None, d: dt.date, from_events: bool = False) -> bool:
+        """A per-day output of one input partition: fresh, or both absent on a gap day."""
+        if src is not None:
+            return _fresh(out, src)
+        if self.is_gap(d):
+            return out is None  # an output left from an earlier version of the day is stale
+        if from_events and not self.lake.table_dir("events").exists():
+            return out is not None  # ``country`` built straight from BigQuery: no events to follow
+        return False  # not built yet (its input comes first)
 
 
 def stage_done(lake: Lake, stage: str, day: DateLike, model_run: str | None = None,
                model_dir: Path | None = None) -> bool:
     """Is ``stage`` done (and up to date) for ``day``? See the module table."""
-    d = as_date(day)
-    nxt = d + dt.timedelta(days=1)
-    if stage == "ingest":
-        return lake.has_partition("events", d)
-    if stage == "reduce":
-        return _fresh(_mtime(lake, "country", d), _mtime(lake, "events", d))
-    if stage == "descriptors":
-        return _fresh(_mtime(lake, "descriptor_days", d), _mtime(lake, "country", d))
-    if stage == "forecast":
-        if model_run is None:
-            return True  # no model: nothing to do
-        model_time = model_mtime(model_dir) if model_dir is not None else None
-        return _fresh(_mtime(lake, "forecasts", nxt, model=model_run), _mtime(lake, "descriptor_days", d), model_time)
-    if stage == "baselines":
-        return _fresh(_mtime(lake, "forecasts", nxt, model="baseline-climatology"), _mtime(lake, "country", d))
-    if stage == "evaluate":
-        if model_run is None:
-            return True
-        fc = _mtime(lake, "forecasts", d, model=model_run)
-        if fc is None:
-            return True  # nothing forecast for d: nothing to score
-        return _fresh(_mtime(lake, "scores", d, model=model_run), fc, _mtime(lake, "country", d))
-    raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
+    return LakeStatus(lake).done(stage, day, model_run, model_dir)
 
 
 @dataclass(frozen=True)
@@ -82,7 +182,8 @@ class Step:
 def plan(lake: Lake, days: list[dt.date], stages: tuple[str, ...] = STAGES, *, force: bool = False,
          model_run: str | None = None, model_dir: Path | None = None) -> list[Step]:
     """Every (day, stage) with whether it is done; ``force`` marks everything to do."""
+    status = LakeStatus(lake)
     return [
-        Step(d, s, (not force) and stage_done(lake, s, d, model_run, model_dir))
+        Step(d, s, (not force) and status.done(s, d, model_run, model_dir))
         for d in days for s in stages
     ]

@@ -36,6 +36,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -142,14 +143,21 @@ def check_no_leakage(index: pa.Table, context_days: int) -> None:
                                      f"contains evaluation target day(s) {sorted(bad)}")
 
 
+def manifest_path(lake: Lake, name: str = "default") -> Path:
+    """``_meta/dataset/name=<name>/manifest.json``: outside the table folder, which holds only Parquet."""
+    return lake.meta_dir("dataset", name=name) / "manifest.json"
+
+
 def build_dataset(lake: Lake, cfg: DatasetConfig, name: str = "default") -> dict[str, Any]:
-    """Write the sequence index to ``dataset/name=<name>/`` and ``manifest.json`` beside it; return the manifest."""
+    """Write the sequence index to ``dataset/name=<name>/`` and its manifest to :func:`manifest_path`."""
     index, manifest = build_index(lake, cfg)
     manifest["name"] = name
-    folder = lake.write_partition("dataset", index, None, schema=DATASET_INDEX_SCHEMA, name=name)
-    tmp = folder / f".manifest.json.{os.getpid()}"
+    lake.write_partition("dataset", index, None, schema=DATASET_INDEX_SCHEMA, name=name)
+    path = manifest_path(lake, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".manifest.json.{os.getpid()}")
     tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    os.replace(tmp, folder / "manifest.json")
+    os.replace(tmp, path)
     return manifest
 
 

@@ -39,6 +39,9 @@ class ReduceReport:
     end: dt.date
     days: dict[dt.date, int] = field(default_factory=dict)
     missing: list[dt.date] = field(default_factory=list)
+    removed: list[dt.date] = field(default_factory=list)
+    """Days whose ``country`` partition was deleted because their ``events`` partition is gone
+    (e.g. emptied by cross-day dedupe): ``country`` follows ``events``."""
     quarantined: dict[dt.date, int] = field(default_factory=dict)
     """BigQuery only: rows per day that did not parse (written to the ``quarantine`` table)."""
     seconds: float = 0.0
@@ -87,7 +90,8 @@ def reduce(
         cfg: BigQuery table, billing project and ``maximum_bytes_billed`` guard.
         workers: days reduced at once.
     Returns:
-        ReduceReport: rows per day; days without ``events`` are listed in ``missing`` (not an error).
+        ReduceReport: rows per day; days without ``events`` are listed in ``missing`` (not an
+        error), and a ``country`` partition left from an earlier run on such a day is deleted.
     """
     t0 = time.perf_counter()
     lo, hi = as_date(start), as_date(end)
@@ -108,10 +112,13 @@ def reduce(
             if bad:
                 report.quarantined[day] = len(bad)
     elif source == "lake":
-        have = set(lake.partitions("events"))
+        have = set(lake.partitions("events", lo, hi))
         days = [d for d in (lo + dt.timedelta(i) for i in range((hi - lo).days + 1))]
         report.missing = [d for d in days if d not in have]
         todo = [d for d in days if d in have]
+        if lake.table_dir("events").exists():  # a lake reduced from BigQuery has no events to follow
+            stale = set(lake.partitions("country", lo, hi)) - have
+            report.removed = [d for d in sorted(stale) if lake.delete_partition("country", d)]
         with ThreadPoolExecutor(max(1, workers)) as pool:
             for day, rows in zip(todo, pool.map(lambda d: reduce_day(lake, d), todo)):
                 report.days[day] = rows

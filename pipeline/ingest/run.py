@@ -39,6 +39,8 @@ import collections
 import contextlib
 import datetime as dt
 import fcntl
+import os
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -118,34 +120,48 @@ class _IdIndex:
     """(min, max) GLOBALEVENTID of every ``events`` partition, from Parquet footers.
 
     Lets a write find the few partitions that could hold one of its IDs (GDELT
-    IDs grow with time, so usually only neighbours overlap).
+    IDs grow with time, so usually only neighbours overlap). The ranges persist in
+    ``_meta/events/id_ranges.parquet`` keyed by each day folder's (inode, mtime),
+    together with the ``events`` folder's own (inode, mtime), which every partition
+    swap changes: when that is unchanged, opening the index reads one small file;
+    otherwise one ``stat`` per partition finds the partitions rewritten since (by
+    any process) and only their footers are read again. So the cost of a write
+    does not grow with the lake.
     """
 
     def __init__(self, lake: Lake):
         self.lake = lake
+        self.path = lake.meta_dir("events") / "id_ranges.parquet"
         self.ranges: dict[dt.date, tuple[int, int]] = {}
-        self.stamps: dict[dt.date, int] = {}
+        self.stamps: dict[dt.date, str] = {}
+        self.table_stamp: str | None = None
+        self._load_saved()
         self.refresh()
 
     def refresh(self) -> None:
         """Re-read the footers of partitions rewritten since the last look (by another ingest, too)."""
-        seen = set()
-        for d in self.lake.partitions("events"):
+        table_stamp = _stamp(self.lake.table_dir("events"))
+        if table_stamp is not None and table_stamp == self.table_stamp:
+            return  # no partition was swapped in or out since
+        seen, changed = set(), table_stamp != self.table_stamp
+        self.table_stamp = table_stamp
+        for d, folder in self.lake.day_dirs("events", check_files=False):
             seen.add(d)
-            try:
-                stamp = self.lake.partition_dir("events", d).stat().st_mtime_ns
-            except FileNotFoundError:
-                continue
-            if self.stamps.get(d) != stamp:
+            stamp = _stamp(folder)
+            if stamp is not None and self.stamps.get(d) != stamp:
                 self.stamps[d] = stamp
-                self._load(d)
-        for d in set(self.ranges) - seen:
+                self._load(d, folder)
+                changed = True
+        for d in set(self.stamps) - seen:
             self.ranges.pop(d, None)
             self.stamps.pop(d, None)
+            changed = True
+        if changed:
+            self._save()
 
-    def _load(self, d: dt.date) -> None:
+    def _load(self, d: dt.date, folder: Path) -> None:
         lo, hi = None, None
-        for f in self.lake.files("events", d, d):
+        for f in sorted(folder.glob("*.parquet")):
             meta = pq.ParquetFile(f).metadata
             col = meta.schema.to_arrow_schema().get_field_index("GLOBALEVENTID")
             for g in range(meta.num_row_groups):
@@ -164,9 +180,47 @@ class _IdIndex:
         return sorted(o for o, (a, b) in self.ranges.items() if o != d and a <= hi and b >= lo)
 
     def update(self, d: dt.date) -> None:
-        self._load(d)
-        p = self.lake.partition_dir("events", d)
-        self.stamps[d] = p.stat().st_mtime_ns if p.exists() else -1
+        """Note that this process just rewrote (or deleted) the partition of ``d``."""
+        folder = self.lake.partition_dir("events", d)
+        stamp = _stamp(folder)
+        if stamp is None:
+            self.ranges.pop(d, None)
+            self.stamps.pop(d, None)
+        else:
+            self.stamps[d] = stamp
+            self._load(d, folder)
+        self.table_stamp = _stamp(self.lake.table_dir("events"))  # our own swap (writers hold lake_lock)
+        self._save()
+
+    def _load_saved(self) -> None:
+        try:
+            t = pq.read_table(self.path)
+        except (FileNotFoundError, pa.ArrowInvalid, OSError):
+            return  # none yet (or unreadable): rebuilt from the footers
+        self.table_stamp = (t.schema.metadata or {}).get(b"table_stamp", b"").decode() or None
+        for d, stamp, lo, hi in zip(*(t.column(c).to_pylist() for c in ("date", "stamp", "lo", "hi"))):
+            self.stamps[d], self.ranges[d] = stamp, (lo, hi)
+
+    def _save(self) -> None:
+        """Write the ranges atomically (callers hold ``lake_lock``)."""
+        days = sorted(d for d in self.stamps if d in self.ranges)
+        t = pa.table({"date": pa.array(days, pa.date32()), "stamp": [self.stamps[d] for d in days],
+                      "lo": pa.array([self.ranges[d][0] for d in days], pa.int64()),
+                      "hi": pa.array([self.ranges[d][1] for d in days], pa.int64())})
+        t = t.replace_schema_metadata({"table_stamp": self.table_stamp or ""})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}")
+        pq.write_table(t, tmp)
+        os.replace(tmp, self.path)
+
+
+def _stamp(folder: Path) -> str | None:
+    """A partition folder's identity: (inode, mtime) change whenever the partition is swapped."""
+    try:
+        st = folder.stat()
+    except FileNotFoundError:
+        return None
+    return f"{st.st_ino}:{st.st_mtime_ns}"
 
 
 # -------------------------------------------------------------------- lock

@@ -1,0 +1,72 @@
+"""A real backfill over a range with a hole in the source: exits cleanly, lists the gap, skips it everywhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import SAMPLE_COUNTRIES, SAMPLE_DIR
+
+pytestmark = pytest.mark.prefect
+
+DAYS = [dt.date(2025, 5, 16) + dt.timedelta(days=i) for i in range(3)]
+HOLE = DAYS[1]
+
+
+@pytest.fixture(scope="module")
+def harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def test_backfill_over_a_hole(harness, sample_descriptors, tiny_model_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.backfill import backfill
+    from gdelt_forecast.cli import app
+    from pipeline.core.config import DatasetConfig
+    from pipeline.core.lake import Lake
+    from pipeline.features.dataset import build_index
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for d in DAYS:
+        if d != HOLE:  # the source has nothing for the middle day
+            for f in SAMPLE_DIR.glob(f"{d:%Y%m%d}*.export.CSV.zip"):
+                shutil.copy(f, src / f.name)
+    lake_root = tmp_path / "lake"
+    shutil.copytree(sample_descriptors.table_dir("embeddings"), lake_root / "embeddings")
+    cfg = {"lake": {"root": str(lake_root)}, "descriptors": {"countries": list(SAMPLE_COUNTRIES)},
+           "dataset": {"context_days": 7, "countries": list(SAMPLE_COUNTRIES)},
+           "forecast": {"model": str(tiny_model_run), "num_futures": 2},
+           "evaluate": {"reports_dir": str(tmp_path / "reports")}, "flow": {"source": "local"}}
+    config = tmp_path / "flow.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+
+    out = backfill(DAYS[0], DAYS[-1], config=str(config), source="local", path=str(src))
+    assert out["gaps"] == [str(HOLE)] and out["failed"] == {}
+    lake = Lake(lake_root)
+    assert lake.partitions("gaps") == [HOLE]
+    for table in ("events", "country", "descriptor_days"):
+        assert lake.partitions(table) == [DAYS[0], DAYS[2]], table
+    run = Path(tiny_model_run).name
+    # the forecast made on the hole (for the next day) uses the other days of its window
+    assert lake.partitions("forecasts", model=run) == [d + dt.timedelta(days=1) for d in DAYS]
+    index, _ = build_index(lake, DatasetConfig(context_days=2, countries=list(SAMPLE_COUNTRIES), val_days=0,
+                                               test_days=0))
+    assert set(index["target_date"].to_pylist()) == {DAYS[2]}  # dataset: no target on the hole ...
+    assert set(index["context_days"].to_pylist()) == {1}  # ... and a window with it has one day of context
+
+    again = backfill(DAYS[0], DAYS[-1], config=str(config), source="local", path=str(src))
+    assert again["submitted"] == [] and again["gaps"] == [str(HOLE)]  # nothing to redo, the gap stays listed
+
+    r = CliRunner().invoke(app, ["--config", str(config), "backfill", "--start", str(DAYS[0]), "--end",
+                                 str(DAYS[-1]), "--source", "local", "--path", str(src)])
+    assert r.exit_code == 0, r.output
+    assert str(HOLE) in r.output
