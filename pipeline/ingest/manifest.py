@@ -26,7 +26,7 @@ class FileResult:
 
     name: str
     url: str
-    status: str  # ok | missing | failed | skipped
+    status: str  # ok | missing | failed | refused | skipped
     rows_kept: int = 0
     rows_quarantined: int = 0
     rows_duplicate: int = 0
@@ -45,11 +45,19 @@ class FileResult:
 
 # ---------------------------------------------------------------- manifest
 class Manifest:
-    """The ``manifest`` table in memory, keyed by (source, url); ``save`` rewrites it atomically."""
+    """The ``manifest`` table in memory, keyed by (source, url); ``save`` rewrites it atomically.
+
+    Several ingests may share a lake: ``sync`` (under ``lake_lock``) re-reads what the
+    others saved, and ``save`` merges this run's records into it without ever
+    replacing another run's ``ok`` by this run's failure.
+    """
 
     def __init__(self, lake: Lake):
         self.lake = lake
         self.rows = self._load()
+        self.seen = dict(self.rows)
+        """Each row as this run last read or wrote it: a row on disk that differs was written by another run."""
+        self.disk = self.rows
         self.mine: set[tuple[str, str]] = set()
 
     def _load(self) -> dict[tuple[str, str], dict[str, Any]]:
@@ -78,15 +86,36 @@ class Manifest:
             ingested_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
         )
 
+    def sync(self) -> None:
+        """Re-read the manifest on disk (call it holding ``lake_lock``, before ``ok_by_another`` / ``save``)."""
+        self.disk = self._load()
+
+    def ok_by_another(self, res: FileResult) -> bool:
+        """True when another ingest recorded ``res``'s file as ``ok`` since this run last looked (``sync`` first)."""
+        key = (res.source, res.url)
+        row = self.disk.get(key)
+        return row is not None and row["status"] == "ok" and row != self.seen.get(key)
+
     def save(self) -> None:
         """Write the manifest: what is on disk now (other ingests) overlaid with this run's records.
 
-        Call it holding ``lake_lock`` so concurrent ingests do not lose each other's rows.
+        An ``ok`` another run saved meanwhile is kept over this run's ``failed`` / ``missing`` /
+        ``partial`` record of the same file. Call it holding ``lake_lock`` (after ``sync``)
+        so concurrent ingests do not lose each other's rows.
         """
-        self.rows = {**self._load(), **{k: self.rows[k] for k in self.mine}}
-        rows = [self.rows[k] for k in sorted(self.rows)]
+        merged = dict(self.disk)
+        for k in self.mine:
+            other = self.disk.get(k)
+            if other is not None and other["status"] == "ok" and other != self.seen.get(k) \
+                    and self.rows[k]["status"] != "ok":
+                continue  # never downgrade another run's ok
+            merged[k] = self.rows[k]
+        self.rows = merged
+        rows = [merged[k] for k in sorted(merged)]
         self.lake.write_partition("manifest", pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA),
                                   schema=MANIFEST_SCHEMA)
+        self.seen = dict(merged)
+        self.disk = merged
 
 
 # -------------------------------------------------------------- quarantine
