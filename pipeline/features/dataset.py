@@ -96,14 +96,14 @@ def build_index(lake: Lake, cfg: DatasetConfig) -> tuple[pa.Table, dict[str, Any
     Deterministic: rows sorted by (split order, target_date, country).
     """
     days = lake.read("descriptor_days", columns=["country", "n_events", "target_phrases", "event_codes", "date"])
+    in_lake = set(days["country"].to_pylist())
+    check_countries(cfg.countries, "dataset.countries (--countries)", also_known=in_lake)
+    if cfg.countries and not in_lake & set(cfg.countries):
+        raise UserError(f"dataset.countries (--countries): no descriptors for {', '.join(sorted(cfg.countries))} in "
+                        f"{lake.root}; build them with `gdelt-forecast descriptors --countries ...` first")
     all_days = sorted(set(days["date"].to_pylist()))
     split_of = split_days(all_days, cfg)
     first_eval = min((d for d, s in split_of.items() if s != "train"), default=max(all_days) + _ONE)
-    have = set(days["country"].to_pylist())
-    check_countries(cfg.countries, "dataset.countries (--countries)", also_known=have)
-    if cfg.countries and not have & set(cfg.countries):
-        raise UserError(f"dataset.countries (--countries): no descriptors for {', '.join(sorted(cfg.countries))} in "
-                        f"{lake.root}; build them with `gdelt-forecast descriptors --countries ...` first")
     countries = sorted(cfg.countries) or _busiest(days, cfg.top_countries, first_eval - _ONE)
     have: dict[tuple[str, dt.date], tuple[int, int]] = {}
     for c, d, tp, ec in zip(days["country"].to_pylist(), days["date"].to_pylist(),

@@ -266,6 +266,7 @@ def _merge(lake: Lake, table: str, day: dt.date, new: pa.Table, schema: pa.Schem
 def build_range(lake: Lake, start: DateLike, end: DateLike, cfg: DescriptorConfig,
                 embedder: Embedder) -> list[DaySummary]:
     """:func:`build_day` for every day in [start, end] that has a ``country`` partition."""
+    check_countries(cfg.countries, "descriptors.countries (--countries)")
     have = set(lake.partitions("country"))
     days = [d for d in date_range(start, end) if d in have]
     if not days:
