@@ -8,17 +8,23 @@ The story of one call:
    query per day, ``pipeline.ingest.bigquery``) and skip those the manifest marks
    ``ok`` (unless ``force``);
 2. fetch and unzip them with ``cfg.concurrency`` threads (verified size/MD5,
-   retries, resume; a 404 is recorded as ``missing`` and the rest goes on);
+   retries, resume, deadline; a 404 is recorded as ``missing``, a URL off the
+   source's host as ``refused``, and the rest goes on);
 3. parse the texts in batches (``pipeline.ingest.parse.parse_batch``: one threaded
    pyarrow call for many small files): good rows by partition day, bad rows
-   and bad files to ``quarantine`` with a reason;
+   and bad files (a corrupt zip, a text that is not a GDELT export) to
+   ``quarantine`` with a reason;
 4. for every touched day, remove the rows an earlier ingest kept from the
    files just read (``source_file``: a changed file replaces its rows), merge
    the new rows with the rest of the day's partition, keep one row per
    GLOBALEVENTID (the first DATEADDED; across partitions too), and replace the
    partition atomically (``Lake.write_partition``);
-5. record every file in the ``manifest`` (rows kept / quarantined / duplicate,
-   status, MD5, bytes, time).
+5. record every file in the ``manifest`` once, with its rows (rows kept / quarantined /
+   duplicate, status, MD5, bytes, time); steps 4–5 run under the lake lock and never
+   replace another ingest's ``ok`` by this one's failure.
+
+In code: ``_list_files`` → ``_load`` (on the pool) → ``_Batch.add`` / ``parse`` →
+``_Batch.flush`` (``_Writer.write_events`` per day, ``write_quarantine``, ``Manifest.save``).
 
 Partition day: the DATEADDED day (UTC) — for GDELT 1.0 daily exports that is
 the file's day — except for rows added before 2013-04-01 (historical

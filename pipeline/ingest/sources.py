@@ -13,11 +13,19 @@ after verifying its size and MD5 against the published lists:
   ``masterfilelist.txt`` or ``md5sums`` its files are verified against it.
 
 Downloads use bounded concurrency (the caller's thread pool), a timeout per
-request, retries with exponential backoff on timeouts/5xx/connection errors,
-and resume: bytes land in ``<download_dir>/<source>/<name>.part`` and a later
-attempt asks for the rest with an HTTP Range request; a verified file is kept
-and never fetched again. HTTP 404 means GDELT has no such file (gaps exist):
-``Missing`` is raised and the caller records it and goes on.
+socket operation, an overall deadline per file (``timeout_s + size /
+min_rate_bytes_s``, retries included), retries with exponential backoff on
+timeouts/5xx/connection errors (a body shorter than its ``Content-Length`` is a
+dropped connection), and resume: bytes land in ``<download_dir>/<source>/<name>.part``
+(held under an exclusive ``flock``, so ingests sharing ``download_dir`` never write
+one file at once) and a later attempt asks for the rest with an HTTP Range
+request; a verified file is kept and never fetched again. No more than the
+published size is ever written. HTTP 404 means GDELT has no such file (gaps
+exist): ``Missing`` is raised and the caller records it and goes on.
+
+Only http(s) URLs on the source's host (its base URL's, or ``allowed_hosts``) are
+fetched, redirects included: anything else in a file list raises ``Refused``
+before a byte is read (the caller records the file as ``refused``).
 """
 
 from __future__ import annotations
