@@ -71,7 +71,8 @@ def _print_ingest_report(report) -> None:
         by_status[f.status] = by_status.get(f.status, 0) + 1
     out.print(_table(
         f"ingest {report.source} {report.start} … {report.end} ({report.seconds:.1f} s)",
-        [dict(files=len(report.files), **{s: by_status.get(s, 0) for s in ("ok", "skipped", "missing", "failed", "refused")},
+        [dict(files=len(report.files), **{s: by_status.get(s, 0) for s in ("ok", "skipped", "missing", "failed")},
+              **({"refused": by_status["refused"]} if by_status.get("refused") else {}),
               rows_kept=report.rows_kept, quarantined=report.rows_quarantined, duplicate=report.rows_duplicate,
               days_written=len(report.days))]))
     bad = [f for f in report.files if f.status in ("failed", "missing", "refused") or f.rows_quarantined]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import types
 import typing
 from collections.abc import Callable
@@ -47,7 +48,7 @@ def _check(obj: Any, section: str, **rules: Rule) -> None:
 
     ``None`` passes (optional fields); list values are checked item by item.
     """
-    hints = typing.get_type_hints(type(obj))
+    hints = _hints(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         choices = _literal_choices(hints[f.name])
@@ -64,6 +65,11 @@ def _check(obj: Any, section: str, **rules: Rule) -> None:
                 good = False
             if not good:
                 raise ConfigError(f"config: {section}.{f.name} must be {text}, got {value!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def _literal_choices(tp: Any) -> tuple[Any, ...]:
@@ -486,7 +492,7 @@ def _update(obj: Any, values: Any, where: str = "") -> Any:
     """
     if not isinstance(values, dict):
         raise ConfigError(f"config: {where or 'the config'} must be a mapping of keys to values, got {values!r}")
-    hints = typing.get_type_hints(type(obj))
+    hints = _hints(type(obj))
     names = [f.name for f in dataclasses.fields(obj)]
     changes: dict[str, Any] = {}
     for key, value in values.items():
