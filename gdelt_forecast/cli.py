@@ -72,9 +72,10 @@ def _print_ingest_report(report) -> None:
     out.print(_table(
         f"ingest {report.source} {report.start} … {report.end} ({report.seconds:.1f} s)",
         [dict(files=len(report.files), **{s: by_status.get(s, 0) for s in ("ok", "skipped", "missing", "failed")},
+              **({"refused": by_status["refused"]} if by_status.get("refused") else {}),
               rows_kept=report.rows_kept, quarantined=report.rows_quarantined, duplicate=report.rows_duplicate,
               days_written=len(report.days))]))
-    bad = [f for f in report.files if f.status in ("failed", "missing") or f.rows_quarantined]
+    bad = [f for f in report.files if f.status in ("failed", "missing", "refused") or f.rows_quarantined]
     if bad:
         out.print(_table("files needing attention", [
             dict(file=f.name, status=f.status, quarantined=f.rows_quarantined, error=(f.error or "")[:120])

@@ -5,18 +5,77 @@ overrides them (nested by section, e.g. ``train: {lr: 3e-4}``), and CLI flags
 override the YAML. Every output records the resolved config (``Config.to_dict``).
 
 Each stage owns one dataclass below; its fields carry a docstring comment.
+Values are validated when a config is built or loaded (litgpt-style ``__post_init__``
+checks, ``Literal`` types for choices): a wrong type, an unknown key or an
+out-of-range value raises ``ConfigError`` with one line naming the key and the fix.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+
+from pipeline.core.errors import ConfigError
+
+
+# --------------------------------------------------------------- validation
+Rule = tuple[str, Callable[[Any], bool]]
+
+
+def _ge(lo: float) -> Rule:
+    return f">= {lo}", lambda v: v >= lo
+
+
+def _gt(lo: float) -> Rule:
+    return f"> {lo}", lambda v: v > lo
+
+
+def _within(lo: float, hi: float) -> Rule:
+    return f"in [{lo}, {hi}]", lambda v: lo <= v <= hi
+
+
+def _check(obj: Any, section: str, **rules: Rule) -> None:
+    """Raise ``ConfigError`` for the first field of ``obj`` breaking its rule or its ``Literal`` choices.
+
+    ``None`` passes (optional fields); list values are checked item by item.
+    """
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        choices = _literal_choices(hints[f.name])
+        if choices and value is not None and value not in choices:
+            raise ConfigError(f"config: {section}.{f.name} must be one of {', '.join(map(repr, choices))}, "
+                              f"got {value!r}")
+        if f.name not in rules or value is None:
+            continue
+        text, ok = rules[f.name]
+        for item in value if isinstance(value, list) else [value]:
+            try:
+                good = ok(item) and not isinstance(item, bool)
+            except TypeError:
+                good = False
+            if not good:
+                raise ConfigError(f"config: {section}.{f.name} must be {text}, got {value!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _literal_choices(tp: Any) -> tuple[Any, ...]:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return tuple(c for a in typing.get_args(tp) for c in _literal_choices(a))
+    return typing.get_args(tp) if typing.get_origin(tp) is Literal else ()
 
 
 # --------------------------------------------------------------------- lake
@@ -28,6 +87,9 @@ class LakeConfig:
     """Parquet compression codec for every table."""
     compression_level: int = 3
     """zstd level: 3 is the speed/size sweet spot for GDELT text columns."""
+
+    def __post_init__(self) -> None:
+        _check(self, "lake")
 
 
 # ------------------------------------------------------------------- ingest
@@ -59,6 +121,20 @@ class IngestConfig:
     """Refuse any query whose dry run says it would scan more than this many bytes."""
     list_cache_s: float = 900.0
     """Reuse a downloaded file list (``masterfilelist.txt``, ``md5sums``) younger than this many seconds."""
+    allowed_hosts: list[str] = field(default_factory=list)
+    """Hosts files may be fetched from besides the base URL's host (a file list naming any other host,
+    or another scheme such as ``file://``, is refused and the file recorded as ``refused``)."""
+    min_rate_bytes_s: float = 100_000.0
+    """Slowest acceptable download: a file gets ``timeout_s + size / min_rate_bytes_s`` seconds in all,
+    retries included, so a server trickling bytes cannot hold a run for long."""
+    max_unzipped_bytes: int = 16 * 1024**3
+    """Refuse a zip whose members declare more than this many bytes in all (members are inflated
+    no further than their declared size either)."""
+
+    def __post_init__(self) -> None:
+        _check(self, "ingest", concurrency=_ge(1), timeout_s=_gt(0), retries=_ge(0), backoff_s=_ge(0),
+               bigquery_max_bytes_billed=_gt(0), list_cache_s=_ge(0), min_rate_bytes_s=_gt(0),
+               max_unzipped_bytes=_gt(0))
 
 
 # ------------------------------------------------------------- descriptors
@@ -72,10 +148,13 @@ class EmbedConfig:
     device: str | None = None
     """torch device; None picks CUDA when available."""
 
+    def __post_init__(self) -> None:
+        _check(self, "embed", batch_size=_ge(1))
+
 
 @dataclass
 class DescriptorConfig:
-    weight: str = "count"
+    weight: Literal["count", "mentions"] = "count"
     """Point weight: ``count`` (events) or ``mentions`` (sum of NumMentions)."""
     min_points: int = 100
     """Days with fewer unique phrases are kept and flagged ``small``."""
@@ -94,6 +173,10 @@ class DescriptorConfig:
     countries: list[str] = field(default_factory=list)
     """FIPS country codes to build (empty: all)."""
 
+    def __post_init__(self) -> None:
+        _check(self, "descriptors", min_points=_ge(0), max_points=_ge(1), target_min=_ge(1),
+               target_max=_ge(self.target_min), target_mass=_within(0, 1), dedup_cosine=_within(0, 1))
+
 
 @dataclass
 class DatasetConfig:
@@ -110,11 +193,15 @@ class DatasetConfig:
     test_days: int = 2
     """Last days whose targets form the test split."""
 
+    def __post_init__(self) -> None:
+        _check(self, "dataset", context_days=_ge(1), max_points=_ge(1), top_countries=_ge(1), val_days=_ge(0),
+               test_days=_ge(0))
+
 
 # -------------------------------------------------------------------- model
 @dataclass
 class ModelConfig:
-    preset: str = "tiny"
+    preset: Literal["tiny", "small", "pretrained"] = "tiny"
     """``tiny`` (tests, CPU seconds), ``small`` (real runs) or ``pretrained`` (needs ``pretrained``)."""
     pretrained: str | None = None
     """``from_pretrained`` name or path of a T5 (e.g. ``t5-small``) and its tokenizer; None builds
@@ -144,6 +231,11 @@ class ModelConfig:
     occurrence_head: bool = True
     """A multi-label head on the pooled encoder states: P(label occurs tomorrow) for every event, base and
     root code and QuadClass, trained with BCE on the target day's event codes (the forecast's probabilities)."""
+
+    def __post_init__(self) -> None:
+        _check(self, "model", tokens_per_day=_ge(1), max_target_tokens=_ge(1), d_model=_ge(1), num_layers=_ge(1),
+               num_heads=_ge(1), d_ff=_ge(1), dropout=_within(0, 1), vocab_size=_ge(1), max_days=_ge(1),
+               point_dim=_ge(1), stats_dim=_ge(1))
 
 
 @dataclass
@@ -197,6 +289,13 @@ class TrainConfig:
     num_threads: int | None = None
     """torch CPU threads (None: torch's default)."""
 
+    def __post_init__(self) -> None:
+        _check(self, "train", epochs=_ge(1), batch_size=_ge(1), grad_accum=_ge(1), lr=_gt(0),
+               min_lr_ratio=_within(0, 1), weight_decay=_ge(0), betas=_within(0, 1), warmup_steps=_ge(0),
+               grad_clip=_ge(0), sinkhorn_lambda=_ge(0), sinkhorn_eps=_gt(0), occurrence_lambda=_ge(0),
+               max_steps=_ge(1), checkpoint_every=_ge(1), max_bad_steps=_ge(0), val_generate=_ge(0),
+               max_new_tokens=_ge(1), num_threads=_ge(1))
+
 
 # ----------------------------------------------------------------- forecast
 @dataclass
@@ -212,9 +311,9 @@ class ForecastConfig:
     """Softmax temperature of the cosine soft assignment onto the CAMEO basis."""
     countries: list[str] = field(default_factory=list)
     """FIPS codes (empty: the model's countries; for baselines: every country seen before the day)."""
-    assignment: str = "soft"
+    assignment: Literal["soft", "argmax"] = "soft"
     """Projection of phrases onto the CAMEO basis: ``soft`` (cosine softmax) or ``argmax`` (nearest code)."""
-    probabilities: str = "occurrence"
+    probabilities: Literal["occurrence", "futures"] = "occurrence"
     """Label probabilities from the model's occurrence head (``occurrence``, when it has one) or from the
     share of the K futures containing the label (``futures``)."""
     batch_countries: int = 16
@@ -229,6 +328,11 @@ class ForecastConfig:
     """Half-life in days of the exponentially weighted frequency baseline."""
     baseline_smoothing: float = 0.0
     """Additive (Laplace) smoothing α of frequency baselines: (k + α) / (n + 2α); 0 is plain frequency."""
+
+    def __post_init__(self) -> None:
+        _check(self, "forecast", num_futures=_ge(1), temperature=_gt(0), top_p=_within(0, 1),
+               projection_temperature=_gt(0), batch_countries=_ge(1), max_actor_pairs=_ge(0),
+               ewm_halflife_days=_gt(0), baseline_smoothing=_ge(0))
 
 
 @dataclass
@@ -250,12 +354,17 @@ class EvaluateConfig:
     """Equal-width bins of the reliability diagram and the expected calibration error."""
     bootstrap: int = 2000
     """Resamples for the 95 % interval of the Brier skill score against the best baseline (0: none)."""
-    bootstrap_unit: str = "day"
+    bootstrap_unit: Literal["day", "country"] = "day"
     """What is resampled: whole ``day``s (country-days of one day are correlated) or whole ``country``s."""
     reports_dir: Path = Path("reports")
     """Where ``evaluate`` writes its summary tables and ``report`` its HTML pages."""
     report_window_days: int = 7
     """The report's skill table covers the days before ``--date`` (this many) that have outcomes."""
+
+    def __post_init__(self) -> None:
+        _check(self, "evaluate", val_days=_ge(0), thresholds=_within(0, 1), default_threshold=_within(0, 1),
+               top_countries=_ge(1), log_loss_eps=_within(0, 0.5), n_bins=_ge(1), bootstrap=_ge(0),
+               report_window_days=_ge(1))
 
 
 @dataclass
@@ -263,10 +372,13 @@ class FlowConfig:
     cron: str = "0 6 * * *"
     """Daily run schedule (UTC)."""
     timezone: str = "UTC"
-    source: str = "gdelt2"
+    source: Literal["gdelt1", "gdelt2", "local", "bigquery"] = "gdelt2"
     """Ingest source for the daily run."""
     backfill_concurrency: int = 4
     """Days processed at once by the backfill flow."""
+
+    def __post_init__(self) -> None:
+        _check(self, "flow", backfill_concurrency=_ge(1))
 
 
 # ------------------------------------------------------------------ the lot
@@ -299,51 +411,103 @@ def _plain(obj: Any) -> Any:
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
-    """Convert a YAML/CLI value to the dataclass field type ``tp``."""
-    if value is None:
-        return None
+    """Convert a YAML/CLI value to the dataclass field type ``tp``; ``ConfigError`` when it does not fit.
+
+    Accepted: numbers for numeric fields (an integral float for an int; numeric strings from flags),
+    ``true/false`` (or yes/no/1/0 strings) for bools, a list or a comma/space separated string for
+    lists, strings or numbers for strings. Booleans are never taken as numbers or strings
+    (YAML reads an unquoted ``NO``, Norway's FIPS code, as false).
+    """
     origin = typing.get_origin(tp)
+    if value is None:
+        if origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp):
+            return None
+        raise ConfigError(f"config: {where} needs a value ({_type_name(tp)})")
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return _coerce(args[0], value, where) if len(args) == 1 else value
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"config: {where} must be one of {', '.join(map(repr, typing.get_args(tp)))}, "
+                              f"got {value!r}")
+        return value
     if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ValueError(f"config: {where} must be a mapping, got {value!r}")
         return _update(tp(), value, where)
     if origin is list:
         (inner,) = typing.get_args(tp) or (Any,)
         if isinstance(value, str):
             value = [v for v in value.replace(",", " ").split() if v]
-        return [_coerce(inner, v, where) for v in value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config: {where} expects a list of {_type_name(inner)}, got {value!r} "
+                              f"(write [{value!r}] for one item)")
+        return [_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
     if tp is Path:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"config: {where} expects a path, got {value!r}")
         return Path(value)
-    if tp is bool and isinstance(value, str):
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"config: {where} expects true/false, got {value!r}")
-    if tp in (int, float, str):
-        try:
-            return tp(value)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"config: {where} expects {tp.__name__}, got {value!r}") from exc
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"config: {where} expects true/false, got {value!r}")
+    if tp is str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            hint = " (quote it: YAML reads an unquoted NO/YES/ON/OFF as a boolean)" if isinstance(value, bool) else ""
+            raise ConfigError(f"config: {where} expects a string, got {value!r}{hint}")
+        return str(value)
+    if tp in (int, float):
+        number = _number(value)
+        if number is None or (tp is int and number != int(number)):
+            raise ConfigError(f"config: {where} expects {'an integer' if tp is int else 'a number'}, got {value!r}")
+        return tp(number)
     return value
 
 
-def _update(obj: Any, values: dict[str, Any], where: str = "") -> Any:
-    hints = typing.get_type_hints(type(obj))
-    names = {f.name for f in dataclasses.fields(obj)}
+def _number(value: Any) -> float | None:
+    """``value`` as a number (ints, floats, numeric strings); None for booleans and anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _update(obj: Any, values: Any, where: str = "") -> Any:
+    """A copy of dataclass ``obj`` with ``values`` (nested dicts for nested sections) applied and validated.
+
+    The copy is made with ``dataclasses.replace``, so each section's ``__post_init__`` checks run on the result.
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(f"config: {where or 'the config'} must be a mapping of keys to values, got {values!r}")
+    hints = _hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    changes: dict[str, Any] = {}
     for key, value in values.items():
-        path = f"{where}.{key}" if where else key
+        path = f"{where}.{key}" if where else str(key)
         if key not in names:
-            raise ValueError(f"config: unknown key {path!r}; known: {sorted(names)}")
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"did you mean {(where + '.' if where else '') + close[0]!r}? " if close else ""
+            raise ConfigError(f"config: unknown key {path!r}; {hint}known keys{' of ' + where if where else ''}: "
+                              f"{', '.join(names)}")
         current = getattr(obj, key)
-        if dataclasses.is_dataclass(current) and isinstance(value, dict):
-            _update(current, value, path)
+        if dataclasses.is_dataclass(current):
+            changes[key] = _update(current, value, path)
         else:
-            setattr(obj, key, _coerce(hints[key], value, path))
-    return obj
+            changes[key] = _coerce(hints[key], value, path)
+    return dataclasses.replace(obj, **changes)
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:
@@ -352,16 +516,35 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults ← YAML file ← overrides (dotted keys allowed: ``{"train.lr": 1e-3}``)."""
+    """Defaults ← YAML file ← overrides (dotted keys allowed: ``{"train.lr": 1e-3}``).
+
+    Raises ``ConfigError`` (one line naming the file and key) for a missing or malformed file,
+    an unknown key, a wrong type or an out-of-range value.
+    """
     cfg = Config()
     if path is not None:
         p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"config file {p} not found (see configs/ for examples)")
-        data = yaml.safe_load(p.read_text()) or {}
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found; pass --config with an existing YAML file "
+                              "(see configs/ for examples)")
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise ConfigError(f"config file {p} is not valid YAML{where}: {problem}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {p} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        if data is None:
+            data = {}
         if not isinstance(data, dict):
-            raise ValueError(f"config file {p}: top level must be a mapping of sections")
-        _update(cfg, data)
+            raise ConfigError(f"config file {p}: the top level must be a mapping of sections "
+                              f"(lake:, ingest:, train: ...), got {type(data).__name__}")
+        try:
+            cfg = _update(cfg, data)
+        except ConfigError as exc:
+            raise ConfigError(f"config file {p}: {str(exc).removeprefix('config: ')}") from exc
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
@@ -371,5 +554,5 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-        _update(cfg, nested)
+        cfg = _update(cfg, nested)
     return cfg

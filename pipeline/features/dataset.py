@@ -45,6 +45,8 @@ import torch
 
 from pipeline.cameo import codes as cameo
 from pipeline.core.config import DatasetConfig
+from pipeline.core.errors import UserError
+from pipeline.features.descriptors import check_countries
 from pipeline.features.embed import Embedder, embed_phrases
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.core.schemas import DATASET_INDEX_SCHEMA, DESCRIPTOR_DAYS_SCHEMA, DESCRIPTORS_SCHEMA
@@ -95,6 +97,11 @@ def build_index(lake: Lake, cfg: DatasetConfig) -> tuple[pa.Table, dict[str, Any
     Deterministic: rows sorted by (split order, target_date, country).
     """
     days = lake.read("descriptor_days", columns=["country", "n_events", "target_phrases", "event_codes", "date"])
+    in_lake = set(days["country"].to_pylist())
+    check_countries(cfg.countries, "dataset.countries (--countries)", also_known=in_lake)
+    if cfg.countries and not in_lake & set(cfg.countries):
+        raise UserError(f"dataset.countries (--countries): no descriptors for {', '.join(sorted(cfg.countries))} in "
+                        f"{lake.root}; build them with `gdelt-forecast descriptors --countries ...` first")
     all_days = sorted(set(days["date"].to_pylist()))
     split_of = split_days(all_days, cfg)
     first_eval = min((d for d, s in split_of.items() if s != "train"), default=max(all_days) + _ONE)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -39,6 +40,7 @@ import pyarrow.compute as pc
 from pipeline.cameo import codes as cameo
 from pipeline.cameo import phrases
 from pipeline.core.config import DescriptorConfig
+from pipeline.core.errors import UserError
 from pipeline.features.embed import CacheStats, Embedder, embed_phrases
 from pipeline.core.lake import DateLike, Lake, as_date, date_range
 from pipeline.core.progress import track
@@ -177,6 +179,15 @@ def select_targets(vectors: np.ndarray, weights: np.ndarray, cfg: DescriptorConf
 
 
 # -------------------------------------------------------------------- build
+def check_countries(codes: Sequence[str], flag: str, also_known: Collection[str] = ()) -> None:
+    """Raise ``UserError`` naming every code of ``codes`` that is neither a FIPS 10-4 country nor in ``also_known``."""
+    known = cameo.fips_countries()
+    unknown = sorted({c for c in codes if c not in known and c not in also_known})
+    if unknown:
+        raise UserError(f"{flag}: unknown FIPS country code(s) {', '.join(unknown)}; GDELT uses FIPS 10-4 codes "
+                        "(UK, TU, JA, IS, RS, UP, ...): see pipeline/cameo/resources/FIPS.country.txt")
+
+
 def build_day(lake: Lake, day: DateLike, cfg: DescriptorConfig, embedder: Embedder) -> DaySummary:
     """Build (or rebuild) the ``descriptors`` and ``descriptor_days`` partitions of one day.
 
@@ -187,6 +198,7 @@ def build_day(lake: Lake, day: DateLike, cfg: DescriptorConfig, embedder: Embedd
         raise ValueError(f"descriptors.weight must be 'count' or 'mentions', got {cfg.weight!r}")
     if not 1 <= cfg.target_min <= cfg.target_max:
         raise ValueError(f"descriptors.target_min/target_max: need 1 ≤ {cfg.target_min} ≤ {cfg.target_max}")
+    check_countries(cfg.countries, "descriptors.countries (--countries)")
     day = as_date(day)
     summary = DaySummary(day)
     con = _events(lake, day, cfg, summary)
@@ -254,6 +266,7 @@ def _merge(lake: Lake, table: str, day: dt.date, new: pa.Table, schema: pa.Schem
 def build_range(lake: Lake, start: DateLike, end: DateLike, cfg: DescriptorConfig,
                 embedder: Embedder) -> list[DaySummary]:
     """:func:`build_day` for every day in [start, end] that has a ``country`` partition."""
+    check_countries(cfg.countries, "descriptors.countries (--countries)")
     have = set(lake.partitions("country"))
     days = [d for d in date_range(start, end) if d in have]
     if not days:

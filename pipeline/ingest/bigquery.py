@@ -20,15 +20,16 @@ Client methods used (a fake implementing just these is enough for tests):
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.core.config import IngestConfig
-from pipeline.ingest.parse import DAY, DAILY_ERA, Parsed, from_strings
+from pipeline.core.errors import UserError
+from pipeline.ingest.parse import DAY, DAILY_ERA, Parsed, first_added, from_strings
 from pipeline.core.progress import console
 from pipeline.core.schemas import EVENT_COLUMNS, GDELT1_DAILY_COLUMNS, GDELT2_COLUMNS
 from pipeline.ingest.sources import SourceFile
@@ -88,11 +89,26 @@ def _params(table: str, start: dt.date, end: dt.date) -> list[Any]:
 
 
 def _client(client: Any, cfg: IngestConfig) -> Any:
+    """``client``, or a ``bigquery.Client`` of ``cfg.bigquery_project``; ``UserError`` when credentials are unusable."""
     if client is not None:
         return client
+    import google.auth.exceptions
     from google.cloud import bigquery
 
-    return bigquery.Client(project=cfg.bigquery_project)
+    try:
+        return bigquery.Client(project=cfg.bigquery_project)
+    except google.auth.exceptions.DefaultCredentialsError as exc:
+        raise UserError(_credentials_message(exc)) from exc
+
+
+def _credentials_message(exc: Exception) -> str:
+    """One line saying which credentials failed and how to fix them (google-auth's message plus its cause)."""
+    parts = [str(a) for a in exc.args] if exc.args else [str(exc)]
+    detail = "; ".join(p.replace("\n", " ") for p in parts)[:300]
+    path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    where = f"GOOGLE_APPLICATION_CREDENTIALS={path}" if path else "application default credentials"
+    return (f"BigQuery credentials unusable ({where}): {detail}. Point GOOGLE_APPLICATION_CREDENTIALS at a valid "
+            "service-account JSON key or run `gcloud auth application-default login`")
 
 
 def dry_run(client: Any, cfg: IngestConfig, columns: list[str], start: dt.date, end: dt.date) -> int:
@@ -151,6 +167,8 @@ class Fetcher:
         """The events of ``f.day``; any BigQuery/transport error becomes ``OSError`` (the day is marked failed)."""
         try:
             result = run_query(self.client, self.cfg, self.columns, f.day, f.day)
+        except UserError:
+            raise
         except Exception as exc:  # google.api_core errors (bytes billed exceeded, auth, quota) and transport errors
             raise OSError(f"BigQuery query for {f.day} failed: {type(exc).__name__}: {exc}") from exc
         return to_parsed(result, f.url), None
@@ -179,11 +197,5 @@ def country_days(client: Any, cfg: IngestConfig, start: dt.date,
                 quarantine.append(dict(line=None, reason=f"row of {row[DAY]} returned by the query of {day}",
                                        column=DAY, value=str(row[DAY]), raw=f"GLOBALEVENTID={row['GLOBALEVENTID']}"))
             ev = ev.filter(pc.invert(other))
-        ev = ev.sort_by([("GLOBALEVENTID", "ascending"), ("DATEADDED", "ascending")])
-        ids = ev.column("GLOBALEVENTID").to_numpy()
-        if len(ids):
-            first = np.ones(len(ids), bool)
-            first[1:] = ids[1:] != ids[:-1]
-            ev = ev.filter(pa.array(first))
-        yield day, where, ev.drop_columns([DAY]), quarantine
+        yield day, where, first_added(ev).drop_columns([DAY]), quarantine
         day += dt.timedelta(days=1)

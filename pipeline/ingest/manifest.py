@@ -26,7 +26,7 @@ class FileResult:
 
     name: str
     url: str
-    status: str  # ok | missing | failed | skipped
+    status: str  # ok | missing | failed | refused | skipped
     rows_kept: int = 0
     rows_quarantined: int = 0
     rows_duplicate: int = 0
@@ -50,11 +50,17 @@ class Manifest:
     Held as the Arrow table read from disk plus this run's records (``rows`` holds
     only those): loading, looking up and saving are vectorised, so their cost stays
     a small fraction of a day's ingest even with years of files in the table.
+
+    Several ingests may share a lake: ``sync`` (under ``lake_lock``) re-reads what the
+    others saved, and ``save`` merges this run's records into it without ever
+    replacing another run's ``ok`` by this run's failure.
     """
 
     def __init__(self, lake: Lake):
         self.lake = lake
         self.disk = self._load()
+        self.seen = self.disk
+        """The table as this run last read or wrote it: a row on disk that differs was written by another run."""
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
         self.mine: set[tuple[str, str]] = set()
 
@@ -63,15 +69,19 @@ class Manifest:
             return None
         return self.lake.read("manifest", columns=MANIFEST_SCHEMA.names)
 
+    @staticmethod
+    def _lookup(table: pa.Table | None, key: tuple[str, str]) -> dict[str, Any] | None:
+        if table is None:
+            return None
+        hit = pc.and_(pc.equal(table.column("url"), key[1]), pc.equal(table.column("source"), key[0]))
+        rows = table.filter(hit).to_pylist()
+        return rows[-1] if rows else None
+
     def get(self, key: tuple[str, str]) -> dict[str, Any] | None:
         """The row of ``key``: this run's record, else the one on disk (a vectorised look-up)."""
         if key in self.rows:
             return self.rows[key]
-        if self.disk is None:
-            return None
-        hit = pc.and_(pc.equal(self.disk.column("url"), key[1]), pc.equal(self.disk.column("source"), key[0]))
-        rows = self.disk.filter(hit).to_pylist()
-        return rows[-1] if rows else None
+        return self._lookup(self.disk, key)
 
     def done(self, f: sources.SourceFile) -> bool:
         """True when ``f`` was ingested completely before (local files: and is unchanged)."""
@@ -94,22 +104,42 @@ class Manifest:
             ingested_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
         )
 
+    def sync(self) -> None:
+        """Re-read the manifest on disk (call it holding ``lake_lock``, before ``ok_by_another`` / ``save``)."""
+        self.disk = self._load()
+
+    def ok_by_another(self, res: FileResult) -> bool:
+        """True when another ingest recorded ``res``'s file as ``ok`` since this run last looked (``sync`` first)."""
+        return self._ok_by_another_key(self.disk, (res.source, res.url))
+
     def save(self) -> None:
         """Write the manifest: what is on disk now (other ingests) overlaid with this run's records,
         sorted by (source, url).
 
-        Call it holding ``lake_lock`` so concurrent ingests do not lose each other's rows.
+        An ``ok`` another run saved meanwhile is kept over this run's ``failed`` / ``missing`` /
+        ``partial`` record of the same file. Call it holding ``lake_lock`` (after ``sync``)
+        so concurrent ingests do not lose each other's rows.
         """
-        disk = self._load()
+        disk = self.disk = self._load()
+        replace = sorted(
+            k for k in self.mine
+            if self.rows[k]["status"] == "ok" or not self._ok_by_another_key(disk, k)
+        )
         parts = []
         if disk is not None:
             keys = pc.binary_join_element_wise(disk.column("source"), disk.column("url"), "\x00")
-            mine = pa.array(sorted(f"{s}\x00{u}" for s, u in self.mine), pa.string())
-            parts.append(disk.filter(pc.invert(pc.is_in(keys, value_set=mine))).cast(MANIFEST_SCHEMA))
-        parts.append(pa.Table.from_pylist([self.rows[k] for k in sorted(self.mine)], schema=MANIFEST_SCHEMA))
+            drop = pa.array([f"{s}\x00{u}" for s, u in replace], pa.string())
+            parts.append(disk.filter(pc.invert(pc.is_in(keys, value_set=drop))).cast(MANIFEST_SCHEMA))
+        parts.append(pa.Table.from_pylist([self.rows[k] for k in replace], schema=MANIFEST_SCHEMA))
         table = pa.concat_tables(parts).sort_by([("source", "ascending"), ("url", "ascending")])
         self.lake.write_partition("manifest", table, schema=MANIFEST_SCHEMA)
-        self.disk = table
+        self.rows = {k: self.rows[k] for k in replace}
+        self.mine = set(replace)
+        self.disk = self.seen = table
+
+    def _ok_by_another_key(self, disk: pa.Table | None, key: tuple[str, str]) -> bool:
+        row = self._lookup(disk, key)
+        return row is not None and row["status"] == "ok" and row != self._lookup(self.seen, key)
 
 
 # -------------------------------------------------------------- quarantine

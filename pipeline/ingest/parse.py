@@ -15,7 +15,13 @@ Two paths:
   and every good row is kept.
 
 Nothing is dropped silently: a row is either in ``Parsed.events`` or in
-``Parsed.quarantine`` (empty lines excepted).
+``Parsed.quarantine`` (empty lines excepted). Anything odd found on the fast path
+(a wrong column count, a missing ID or date) sends the file down the careful path
+too, so every quarantine row of a text file carries its line number.
+
+Zips are inflated no further than each member's declared size, and members
+declaring more than ``max_bytes`` in all are refused before inflating (a zip
+bomb, or a header lying about its size, cannot exhaust memory).
 """
 
 from __future__ import annotations
@@ -47,6 +53,10 @@ SQLDATE; every later row by its DATEADDED day (UTC)."""
 _INT_RE = r"^[+-]?\d{1,18}$"
 _FLOAT_RE = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _MAX_VALUE_CHARS = 200
+MAX_UNZIPPED_BYTES = 16 * 1024**3
+"""Default cap on the total declared size of a zip's members (``IngestConfig.max_unzipped_bytes``)."""
+_ZIP_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
+_UNSUPPORTED = (RuntimeError, NotImplementedError)  # zipfile: encrypted member / unknown compression method
 
 
 class BadFile(Exception):
@@ -66,20 +76,21 @@ class Parsed:
 
 
 # ------------------------------------------------------------------ bytes
-def unpack(data: bytes, name: str) -> bytes:
+def unpack(data: bytes, name: str, max_bytes: int = MAX_UNZIPPED_BYTES) -> bytes:
     """The event text inside ``data``: the concatenated members of a zip, or ``data`` itself.
 
     Raises ``BadFile`` for a corrupt or truncated zip (bad CRC, missing central
-    directory) and for an empty file.
+    directory, a member inflating past its declared size), members declaring more
+    than ``max_bytes`` in all, an encrypted or unsupported-compression member, and an empty file.
     """
     if data[:4] == b"PK\x03\x04" or name.lower().endswith(".zip"):
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                members = [i for i in zf.infolist() if not i.is_dir()]
-                if not members:
-                    raise BadFile(f"{name}: zip archive has no members")
+                members = _members(zf, name, max_bytes)
                 parts = [_inflate(data, m) if _fast_member(m) else zf.read(m) for m in members]
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, *_ISAL_ERRORS) as exc:
+        except _UNSUPPORTED as exc:
+            raise BadFile(f"{name}: zip member is encrypted or uses an unsupported compression ({exc})") from exc
+        except (*_ZIP_ERRORS, *_ISAL_ERRORS) as exc:
             raise BadFile(f"{name}: corrupt or truncated zip ({exc})") from exc
         data = b"".join(p if p.endswith(b"\n") or not p else p + b"\n" for p in parts)
     if not data.strip():
@@ -96,6 +107,18 @@ except ImportError:  # pragma: no cover - isal is a dependency; zipfile does the
     _ISAL_ERRORS = ()
 
 
+def _members(zf: zipfile.ZipFile, name: str, max_bytes: int) -> list[zipfile.ZipInfo]:
+    """The file members of ``zf``; ``BadFile`` when there are none or they declare more than ``max_bytes``."""
+    members = [i for i in zf.infolist() if not i.is_dir()]
+    if not members:
+        raise BadFile(f"{name}: zip archive has no members")
+    declared = sum(i.file_size for i in members)
+    if declared > max_bytes:
+        raise BadFile(f"{name}: zip members declare {declared:,} bytes, more than ingest.max_unzipped_bytes="
+                      f"{max_bytes:,}; not inflated")
+    return members
+
+
 def _fast_member(info: zipfile.ZipInfo) -> bool:
     return _isal is not None and info.compress_type == zipfile.ZIP_DEFLATED and not info.flag_bits & 0x1
 
@@ -109,7 +132,9 @@ def _inflate(data: bytes, info: zipfile.ZipInfo) -> bytes:
     raw = data[start:start + info.compress_size]
     if len(raw) != info.compress_size:
         raise zipfile.BadZipFile(f"member {info.filename} is truncated")
-    out = _isal.decompress(raw, -15)
+    out = _isal.decompressobj(-15).decompress(raw, info.file_size + 1)  # never more than declared (+1 to see it)
+    if len(out) > info.file_size:
+        raise zipfile.BadZipFile(f"member {info.filename} inflates to more than its declared {info.file_size:,} bytes")
     if len(out) != info.file_size or _isal.crc32(out) != info.CRC:
         raise zipfile.BadZipFile(f"bad CRC-32 or size for member {info.filename}")
     return out
@@ -161,8 +186,11 @@ def _digits_to_time(col: pa.ChunkedArray, name: str) -> pa.Array:
     return pa.array(seconds, pa.timestamp("s"), mask=~valid)
 
 
-def _finish(table: pa.Table, where: str) -> Parsed:
-    """Typed layout table → ``EVENTS_SCHEMA`` + ``_day``; rows without ID or dates are quarantined."""
+def _finish(table: pa.Table, where: str, lines: np.ndarray | None = None) -> Parsed:
+    """Typed layout table → ``EVENTS_SCHEMA`` + ``_day``; rows without ID or dates are quarantined.
+
+    ``lines[i]``: the 1-based line of row i (None: unknown), for the quarantine rows.
+    """
     n = table.num_rows
     cols = {}
     for f in EVENTS_SCHEMA:
@@ -184,11 +212,12 @@ def _finish(table: pa.Table, where: str) -> Parsed:
     missing = pc.or_(pc.is_null(out["GLOBALEVENTID"]), pc.is_null(out[DAY]))
     if pc.any(missing).as_py():
         bad = out.filter(missing)
-        for row in bad.select(["GLOBALEVENTID", "SQLDATE", "DATEADDED"]).to_pylist():
+        where_bad = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
+        for pos, row in zip(where_bad, bad.select(["GLOBALEVENTID", "SQLDATE", "DATEADDED"]).to_pylist()):
             col = "GLOBALEVENTID" if row["GLOBALEVENTID"] is None else (
                 "DATEADDED" if row["DATEADDED"] is None else "SQLDATE")
-            quarantine.append(dict(line=None, reason=f"missing {col}", column=col, value=None,
-                                   raw=f"GLOBALEVENTID={row['GLOBALEVENTID']}"))
+            quarantine.append(dict(line=None if lines is None else int(lines[pos]), reason=f"missing {col}",
+                                   column=col, value=None, raw=f"GLOBALEVENTID={row['GLOBALEVENTID']}"))
         out = out.filter(pc.invert(missing))
     return Parsed(out, quarantine)
 
@@ -252,12 +281,14 @@ def parse_text(text: bytes, where: str, first_line: int = 1) -> Parsed:
     for n, row_text in invalid:
         by_count[n].append(row_text)
     for n, rows in sorted(by_count.items()):
-        if n in LAYOUTS:
-            sub = parse_text("\n".join(rows).encode() + b"\n", where)
-            parsed.events = pa.concat_tables([parsed.events, sub.events])
-            parsed.quarantine += sub.quarantine
-        else:
-            parsed.quarantine += [_wrong_count(None, n, r) for r in rows]
+        if n not in LAYOUTS:
+            return _parse_careful(text, where, first_line)  # rows to quarantine: redo with line numbers
+        sub = parse_text("\n".join(rows).encode() + b"\n", where)
+        if sub.quarantine:
+            return _parse_careful(text, where, first_line)
+        parsed.events = pa.concat_tables([parsed.events, sub.events])
+    if parsed.quarantine:  # a missing ID or date: the careful path numbers the lines
+        return _parse_careful(text, where, first_line)
     return parsed
 
 
@@ -273,8 +304,9 @@ BATCH_BYTES = 256 << 20
 """``parse_batch`` parses at most this much text in one ``pyarrow.csv`` call."""
 
 
-def parse_batch(items: list[tuple[bytes, str]]) -> list[Parsed]:
-    """Parse many files' texts at once: same result as ``[parse_text(text, where) for text, where in items]``.
+def parse_batch(items: list[tuple[bytes, str]]) -> list[Parsed | BadFile]:
+    """Parse many files' texts at once: same result as ``[parse_text(text, where) for text, where in items]``,
+    except that a file ``parse_text`` refuses comes back as its ``BadFile`` (the others are still parsed).
 
     GDELT 2.0 arrives as 96 small files a day, and one ``pyarrow.csv`` call per
     file costs about 4× more than one multi-threaded call over their
@@ -286,12 +318,12 @@ def parse_batch(items: list[tuple[bytes, str]]) -> list[Parsed]:
     halves until the odd file is parsed alone by ``parse_text``, so its quarantine
     rows keep their line numbers and the other files still go in batches.
     """
-    out: list[Parsed | None] = [None] * len(items)
+    out: list[Parsed | BadFile | None] = [None] * len(items)
     groups: dict[int, list[tuple[int, int]]] = defaultdict(list)  # layout → [(item, lines)]
     for i, (text, where) in enumerate(items):
         uniform = _uniform_layout(text)
         if uniform is None:
-            out[i] = parse_text(text, where)
+            out[i] = _parse_or_error(text, where)
         else:
             groups[uniform[0]].append((i, uniform[1]))
     for ncols, members in groups.items():
@@ -306,11 +338,18 @@ def parse_batch(items: list[tuple[bytes, str]]) -> list[Parsed]:
     return out  # type: ignore[return-value]
 
 
+def _parse_or_error(text: bytes, where: str) -> Parsed | BadFile:
+    try:
+        return parse_text(text, where)
+    except BadFile as exc:
+        return exc
+
+
 def _parse_group(items: list[tuple[bytes, str]], batch: list[tuple[int, int]], ncols: int,
-                 out: list[Parsed | None]) -> None:
+                 out: list[Parsed | BadFile | None]) -> None:
     """Parse ``batch`` (item index, lines) in one call; if anything is off, halve it until the odd files are alone."""
     if len(batch) == 1:
-        out[batch[0][0]] = parse_text(*items[batch[0][0]])
+        out[batch[0][0]] = _parse_or_error(*items[batch[0][0]])
         return
     parts = _parse_uniform([items[k][0] for k, _ in batch], [n for _, n in batch], ncols)
     if parts is None:
@@ -374,7 +413,8 @@ def text_size(data: bytes) -> int:
     return len(data)
 
 
-def iter_events(data: bytes, where: str, chunk_bytes: int = STREAM_BYTES) -> Iterator[Parsed]:
+def iter_events(data: bytes, where: str, chunk_bytes: int = STREAM_BYTES,
+                max_bytes: int = MAX_UNZIPPED_BYTES) -> Iterator[Parsed]:
     """Parse a large file in chunks of whole lines (bounded memory for multi-GB GDELT 1.0 backfiles).
 
     Yields one ``Parsed`` per chunk. A zip member found corrupt part-way raises
@@ -387,8 +427,10 @@ def iter_events(data: bytes, where: str, chunk_bytes: int = STREAM_BYTES) -> Ite
     else:
         try:
             zf = zipfile.ZipFile(io.BytesIO(data))
-            streams = [(m.filename, zf.open(m)) for m in zf.infolist() if not m.is_dir()]
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            streams = [(m.filename, zf.open(m)) for m in _members(zf, where, max_bytes)]
+        except _UNSUPPORTED as exc:
+            raise BadFile(f"{where}: zip member is encrypted or uses an unsupported compression ({exc})") from exc
+        except _ZIP_ERRORS as exc:
             raise BadFile(f"{where}: corrupt or truncated zip ({exc})") from exc
     line = 1
     empty = True
@@ -397,7 +439,10 @@ def iter_events(data: bytes, where: str, chunk_bytes: int = STREAM_BYTES) -> Ite
         while True:
             try:
                 block = stream.read(chunk_bytes)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            except _UNSUPPORTED as exc:
+                raise BadFile(f"{where}: zip member {member} is encrypted or uses an unsupported compression "
+                              f"({exc})") from exc
+            except _ZIP_ERRORS as exc:
                 raise BadFile(f"{where}: corrupt or truncated zip member {member} ({exc})") from exc
             if not block:
                 break
@@ -454,9 +499,9 @@ def _parse_careful(text: bytes, where: str, first_line: int = 1) -> Parsed:
         strings = _read_tsv(("\n".join(rows) + "\n").encode(), LAYOUTS[n], typed=False)
         if strings.num_rows != len(rows):  # cannot happen: counts were checked above
             raise BadFile(f"{where}: re-read {strings.num_rows} rows, expected {len(rows)}")
-        typed, bad = _validate(strings, np.asarray(lines), rows.__getitem__)
+        typed, bad, kept = _validate(strings, np.asarray(lines), rows.__getitem__)
         quarantine += bad
-        p = _finish(typed, where)
+        p = _finish(typed, where, kept)
         quarantine += p.quarantine
         parts.append(p.events)
     if not parts:
@@ -475,10 +520,7 @@ def _check(col: pa.ChunkedArray, tp: pa.DataType) -> tuple[pa.ChunkedArray, np.n
     elif pa.types.is_boolean(tp):
         ok = pc.match_substring_regex(col, r"^[01]$")
     elif pa.types.is_timestamp(tp):
-        s8 = pc.strptime(col, format="%Y%m%d", unit="s", error_is_null=True)
-        s14 = pc.strptime(col, format="%Y%m%d%H%M%S", unit="s", error_is_null=True)
-        length = pc.utf8_length(col)
-        ok = pc.or_(pc.and_(pc.equal(length, 8), pc.is_valid(s8)), pc.and_(pc.equal(length, 14), pc.is_valid(s14)))
+        ok = pc.is_valid(_strict_time(col))
     else:
         return col, np.zeros(0, np.int64)
     ok = pc.or_kleene(pc.is_null(col), ok)
@@ -491,10 +533,25 @@ def _check(col: pa.ChunkedArray, tp: pa.DataType) -> tuple[pa.ChunkedArray, np.n
     return ok, np.flatnonzero(~ok_np)
 
 
-def _validate(strings: pa.Table, lines: np.ndarray | None, raw) -> tuple[pa.Table, list[dict]]:
+def _strict_time(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``YYYYMMDD`` / ``YYYYMMDDHHMMSS`` strings → naive ``timestamp[s]``; null for anything else.
+
+    ``strptime`` rolls impossible dates over (20250230 → 2025-03-02), so a value
+    only counts when formatting the parsed time gives back the same digits.
+    """
+    length = pc.utf8_length(col)
+    s8 = pc.strptime(col, format="%Y%m%d", unit="s", error_is_null=True)
+    s14 = pc.strptime(col, format="%Y%m%d%H%M%S", unit="s", error_is_null=True)
+    t = pc.if_else(pc.equal(length, 8), s8, pc.if_else(pc.equal(length, 14), s14, pa.scalar(None, pa.timestamp("s"))))
+    back = pc.if_else(pc.equal(length, 8), pc.strftime(t, format="%Y%m%d"), pc.strftime(t, format="%Y%m%d%H%M%S"))
+    return pc.if_else(pc.fill_null(pc.equal(back, col), False), t, pa.scalar(None, pa.timestamp("s")))
+
+
+def _validate(strings: pa.Table, lines: np.ndarray | None, raw) -> tuple[pa.Table, list[dict], np.ndarray | None]:
     """All-string layout table → typed table of the valid rows + quarantine entries for the others.
 
     ``lines[i]`` is row i's 1-based line (None: unknown); ``raw(i)`` its original text.
+    The third result is the lines of the kept rows (None when ``lines`` is).
     """
     n = strings.num_rows
     bad_row = np.zeros(n, bool)
@@ -518,15 +575,14 @@ def _validate(strings: pa.Table, lines: np.ndarray | None, raw) -> tuple[pa.Tabl
         tp = _raw_type(name)
         col = good.column(name)
         if pa.types.is_timestamp(tp):
-            s8 = pc.strptime(col, format="%Y%m%d", unit="s", error_is_null=True)
-            s14 = pc.strptime(col, format="%Y%m%d%H%M%S", unit="s", error_is_null=True)
-            col = pc.if_else(pc.equal(pc.utf8_length(col), 8), s8, s14)
+            col = _strict_time(col)
         elif pa.types.is_boolean(tp):
             col = pc.equal(col, "1")
         elif not pa.types.is_string(tp):
             col = col.cast(tp)
         cols[name] = col
-    return pa.table(cols), quarantine
+    kept = None if lines is None else (lines[~bad_row] if bad_row.any() else lines)
+    return pa.table(cols), quarantine, kept
 
 
 # ------------------------------------------------------- BigQuery CSV export
@@ -563,8 +619,8 @@ def from_strings(strings: pa.Table, where: str, lines: np.ndarray | None = None,
     def raw(i: int) -> str:
         return delim.join("" if v is None else str(v) for v in strings.slice(i, 1).to_pylist()[0].values())
 
-    typed, bad = _validate(strings, lines, raw)
-    p = _finish(typed, where)
+    typed, bad, kept = _validate(strings, lines, raw)
+    p = _finish(typed, where, kept)
     return Parsed(p.events, bad + p.quarantine)
 
 
@@ -580,3 +636,22 @@ def name_day(name: str) -> dt.date | None:
         return dt.datetime.strptime(m.group(1), "%Y%m%d").date()
     except ValueError:
         return None
+
+
+def first_added(table: pa.Table, tie: str | None = None) -> pa.Table:
+    """One row per GLOBALEVENTID, sorted by ID: the row with the earliest DATEADDED (ties: lowest ``tie``).
+
+    The lake's dedupe rule, used by ingest (``tie`` = the file a row came from) and by
+    ``reduce --source bigquery``. A table already sorted by unique IDs is returned as is (no copy).
+    """
+    if table.num_rows == 0:
+        return table
+    ids = table.column("GLOBALEVENTID").to_numpy()
+    if np.all(ids[1:] > ids[:-1]):
+        return table
+    keys = [("GLOBALEVENTID", "ascending"), ("DATEADDED", "ascending")] + ([(tie, "ascending")] if tie else [])
+    table = table.take(pc.sort_indices(table, sort_keys=keys))
+    ids = table.column("GLOBALEVENTID").to_numpy()
+    first = np.ones(len(ids), bool)
+    first[1:] = ids[1:] != ids[:-1]
+    return table if first.all() else table.filter(pa.array(first))

@@ -8,17 +8,23 @@ The story of one call:
    query per day, ``pipeline.ingest.bigquery``) and skip those the manifest marks
    ``ok`` (unless ``force``);
 2. fetch and unzip them with ``cfg.concurrency`` threads (verified size/MD5,
-   retries, resume; a 404 is recorded as ``missing`` and the rest goes on);
+   retries, resume, deadline; a 404 is recorded as ``missing``, a URL off the
+   source's host as ``refused``, and the rest goes on);
 3. parse the texts in batches (``pipeline.ingest.parse.parse_batch``: one threaded
    pyarrow call for many small files): good rows by partition day, bad rows
-   and bad files to ``quarantine`` with a reason;
+   and bad files (a corrupt zip, a text that is not a GDELT export) to
+   ``quarantine`` with a reason;
 4. for every touched day, remove the rows an earlier ingest kept from the
    files just read (``source_file``: a changed file replaces its rows), merge
    the new rows with the rest of the day's partition, keep one row per
    GLOBALEVENTID (the first DATEADDED; across partitions too), and replace the
    partition atomically (``Lake.write_partition``);
-5. record every file in the ``manifest`` (rows kept / quarantined / duplicate,
-   status, MD5, bytes, time).
+5. record every file in the ``manifest`` once, with its rows (rows kept / quarantined /
+   duplicate, status, MD5, bytes, time); steps 4–5 run under the lake lock and never
+   replace another ingest's ``ok`` by this one's failure.
+
+In code: ``_list_files`` → ``_load`` (on the pool) → ``_Batch.add`` / ``parse`` →
+``_Batch.flush`` (``_Writer.write_events`` per day, ``write_quarantine``, ``Manifest.save``).
 
 Partition day: the DATEADDED day (UTC) — for GDELT 1.0 daily exports that is
 the file's day — except for rows added before 2013-04-01 (historical
@@ -56,7 +62,9 @@ import pyarrow.parquet as pq
 from pipeline.ingest import sources
 from pipeline.core.config import IngestConfig
 from pipeline.core.lake import DateLike, Lake, as_date
-from pipeline.ingest.parse import DAY, STREAM_BYTES, BadFile, Parsed, iter_events, parse_batch, text_size, unpack
+from pipeline.core.errors import UserError
+from pipeline.ingest.parse import (DAY, STREAM_BYTES, BadFile, Parsed, first_added, iter_events, parse_batch,
+                                   text_size, unpack)
 from pipeline.core.progress import make_progress
 from pipeline.core.schemas import LAKE_EVENTS_SCHEMA, SOURCE_FILE
 from pipeline.ingest.manifest import FileResult, Manifest, write_quarantine
@@ -242,29 +250,21 @@ def lake_lock(lake: Lake) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------ merging
-def _dedupe(table: pa.Table) -> pa.Table:
-    """One row per GLOBALEVENTID: the earliest DATEADDED, ties to the lowest ``_file`` index; sorted by ID."""
-    if table.num_rows == 0:
-        return table
-    ids = table.column("GLOBALEVENTID").to_numpy()
-    if np.all(ids[1:] > ids[:-1]):  # already sorted and unique (the usual case): no copy
-        return table
-    order = pc.sort_indices(table, sort_keys=[("GLOBALEVENTID", "ascending"), ("DATEADDED", "ascending"),
-                                              (_FILE, "ascending")])
-    table = table.take(order)
-    ids = table.column("GLOBALEVENTID").to_numpy()
-    first = np.ones(len(ids), bool)
-    first[1:] = ids[1:] != ids[:-1]
-    return table if first.all() else table.filter(pa.array(first))
-
-
 def _count_by_file(table: pa.Table, n_files: int) -> np.ndarray:
     idx = table.column(_FILE).to_numpy()
     return np.bincount(idx[idx < n_files], minlength=n_files) if n_files else np.zeros(0, np.int64)
 
 
+def _with_provenance(table: pa.Table) -> pa.Table:
+    """A partition read back without its ``date``; a null ``source_file`` added when written before provenance."""
+    table = table.drop_columns(["date"])
+    if SOURCE_FILE not in table.column_names:
+        table = table.append_column(SOURCE_FILE, pa.nulls(table.num_rows, pa.string()))
+    return table
+
+
 class _Writer:
-    """Merges parsed rows into ``events`` partitions and quarantine rows into ``quarantine``."""
+    """Merges parsed rows into ``events`` partitions (one row per event across the lake)."""
 
     def __init__(self, lake: Lake):
         self.lake = lake
@@ -277,48 +277,58 @@ class _Writer:
                      files: set[int] = frozenset()) -> None:
         """Merge ``new`` (tables with ``_file`` = index into ``results``) into the partition of ``day``.
 
-        ``files`` (indexes into ``results``) were read successfully in this ingest: rows an
-        earlier ingest kept from them on ``day`` are removed first, so a changed file's
-        rows are replaced, not merged with its old version.
+        1. read the partition, less the rows an earlier ingest kept from ``files`` (the files read
+           now: a changed file's rows are replaced, not merged with its old version);
+        2. keep one row per event (``first_added``: earliest DATEADDED, then new files before old rows);
+        3. resolve events also in other partitions (``_drop_cross_partition``);
+        4. replace the partition and count kept / duplicate rows per file.
         """
-        if self.ids is None:
-            self.ids = _IdIndex(self.lake)
-        else:
-            self.ids.refresh()
+        self._refresh_ids()
         n = len(results)
-        parts = [t.cast(_MERGE_SCHEMA) for t in new if t.num_rows]
-        removed = False
-        if self.lake.has_partition("events", day):
-            old = self.lake.read("events", day, day, columns=None).drop_columns(["date"])
-            if SOURCE_FILE not in old.column_names:  # a lake written before provenance was kept
-                old = old.append_column(SOURCE_FILE, pa.nulls(old.num_rows, pa.string()))
-            stale = {results[i].name: i for i in files if (results[i].name, day) not in self.replaced}
-            if stale and old.num_rows:
-                src = old.column(SOURCE_FILE)
-                mine = pc.fill_null(pc.is_in(src, value_set=pa.array(sorted(stale), pa.string())), False)
-                if pc.any(mine).as_py():
-                    counts = pc.value_counts(src.filter(mine)).to_pylist()
-                    for c in counts:
-                        results[stale[c["values"]]].rows_replaced += c["counts"]
-                    old = old.filter(pc.invert(mine))
-                    removed = True
-            old = old.append_column(_FILE, pa.array(np.full(old.num_rows, n, np.int64)))
-            parts.append(old.cast(_MERGE_SCHEMA))
+        new = [t.cast(_MERGE_SCHEMA) for t in new if t.num_rows]
+        old, removed = self._rows_to_keep(day, results, files)
         self.replaced |= {(results[i].name, day) for i in files}
-        if not any(t.num_rows for t in new) and not removed:
+        if not new and not removed:
             return  # nothing changes on this day
-        if not any(p.num_rows for p in parts):
-            self._replace(day, pa.table({f.name: pa.array([], f.type) for f in LAKE_EVENTS_SCHEMA}))
+        merged = pa.concat_tables([*new, old]) if new or old.num_rows else old
+        if merged.num_rows == 0:
+            self._replace(day, merged.drop_columns([_FILE]))
             return
-        merged = pa.concat_tables(parts)
         before = _count_by_file(merged, n)
-        merged = _dedupe(merged)
-        merged = self._drop_cross_partition(day, merged)
+        merged = self._drop_cross_partition(day, first_added(merged, tie=_FILE))
         kept = _count_by_file(merged, n)
         for i, r in enumerate(results):
             r.rows_kept += int(kept[i])
             r.rows_duplicate += int(before[i] - kept[i])
         self._replace(day, merged.drop_columns([_FILE]))
+
+    def _refresh_ids(self) -> None:
+        if self.ids is None:
+            self.ids = _IdIndex(self.lake)
+        else:
+            self.ids.refresh()
+
+    def _rows_to_keep(self, day: dt.date, results: list[FileResult], files: set[int]) -> tuple[pa.Table, bool]:
+        """The partition's rows (``_file`` = len(results)) less those kept earlier from ``files``; were any removed?
+
+        The removed rows are counted in each file's ``rows_replaced``.
+        """
+        n = len(results)
+        if not self.lake.has_partition("events", day):
+            return _MERGE_SCHEMA.empty_table(), False
+        old = _with_provenance(self.lake.read("events", day, day, columns=None))
+        stale = {results[i].name: i for i in files if (results[i].name, day) not in self.replaced}
+        removed = False
+        if stale and old.num_rows:
+            src = old.column(SOURCE_FILE)
+            mine = pc.fill_null(pc.is_in(src, value_set=pa.array(sorted(stale), pa.string())), False)
+            if pc.any(mine).as_py():
+                for c in pc.value_counts(src.filter(mine)).to_pylist():
+                    results[stale[c["values"]]].rows_replaced += c["counts"]
+                old = old.filter(pc.invert(mine))
+                removed = True
+        old = old.append_column(_FILE, pa.array(np.full(old.num_rows, n, np.int64)))
+        return old.cast(_MERGE_SCHEMA), removed
 
     def _replace(self, day: dt.date, table: pa.Table) -> None:
         """Write the partition of ``day`` (an emptied day is deleted rather than left with 0 rows)."""
@@ -330,9 +340,9 @@ class _Writer:
         self.rows_per_day[day] = table.num_rows
 
     def _drop_cross_partition(self, day: dt.date, merged: pa.Table) -> pa.Table:
-        """Resolve GLOBALEVENTIDs also present in other partitions: the earliest (DATEADDED, day) wins.
+        """Resolve GLOBALEVENTIDs of ``merged`` also present in other partitions: the earliest (DATEADDED, day) wins.
 
-        Losers in ``merged`` are dropped; losers elsewhere are removed by rewriting that partition.
+        Losers in ``merged`` are dropped from it; losers elsewhere are removed by rewriting that partition.
         """
         ids = merged.column("GLOBALEVENTID")
         lo, hi = pc.min(ids).as_py(), pc.max(ids).as_py()
@@ -342,26 +352,219 @@ class _Writer:
             common = pc.is_in(ids, value_set=theirs.column("GLOBALEVENTID"))
             if not pc.any(common).as_py():
                 continue
-            mine_pos = np.flatnonzero(common.to_numpy(zero_copy_only=False))
+            positions = np.flatnonzero(common.to_numpy(zero_copy_only=False))
             their_added = dict(zip(theirs.column("GLOBALEVENTID").to_pylist(), theirs.column("DATEADDED").to_pylist()))
-            my_ids = ids.take(pa.array(mine_pos)).to_pylist()
-            my_added = merged.column("DATEADDED").take(pa.array(mine_pos)).to_pylist()
+            mine = merged.select(["GLOBALEVENTID", "DATEADDED"]).take(pa.array(positions)).to_pylist()
             lose_there = []
-            for pos, gid, added in zip(mine_pos, my_ids, my_added):
-                if (their_added[gid], other) <= (added, day):
+            for pos, row in zip(positions, mine):
+                if (their_added[row["GLOBALEVENTID"]], other) <= (row["DATEADDED"], day):
                     drop_here[pos] = True
                 else:
-                    lose_there.append(gid)
+                    lose_there.append(row["GLOBALEVENTID"])
             if lose_there:
-                full = self.lake.read("events", other, other, columns=None).drop_columns(["date"])
-                if SOURCE_FILE not in full.column_names:
-                    full = full.append_column(SOURCE_FILE, pa.nulls(full.num_rows, pa.string()))
-                keep = pc.invert(pc.is_in(full.column("GLOBALEVENTID"), value_set=pa.array(lose_there, pa.int64())))
-                self._replace(other, full.filter(keep))
+                self._remove_events(other, lose_there)
         return merged.filter(pa.array(~drop_here)) if drop_here.any() else merged
 
-    def write_quarantine(self, day: dt.date, files: set[str], rows: list[dict]) -> None:
-        write_quarantine(self.lake, day, files, rows)
+    def _remove_events(self, day: dt.date, ids: list[int]) -> None:
+        """Rewrite the partition of ``day`` without the events ``ids``."""
+        full = _with_provenance(self.lake.read("events", day, day, columns=None))
+        keep = pc.invert(pc.is_in(full.column("GLOBALEVENTID"), value_set=pa.array(ids, pa.int64())))
+        self._replace(day, full.filter(keep))
+
+
+# ------------------------------------------------------------------ loading
+Loaded = Parsed | bytes | Iterator[Parsed]
+"""What the pool hands back for a file: parsed rows (BigQuery), a text to parse in a batch, or chunks (big files)."""
+
+
+def _list_files(source: str, lo: dt.date, hi: dt.date, cfg: IngestConfig, path: str | Path | None
+                ) -> list[sources.SourceFile]:
+    """The source files of [lo, hi] (BigQuery: one pseudo-file per day)."""
+    if source == "bigquery":
+        from pipeline.ingest import bigquery
+
+        return bigquery.day_files(lo, hi, cfg)
+    if source == "local":
+        if path is None:
+            raise UserError("--source local needs --path (a file or folder of GDELT exports)")
+        return sources.local_files(Path(path), lo, hi)
+    if source == "gdelt1":
+        return sources.gdelt1_files(lo, hi, cfg)
+    return sources.gdelt2_files(lo, hi, cfg)
+
+
+def _fetcher(source: str, client: Any, cfg: IngestConfig, lo: dt.date, hi: dt.date,
+             todo: list[sources.SourceFile], report: IngestReport):
+    """``fetch(file) -> (bytes or Parsed, md5)`` for ``source`` (BigQuery: after one dry run of the range)."""
+    if source != "bigquery":
+        return lambda f: sources.fetch(f, cfg)
+    from pipeline.ingest import bigquery
+
+    fetcher = bigquery.Fetcher(client, cfg, lo, hi, todo)
+    report.estimated_bytes = fetcher.estimated_bytes
+    return fetcher.fetch
+
+
+def _load(f: sources.SourceFile, fetch, cfg: IngestConfig) -> tuple[Loaded, str | None, int | None]:
+    """Fetch + verify + unzip one file (runs on the pool): (what to parse, MD5, bytes).
+
+    Small files come back as text, parsed in batches at flush time (``parse_batch``);
+    a file whose text exceeds ``STREAM_BYTES`` (GDELT 1.0 yearly backfiles) as a lazy
+    iterator of chunks, parsed by the caller with bounded memory.
+    """
+    data, md5 = fetch(f)
+    if isinstance(data, Parsed):
+        return data, md5, None
+    try:
+        if text_size(data) > STREAM_BYTES:
+            return iter_events(data, f.url, STREAM_BYTES, cfg.max_unzipped_bytes), md5, len(data)
+        return unpack(data, f.url, cfg.max_unzipped_bytes), md5, len(data)
+    except BadFile as exc:
+        exc.md5, exc.nbytes = md5, len(data)
+        raise
+
+
+# ------------------------------------------------------------------ batches
+@dataclass
+class _Entry:
+    """One file (or one chunk of a big file) read since the last flush."""
+
+    res: FileResult
+    text: bytes | None = None
+    """Event text waiting to be parsed (with the next batch)."""
+    parsed: Parsed | None = None
+    """Parsed rows; both None: the file produced no rows (failed, missing, refused)."""
+
+
+class _Batch:
+    """Files read since the last flush; ``flush`` writes their rows, quarantine and manifest records at once.
+
+    Every file is recorded in the manifest exactly once per flush, together with its rows.
+    """
+
+    def __init__(self, lake: Lake, lo: dt.date, hi: dt.date, manifest: Manifest, report: IngestReport,
+                 cfg: IngestConfig):
+        self.lake, self.lo, self.hi, self.manifest, self.report, self.cfg = lake, lo, hi, manifest, report, cfg
+        self.entries: list[_Entry] = []
+        self.writer = _Writer(lake)
+        self.failures = 0
+        """Files failed so far in this ingest (a run without ``keep_going`` stops at the first)."""
+
+    def add(self, res: FileResult, loaded: Parsed | bytes | None) -> None:
+        """Queue a text (bytes), parsed rows, or None (a file without rows: failed, missing, refused)."""
+        entry = _Entry(res)
+        if isinstance(loaded, Parsed):
+            entry.parsed = loaded
+            res.rows_quarantined += len(loaded.quarantine)
+        elif loaded is not None:
+            entry.text = loaded
+        self.entries.append(entry)
+
+    def rows(self) -> int:
+        """Rows waiting to be written (text counted at about 400 bytes a row)."""
+        return sum(e.parsed.events.num_rows if e.parsed else len(e.text) // 400 for e in self.entries
+                   if e.parsed or e.text)
+
+    def parse(self, min_bytes: int = 0) -> None:
+        """Parse the waiting texts in one batch once there are ``min_bytes`` of them.
+
+        Called as texts arrive (so parsing overlaps the pool's fetching and unzipping) and at flush.
+        A text that is not a GDELT export fails its file like a corrupt zip does.
+        """
+        waiting = [e for e in self.entries if e.text is not None]
+        if not waiting or sum(len(e.text) for e in waiting) < min_bytes:
+            return
+        for e, parsed in zip(waiting, parse_batch([(e.text, e.res.url) for e in waiting])):
+            e.text = None
+            if isinstance(parsed, BadFile):
+                _fail(e.res, parsed)
+                self.failures += 1
+            else:
+                e.parsed = parsed
+                e.res.rows_quarantined += len(parsed.quarantine)
+
+    def flush(self) -> None:
+        """Parse what waits, then under the lake lock: merge rows per day, write quarantine, save the manifest."""
+        self.parse()
+        if not self.entries:
+            return
+        results = [e.res for e in self.entries]
+        with lake_lock(self.lake):
+            self.manifest.sync()
+            for e in self.entries:
+                if e.res.status == "failed" and self.manifest.ok_by_another(e.res):
+                    e.res.status, e.res.error = "skipped", "ingested by another run meanwhile"
+            by_day, read_on = self._rows_by_day()
+            for d in sorted(set(by_day) | set(read_on)):
+                self.writer.write_events(d, by_day.get(d, []), results, read_on[d])
+                if d in self.writer.rows_per_day:
+                    self.report.days[d] = self.writer.rows_per_day[d]
+            for d, (files, rows) in sorted(self._quarantine_by_day().items()):
+                write_quarantine(self.lake, d, files, rows)
+            for res in {id(r): r for r in results}.values():
+                if res.status != "skipped":
+                    self.manifest.record(res)
+            self.manifest.save()
+        if not self.cfg.keep_downloads:
+            for res in results:
+                if res.status == "ok":
+                    sources.discard(sources.SourceFile(res.source, res.url, res.name, res.day), self.cfg)
+        self.entries.clear()
+
+    def _rows_by_day(self) -> tuple[dict[dt.date, list[pa.Table]], dict[dt.date, set[int]]]:
+        """Rows in [lo, hi] by partition day (with ``source_file`` and ``_file``), and the files read on each day.
+
+        A file counts as read on the days it has rows and on its nominal day (where an
+        earlier version's rows may be); rows outside [lo, hi] are counted, not written.
+        """
+        by_day: dict[dt.date, list[pa.Table]] = collections.defaultdict(list)
+        read_on: dict[dt.date, set[int]] = collections.defaultdict(set)
+        lo, hi = pa.scalar(self.lo), pa.scalar(self.hi)
+        for i, e in enumerate(self.entries):
+            if e.parsed is None or e.res.status != "ok":
+                continue
+            ev = e.parsed.events
+            in_range = pc.and_(pc.greater_equal(ev[DAY], lo), pc.less_equal(ev[DAY], hi))
+            n_in = pc.sum(in_range).as_py() or 0
+            e.res.rows_out_of_range += ev.num_rows - n_in
+            if n_in < ev.num_rows:
+                ev = ev.filter(in_range)
+            ev = ev.append_column(SOURCE_FILE, pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(ev.num_rows, np.int32)), pa.array([e.res.name])).cast(pa.string()))
+            ev = ev.append_column(_FILE, pa.array(np.full(ev.num_rows, i, np.int64)))
+            days = pc.unique(ev[DAY]).to_pylist()
+            for d in days:
+                part = ev if len(days) == 1 else ev.filter(pc.equal(ev[DAY], pa.scalar(d)))
+                by_day[d].append(part.drop_columns([DAY]))
+                read_on[d].add(i)
+            if e.res.day is not None and self.lo <= e.res.day <= self.hi:
+                read_on[e.res.day].add(i)
+        return by_day, read_on
+
+    def _quarantine_by_day(self) -> dict[dt.date, tuple[set[str], list[dict]]]:
+        """{day: (files whose quarantine rows are replaced, their new rows)}: bad rows, and one row per failed file."""
+        today = dt.datetime.now(dt.timezone.utc).date()
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        out: dict[dt.date, tuple[set[str], list[dict]]] = collections.defaultdict(lambda: (set(), []))
+        for e in self.entries:
+            res = e.res
+            if res.status in ("missing", "refused", "skipped"):
+                continue
+            files, rows = out[res.day or today]
+            files.add(res.url)
+            if res.status == "failed":
+                rows.append(dict(source=res.source, file=res.url, line=None, reason=res.error, column=None,
+                                 value=None, raw=None, quarantined_at=now))
+            elif e.parsed is not None:
+                rows += [dict(source=res.source, file=res.url, quarantined_at=now, **q) for q in e.parsed.quarantine]
+        return out
+
+
+def _fail(res: FileResult, exc: Exception) -> None:
+    """Mark ``res`` failed with ``exc``'s message (and the MD5 / size a ``BadFile`` carries)."""
+    res.status, res.error = "failed", str(exc)
+    res.md5 = res.md5 or getattr(exc, "md5", None)
+    res.bytes = res.bytes or getattr(exc, "nbytes", None)
 
 
 # ------------------------------------------------------------------- ingest
@@ -397,169 +600,73 @@ def ingest(
     t0 = time.perf_counter()
     lo, hi = as_date(start), as_date(end)
     if hi < lo:
-        raise ValueError(f"--end {hi} is before --start {lo}")
+        raise UserError(f"--end {hi} is before --start {lo}")
     if source not in SOURCES:
-        raise ValueError(f"unknown --source {source!r}; choose one of {', '.join(SOURCES)}")
+        raise UserError(f"unknown --source {source!r}; choose one of {', '.join(SOURCES)}")
     report = IngestReport(source, lo, hi)
     manifest = Manifest(lake)
-    if source == "bigquery":
-        from pipeline.ingest import bigquery
 
-        files = bigquery.day_files(lo, hi, cfg)
-    elif source == "local":
-        if path is None:
-            raise ValueError("--source local needs --path (a file or folder of GDELT exports)")
-        files = sources.local_files(Path(path), lo, hi)
-    elif source == "gdelt1":
-        files = sources.gdelt1_files(lo, hi, cfg)
-    else:
-        files = sources.gdelt2_files(lo, hi, cfg)
+    # 1. list the files; skip those already done
     todo = []
-    for f in files:
+    for f in _list_files(source, lo, hi, cfg, path):
         if not force and manifest.done(f):
             report.files.append(FileResult(f.name, f.url, "skipped", day=f.day, source=f.source))
         else:
             todo.append(f)
     todo.sort(key=lambda f: (f.day or dt.date.min, f.name))
+    fetch = _fetcher(source, client, cfg, lo, hi, todo, report)
 
-    if source == "bigquery":
-        from pipeline.ingest import bigquery
-
-        fetcher = bigquery.Fetcher(client, cfg, lo, hi, todo)
-        report.estimated_bytes = fetcher.estimated_bytes
-        fetch = fetcher.fetch
-    else:
-        fetch = lambda f: sources.fetch(f, cfg)  # noqa: E731
-
-    def load(f: sources.SourceFile) -> tuple[Parsed | bytes | Iterator[Parsed], str | None, int | None]:
-        """Fetch + verify + unzip one file on the pool (files are fetched and unzipped in parallel).
-
-        Small files come back as text, parsed in batches at flush time (``parse_batch``);
-        a file whose text exceeds ``STREAM_BYTES`` (GDELT 1.0 yearly backfiles) as a lazy
-        iterator of chunks, parsed by the caller with bounded memory.
-        """
-        data, md5 = fetch(f)
-        if isinstance(data, Parsed):
-            return data, md5, None
-        if text_size(data) > STREAM_BYTES:
-            return iter_events(data, f.url, STREAM_BYTES), md5, len(data)
-        try:
-            return unpack(data, f.url), md5, len(data)
-        except BadFile as exc:
-            exc.md5, exc.nbytes = md5, len(data)
-            raise
-
-    writer = _Writer(lake)
-    pending: list[tuple[FileResult, Parsed | bytes | None]] = []  # bytes: text parsed at flush
-    today = dt.datetime.now(dt.timezone.utc).date()
-    failure: str | None = None
-
-    def buffered() -> int:
-        """Rows waiting to be written (text counted at about 400 bytes a row)."""
-        return sum(p.events.num_rows if isinstance(p, Parsed) else len(p) // 400 for _, p in pending if p is not None)
-
-    def parse_pending(min_bytes: int = 0) -> None:
-        """Parse the buffered texts in one batch once there are ``min_bytes`` of them.
-
-        Called as texts arrive (so parsing overlaps the pool's fetching and unzipping) and at flush.
-        """
-        texts = [i for i, (_, p) in enumerate(pending) if isinstance(p, bytes)]
-        if not texts or sum(len(pending[i][1]) for i in texts) < min_bytes:
-            return
-        for i, parsed in zip(texts, parse_batch([(pending[i][1], pending[i][0].url) for i in texts])):
-            pending[i][0].rows_quarantined += len(parsed.quarantine)
-            pending[i] = (pending[i][0], parsed)
-
-    def flush() -> None:
-        parse_pending()
-        results = [r for r, _ in pending]
-        by_day: dict[dt.date, list[pa.Table]] = collections.defaultdict(list)
-        q_rows: dict[dt.date, list[dict]] = collections.defaultdict(list)
-        q_files: dict[dt.date, set[str]] = collections.defaultdict(set)
-        read_ok: dict[dt.date, set[int]] = collections.defaultdict(set)  # files read on each day
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-        for i, (res, parsed) in enumerate(pending):
-            qday = res.day or today
-            q_files[qday].add(res.url)
-            if parsed is None:  # the whole file failed
-                q_rows[qday].append(dict(source=res.source, file=res.url, line=None, reason=res.error,
-                                         column=None, value=None, raw=None, quarantined_at=now))
-                continue
-            for q in parsed.quarantine:
-                q_rows[qday].append(dict(source=res.source, file=res.url, quarantined_at=now, **q))
-            ev = parsed.events
-            in_range = pc.and_(pc.greater_equal(ev[DAY], pa.scalar(lo)), pc.less_equal(ev[DAY], pa.scalar(hi)))
-            n_in = pc.sum(in_range).as_py() or 0
-            res.rows_out_of_range += ev.num_rows - n_in
-            if n_in < ev.num_rows:
-                ev = ev.filter(in_range)
-            ev = ev.append_column(SOURCE_FILE, pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(ev.num_rows, np.int32)), pa.array([res.name])).cast(pa.string()))
-            ev = ev.append_column(_FILE, pa.array(np.full(ev.num_rows, i, np.int64)))
-            days = pc.unique(ev[DAY]).to_pylist()
-            for d in days:
-                part = ev if len(days) == 1 else ev.filter(pc.equal(ev[DAY], pa.scalar(d)))
-                by_day[d].append(part.drop_columns([DAY]))
-                read_ok[d].add(i)
-            if res.day is not None and lo <= res.day <= hi:
-                read_ok[res.day].add(i)  # its nominal day, where an earlier version's rows may be
-        with lake_lock(lake):
-            for d in sorted(set(by_day) | set(read_ok)):
-                writer.write_events(d, by_day.get(d, []), results, read_ok[d])
-                if d in writer.rows_per_day:
-                    report.days[d] = writer.rows_per_day[d]
-            for d in sorted(q_files):
-                writer.write_quarantine(d, q_files[d], q_rows[d])
-            for res in {id(r): r for r in results}.values():
-                manifest.record(res)
-            manifest.save()
-        for res in results:
-            if res.status == "ok" and not cfg.keep_downloads:
-                sources.discard(sources.SourceFile(res.source, res.url, res.name, res.day), cfg)
-        pending.clear()
-
+    # 2. fetch + unzip on the pool, in order; 3. parse in batches; 4. write a day at a time
+    batch = _Batch(lake, lo, hi, manifest, report, cfg)
     with make_progress() as bar, ThreadPoolExecutor(max(1, cfg.concurrency)) as pool:
         task = bar.add_task(f"ingest {source}", total=len(todo), info="") if progress else None
-        current_day: dt.date | None = None
-        fetches = _prefetch(pool, todo, load, ahead=2 * max(1, cfg.concurrency))
-        for f, fut in fetches:
-            if pending and (f.day != current_day or buffered() >= _FLUSH_ROWS):
-                flush()
-            current_day = f.day
+        day: dt.date | None = None
+        loads = _prefetch(pool, todo, lambda f: _load(f, fetch, cfg), ahead=2 * max(1, cfg.concurrency))
+        for f, fut in loads:
+            if batch.entries and (f.day != day or batch.rows() >= _FLUSH_ROWS):
+                batch.flush()
+            day = f.day
             res = FileResult(f.name, f.url, "ok", day=f.day, expected_md5=f.md5, source=f.source)
-            try:
-                loaded, res.md5, res.bytes = fut.result()
-                res.finished = False
-                for parsed in [loaded] if isinstance(loaded, (Parsed, bytes)) else loaded:
-                    if isinstance(parsed, Parsed):
-                        res.rows_quarantined += len(parsed.quarantine)
-                    pending.append((res, parsed))
-                    parse_pending(_PARSE_BYTES)
-                    if buffered() >= _FLUSH_ROWS:
-                        flush()  # a big file: write what is buffered (the file is recorded as partial)
-                res.finished = True
-                manifest.record(res)  # final counts are re-recorded when its rows are flushed
-            except sources.Missing as exc:
-                res.status, res.error = "missing", str(exc)
-                manifest.record(res)
-            except (BadFile, sources.VerifyError, OSError) as exc:
-                res.status, res.error = "failed", str(exc)
-                res.md5 = res.md5 or getattr(exc, "md5", None)
-                res.bytes = res.bytes or getattr(exc, "nbytes", None)
-                pending.append((res, None))
             report.files.append(res)
+            _read_into(batch, res, fut)
             if task is not None:
                 bar.update(task, advance=1, info=f.name)
-            if res.status == "failed" and not keep_going:
-                failure = f"{f.url}: {res.error}"
+            if not keep_going and batch.failures:
                 break
-        fetches.close()  # cancels fetches still queued
-    flush()
+        loads.close()  # cancels fetches still queued
+    batch.flush()
+
+    # 5. report
     report.seconds = time.perf_counter() - t0
-    if failure:
-        raise IngestError(f"ingest failed on {failure}; fix the file or re-run with --keep-going "
+    if report.failed and not keep_going:
+        first = report.failed[0]
+        raise IngestError(f"ingest failed on {first.url}: {first.error}; fix the file or re-run with --keep-going "
                           "(failed files are listed in the manifest and quarantine)", report)
     return report
+
+
+def _read_into(batch: _Batch, res: FileResult, fut: Future) -> None:
+    """Wait for one file's load and queue what it gave: its text or chunks, or the reason it has no rows."""
+    try:
+        loaded, res.md5, res.bytes = fut.result()
+        res.finished = False
+        for part in [loaded] if isinstance(loaded, (Parsed, bytes)) else loaded:
+            batch.add(res, part)
+            batch.parse(_PARSE_BYTES)
+            if batch.rows() >= _FLUSH_ROWS:
+                batch.flush()  # a big file: write what is buffered (the file is recorded as partial)
+        res.finished = True
+    except sources.Missing as exc:
+        res.status, res.error = "missing", str(exc)
+        batch.add(res, None)
+    except sources.Refused as exc:
+        res.status, res.error = "refused", str(exc)
+        batch.add(res, None)
+    except (BadFile, sources.VerifyError, OSError) as exc:
+        _fail(res, exc)
+        res.finished = True
+        batch.failures += 1
+        batch.add(res, None)
 
 
 def _prefetch(pool: ThreadPoolExecutor, files: list, fetch, ahead: int) -> Iterator[tuple[Any, Future]]:

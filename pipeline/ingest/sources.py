@@ -13,27 +13,41 @@ after verifying its size and MD5 against the published lists:
   ``masterfilelist.txt`` or ``md5sums`` its files are verified against it.
 
 Downloads use bounded concurrency (the caller's thread pool), a timeout per
-request, retries with exponential backoff on timeouts/5xx/connection errors,
-and resume: bytes land in ``<download_dir>/<source>/<name>.part`` and a later
-attempt asks for the rest with an HTTP Range request; a verified file is kept
-and never fetched again. HTTP 404 means GDELT has no such file (gaps exist):
-``Missing`` is raised and the caller records it and goes on.
+socket operation, an overall deadline per file (``timeout_s + size /
+min_rate_bytes_s``, retries included), retries with exponential backoff on
+timeouts/5xx/connection errors (a body shorter than its ``Content-Length`` is a
+dropped connection), and resume: bytes land in ``<download_dir>/<source>/<name>.part``
+(held under an exclusive ``flock``, so ingests sharing ``download_dir`` never write
+one file at once) and a later attempt asks for the rest with an HTTP Range
+request; a verified file is kept and never fetched again. No more than the
+published size is ever written. HTTP 404 means GDELT has no such file (gaps
+exist): ``Missing`` is raised and the caller records it and goes on.
+
+Only http(s) URLs on the source's host (its base URL's, or ``allowed_hosts``) are
+fetched, redirects included: anything else in a file list raises ``Refused``
+before a byte is read (the caller records the file as ``refused``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import http.client
+import io
 import os
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pipeline.core.config import IngestConfig
 from pipeline.ingest.parse import name_day
@@ -180,8 +194,62 @@ def local_files(path: Path, start: dt.date | None, end: dt.date | None) -> list[
 _TRANSIENT = (socket.timeout, TimeoutError, ConnectionError, http.client.HTTPException, urllib.error.URLError)
 
 
-def _retrying(what: str, cfg: IngestConfig, fn):
-    """Call ``fn()``; retry transient errors ``cfg.retries`` times with exponential backoff."""
+class Refused(Exception):
+    """A URL the tool will not fetch: not http(s), or on a host other than the source's (or ``allowed_hosts``)."""
+
+
+class DeadlineExceeded(OSError):
+    """A download took longer than its overall deadline (``timeout_s + size / min_rate_bytes_s``)."""
+
+
+def allowed_hosts(source: str, cfg: IngestConfig) -> frozenset[str]:
+    """Hosts a ``source``'s files may come from: its base URL's (and master list's) host + ``cfg.allowed_hosts``."""
+    bases = {"gdelt1": [cfg.gdelt1_base_url], "gdelt2": [cfg.gdelt2_base_url, cfg.gdelt2_masterfilelist]}
+    hosts = {urllib.parse.urlsplit(u).hostname for u in bases.get(source, []) if "://" in u}
+    return frozenset(h.lower() for h in {*hosts, *cfg.allowed_hosts} if h)
+
+
+def check_url(url: str, hosts: frozenset[str]) -> None:
+    """Raise ``Refused`` unless ``url`` is http(s) on one of ``hosts``.
+
+    GDELT's file lists are plain text fetched over plain HTTP: a line naming
+    ``file:///etc/...`` or another host must not make the tool read local files or
+    talk to machines the user did not configure.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise Refused(f"{url}: refused, only http(s) URLs are fetched (scheme {parts.scheme or 'none'!r})")
+    host = (parts.hostname or "").lower()
+    if host not in hosts:
+        raise Refused(f"{url}: refused, host {host!r} is not the source's ({', '.join(sorted(hosts)) or 'none'}); "
+                      "add it to ingest.allowed_hosts if you trust it")
+
+
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to an allowed http(s) host; any other raises ``Refused``."""
+
+    def __init__(self, hosts: frozenset[str]):
+        self.hosts = hosts
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 - urllib's hook
+        check_url(urllib.parse.urljoin(req.full_url, newurl), self.hosts)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _open(url: str, hosts: frozenset[str], cfg: IngestConfig, headers: dict[str, str] | None = None):
+    """``urlopen`` of an allowed URL with ``cfg.timeout_s`` per socket operation and same-host redirects only."""
+    check_url(url, hosts)
+    opener = urllib.request.build_opener(_SameHostRedirects(hosts))
+    return opener.open(urllib.request.Request(url, headers=headers or {}), timeout=cfg.timeout_s)
+
+
+def _deadline(cfg: IngestConfig, size: int | None) -> float:
+    """``time.monotonic()`` by which a download of ``size`` bytes must be done, retries included."""
+    return time.monotonic() + cfg.timeout_s + (size or 0) / cfg.min_rate_bytes_s
+
+
+def _retrying(what: str, cfg: IngestConfig, fn, deadline: float = float("inf")):
+    """Call ``fn()``; retry transient errors ``cfg.retries`` times with exponential backoff, until ``deadline``."""
     delay = cfg.backoff_s
     for attempt in range(cfg.retries + 1):
         try:
@@ -194,57 +262,139 @@ def _retrying(what: str, cfg: IngestConfig, fn):
         except _TRANSIENT as exc:
             if attempt == cfg.retries:
                 raise OSError(f"{what}: {type(exc).__name__}: {exc} (after {cfg.retries} retries)") from exc
+            if time.monotonic() + delay > deadline:
+                raise DeadlineExceeded(f"{what}: {type(exc).__name__}: {exc}; no time left to retry before the "
+                                       "deadline (ingest.timeout_s + size / ingest.min_rate_bytes_s)") from exc
         time.sleep(delay)
         delay *= 2
     raise AssertionError("unreachable")
 
 
+def _copy_body(r, write, what: str, deadline: float, limit: int | None) -> int:
+    """Stream the body of response ``r`` into ``write``; returns the bytes read.
+
+    Raises ``DeadlineExceeded`` past ``deadline`` (a server trickling bytes),
+    ``VerifyError`` as soon as more than ``limit`` bytes arrive (nothing beyond it is
+    written), and ``ConnectionError`` (transient: retried, resumed) when the
+    connection closes before ``Content-Length`` bytes arrived.
+    """
+    expected = r.headers.get("Content-Length")
+    expected = int(expected) if expected and expected.isdigit() else None
+    got = 0
+    while True:
+        if time.monotonic() > deadline:
+            raise DeadlineExceeded(f"{what}: download still running at its deadline after {got:,} bytes "
+                                   "(ingest.timeout_s + size / ingest.min_rate_bytes_s); the server is too slow")
+        chunk = r.read1(1 << 20)  # whatever has arrived (≤ timeout_s of waiting), so the deadline is checked often
+        if not chunk:
+            break
+        if limit is not None and got + len(chunk) > limit:
+            raise VerifyError(f"{what}: the server sends more than the published {limit:,} bytes; stopped there")
+        write(chunk)
+        got += len(chunk)
+    if expected is not None and got < expected:
+        raise ConnectionError(f"connection dropped after {got:,} of {expected:,} bytes")
+    return got
+
+
 def http_get_text(url: str, cfg: IngestConfig, cache_as: str | None = None) -> str:
-    """GET a text file (a file list) with timeout and retries.
+    """GET a text file (a file list) with timeout, deadline and retries.
 
     With ``cache_as`` the text is kept at ``<download_dir>/<cache_as>`` and reused
     while younger than ``cfg.list_cache_s`` (GDELT 2.0's master list is large).
+    A path (no ``://``) is read from disk: list locations come from the config.
     """
     if "://" not in url:
         return Path(url).read_text()
     cached = Path(cfg.download_dir) / cache_as if cache_as else None
     if cached is not None and cached.exists() and time.time() - cached.stat().st_mtime < cfg.list_cache_s:
         return cached.read_text()
+    hosts = frozenset({(urllib.parse.urlsplit(url).hostname or "").lower(), *cfg.allowed_hosts})
 
     def get() -> str:
-        with urllib.request.urlopen(url, timeout=cfg.timeout_s) as r:
-            return r.read().decode("utf-8", "replace")
+        buf = io.BytesIO()
+        with _open(url, hosts, cfg) as r:
+            _copy_body(r, buf.write, url, _deadline(cfg, int(r.headers.get("Content-Length") or 0)), None)
+        return buf.getvalue().decode("utf-8", "replace")
 
     text = _retrying(url, cfg, get)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(cached.name + ".part")
+        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.{threading.get_ident()}.part")
         tmp.write_text(text)
         os.replace(tmp, cached)
     return text
 
 
+@contextlib.contextmanager
+def _locked_part(part: Path, dest: Path) -> Iterator[BinaryIO | None]:
+    """The open, exclusively locked (``flock``) partial download ``part``; None when ``dest`` appeared meanwhile.
+
+    Two ingests sharing ``download_dir`` (or two threads) never write one
+    ``.part`` at once: the second waits, then finds the finished ``dest``. The
+    lock is on the ``.part`` file itself, so nothing is left behind; after
+    waiting, a writer checks it still holds the file at that path (the first
+    may have renamed it to ``dest``).
+    """
+    while True:
+        fh = open(part, "a+b")
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            same = os.fstat(fh.fileno()).st_ino == part.stat().st_ino
+        except FileNotFoundError:
+            same = False
+        if same and not dest.exists():
+            break
+        if same:  # a fresh .part created after another writer finished: not needed
+            part.unlink(missing_ok=True)
+        fh.close()
+        if dest.exists():
+            yield None
+            return
+    try:
+        yield fh
+    finally:
+        fh.close()
+
+
 def _download(f: SourceFile, dest: Path, cfg: IngestConfig) -> None:
-    """Fetch ``f.url`` to ``dest`` through ``dest.part``, resuming a partial download."""
+    """Fetch ``f.url`` to ``dest`` through ``dest.part``, resuming a partial download.
+
+    Only an allowed URL is fetched (``check_url``); at most ``f.size`` bytes are
+    written; the whole download, retries included, must end by ``_deadline``.
+    """
+    hosts = allowed_hosts(f.source, cfg)
+    check_url(f.url, hosts)
     part = dest.with_name(dest.name + ".part")
     part.parent.mkdir(parents=True, exist_ok=True)
+    deadline = _deadline(cfg, f.size)
+    with _locked_part(part, dest) as fh:
+        if fh is None:
+            return  # another ingest downloaded it while this one waited
 
-    def attempt() -> None:
-        have = part.stat().st_size if part.exists() else 0
-        req = urllib.request.Request(f.url, headers={"Range": f"bytes={have}-"} if have else {})
+        def attempt() -> None:
+            have = fh.seek(0, os.SEEK_END)
+            if f.size is not None and have > f.size:  # a stale, longer partial file
+                fh.truncate(0)
+                have = 0
+            try:
+                with _open(f.url, hosts, cfg, {"Range": f"bytes={have}-"} if have else None) as r:
+                    if have and r.status != 206:  # the server ignored the Range: start again
+                        fh.truncate(0)
+                        have = 0
+                    _copy_body(r, fh.write, f.url, deadline, None if f.size is None else f.size - have)
+                    fh.flush()
+            except urllib.error.HTTPError as exc:
+                if exc.code == 416 and have:  # already complete
+                    return
+                raise
+
         try:
-            with urllib.request.urlopen(req, timeout=cfg.timeout_s) as r:
-                mode = "ab" if have and r.status == 206 else "wb"
-                with open(part, mode) as out:
-                    while chunk := r.read(1 << 20):
-                        out.write(chunk)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 416 and have:  # already complete
-                return
+            _retrying(f.url, cfg, attempt, deadline)
+        except VerifyError:
+            part.unlink(missing_ok=True)  # oversized body: nothing worth resuming
             raise
-
-    _retrying(f.url, cfg, attempt)
-    os.replace(part, dest)
+        os.replace(part, dest)
 
 
 def verify(f: SourceFile, data: bytes) -> str:
@@ -260,19 +410,21 @@ def verify(f: SourceFile, data: bytes) -> str:
 def fetch(f: SourceFile, cfg: IngestConfig) -> tuple[bytes, str]:
     """The verified bytes of ``f`` and their MD5 (downloading when needed).
 
-    Raises ``Missing`` (404), ``VerifyError`` (size/MD5) or ``OSError`` (network, after retries).
+    Raises ``Refused`` (a URL not allowed: nothing is read), ``Missing`` (404),
+    ``VerifyError`` (size/MD5) or ``OSError`` (network after retries, deadline).
     A downloaded file that fails verification is deleted so the next run fetches it again.
     """
-    if "://" not in f.url:
+    if f.source == "local":
         data = Path(f.url).read_bytes()
         return data, verify(f, data)
+    check_url(f.url, allowed_hosts(f.source, cfg))
     dest = Path(cfg.download_dir) / f.source / f.name
     if dest.exists():
         data = dest.read_bytes()
         try:
             return data, verify(f, data)
         except VerifyError:
-            dest.unlink()  # stale or damaged copy: fetch again
+            dest.unlink(missing_ok=True)  # stale or damaged copy: fetch again
     _download(f, dest, cfg)
     data = dest.read_bytes()
     try:
@@ -284,5 +436,5 @@ def fetch(f: SourceFile, cfg: IngestConfig) -> tuple[bytes, str]:
 
 def discard(f: SourceFile, cfg: IngestConfig) -> None:
     """Delete the downloaded copy of ``f`` (``keep_downloads=False``)."""
-    if "://" in f.url:
+    if f.source != "local":
         (Path(cfg.download_dir) / f.source / f.name).unlink(missing_ok=True)

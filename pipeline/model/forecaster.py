@@ -39,6 +39,7 @@ from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
 
 from pipeline.core.config import ModelConfig
+from pipeline.core.errors import UserError
 from pipeline.core.progress import quiet_transformers
 from pipeline.model.tokenizer import (SEP, decode_phrases, encode_targets, ensure_separator, phrase_corpus,
                                 train_phrase_tokenizer)
@@ -353,20 +354,30 @@ class EventForecaster(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> EventForecaster:
-        """Load a directory written by ``save_pretrained`` (in eval mode)."""
+        """Load a directory written by ``save_pretrained`` (in eval mode).
+
+        Raises ``ModelFilesError`` (a ``UserError``: one line naming the file) for a directory
+        that is not a saved model, a corrupt ``forecaster.json``, a missing tokenizer, or a
+        truncated/corrupt ``model.safetensors`` or ``descriptor_encoder.safetensors``.
+        """
         src = Path(directory)
         if not (src / CONFIG_FILE).exists():
-            raise FileNotFoundError(f"{src / CONFIG_FILE} not found: {src} is not a saved EventForecaster "
-                                    "(train one with `gdelt-forecast train`)")
-        meta = json.loads((src / CONFIG_FILE).read_text())
-        cfg = ModelConfig(**meta["model"])
-        tokenizer = AutoTokenizer.from_pretrained(src)
+            raise ModelFilesError(f"{src / CONFIG_FILE} not found: {src} is not a saved EventForecaster "
+                                  "(train one with `gdelt-forecast train`)")
+        cfg = _model_files_step(src / CONFIG_FILE, "is not a valid forecaster config",
+                                lambda: ModelConfig(**json.loads((src / CONFIG_FILE).read_text())["model"]))
+        if not any((src / name).exists() for name in ("tokenizer.json", "spiece.model", "vocab.json")):
+            raise ModelFilesError(f"{src / 'tokenizer.json'} not found: the model directory lacks its tokenizer; "
+                                  "copy the whole run directory again or retrain")
+        tokenizer = _model_files_step(src / "tokenizer.json", "cannot be loaded", lambda: AutoTokenizer.from_pretrained(src))
         # the T5 LM head and embeddings are tied to `shared`: transformers v5 lists them as
         # "MISSING" in its load report although they are restored by tying; keep that noise quiet
         with quiet_transformers():
-            t5 = T5ForConditionalGeneration.from_pretrained(src)
+            t5 = _model_files_step(src / "model.safetensors", "is missing, truncated or corrupt",
+                                   lambda: T5ForConditionalGeneration.from_pretrained(src))
         model = cls(cfg, t5, tokenizer)
-        state = load_file(str(src / ENCODER_FILE))
+        state = _model_files_step(src / ENCODER_FILE, "is missing, truncated or corrupt",
+                                  lambda: load_file(str(src / ENCODER_FILE)))
         model.pooler.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("pooler.")})
         model.point_head.load_state_dict({k[11:]: v for k, v in state.items() if k.startswith("point_head.")})
         occurrence = {k[11:]: v for k, v in state.items() if k.startswith("occurrence.")}
@@ -377,6 +388,22 @@ class EventForecaster(nn.Module):
         if device is not None:
             model.to(device)
         return model.eval()
+
+
+class ModelFilesError(UserError, FileNotFoundError):
+    """A model directory that cannot be loaded (missing, truncated or corrupt files): one line naming the file."""
+
+
+def _model_files_step(path: Path, problem: str, load):
+    """``load()``, with any failure turned into one ``ModelFilesError`` line naming ``path``."""
+    try:
+        return load()
+    except UserError:
+        raise
+    except Exception as exc:  # safetensors, json, transformers and torch errors all mean: this file is bad
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelFilesError(f"{path} {problem} ({type(exc).__name__}: {detail}); copy the run directory "
+                              "again or retrain with `gdelt-forecast train`") from exc
 
 
 class OccurrenceHead(nn.Module):

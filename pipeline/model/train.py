@@ -45,6 +45,7 @@ from rouge_score import rouge_scorer
 from torch.utils.data import Dataset
 
 from pipeline.core.config import Config, TrainConfig
+from pipeline.core.errors import UserError
 from pipeline.core.lake import Lake
 from pipeline.model.forecaster import EventForecaster, resolve_model_config
 from pipeline.core.progress import make_progress
@@ -84,6 +85,10 @@ class NonFiniteLossError(RuntimeError):
 
 
 # =================================================================== entry point
+class RunExistsError(UserError, FileExistsError):
+    """``train`` onto a run that has a checkpoint, without ``--resume``."""
+
+
 def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
           datasets: tuple[Dataset, Dataset | None] | None = None, embedder: Any = None,
           collate_fn: Callable[[list[Any]], dict[str, Any]] | None = None) -> TrainResult:
@@ -111,8 +116,12 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
     ckpt_dir = run_dir / CHECKPOINT_DIR
     _recover_checkpoint(ckpt_dir)
     if ckpt_dir.exists() and not resume:
-        raise FileExistsError(f"{ckpt_dir} exists: pass --resume to continue that run, "
-                              f"or choose another train.run / delete {run_dir}")
+        raise RunExistsError(f"{ckpt_dir} exists: pass --resume to continue that run, "
+                             f"or choose another train.run / delete {run_dir}")
+    if datasets is None and (lake is None or not lake.partitions("descriptor_days")):
+        where = lake.root if lake is not None else "no lake"
+        raise UserError(f"no descriptors in {where}: run `gdelt-forecast descriptors --start … --end …` "
+                        "(after ingest and reduce) before training")
 
     train_ds, val_ds = datasets if datasets is not None else build_datasets(cfg, lake, embedder)
     collate = collate_fn or default_collate()
