@@ -3,24 +3,30 @@
 ``build_report(lake, D)`` writes, under ``cfg.evaluate.reports_dir``::
 
     index.html                  the index of days (every day page found there)
-    assets/plotly-geo.min.js    Plotly.js (geo bundle: choropleth + scatter), once for all pages
+    assets/plotly-geo.min.js    Plotly.js 4.1.1 geo bundle (choropleth + scatter), once for all pages
     assets/world.js             the country shapes (see pipeline/scoring/geo.py), once for all pages
     assets/report.css, report.js
     D/index.html                the day page
-    D/watchlist.csv             the watch list rows the page shows (pipeline/scoring/watchlist.py)
+    D/watchlist.csv             the watch-list rows the page shows (pipeline/scoring/watchlist.py)
     D/countries/<FIPS>.html     a page per forecast country
 
-The day page, top to bottom: the watch list (rises and falls against the
-usual, overall and in conflict) beside a world map of tomorrow (P(material
-conflict, QuadClass 4) or the largest rise per country, switchable); the track
-record (daily Brier skill score against climatology of the model and the
-baselines over the last ``report_window_days`` days from the ``scores`` table,
-with a 95 % country-bootstrap interval for the page's run, the window's skill
-table and reliability diagrams with counts per bin, from
-:func:`pipeline.scoring.evaluate.evaluate`); every country with a link to its
-page; the diagnostics, collapsed. Every number comes from a lake table
-(``forecasts``, ``futures``, ``scores``, ``country``). Charts are Plotly.js
-figures written as JSON; the page opens from disk with no network.
+The day page, top to bottom: the most unusual forecasts beside a world map of
+tomorrow (largest rise against the usual, or P(material conflict, QuadClass 4),
+switchable; click a country for its page); the full watch list (rises and falls,
+overall and in conflict, filterable by country and root); the track record over
+the ``report_window_days`` scored days before D — daily Brier skill score
+against climatology per run from the ``scores`` table (95 % country-bootstrap
+band for the page's run), the window's skill table on the country-days every
+run shares (95 % day-bootstrap interval against the best baseline) and
+reliability diagrams with counts per bin at root and event level
+(``forecasts`` × ``country``); every country; the diagnostics, collapsed.
+
+Every number comes from a lake table (``forecasts``, ``futures``, ``scores``,
+``country``); nothing is re-scored here (``evaluate`` wrote ``scores``). Charts
+are Plotly.js figures written as JSON into the page and drawn by
+``assets/report.js``; pages open from disk with no network (the map's base
+topology is pre-loaded through ``window.PlotlyGeoAssets``, so Plotly never
+fetches one from its CDN).
 """
 
 from __future__ import annotations
@@ -41,13 +47,16 @@ from pipeline.cameo.labels import label_space, load_outcomes
 from pipeline.core.config import Config
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.scoring import geo
-from pipeline.scoring.evaluate import CLIMATOLOGY, Evaluation, bootstrap_bss, evaluate
+from pipeline.forecast.table import collect
+from pipeline.scoring.evaluate import CLIMATOLOGY, bootstrap_bss, reliability
 from pipeline.scoring.watchlist import WatchlistConfig, departures, watchlist
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
 ASSETS = ("plotly-geo.min.js", "plotly.LICENSE", "world-atlas.LICENSE")
 RISE, FALL = "#c2401f", "#2b6cb0"
 HISTORY_DAYS = 14
+HEAT = [[0, "#fff5eb"], [0.25, "#fdd0a2"], [0.5, "#fd8d3c"], [0.75, "#d94801"], [1, "#7f2704"]]
+RISES = [[0, "#fff5f0"], [0.3, "#fcae91"], [0.6, "#fb6a4a"], [1, "#a50f15"]]
 
 CSS = """
 *{box-sizing:border-box} body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#1f2328;
@@ -60,7 +69,7 @@ h2{font-size:18px;margin:22px 0 8px} h3{font-size:14px;margin:10px 0 4px;color:#
 .two{display:grid;grid-template-columns:1fr 1fr;gap:14px}
 table{border-collapse:collapse;font-size:12.5px;width:100%} th,td{padding:3px 6px;border-bottom:1px solid #eef0f3;
 text-align:right;vertical-align:top} th{background:#f3f4f6;font-weight:600;position:sticky;top:0}
-td.l,th.l{text-align:left} td.ph{color:#4b5563;font-size:11.5px;text-align:left;max-width:260px}
+td.l,th.l{text-align:left} td.ph{color:#4b5563;font-size:11.5px;text-align:left;width:38%}
 .rise{color:#c2401f;font-weight:600} .fall{color:#2b6cb0;font-weight:600}
 .pbar{display:inline-block;position:relative;width:70px;height:9px;background:#eef0f3;border-radius:2px;vertical-align:middle}
 .pbar i{position:absolute;top:0;bottom:0;left:0;background:#9ca3af;border-radius:2px}
@@ -71,7 +80,7 @@ td.l,th.l{text-align:left} td.ph{color:#4b5563;font-size:11.5px;text-align:left;
 .filters{font-size:12.5px;margin:6px 0} .filters input,.filters select{font-size:12.5px;padding:2px 4px}
 details{margin-top:22px} summary{cursor:pointer;font-weight:600} .note{font-size:12.5px;margin:4px 0;color:#4b5563}
 .scroll{max-height:520px;overflow:auto} a{color:#1d4ed8;text-decoration:none} a:hover{text-decoration:underline}
-.chart{width:100%;height:300px} #map{height:430px}
+.chart{width:100%;height:300px} main>.panel{margin-bottom:12px} #map{height:430px}
 """
 
 JS = """
@@ -107,6 +116,12 @@ def _name(fips: str | None) -> str:
     return (cameo.country_name(fips) or "—") if fips else "—"
 
 
+def _label(desc: Any) -> str:
+    """CAMEO root descriptions are upper case ("ENGAGE IN MATERIAL COOPERATION"): sentence case them."""
+    d = str(desc)
+    return d.capitalize() if d.isupper() else d
+
+
 def _f(x: float, fmt: str = "{:.2f}") -> str:
     return "" if x is None or (isinstance(x, float) and not np.isfinite(x)) else fmt.format(x)
 
@@ -124,7 +139,10 @@ def _pbar(p: float, usual: float) -> str:
 def _plot(div: str, fig: dict[str, Any], cls: str = "chart") -> str:
     """A div and its Plotly figure as inline JSON (drawn by assets/report.js)."""
     blob = json.dumps(fig, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
-    return f"<div id='{div}' class='{cls}'></div><script type='application/json' data-plot='{div}'>{blob}</script>"
+    height = fig.get("layout", {}).get("height")
+    style = f" style='height:{int(height)}px'" if height else ""
+    return (f"<div id='{div}' class='{cls}'{style}></div>"
+            f"<script type='application/json' data-plot='{div}'>{blob}</script>")
 
 
 def _page(title: str, header: str, body: str, depth: int) -> str:
@@ -225,10 +243,11 @@ def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistC
 # ================================================================ day page sections
 def _top_items(watch: pd.DataFrame, n: int = 8) -> str:
     """The first screen: the few largest departures (rises and conflict rises first), as a compact list."""
-    g = watch[watch.list.isin(["rises", "conflict rises", "falls"])].drop_duplicates(["country", "level", "code"])
+    g = watch[watch.list.isin(["rises", "conflict rises", "falls"])]
+    g = g.assign(_root=[c if lv == "quad" else c[:2] for lv, c in zip(g.level, g.code)])
+    g = g.sort_values("difference", key=abs, ascending=False).drop_duplicates(["country", "_root"])
     g = g.assign(_o=g.list.map({"conflict rises": 0, "rises": 1, "falls": 2}))
-    g = pd.concat([g[g.list != "falls"].sort_values("difference", ascending=False).head(n - 2),
-                   g[g.list == "falls"].head(2)])
+    g = pd.concat([g[g.direction == "rise"].head(n - 2), g[g.direction == "fall"].head(2)])
     if g.empty:
         return "<p class=meta>Nothing departs from the usual range tomorrow.</p>"
     rows = []
@@ -239,7 +258,7 @@ def _top_items(watch: pd.DataFrame, n: int = 8) -> str:
         sub = " · ".join(x for x in (_e(r.actors.split(';')[0]) if r.actors else "", _e(ph)) if x)
         rows.append(f"<div class=item data-row='{_e(r.country)}|{_e(r.level)}|{_e(r.code)}'>"
                     f"<div class=what><a href='countries/{_e(r.country)}.html'>{_e(r.country_name)}</a> · "
-                    f"{_e(r.description)}{tag}</div>"
+                    f"{_e(_label(r.description))}{tag}</div>"
                     f"<div class='num {cls}'>{r.probability:.2f} <span class=meta>vs {r.usual:.2f}</span> "
                     f"({r.difference:+.2f})</div><div class=sub>{sub}</div></div>")
     return "".join(rows)
@@ -256,7 +275,7 @@ def _watch_table(watch: pd.DataFrame, name: str) -> str:
             f"<tr data-country='{_e(r.country)}' data-name='{_e(r.country_name)}' data-root='{_e(r.code[:2])}' "
             f"data-conflict='{int(r.conflict)}' data-level='{_e(r.level)}' data-code='{_e(r.code)}'>"
             f"<td>{r.rank}</td><td class=l><a href='countries/{_e(r.country)}.html'>{_e(r.country_name)}</a></td>"
-            f"<td class=l>{_e(r.code)} {_e(r.description)} <span class=meta>{_e(r.level)}</span></td>"
+            f"<td class=l>{_e(_label(r.description))} <span class=meta>{_e(r.level)} {_e(r.code)}</span></td>"
             f"<td class='p'>{r.probability:.2f}</td><td class='u'>{r.usual:.2f}</td>"
             f"<td>{_pbar(r.probability, r.usual)}</td><td class='d {cls}'>{r.difference:+.2f}</td>"
             f"<td class='r'>{_ratio(r.ratio)}</td>"
@@ -270,7 +289,10 @@ def _watch_table(watch: pd.DataFrame, name: str) -> str:
 
 
 def _map_figure(d: DayData) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
-    """Choropleth traces: every shape (grey), P(QuadClass 4) and the largest rise per country."""
+    """Choropleth traces: every shape (grey), P(QuadClass 4) and the largest rise per country.
+
+    Returns the figure, the P(QuadClass 4) of the countries without a shape, and every country's largest rise.
+    """
     f = d.frame
     q4 = f[(f.level == "quad") & (f.code == "4")].set_index("country").probability.to_dict()
     rises = f[f.direction == "rise"].sort_values("difference", ascending=False).drop_duplicates("country")
@@ -291,8 +313,8 @@ def _map_figure(d: DayData) -> tuple[dict[str, Any], dict[str, float], dict[str,
         {"type": "choropleth", "geojson": None, "featureidkey": "id", "locations": all_keys, "z": [0] * len(all_keys),
          "colorscale": [[0, "#e5e7eb"], [1, "#e5e7eb"]], "showscale": False, "hoverinfo": "skip",
          "marker": {"line": {"color": "#ffffff", "width": 0.4}}, "name": "no forecast"},
-        trace(mv_q4, "P(material conflict)", "YlOrRd", 1.0, True, {}),
-        trace(mv_rise, "largest rise", "Reds", max([0.05] + mv_rise.values), False, rise_label),
+        trace(mv_q4, "P(material conflict)", HEAT, 1.0, False, {}),
+        trace(mv_rise, "largest rise vs usual", RISES, max([0.05] + mv_rise.values), True, rise_label),
     ]
     layout = {
         "margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "paper_bgcolor": "#ffffff", "height": 430,
@@ -301,16 +323,16 @@ def _map_figure(d: DayData) -> tuple[dict[str, Any], dict[str, float], dict[str,
                 "lataxis": {"range": [-57, 84]}, "bgcolor": "#ffffff"},
         "updatemenus": [{"type": "buttons", "direction": "right", "x": 0.01, "y": 0.02, "xanchor": "left",
                          "yanchor": "bottom", "showactive": True, "font": {"size": 11}, "buttons": [
-                             {"label": "P(material conflict)", "method": "restyle",
-                              "args": [{"visible": [True, True, False]}]},
                              {"label": "largest rise vs usual", "method": "restyle",
-                              "args": [{"visible": [True, False, True]}]}]}],
+                              "args": [{"visible": [True, False, True]}]},
+                             {"label": "P(material conflict)", "method": "restyle",
+                              "args": [{"visible": [True, True, False]}]}]}],
     }
-    return {"data": data, "layout": layout, "config": {"scrollZoom": False}}, mv_q4.off_map, mv_rise.off_map
+    return {"data": data, "layout": layout, "config": {"scrollZoom": False}}, mv_q4.off_map, rise
 
 
 def _map_html(d: DayData) -> str:
-    fig, off_q4, _ = _map_figure(d)
+    fig, off_q4, rise = _map_figure(d)
     blob = json.dumps(fig, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     # the shapes come from assets/world.js (window.WORLD), shared by every day, not copied into each page
     draw = ("<script>document.addEventListener('DOMContentLoaded',()=>{const f=JSON.parse("
@@ -319,47 +341,86 @@ def _map_html(d: DayData) -> str:
             "document.getElementById('map').on('plotly_click',ev=>{const p=ev.points&&ev.points[0];"
             "if(p&&p.customdata&&p.customdata[0])window.location.href='countries/'+p.customdata[0]+'.html';});});});"
             "</script>")
-    off = ", ".join(f"{_e(_name(c))} {v:.2f}" for c, v in sorted(off_q4.items(), key=lambda x: -x[1]))
-    off_html = (f"<div class=meta>Too small for the 1:110m map ({len(off_q4)}), P(material conflict): {off}</div>"
-                if off_q4 else "")
+    off = ", ".join(f"<a href='countries/{_e(c)}.html'>{_e(_name(c))}</a> {v:.2f} ({rise.get(c, 0):+.2f})"
+                    for c, v in sorted(off_q4.items(), key=lambda x: -x[1]))
+    off_html = (f"<div class=meta>Too small for the 1:110m map ({len(off_q4)}): P(material conflict) "
+                f"(largest rise) {off}</div>" if off_q4 else "")
     return (f"<div id=map></div><script type='application/json' id='map-fig'>{blob}</script>{draw}"
             f"<div class=meta>Click a country for its page. Natural Earth 1:110m shapes, FIPS 10-4 keyed.</div>"
             f"{off_html}")
 
 
-def _daily_skill(lake: Lake, first: dt.date, last: dt.date, level: str, runs: list[str], main: str,
-                 n_boot: int = 500) -> pd.DataFrame:
-    """Per day and run: BSS = 1 − Σ_c Brier / Σ_c Brier(climatology) over the countries both scored (``scores``).
-
-    The page's run also gets a 95 % interval by resampling countries (:func:`bootstrap_bss`).
-    """
+def _read_scores(lake: Lake, first: dt.date, last: dt.date, level: str) -> pd.DataFrame:
+    """``scores`` rows of every run at ``level`` in [first, last]: date, country, run, brier, log_loss."""
+    base = lake.table_dir("scores")
+    runs = sorted(p.name.split("=", 1)[1] for p in base.glob("model=*")) if base.exists() else []
     parts = []
-    for r in dict.fromkeys(runs + [CLIMATOLOGY]):
+    for r in runs:
         try:
-            s = lake.read("scores", first, last, columns=["country", "level", "brier", "date"], model=r).to_pandas()
+            s = lake.read("scores", first, last, columns=["country", "level", "brier", "log_loss", "date"],
+                          model=r).to_pandas()
         except FileNotFoundError:
             continue
-        s = s[s.level == level]
+        s = s[s.level == level].drop(columns="level")
         s["run"] = r
         parts.append(s)
-    if not parts:
-        return pd.DataFrame(columns=["date", "run", "bss", "lo", "hi", "n"])
-    s = pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["country", "brier", "log_loss", "date", "run"])
+
+
+def _daily_skill(s: pd.DataFrame, main: str, n_boot: int = 500) -> pd.DataFrame:
+    """Per day and run: BSS = 1 − Σ_c Brier / Σ_c Brier(climatology) over the countries both were scored on.
+
+    ``s``: :func:`_read_scores` rows. The page's run also gets a 95 % interval by
+    resampling countries (:func:`bootstrap_bss`).
+    """
     ref = s[s.run == CLIMATOLOGY][["date", "country", "brier"]].rename(columns={"brier": "ref"})
     rows = []
     for (d, r), g in s[s.run != CLIMATOLOGY].merge(ref, on=["date", "country"]).groupby(["date", "run"]):
         if g.ref.sum() <= 0:
             continue
-        bss = 1 - g.brier.sum() / g.ref.sum()
         lo = hi = np.nan
         if r == main and len(g) > 2:
             lo, hi, _ = bootstrap_bss(g.brier.to_numpy(), g.ref.to_numpy(), g.country.to_numpy(), n_boot=n_boot)
-        rows.append({"date": str(d), "run": r, "bss": float(bss), "lo": lo, "hi": hi, "n": len(g)})
-    return pd.DataFrame(rows)
+        rows.append({"date": str(d), "run": r, "bss": float(1 - g.brier.sum() / g.ref.sum()), "lo": lo, "hi": hi,
+                     "n": len(g)})
+    return pd.DataFrame(rows, columns=["date", "run", "bss", "lo", "hi", "n"])
+
+
+def skill_summary(s: pd.DataFrame, n_boot: int = 1000) -> pd.DataFrame:
+    """The window's skill per run on the country-days every run was scored on (``scores`` rows ``s``).
+
+    Brier and log loss are means over those country-days (each row is already a
+    mean over the level's labels); BSS against climatology and against the best
+    (lowest-Brier) baseline, with a 95 % interval resampling days (:func:`bootstrap_bss`).
+    """
+    if s.empty:
+        return pd.DataFrame()
+    key = s.date.astype(str) + "|" + s.country
+    s = s.assign(key=key)
+    runs = sorted(set(s.run), key=lambda r: (r.startswith("baseline-"), r))
+    common = set.intersection(*(set(s.key[s.run == r]) for r in runs))
+    s = s[s.key.isin(common)].sort_values("key")
+    by = {r: g for r, g in s.groupby("run")}
+    brier = {r: float(g.brier.mean()) for r, g in by.items()}
+    bases = {r: b for r, b in brier.items() if r.startswith("baseline-")}
+    best = min(bases, key=lambda r: (bases[r], r)) if bases else None
+    rows = []
+    for r in runs:
+        g = by[r]
+        row = {"run": r, "n_country_days": len(g), "brier": brier[r], "log_loss": float(g.log_loss.mean()),
+               "bss_climatology": 1 - brier[r] / brier[CLIMATOLOGY] if brier.get(CLIMATOLOGY) else np.nan,
+               "best_baseline": best, "bss_best": 1 - brier[r] / brier[best] if best and brier[best] else np.nan,
+               "bss_best_lo": np.nan, "bss_best_hi": np.nan}
+        if best and r != best:
+            row["bss_best_lo"], row["bss_best_hi"], _ = bootstrap_bss(
+                g.brier.to_numpy(), by[best].brier.to_numpy(), g.date.astype(str).to_numpy(), n_boot=n_boot)
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("brier")
 
 
 def _skill_figure(sk: pd.DataFrame, main: str, level: str) -> dict[str, Any]:
-    data = []
+    data: list[dict[str, Any]] = []
     m = sk[sk.run == main].sort_values("date")
     if m.lo.notna().any():
         data.append({"type": "scatter", "x": list(m.date) + list(m.date[::-1]),
@@ -367,14 +428,10 @@ def _skill_figure(sk: pd.DataFrame, main: str, level: str) -> dict[str, Any]:
                      "fillcolor": "rgba(194,64,31,0.15)", "line": {"width": 0}, "hoverinfo": "skip",
                      "name": f"{main} 95% interval"})
     for r, g in sk.sort_values("date").groupby("run", sort=False):
+        line: dict[str, Any] = {"width": 3, "color": RISE} if r == main else {"width": 1.3}
         data.append({"type": "scatter", "mode": "lines+markers", "x": list(g.date), "y": [float(v) for v in g.bss],
-                     "name": r, "line": {"width": 3 if r == main else 1.3, "color": RISE if r == main else None},
-                     "customdata": [int(n) for n in g.n],
+                     "name": r, "line": line, "customdata": [int(n) for n in g.n],
                      "hovertemplate": r + "<br>%{x}: BSS %{y:.3f} (%{customdata} countries)<extra></extra>"})
-    data = [{k: v for k, v in t.items() if v is not None} for t in data]
-    for t in data:
-        if "line" in t:
-            t["line"] = {k: v for k, v in t["line"].items() if v is not None}
     return {"data": data, "layout": {
         "title": {"text": f"Daily BSS vs climatology · {level} level", "font": {"size": 13}},
         "margin": {"l": 45, "r": 10, "t": 30, "b": 35}, "height": 300, "legend": {"font": {"size": 10}},
@@ -382,13 +439,36 @@ def _skill_figure(sk: pd.DataFrame, main: str, level: str) -> dict[str, Any]:
         "xaxis": {"type": "category"}, "plot_bgcolor": "#ffffff"}}
 
 
-def _reliability_figure(ev: Evaluation, level: str, runs: list[str]) -> dict[str, Any]:
-    rel = ev.reliability[(ev.reliability.level == level) & (ev.reliability.run.isin(runs))]
+def reliability_frame(lake: Lake, runs: list[str], days: list[dt.date], levels: tuple[str, ...] = ("root", "event"),
+                      n_bins: int = 10) -> pd.DataFrame:
+    """Reliability bins (``lo``, ``hi``, ``count``, ``mean_p``, ``freq``) per run and level over ``days``.
+
+    Each run on its own country-days with outcomes (``forecasts`` × ``country``).
+    """
+    try:
+        outcomes = load_outcomes(lake, days[0], days[-1])
+    except FileNotFoundError:
+        return pd.DataFrame()
+    parts = []
+    for r in runs:
+        st = collect(lake, r, days, outcomes)
+        if not st.keys:
+            continue
+        for lv in levels:
+            rel, ece = reliability(st.P[lv], st.Y[lv], n_bins)
+            parts.append(rel.assign(run=r, level=lv, ece=ece, n_country_days=len(st.keys)))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _reliability_figure(rel: pd.DataFrame, level: str, runs: list[str], first: dt.date, last: dt.date
+                        ) -> dict[str, Any]:
+    rel = rel[(rel.level == level) & (rel.run.isin(runs))]
     data: list[dict[str, Any]] = [{"type": "scatter", "mode": "lines", "x": [0, 1], "y": [0, 1], "name": "perfect",
                                    "line": {"dash": "dash", "color": "#9ca3af", "width": 1}, "hoverinfo": "skip"}]
+    top = max(1, int(rel["count"].max())) if len(rel) else 1
     for r, g in rel.groupby("run", sort=False):
         g = g[g["count"] > 0]
-        size = (6 + 14 * np.sqrt(g["count"] / max(1, rel["count"].max()))).round(1)
+        size = (6 + 14 * np.sqrt(g["count"] / top)).round(1)
         data.append({"type": "scatter", "mode": "lines+markers+text" if r == runs[0] else "lines+markers",
                      "x": [float(v) for v in g.mean_p], "y": [float(v) for v in g.freq], "name": r,
                      "marker": {"size": [float(v) for v in size]}, "customdata": [int(v) for v in g["count"]],
@@ -397,59 +477,55 @@ def _reliability_figure(ev: Evaluation, level: str, runs: list[str]) -> dict[str
                      "hovertemplate": r + "<br>mean p %{x:.2f} → observed %{y:.2f}<br>%{customdata} forecasts"
                                           "<extra></extra>"})
     return {"data": data, "layout": {
-        "title": {"text": f"Reliability · {level} level · {ev.start}…{ev.end} (labels = forecasts per bin)",
+        "title": {"text": f"Reliability · {level} level · {first}…{last} (labels: forecasts per bin)",
                   "font": {"size": 13}},
         "margin": {"l": 45, "r": 10, "t": 30, "b": 40}, "height": 320, "legend": {"font": {"size": 10}},
         "xaxis": {"range": [0, 1], "title": {"text": "forecast probability"}},
         "yaxis": {"range": [0, 1.05], "title": {"text": "observed frequency"}}, "plot_bgcolor": "#ffffff"}}
 
 
-def _skill_table(ev: Evaluation, levels: tuple[str, ...] = ("root", "event", "rare")) -> str:
-    cols = [("brier", "Brier", "{:.4f}"), ("bss_climatology", "BSS clim", "{:+.3f}"),
-            ("bss_best_baseline", "BSS best", "{:+.3f}"), ("bss_best_lo", "95% low", "{:+.3f}"),
-            ("bss_best_hi", "95% high", "{:+.3f}"), ("ece", "ECE", "{:.4f}"), ("glean_f1_w", "F1w", "{:.3f}"),
-            ("rougeL", "ROUGE-L", "{:.3f}")]
-    out = []
-    for lv in levels:
-        s = ev.summary[(ev.summary.group == "all") & (ev.summary.level == lv)]
-        if s.empty:
-            continue
-        body = "".join(
-            f"<tr data-run='{_e(r.run)}'><td class=l>{_e(r.run)}</td>"
-            + "".join(f"<td>{'' if pd.isna(getattr(r, k)) else f.format(getattr(r, k))}</td>" for k, _, f in cols)
-            + "</tr>" for r in s.sort_values("brier").itertuples())
-        out.append(f"<h3>{lv} level · {int(s.n_country_days.iloc[0])} country-days · best baseline "
-                   f"{_e(s.best_baseline.iloc[0])}</h3><table class=skill data-level='{lv}'><tr><th class=l>run</th>"
-                   + "".join(f"<th>{h}</th>" for _, h, _ in cols) + f"</tr>{body}</table>")
-    return "".join(out)
+def _skill_table(summ: pd.DataFrame, level: str, rel: pd.DataFrame) -> str:
+    if summ.empty:
+        return ""
+    ece = rel[rel.level == level].drop_duplicates("run").set_index("run").ece if len(rel) else pd.Series(dtype=float)
+    cols = [("brier", "Brier", "{:.4f}"), ("bss_climatology", "BSS clim", "{:+.3f}"), ("bss_best", "BSS best",
+            "{:+.3f}"), ("bss_best_lo", "95% low", "{:+.3f}"), ("bss_best_hi", "95% high", "{:+.3f}"),
+            ("log_loss", "log loss", "{:.3f}")]
+    body = "".join(
+        f"<tr data-run='{_e(r.run)}'><td class=l>{_e(r.run)}</td>"
+        + "".join(f"<td>{'' if pd.isna(getattr(r, k)) else f.format(getattr(r, k))}</td>" for k, _, f in cols)
+        + f"<td>{_f(ece.get(r.run, np.nan), '{:.4f}')}</td></tr>" for r in summ.itertuples())
+    return (f"<h3>{level} level · {int(summ.n_country_days.iloc[0])} country-days · best baseline "
+            f"{_e(summ.best_baseline.iloc[0])}</h3><table class=skill data-level='{level}'><tr><th class=l>run</th>"
+            + "".join(f"<th>{h}</th>" for _, h, _ in cols) + f"<th>ECE</th></tr>{body}</table>")
 
 
 def _track_record(lake: Lake, d: DayData, cfg: Config) -> tuple[str, list[str]]:
+    """Daily skill and the window's skill table (``scores``), reliability (``forecasts`` × ``country``)."""
     last = d.day if lake.has_partition("country", d.day) else d.day - dt.timedelta(days=1)
     first = last - dt.timedelta(days=cfg.evaluate.report_window_days - 1)
-    notes: list[str] = []
-    runs = sorted({p.name.split("=", 1)[1] for p in lake.table_dir("scores").glob("model=*")}
-                  if lake.table_dir("scores").exists() else set())
-    parts = []
-    for lv in ("root", "event"):
-        sk = _daily_skill(lake, first, last, lv, runs, d.run)
-        if not sk.empty:
-            parts.append(_plot(f"skill-{lv}", _skill_figure(sk, d.run, lv)))
-    daily = (f"<div class=two>{''.join(parts)}</div>" if parts else
-             "<p class=meta>No scored days in the window yet (the daily flow scores each day once it is over).</p>")
-    try:
-        ev = evaluate(lake, first, last, cfg=cfg.evaluate, write=False)
-    except FileNotFoundError as exc:
-        return daily + f"<p class=meta>{_e(exc)}</p>", [str(exc)]
-    notes += ev.notes
-    if ev.summary.empty:
-        return daily + "<p class=meta>No earlier forecasts with outcomes in the window: nothing to score yet.</p>", notes
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
     ref = str(d.frame.baseline_run.iloc[0]) if len(d.frame) else CLIMATOLOGY
-    rel_runs = [r for r in dict.fromkeys([d.run, ref, CLIMATOLOGY]) if r in set(ev.reliability.run)]
-    rel = "".join(_plot(f"rel-{lv}", _reliability_figure(ev, lv, rel_runs)) for lv in ("root", "event"))
-    return (f"{daily}<p class=meta>Window {ev.start} … {ev.end}. BSS = 1 − Brier / Brier(reference); intervals: "
-            f"95 % bootstrap ({ev.bootstrap_unit}s resampled) against the best baseline; the daily band resamples "
-            f"countries.</p><div class=two><div>{_skill_table(ev)}</div><div>{rel}</div></div>"), notes
+    rel_runs = list(dict.fromkeys([d.run, ref, CLIMATOLOGY]))
+    rel = reliability_frame(lake, rel_runs, days, n_bins=cfg.evaluate.n_bins)
+    charts, tables = [], []
+    for lv in ("root", "event"):
+        s = _read_scores(lake, first, last, lv)
+        if s.empty:
+            continue
+        charts.append(_plot(f"skill-{lv}", _skill_figure(_daily_skill(s, d.run), d.run, lv)))
+        tables.append(_skill_table(skill_summary(s), lv, rel))
+    if not charts:
+        return ("<p class=meta>No scored days in the window yet: the daily flow scores each day once it is over "
+                "(`gdelt-forecast evaluate`).</p>", [f"no scores in {first} … {last}"])
+    rel_html = "".join(_plot(f"rel-{lv}", _reliability_figure(rel, lv, [r for r in rel_runs if r in set(rel.run)],
+                                                               first, last))
+                       for lv in ("root", "event")) if len(rel) else "<p class=meta>no outcomes in the window</p>"
+    return (f"<div class=two>{''.join(charts)}</div><p class=meta>Window {first} … {last} (the `scores` table). "
+            f"BSS = 1 − Brier / Brier(reference), on the country-days every run was scored on; the interval "
+            f"against the best baseline resamples days, the daily band resamples countries (95 %). Full metrics "
+            f"(F1, ROUGE, …): `gdelt-forecast evaluate`.</p>"
+            f"<div class=two><div>{''.join(tables)}</div><div>{rel_html}</div></div>"), []
 
 
 def _countries_table(d: DayData) -> str:
@@ -460,7 +536,7 @@ def _countries_table(d: DayData) -> str:
     rows = []
     for c in d.countries:
         r = rises.loc[c] if c in rises.index else None
-        top = f"{_e(r.description)} {r.probability:.2f} vs {r.usual:.2f}" if r is not None else ""
+        top = f"{_e(_label(r.description))} {r.probability:.2f} vs {r.usual:.2f}" if r is not None else ""
         rows.append(f"<tr data-country='{_e(c)}' data-name='{_e(_name(c))}'><td class=l>"
                     f"<a href='countries/{_e(c)}.html'>{_e(_name(c))}</a></td><td class=l>{_e(c)}</td>"
                     f"<td>{_f(q4.get(c, np.nan))}</td><td class=l>{top}</td></tr>")
@@ -483,12 +559,11 @@ def day_page(lake: Lake, d: DayData, cfg: Config, reports_dir: Path) -> str:
     track, notes = _track_record(lake, d, cfg)
     ref = str(d.frame.baseline_run.iloc[0]) if len(d.frame) else CLIMATOLOGY
     roots = label_space()["root"].codes
-    root_opts = "".join(f"<option value='{c}'>{c} {_e(label_space().description[c])}</option>" for c in roots)
+    root_opts = "".join(f"<option value='{c}'>{c} {_e(_label(label_space().description[c]))}</option>" for c in roots)
     header = (f"{_nav(reports_dir, d.day, 1)}<h1>Tomorrow, {d.day}: what is unusual, and where</h1>"
               f"<div class=meta>forecast <b>{_e(d.run)}</b> issued {_e(d.issued)} · {len(d.countries)} countries · "
               f"usual = {CLIMATOLOGY} and {_e(ref)} · P = probability that at least one such event is reported "
               f"in the country that day (GDELT, located by ActionGeo)</div>")
-    wl = "".join(_watch_table(d.watch, n) for n in ("rises", "falls", "conflict rises", "conflict falls"))
     body = f"""
 <div class=top><section class=panel id=unusual><h2 style="margin-top:2px">Most unusual tomorrow</h2>
 <div class=meta>forecast vs usual (the outer of climatology and {_e(ref)}); <span class=rise>rises</span>
@@ -501,39 +576,68 @@ and <span class=fall>falls</span></div>{_top_items(d.watch)}
 <option value="conflict">conflict (roots 13–20, QuadClass 3–4)</option>{root_opts}</select>
 <span class=meta>P = forecast; usual = the reference it departs from; bar: grey = usual, tick = forecast;
 ratio = (P + 0.01) / (usual + 0.01); clim / base = climatology / {_e(ref)}</span></div>
-<div class=two><div class=panel>{_watch_table(d.watch, 'rises')}</div><div class=panel>{_watch_table(d.watch, 'falls')}</div>
-<div class=panel>{_watch_table(d.watch, 'conflict rises')}</div><div class=panel>{_watch_table(d.watch, 'conflict falls')}</div></div>
+<div class=panel>{_watch_table(d.watch, 'conflict rises')}</div><div class=panel>{_watch_table(d.watch, 'rises')}</div>
+<div class=panel>{_watch_table(d.watch, 'conflict falls')}</div><div class=panel>{_watch_table(d.watch, 'falls')}</div>
 <h2 id=track>Track record</h2><div class=panel>{track}</div>
 <h2 id=countries>Countries</h2><div class=panel>{_countries_table(d)}</div>
 <details id=diagnostics><summary>Diagnostics ({len(d.notes) + len(notes)} notes)</summary>
 {''.join(f'<div class=note>{_e(n)}</div>' for n in d.notes + notes)}
-<div class=note>watch-list lists hold {len(wl) and len(d.watch)} rows; {int((d.frame.direction != '').sum())} of
+<div class=note>the watch list holds {len(d.watch)} rows; {int((d.frame.direction != '').sum())} of
 {len(d.frame)} (country, label) forecasts lie outside their usual range.</div></details>"""
     return _page(f"GDELT forecast {d.day}", header, body, depth=1)
 
 
 # ================================================================ country pages
-def _country_series(d: DayData, c: str, codes: list[str], ref: str) -> dict[str, Any]:
-    h = d.history[(d.history.country == c) & (d.history.code.isin(codes))]
+@dataclass
+class CountryData:
+    """One country's rows, grouped once for all country pages (plain Python: 250 pages must build in seconds)."""
+
+    roots: dict[str, dict[str, Any]]  # root code → departures row (probability, climatology, baseline, …)
+    q4: float
+    watch: list[Any]  # watch-list rows (namedtuples)
+    series: dict[tuple[str, str], dict[str, float]]  # (run, root code) → {date: probability}
+
+
+def group_countries(d: DayData) -> dict[str, CountryData]:
+    """Every forecast country's :class:`CountryData`, from the day's frames in one pass each."""
+    out = {c: CountryData({}, float("nan"), [], {}) for c in d.countries}
+    f = d.frame
+    for r in f[f.level == "root"].to_dict("records"):
+        if r["country"] in out:
+            out[r["country"]].roots[r["code"]] = r
+    for c, p in f[(f.level == "quad") & (f.code == "4")][["country", "probability"]].itertuples(index=False):
+        if c in out:
+            out[c].q4 = float(p)
+    for r in d.watch.itertuples():
+        if r.country in out:
+            out[r.country].watch.append(r)
+    h = d.history
+    for c, run, code, day, p in zip(h.country, h.run, h.code, h.date.astype(str), h.p):
+        if c in out:
+            out[c].series.setdefault((run, code), {})[day] = float(p)
+    return out
+
+
+def _country_series(d: DayData, c: str, cd: CountryData, codes: list[str]) -> dict[str, Any]:
     days = [str(d.day - dt.timedelta(days=i)) for i in range(HISTORY_DAYS - 1, -1, -1)]
     palette = ["#c2401f", "#2b6cb0", "#2f855a", "#805ad5", "#b7791f"]
-    data = []
     desc = label_space().description
+    data: list[dict[str, Any]] = []
     for k, code in enumerate(codes):
         col = palette[k % len(palette)]
         for run, dash, width in ((d.run, "solid", 2.2), (CLIMATOLOGY, "dot", 1.2)):
-            g = h[(h.run == run) & (h.code == code)]
-            series = dict(zip(g.date.astype(str), g.p))
+            series = cd.series.get((run, code), {})
             xs = [x for x in days if x in series]
-            if not xs:
+            if not xs or (run == CLIMATOLOGY and run == d.run):
                 continue
             data.append({"type": "scatter", "mode": "lines+markers" if run == d.run else "lines", "x": xs,
-                         "y": [float(series[x]) for x in xs], "legendgroup": code,
-                         "name": f"{code} {desc[code][:28]}" + ("" if run == d.run else " · climatology"),
+                         "y": [series[x] for x in xs], "legendgroup": code,
+                         "name": f"{code} {_label(desc[code])[:30]}" + ("" if run == d.run else " · climatology"),
                          "line": {"color": col, "dash": dash, "width": width},
                          "hovertemplate": f"{code} {run}<br>%{{x}}: P %{{y:.2f}}<extra></extra>"})
-        g = h[(h.run == d.run) & (h.code == code)]
-        hit = [(str(x), float(p)) for x, p in zip(g.date, g.p) if code in d.happened.get((x, c), set())]
+        series = cd.series.get((d.run, code), {})
+        hit = [(x, series[x]) for x in days if x in series
+               and code in d.happened.get((dt.date.fromisoformat(x), c), set())]
         if hit:
             data.append({"type": "scatter", "mode": "markers", "x": [x for x, _ in hit], "y": [p for _, p in hit],
                          "legendgroup": code, "showlegend": False, "name": f"{code} happened",
@@ -547,35 +651,32 @@ def _country_series(d: DayData, c: str, codes: list[str], ref: str) -> dict[str,
         "legend": {"font": {"size": 10}}, "plot_bgcolor": "#ffffff"}}
 
 
-def country_page(d: DayData, c: str, reports_dir: Path) -> str:
-    f = d.frame[d.frame.country == c]
-    ref = str(f.baseline_run.iloc[0]) if len(f) else CLIMATOLOGY
-    roots = f[f.level == "root"].set_index("code")
+def country_page(d: DayData, c: str, cd: CountryData) -> str:
+    ref = next(iter(cd.roots.values()))["baseline_run"] if cd.roots else CLIMATOLOGY
     desc = label_space().description
-    top = list(roots.probability.sort_values(ascending=False).index[:4])
-    rising = f[(f.level == "root") & (f.direction == "rise")].sort_values("difference", ascending=False)
-    top += [x for x in rising.code[:1] if x not in top]
+    # the roots that move most against climatology (a label at P = 1 every day says nothing)
+    top = sorted(cd.roots, key=lambda k: (-abs(cd.roots[k]["probability"] - cd.roots[k]["climatology"]),
+                                          -cd.roots[k]["probability"], k))[:5]
     rows = []
     for code in label_space()["root"].codes:
-        if code in roots.index:
-            r = roots.loc[code]
-            p, u_c, u_b, dif, direction = r.probability, r.climatology, r.baseline, r.difference, r.direction
-            pairs = _pairs(r.actor_pairs)
-        else:  # sparse: no row = probability 0 for the run (usual unknown here: not in the run's rows)
+        r = cd.roots.get(code)
+        if r is not None:
+            p, u_c, u_b, dif, direction = r["probability"], r["climatology"], r["baseline"], r["difference"], \
+                r["direction"]
+            pairs = _pairs(r["actor_pairs"])
+        else:  # sparse: no row = the run gives probability 0; its usual is not in the run's rows
             p, u_c, u_b, dif, direction, pairs = 0.0, np.nan, np.nan, 0.0, "", ""
-        cls = {"rise": "rise", "fall": "fall"}.get(direction, "")
-        rows.append(f"<tr data-code='{code}'><td class=l>{code} {_e(desc[code])}</td><td class=p>{p:.2f}</td>"
-                    f"<td>{_f(u_c)}</td><td>{_f(u_b)}</td><td class='{cls}'>{dif:+.2f}</td>"
+        cls = {"rise": "rise", "fall": "fall"}.get(direction, "") if abs(dif) >= 0.005 else ""
+        rows.append(f"<tr data-code='{code}'><td class=l>{code} {_e(_label(desc[code]))}</td><td class=p>{p:.2f}</td>"
+                    f"<td>{_f(u_c)}</td><td>{_f(u_b)}</td><td class='{cls}'>{(dif if cls else 0.0):+.2f}</td>"
                     f"<td class=ph>{_e(pairs)}</td></tr>")
-    wl = d.watch[d.watch.country == c]
-    wl_rows = "".join(f"<tr><td class=l>{_e(r.list)} #{r.rank}</td><td class=l>{_e(r.code)} {_e(r.description)}</td>"
+    wl_rows = "".join(f"<tr><td class=l>{_e(r.list)} #{r.rank}</td><td class=l>{_e(r.code)} {_e(_label(r.description))}</td>"
                       f"<td>{r.probability:.2f}</td><td>{r.usual:.2f}</td><td>{r.difference:+.2f}</td>"
-                      f"<td class=ph>{_e(' · '.join(r.phrases))}</td></tr>" for r in wl.itertuples())
-    q4 = f[(f.level == "quad") & (f.code == "4")].probability
+                      f"<td class=ph>{_e(' · '.join(r.phrases))}</td></tr>" for r in cd.watch)
     header = (f"<nav><a href='../index.html'>← {d.day}</a><a href='../../index.html'>all days</a></nav>"
               f"<h1>{_e(_name(c))} ({_e(c)}) · {d.day}</h1><div class=meta>forecast {_e(d.run)} · usual = "
-              f"{CLIMATOLOGY} / {_e(ref)} · P(material conflict) {_f(float(q4.iloc[0]) if len(q4) else np.nan)}</div>")
-    body = (f"<div class=panel>{_plot('series', _country_series(d, c, top, ref))}</div>"
+              f"{CLIMATOLOGY} / {_e(ref)} · P(material conflict) {_f(cd.q4)}</div>")
+    body = (f"<div class=panel>{_plot('series', _country_series(d, c, cd, top))}</div>"
             + (f"<h2>On the watch list</h2><div class=panel><table class=cwatch><tr><th class=l>list</th>"
                f"<th class=l>label</th><th>P</th><th>usual</th><th>diff</th><th class=l>phrases</th></tr>{wl_rows}"
                f"</table></div>" if wl_rows else "")
@@ -638,8 +739,8 @@ def build_report(lake: Lake, date: DateLike, cfg: Config | None = None, run: str
     w = d.watch.copy()
     w["phrases"] = [" | ".join(p) for p in w.phrases]
     w.to_csv(out / "watchlist.csv", index=False)
-    for c in d.countries:
-        (out / "countries" / f"{c}.html").write_text(country_page(d, c, reports_dir), encoding="utf-8")
+    for c, cd in group_countries(d).items():
+        (out / "countries" / f"{c}.html").write_text(country_page(d, c, cd), encoding="utf-8")
     path = out / "index.html"
     path.write_text(day_page(lake, d, cfg, reports_dir), encoding="utf-8")
     write_index(reports_dir)

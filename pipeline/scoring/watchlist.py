@@ -135,10 +135,12 @@ def _fmt_pairs(pairs, n: int) -> str:
     if pairs is None or len(pairs) == 0:
         return ""
     out = []
-    for p in list(pairs)[:n]:
+    for p in list(pairs):  # pairs with no actor country at all say nothing: left out
+        if not p["actor1"] and not p["actor2"]:
+            continue
         a1, a2 = cameo.country_name(p["actor1"]) or "·", cameo.country_name(p["actor2"]) or "·"
         out.append(f"{a1} → {a2} ({p['share']:.0%})")
-    return "; ".join(out)
+    return "; ".join(out[:n])
 
 
 def future_phrases(lake: Lake, run: str, day: dt.date) -> dict[tuple[str, str, str], list[tuple[str, int]]]:
