@@ -161,25 +161,39 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=21)
     ap.add_argument("--window", type=int, default=7, help="report_window_days (scored days shown)")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--keep", type=Path, default=None, help="Build here and keep it (default: a temp folder).")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="Build here and keep it (default: a temp folder); a lake already there is reused.")
+    ap.add_argument("--no-browser", action="store_true", help="Only build and weigh (no Chromium).")
     a = ap.parse_args()
     root = a.keep or Path(tempfile.mkdtemp(prefix="bench-report-"))
     t0 = time.perf_counter()
-    lake, day, cfg = build_lake(root, a.countries, a.days, a.window)
-    print(f"synthetic lake: {a.countries} countries, {a.days} days, {time.perf_counter() - t0:.1f} s to make")
-    builds = []
+    if a.keep and (root / "lake" / "scores").exists():  # reuse a kept lake
+        lake, day = Lake(root / "lake"), START + dt.timedelta(days=a.days)
+        cfg = Config()
+        cfg.evaluate = EvaluateConfig(val_days=1, reports_dir=root / "reports", report_window_days=a.window)
+        print(f"synthetic lake reused from {root}")
+    else:
+        lake, day, cfg = build_lake(root, a.countries, a.days, a.window)
+        print(f"synthetic lake: {a.countries} countries, {a.days} days, {time.perf_counter() - t0:.1f} s to make")
+    builds, cpu = [], []
     for _ in range(3):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         path = build_report(lake, day, cfg)
         builds.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     reports = path.parent.parent
     n_pages = len(list((path.parent / "countries").glob("*.html")))
     weight = folder_bytes(path.parent, reports / "assets")
     first = folder_bytes(path, reports / "assets")
-    print(f"build_report {day}: {statistics.median(builds):.2f} s median of {len(builds)} "
-          f"({', '.join(f'{b:.2f}' for b in builds)}) on {os.cpu_count()} cores; {n_pages} country pages")
+    load = os.getloadavg()[0]
+    print(f"build_report {day}: wall {statistics.median(builds):.2f} s median of {len(builds)} "
+          f"({', '.join(f'{b:.2f}' for b in builds)}), CPU {statistics.median(cpu):.2f} s "
+          f"({', '.join(f'{c:.2f}' for c in cpu)}); {os.cpu_count()} cores, load average {load:.1f}; "
+          f"{n_pages} country pages")
     print(f"weight: day page {path.stat().st_size / 1e6:.2f} MB; page + shared assets {first / 1e6:.2f} MB; "
           f"whole day folder + assets {weight / 1e6:.2f} MB")
+    if a.no_browser:
+        return
     ours = open_times(path, a.repeat)
     print(f"open in headless chromium (geo bundle, shipped): median {statistics.median(ours):.2f} s "
           f"({', '.join(f'{t:.2f}' for t in ours)})")

@@ -43,11 +43,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cameo import codes as cameo
-from pipeline.cameo.labels import label_space, load_outcomes
+from pipeline.cameo.labels import Outcomes, label_space, load_outcomes
 from pipeline.core.config import Config
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.scoring import geo
-from pipeline.forecast.table import collect
 from pipeline.scoring.evaluate import CLIMATOLOGY, bootstrap_bss, reliability
 from pipeline.scoring.watchlist import WatchlistConfig, departures, watchlist
 
@@ -188,6 +187,7 @@ class DayData:
     countries: list[str]
     history: pd.DataFrame  # root-level forecasts of run + climatology over the last days (date, run, country, code, p)
     happened: dict[tuple[dt.date, str], set[str]]  # (day, country) → root codes that occurred
+    outcomes: Outcomes | None  # label indicators of the days before (and incl.) the day, for reliability
     notes: list[str] = field(default_factory=list)
 
 
@@ -207,21 +207,26 @@ def _history(lake: Lake, day: dt.date, runs: list[str], days: int) -> pd.DataFra
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["country", "code", "p", "date", "run"])
 
 
-def _happened(lake: Lake, first: dt.date, last: dt.date) -> dict[tuple[dt.date, str], set[str]]:
-    try:
-        o = load_outcomes(lake, first, last)
-    except FileNotFoundError:
+def _happened(outcomes: Outcomes | None) -> dict[tuple[dt.date, str], set[str]]:
+    """(day, country) → root codes that occurred, from the ``country`` table's outcomes."""
+    if outcomes is None:
         return {}
-    roots = label_space()["root"].codes
-    out = {}
-    for di, d in enumerate(o.days):
-        for ci, c in enumerate(o.countries):
-            out[(d, c)] = {roots[j] for j in np.nonzero(o.y["root"][di, ci])[0]}
-    return out
+    roots = np.array(label_space()["root"].codes, dtype=object)
+    Y = outcomes.y["root"]  # (days, C, 20)
+    return {(d, c): set(roots[Y[di, ci]]) for di, d in enumerate(outcomes.days)
+            for ci, c in enumerate(outcomes.countries) if Y[di, ci].any()}
+
+
+def _outcomes(lake: Lake, first: dt.date, last: dt.date) -> Outcomes | None:
+    try:
+        return load_outcomes(lake, first, last)
+    except FileNotFoundError:
+        return None
 
 
 def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistConfig | None = None,
-             history_days: int = HISTORY_DAYS) -> DayData:
+             history_days: int = HISTORY_DAYS, window_days: int = 7) -> DayData:
+    """Read what the day page and the country pages show (the lake, once)."""
     day = as_date(day)
     wcfg = wcfg or WatchlistConfig()
     frame = departures(lake, day, run, wcfg)
@@ -231,13 +236,14 @@ def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistC
     countries = sorted(set(frame.country), key=lambda c: (_name(c), c))
     ref = str(frame.baseline_run.iloc[0]) if len(frame) else CLIMATOLOGY
     hist = _history(lake, day, [run, CLIMATOLOGY, ref], history_days)
-    first = day - dt.timedelta(days=history_days - 1)
-    happened = _happened(lake, first, day)
+    first = min(day - dt.timedelta(days=history_days - 1), day - dt.timedelta(days=window_days))
+    outcomes = _outcomes(lake, first, day)  # one read for the country pages and the reliability diagrams
+    happened = _happened(outcomes)
     notes = []
     if not lake.has_partition("country", day):
         notes.append(f"{day} is not over (no 'country' partition yet): forecast only, no outcomes.")
     return DayData(day, run, str(max(issued.to_pylist())) if len(issued) else "", frame, watch, countries, hist,
-                   happened, notes)
+                   happened, outcomes, notes)
 
 
 # ================================================================ day page sections
@@ -439,24 +445,62 @@ def _skill_figure(sk: pd.DataFrame, main: str, level: str) -> dict[str, Any]:
         "xaxis": {"type": "category"}, "plot_bgcolor": "#ffffff"}}
 
 
-def reliability_frame(lake: Lake, runs: list[str], days: list[dt.date], levels: tuple[str, ...] = ("root", "event"),
-                      n_bins: int = 10) -> pd.DataFrame:
+def level_arrays(lake: Lake, run: str, days: list[dt.date], outcomes: Outcomes, level: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(P, Y), each (n, L): ``run``'s forecasts at ``level`` on its country-days of ``days`` that have outcomes.
+
+    The same rows as :func:`pipeline.forecast.table.collect` (a country absent
+    from the outcomes has y = 0), read in one pass over the partitions.
+    """
+    import pyarrow.dataset as ds
+
+    L = label_space()[level]
+    empty = np.zeros((0, len(L))), np.zeros((0, len(L)), bool)
+    try:
+        t = lake.read("forecasts", days[0], days[-1], columns=["country", "code", "probability", "date"],
+                      filter=ds.field("level") == level, model=run)
+    except FileNotFoundError:
+        return empty
+    date = t.column("date").to_pandas()
+    dmap = {x: outcomes.day_index(x) for x in set(date) if x in days}
+    di = date.map(lambda x: dmap.get(x)).to_numpy(dtype=float)
+    ok = ~np.isnan(di)
+    if not ok.any():
+        return empty
+    country = t.column("country").to_numpy(zero_copy_only=False)[ok]
+    code = t.column("code").to_numpy(zero_copy_only=False)[ok]
+    prob = t.column("probability").to_numpy()[ok]
+    di = di[ok].astype(np.int64)
+    ci, countries = pd.factorize(country)
+    rows, keys = pd.factorize(di * len(countries) + ci)  # one row per (day, country)
+    li = pd.Categorical(code, categories=L.codes).codes
+    if (li < 0).any():
+        raise ValueError(f"forecasts/model={run}: unknown {level} codes {sorted(set(code[li < 0]))[:5]}")
+    P = np.zeros((len(keys), len(L)))
+    P[rows, li] = prob
+    oc = outcomes.country_index()
+    Y = np.zeros((len(keys), len(L)), dtype=bool)
+    for i, k in enumerate(keys):
+        if (o := oc.get(countries[k % len(countries)])) is not None:
+            Y[i] = outcomes.y[level][k // len(countries), o]
+    return P, Y
+
+
+def reliability_frame(lake: Lake, runs: list[str], days: list[dt.date], outcomes: Outcomes | None,
+                      levels: tuple[str, ...] = ("root", "event"), n_bins: int = 10) -> pd.DataFrame:
     """Reliability bins (``lo``, ``hi``, ``count``, ``mean_p``, ``freq``) per run and level over ``days``.
 
     Each run on its own country-days with outcomes (``forecasts`` × ``country``).
     """
-    try:
-        outcomes = load_outcomes(lake, days[0], days[-1])
-    except FileNotFoundError:
+    if outcomes is None:
         return pd.DataFrame()
     parts = []
     for r in runs:
-        st = collect(lake, r, days, outcomes)
-        if not st.keys:
-            continue
         for lv in levels:
-            rel, ece = reliability(st.P[lv], st.Y[lv], n_bins)
-            parts.append(rel.assign(run=r, level=lv, ece=ece, n_country_days=len(st.keys)))
+            P, Y = level_arrays(lake, r, days, outcomes, lv)
+            if len(P):
+                rel, ece = reliability(P, Y, n_bins)
+                parts.append(rel.assign(run=r, level=lv, ece=ece, n_country_days=len(P)))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
@@ -507,7 +551,7 @@ def _track_record(lake: Lake, d: DayData, cfg: Config) -> tuple[str, list[str]]:
     days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
     ref = str(d.frame.baseline_run.iloc[0]) if len(d.frame) else CLIMATOLOGY
     rel_runs = list(dict.fromkeys([d.run, ref, CLIMATOLOGY]))
-    rel = reliability_frame(lake, rel_runs, days, n_bins=cfg.evaluate.n_bins)
+    rel = reliability_frame(lake, rel_runs, days, d.outcomes, n_bins=cfg.evaluate.n_bins)
     charts, tables = [], []
     for lv in ("root", "event"):
         s = _read_scores(lake, first, last, lv)
@@ -611,11 +655,18 @@ def group_countries(d: DayData) -> dict[str, CountryData]:
     for r in d.watch.itertuples():
         if r.country in out:
             out[r.country].watch.append(r)
+    need = {f"{c}|{k}" for c, cd in out.items() for k in top_roots(cd)}
     h = d.history
+    h = h[(h.country.astype(str) + "|" + h.code.astype(str)).isin(need)]
     for c, run, code, day, p in zip(h.country, h.run, h.code, h.date.astype(str), h.p):
-        if c in out:
-            out[c].series.setdefault((run, code), {})[day] = float(p)
+        out[c].series.setdefault((run, code), {})[day] = float(p)
     return out
+
+
+def top_roots(cd: CountryData, n: int = 5) -> list[str]:
+    """The roots that move most against climatology (a label at P = 1 every day says nothing)."""
+    r = cd.roots
+    return sorted(r, key=lambda k: (-abs(r[k]["probability"] - r[k]["climatology"]), -r[k]["probability"], k))[:n]
 
 
 def _country_series(d: DayData, c: str, cd: CountryData, codes: list[str]) -> dict[str, Any]:
@@ -654,9 +705,7 @@ def _country_series(d: DayData, c: str, cd: CountryData, codes: list[str]) -> di
 def country_page(d: DayData, c: str, cd: CountryData) -> str:
     ref = next(iter(cd.roots.values()))["baseline_run"] if cd.roots else CLIMATOLOGY
     desc = label_space().description
-    # the roots that move most against climatology (a label at P = 1 every day says nothing)
-    top = sorted(cd.roots, key=lambda k: (-abs(cd.roots[k]["probability"] - cd.roots[k]["climatology"]),
-                                          -cd.roots[k]["probability"], k))[:5]
+    top = top_roots(cd)
     rows = []
     for code in label_space()["root"].codes:
         r = cd.roots.get(code)
@@ -732,7 +781,7 @@ def build_report(lake: Lake, date: DateLike, cfg: Config | None = None, run: str
     cfg = cfg or Config()
     day = as_date(date)
     reports_dir = Path(cfg.evaluate.reports_dir)
-    d = load_day(lake, day, run, wcfg)
+    d = load_day(lake, day, run, wcfg, window_days=cfg.evaluate.report_window_days)
     write_assets(reports_dir)
     out = reports_dir / str(day)
     (out / "countries").mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.cameo import codes as cameo
 from pipeline.core.lake import DateLike, Lake, as_date
@@ -143,26 +144,36 @@ def _fmt_pairs(pairs, n: int) -> str:
     return "; ".join(out[:n])
 
 
-def future_phrases(lake: Lake, run: str, day: dt.date) -> dict[tuple[str, str, str], list[tuple[str, int]]]:
+def future_phrases(lake: Lake, run: str, day: dt.date, keys: set[tuple[str, str, str]] | None = None
+                   ) -> dict[tuple[str, str, str], list[tuple[str, int]]]:
     """(country, level, code) → [(phrase, futures it appears in)], most frequent first, from ``futures``.
 
     A phrase counts for its event code, that code's base (3 digits) and root
-    (2 digits) labels, once per future. Empty when the run has no futures.
+    (2 digits) labels, once per future. ``keys`` limits the work to those
+    labels (the watch list's rows). Empty when the run has no futures.
     """
     if not lake.has_partition("futures", day, model=run):
         return {}
-    t = lake.read("futures", day, day, model=run, columns=["country", "future", "phrases", "codes"]).to_pandas()
+    filt = None
+    if keys is not None:
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        if not keys:
+            return {}
+        filt = pc.is_in(ds.field("country"), value_set=pa.array(sorted({k[0] for k in keys}), pa.string()))
+    t = lake.read("futures", day, day, model=run, columns=["country", "phrases", "codes"], filter=filt)
     counts: dict[tuple[str, str, str], Counter] = {}
-    for r in t.itertuples(index=False):
+    for country, phrases, codes in zip(*(t.column(c).to_pylist() for c in ("country", "phrases", "codes"))):
         seen: set[tuple[str, str, str, str]] = set()
-        for phrase, code in zip(r.phrases, r.codes):
+        for phrase, code in zip(phrases, codes):
             if not code:
                 continue
             for level, key in (("event", code), ("base", code[:3]), ("root", code[:2])):
-                k = (r.country, level, key, phrase)
-                if k not in seen:
-                    seen.add(k)
-                    counts.setdefault(k[:3], Counter())[phrase] += 1
+                k = (country, level, key)
+                if (keys is None or k in keys) and (k + (phrase,)) not in seen:
+                    seen.add(k + (phrase,))
+                    counts.setdefault(k, Counter())[phrase] += 1
     return {k: sorted(c.items(), key=lambda x: (-x[1], x[0])) for k, c in counts.items()}
 
 
@@ -198,8 +209,10 @@ def departures(lake: Lake, day: DateLike, run: str | None = None, cfg: Watchlist
     df["usual"] = np.where(p > hi, hi, np.where(p < lo, lo, df.climatology))
     df["difference"] = np.where(df.direction == "", 0.0, p - df.usual)
     df["ratio"] = (p + EPS) / (df.usual + EPS)
-    df["conflict"] = [is_conflict(lv, c, rc) for lv, c, rc in zip(df.level, df.code, df.root_code)]
-    df["country_name"] = [cameo.country_name(c) or c for c in df.country]
+    quad = df.level == "quad"  # vectorised is_conflict
+    df["conflict"] = (quad & df.code.isin(["3", "4"])) | (~quad & df.root_code.isin(CONFLICT_ROOTS))
+    names = {c: cameo.country_name(c) or c for c in df.country.unique()}
+    df["country_name"] = df.country.map(names)
     df["baseline_run"] = base_run or CLIMATOLOGY
     df["model_run"] = run
     return df.reset_index(drop=True)
@@ -227,7 +240,6 @@ def watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: WatchlistC
     day = as_date(day)
     df = frame if frame is not None else departures(lake, day, run, cfg)
     run = str(df.model_run.iloc[0]) if len(df) else primary_run(lake, day, run)
-    phrases = future_phrases(lake, run, day)
     parts = []
     for name, direction, conflict in (("rises", "rise", None), ("falls", "fall", None),
                                       ("conflict rises", "rise", True), ("conflict falls", "fall", True)):
@@ -236,6 +248,7 @@ def watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: WatchlistC
         g["rank"] = np.arange(1, len(g) + 1)
         parts.append(g)
     out = pd.concat(parts, ignore_index=True) if parts else df.head(0)
+    phrases = future_phrases(lake, run, day, set(zip(out.country, out.level, out.code)))
     out["actors"] = [_fmt_pairs(p, cfg.n_pairs) for p in out.actor_pairs]
     out["phrases"] = [[ph for ph, _ in phrases.get((c, lv, code), [])[:cfg.n_phrases]]
                       for c, lv, code in zip(out.country, out.level, out.code)]
