@@ -61,3 +61,23 @@ def test_report_and_cli(sample_forecasts, tmp_path):
     assert FORECAST_DAYS[-1] in (reports / "index.html").read_text()
     r = runner.invoke(app, [*base, "report", "--date", "2025-01-01"])
     assert r.exit_code == 2 and "no forecasts" in r.output
+
+
+def test_reliability_arrays_match_collect(sample_forecasts):
+    """The page's one-pass (P, Y) equal the evaluation's ``collect`` stacks, so its reliability matches evaluate's."""
+    import datetime as dt
+
+    from pipeline.cameo.labels import load_outcomes
+    from pipeline.forecast.table import collect
+    from pipeline.scoring.report import level_arrays
+
+    lake, run = sample_forecasts.lake, sample_forecasts.mr.run
+    days = [dt.date.fromisoformat(d) for d in sample_forecasts.days]
+    outcomes = load_outcomes(lake, days[0], days[-1])
+    for r in (run, "baseline-climatology"):
+        st = collect(lake, r, days, outcomes)
+        for lv in ("root", "event"):
+            P, Y = level_arrays(lake, r, days, outcomes, lv)
+            assert P.shape == st.P[lv].shape and Y.sum() == st.Y[lv].sum() > 0
+            rows = lambda A, B: sorted(map(tuple, np.concatenate([A, B], axis=1).round(12)))  # noqa: E731
+            assert rows(P, Y) == rows(st.P[lv], st.Y[lv])  # the same country-day rows, in any order
