@@ -204,7 +204,9 @@ def _history(lake: Lake, day: dt.date, runs: list[str], days: int) -> pd.DataFra
         t = t[t.level == "root"].drop(columns="level").rename(columns={"probability": "p"})
         t["run"] = run
         parts.append(t)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["country", "code", "p", "date", "run"])
+    if not parts:
+        return pd.DataFrame(columns=["country", "code", "p", "date", "run"])
+    return pd.concat(parts, ignore_index=True)
 
 
 def _happened(outcomes: Outcomes | None) -> dict[tuple[dt.date, str], set[str]]:
@@ -232,14 +234,19 @@ def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistC
     frame = departures(lake, day, run, wcfg)
     run = str(frame.model_run.iloc[0]) if len(frame) else (run or CLIMATOLOGY)
     watch = watchlist(lake, day, run, wcfg, frame=frame)
-    issued = lake.read("forecasts", day, day, columns=["issued_at"], model=run).column(0)
+    head = lake.read("forecasts", day, day, columns=["country", "issued_at"], model=run)
+    issued = head.column("issued_at")
     countries = sorted(set(frame.country), key=lambda c: (_name(c), c))
+    no_usual = sorted(set(head.column("country").to_pylist()) - set(countries))
     ref = str(frame.baseline_run.iloc[0]) if len(frame) else CLIMATOLOGY
     hist = _history(lake, day, [run, CLIMATOLOGY, ref], history_days)
     first = min(day - dt.timedelta(days=history_days - 1), day - dt.timedelta(days=window_days))
     outcomes = _outcomes(lake, first, day)  # one read for the country pages and the reliability diagrams
     happened = _happened(outcomes)
     notes = []
+    if no_usual:
+        notes.append(f"{len(no_usual)} forecast countries have no {CLIMATOLOGY} forecast for {day} (no usual value) "
+                     f"and are not on this page: {', '.join(no_usual[:20])}")
     if not lake.has_partition("country", day):
         notes.append(f"{day} is not over (no 'country' partition yet): forecast only, no outcomes.")
     return DayData(day, run, str(max(issued.to_pylist())) if len(issued) else "", frame, watch, countries, hist,
@@ -719,7 +726,8 @@ def country_page(d: DayData, c: str, cd: CountryData) -> str:
         rows.append(f"<tr data-code='{code}'><td class=l>{code} {_e(_label(desc[code]))}</td><td class=p>{p:.2f}</td>"
                     f"<td>{_f(u_c)}</td><td>{_f(u_b)}</td><td class='{cls}'>{(dif if cls else 0.0):+.2f}</td>"
                     f"<td class=ph>{_e(pairs)}</td></tr>")
-    wl_rows = "".join(f"<tr><td class=l>{_e(r.list)} #{r.rank}</td><td class=l>{_e(r.code)} {_e(_label(r.description))}</td>"
+    wl_rows = "".join(f"<tr><td class=l>{_e(r.list)} #{r.rank}</td>"
+                      f"<td class=l>{_e(r.code)} {_e(_label(r.description))}</td>"
                       f"<td>{r.probability:.2f}</td><td>{r.usual:.2f}</td><td>{r.difference:+.2f}</td>"
                       f"<td class=ph>{_e(' · '.join(r.phrases))}</td></tr>" for r in cd.watch)
     header = (f"<nav><a href='../index.html'>← {d.day}</a><a href='../../index.html'>all days</a></nav>"
