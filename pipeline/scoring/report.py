@@ -255,11 +255,10 @@ def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistC
 
 # ================================================================ day page sections
 def _top_items(watch: pd.DataFrame, n: int = 8) -> str:
-    """The first screen: the few largest departures (rises and conflict rises first), as a compact list."""
+    """The first screen: the ``n`` − 2 largest rises and the 2 largest falls, one per (country, root), as a list."""
     g = watch[watch.list.isin(["rises", "conflict rises", "falls"])]
     g = g.assign(_root=[c if lv == "quad" else c[:2] for lv, c in zip(g.level, g.code)])
     g = g.sort_values("difference", key=abs, ascending=False).drop_duplicates(["country", "_root"])
-    g = g.assign(_o=g.list.map({"conflict rises": 0, "rises": 1, "falls": 2}))
     g = pd.concat([g[g.direction == "rise"].head(n - 2), g[g.direction == "fall"].head(2)])
     if g.empty:
         return "<p class=meta>Nothing departs from the usual range tomorrow.</p>"
