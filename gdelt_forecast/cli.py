@@ -158,7 +158,7 @@ def inspect(
     sql: Annotated[Optional[str], typer.Option("--sql", help="DuckDB SQL over the lake's views.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Rows shown for --sql.")] = 50,
     country: Annotated[Optional[str], typer.Option("--country", help="descriptors: one country (FIPS) of --date.")] = None,
-    top: Annotated[int, typer.Option("--top", help="descriptors --country: heaviest phrases shown.")] = 15,
+    top: Annotated[int, typer.Option("--top", help="descriptors --country: heaviest phrases shown; watchlist: rows per list.")] = 15,
 ) -> None:
     """Tables, partitions, row counts and quarantine summary of the lake; or run --sql.
 
@@ -175,6 +175,8 @@ def inspect(
             out.print(_table(f"{result.num_rows} rows", result.slice(0, limit).to_pylist(), result.column_names))
         elif table == "descriptors" and country:  # descriptors / dataset section's view
             _print_descriptors(out, lake, date, country, top)
+        elif table == "watchlist":  # report section's view
+            _print_watchlist(out, lake, date, top)
         elif table:
             out.print(_table(f"{table} partitions", insp.partitions(lake, table, date)))
         else:
@@ -186,6 +188,23 @@ def inspect(
     except Exception as exc:  # DuckDB errors, unknown tables: one clear line, not a traceback
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
+
+
+# ============================================================ watch list (report)
+def _print_watchlist(out, lake: Lake, date: Optional[str], top: int) -> None:
+    """``inspect watchlist --date D [--top N]``: the day's watch list (pipeline/scoring/watchlist.py)."""
+    from pipeline.scoring.watchlist import WatchlistConfig, watchlist
+
+    if date is None:
+        raise ValueError("inspect watchlist needs --date YYYY-MM-DD (the forecast's target day)")
+    w = watchlist(lake, date, cfg=WatchlistConfig(top=top))
+    cols = ["rank", "country", "level", "code", "description", "probability", "usual", "difference", "ratio",
+            "climatology", "baseline", "phrases"]
+    for name, g in w.groupby("list", sort=False):
+        rows = [{k: (" | ".join(v) if k == "phrases" else (round(v, 3) if isinstance(v, float) else v))
+                 for k, v in r.items()} for r in g[cols].to_dict("records")]
+        out.print(_table(f"{date} {name} ({w.model_run.iloc[0]} vs usual; baseline {w.baseline_run.iloc[0]})",
+                         rows, cols))
 
 
 # ============================================================ descriptors / dataset
@@ -425,14 +444,15 @@ def calibrate(
 def report(
     date: Annotated[str, typer.Option("--date", help="Forecast day of the page.")] = ...,
     run: Annotated[Optional[str], typer.Option("--run", help="Forecast run shown (default: the model's, else climatology).")] = None,
-    top: Annotated[int, typer.Option("--top", help="Events listed per country.")] = 8,
+    top: Annotated[int, typer.Option("--top", help="Watch-list rows per list (rises, falls, conflict).")] = 10,
 ) -> None:
-    """Write reports/<date>/index.html: top events per country, forecast vs outcome, skill table, reliability."""
+    """Write reports/<date>/: the morning page (watch list, map, track record), a page per country, the index."""
     from pipeline.scoring.report import build_report
+    from pipeline.scoring.watchlist import WatchlistConfig
 
     cfg = get_config()
     try:
-        path = build_report(get_lake(cfg), date, cfg, run=run, top_events=top)
+        path = build_report(get_lake(cfg), date, cfg, run=run, wcfg=WatchlistConfig(top=top))
     except (ValueError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)

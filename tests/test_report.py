@@ -1,14 +1,18 @@
-"""End to end on the real sample: tiny model + baselines → evaluate → scores → HTML report (and the CLI)."""
+"""End to end on the real sample: tiny model + baselines → evaluate → scores → the morning page (and the CLI).
+
+The page in a real browser: tests/test_report_browser.py."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import yaml
 from typer.testing import CliRunner
 
 from gdelt_forecast.cli import app
 from pipeline.core.config import EvaluateConfig
 from pipeline.scoring.evaluate import evaluate
+from pipeline.scoring.watchlist import WatchlistConfig, watchlist
 
 
 def test_evaluate_model_against_baselines(sample_forecasts, tmp_path):
@@ -37,12 +41,43 @@ def test_report_and_cli(sample_forecasts, tmp_path):
     r = runner.invoke(app, [*base, "evaluate", "--start", FORECAST_DAYS[-1], "--levels", "root"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "reports" / f"eval-{FORECAST_DAYS[-1]}_{FORECAST_DAYS[-1]}" / "summary.csv").exists()
-    r = runner.invoke(app, [*base, "report", "--date", FORECAST_DAYS[-1]])
+    r = runner.invoke(app, [*base, "report", "--date", FORECAST_DAYS[-1], "--top", "5"])
     assert r.exit_code == 0, r.output
-    page = tmp_path / "reports" / FORECAST_DAYS[-1] / "index.html"
+    reports = tmp_path / "reports"
+    page = reports / FORECAST_DAYS[-1] / "index.html"
     html = page.read_text()
     assert mr.run in html and "Israel" in html and "baseline-climatology" in html
-    assert html.count("data:image/png;base64,") == 2  # heat map + reliability, embedded
-    assert (page.parent / "roots.png").stat().st_size > 1000 and (page.parent / "reliability.png").exists()
+    assert "<details id=diagnostics>" in html and html.index("id=unusual") < html.index("id=track")
+    # one page per forecast country, the watch list the lake gives, shared assets, the index of days
+    fc = lake.read("forecasts", FORECAST_DAYS[-1], FORECAST_DAYS[-1], model=mr.run).to_pandas()
+    assert sorted(p.stem for p in (page.parent / "countries").glob("*.html")) == sorted(set(fc.country))
+    w = pd.read_csv(page.parent / "watchlist.csv")
+    expect = watchlist(lake, FORECAST_DAYS[-1], cfg=WatchlistConfig(top=5))
+    assert len(w) == len(expect) > 0 and (w.groupby("list").size() <= 5).all()
+    assert list(w.country) == list(expect.country) and np.allclose(w.difference, expect.difference)
+    assert (reports / "assets" / "plotly-geo.min.js").stat().st_size > 1_000_000
+    assert "window.WORLD=" in (reports / "assets" / "world.js").read_text()
+    assert "plotly-geo.min.js" in html and "cdn" not in html.lower() and "https://" not in html
+    assert FORECAST_DAYS[-1] in (reports / "index.html").read_text()
     r = runner.invoke(app, [*base, "report", "--date", "2025-01-01"])
     assert r.exit_code == 2 and "no forecasts" in r.output
+
+
+def test_reliability_arrays_match_collect(sample_forecasts):
+    """The page's one-pass (P, Y) equal the evaluation's ``collect`` stacks, so its reliability matches evaluate's."""
+    import datetime as dt
+
+    from pipeline.cameo.labels import load_outcomes
+    from pipeline.forecast.table import collect
+    from pipeline.scoring.report import level_arrays
+
+    lake, run = sample_forecasts.lake, sample_forecasts.mr.run
+    days = [dt.date.fromisoformat(d) for d in sample_forecasts.days]
+    outcomes = load_outcomes(lake, days[0], days[-1])
+    for r in (run, "baseline-climatology"):
+        st = collect(lake, r, days, outcomes)
+        for lv in ("root", "event"):
+            P, Y = level_arrays(lake, r, days, outcomes, lv)
+            assert P.shape == st.P[lv].shape and Y.sum() == st.Y[lv].sum() > 0
+            rows = lambda A, B: sorted(map(tuple, np.concatenate([A, B], axis=1).round(12)))  # noqa: E731
+            assert rows(P, Y) == rows(st.P[lv], st.Y[lv])  # the same country-day rows, in any order

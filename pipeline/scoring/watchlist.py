@@ -1,0 +1,255 @@
+"""The watch list: which (country, label) forecasts for a day depart most from the country's usual.
+
+A documented query over the lake (``forecasts`` and ``futures``; ``scores`` to
+pick the reference baseline), so the morning page holds nothing the lake does
+not: ``gdelt-forecast inspect watchlist --date D`` prints the same rows, and
+the report writes them beside the page as ``watchlist.csv``.
+
+For a target day D, a forecast run (the model, see :func:`primary_run`) and
+each label ℓ of country c at the ``root``, ``event`` and ``quad`` levels, with
+p the run's probability:
+
+- ``climatology`` u_c = P(ℓ) of ``baseline-climatology`` for D (the country's
+  long-run frequency; a missing sparse row is 0);
+- ``baseline`` u_b = P(ℓ) of the reference baseline for D: ``baseline-learned``
+  when its partition exists, else the baseline (not climatology) with the
+  lowest mean root-level Brier score in the ``scores`` table over the
+  ``score_days`` days before D, else none (u_b = u_c);
+- a **rise** when p > max(u_c, u_b): ``difference`` = p − max(u_c, u_b) and
+  ``usual`` = max(u_c, u_b); a **fall** when p < min(u_c, u_b):
+  ``difference`` = p − min(u_c, u_b) (negative) and ``usual`` = min(u_c, u_b);
+  otherwise the forecast is within the usual range and not listed. So a row is
+  unusual against both references, and ``difference`` is the smaller departure.
+- ``ratio`` = (p + ε) / (usual + ε) with ε = 0.01, so a label that never
+  happened (usual 0) shows a finite ratio.
+
+Rows are ranked by |difference| (ties: larger ratio departure, then country,
+code). A label is **conflict** when its root code is 13–20 (threaten, protest
+14, exhibit force, reduce relations, coerce, assault, fight, mass violence) or
+it is QuadClass 3 or 4 at the quad level. Each row carries the run's most
+likely actor pairs and up to ``n_phrases`` phrases of the sampled futures that
+were projected onto the label (most frequent first; baselines have none).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pipeline.cameo import codes as cameo
+from pipeline.core.lake import DateLike, Lake, as_date
+
+CLIMATOLOGY = "baseline-climatology"
+LEARNED = "baseline-learned"
+CONFLICT_ROOTS: frozenset[str] = frozenset(f"{r}" for r in range(13, 21))
+LEVELS: tuple[str, ...] = ("root", "event", "quad")
+EPS = 0.01
+COLUMNS: list[str] = ["rank", "direction", "conflict", "country", "country_name", "level", "code", "description",
+                      "probability", "usual", "difference", "ratio", "climatology", "baseline", "baseline_run",
+                      "actors", "phrases", "model_run"]
+
+
+@dataclass(frozen=True)
+class WatchlistConfig:
+    """How long the watch list is and what goes on each row."""
+
+    top: int = 10
+    """Rows per list (rises overall, falls overall, rises in conflict, falls in conflict)."""
+    n_phrases: int = 3
+    """Phrases from the futures shown per row."""
+    n_pairs: int = 3
+    """Actor pairs shown per row."""
+    score_days: int = 30
+    """Days of ``scores`` before D used to pick the best baseline when ``baseline-learned`` is absent."""
+    min_difference: float = 0.0
+    """Rows with |difference| at or below this are left out."""
+
+
+def runs_for(lake: Lake, day: dt.date) -> list[str]:
+    """Every forecast run with a partition for ``day`` (model runs first, then baselines, each sorted)."""
+    base = lake.table_dir("forecasts")
+    runs = [p.name.split("=", 1)[1] for p in base.glob("model=*")] if base.exists() else []
+    runs = [r for r in runs if lake.has_partition("forecasts", day, model=r)]
+    return sorted(runs, key=lambda r: (r.startswith("baseline-"), r))
+
+
+def primary_run(lake: Lake, day: DateLike, run: str | None = None) -> str:
+    """The run the page is about: ``run`` if given, else the first model run for ``day``, else a baseline."""
+    day = as_date(day)
+    if run:
+        if not lake.has_partition("forecasts", day, model=run):
+            raise FileNotFoundError(f"no forecasts/model={run}/date={day} in {lake.root}; "
+                                    f"run `gdelt-forecast forecast --date {day}` first")
+        return run
+    runs = runs_for(lake, day)
+    if not runs:
+        raise FileNotFoundError(f"no forecasts for {day} in {lake.root}; run `gdelt-forecast forecast --date {day}` "
+                                f"or `gdelt-forecast baselines --date {day}` first")
+    return runs[0] if not runs[0].startswith("baseline-") else (CLIMATOLOGY if CLIMATOLOGY in runs else runs[0])
+
+
+def reference_baseline(lake: Lake, day: DateLike, score_days: int = 30) -> str | None:
+    """``baseline-learned`` when it has a partition for ``day``, else the best-scoring other baseline, else None.
+
+    "Best" = lowest mean root-level Brier over the ``scores`` rows of the
+    ``score_days`` days before ``day`` (every country-day each run was scored on).
+    """
+    day = as_date(day)
+    runs = [r for r in runs_for(lake, day) if r.startswith("baseline-") and r != CLIMATOLOGY]
+    if LEARNED in runs:
+        return LEARNED
+    if not runs:
+        return None
+    briers: dict[str, float] = {}
+    first, last = day - dt.timedelta(days=score_days), day - dt.timedelta(days=1)
+    for r in runs:
+        try:
+            s = lake.read("scores", first, last, columns=["level", "brier"], model=r).to_pandas()
+        except FileNotFoundError:
+            continue
+        s = s[s.level == "root"]
+        if len(s):
+            briers[r] = float(s.brier.mean())
+    return min(briers, key=lambda r: (briers[r], r)) if briers else None
+
+
+def _probs(lake: Lake, run: str, day: dt.date) -> pd.DataFrame:
+    t = lake.read("forecasts", day, day, model=run,
+                  columns=["country", "level", "code", "description", "root_code", "quad_class", "probability",
+                           "actor_pairs"])
+    return t.to_pandas()
+
+
+def is_conflict(level: str, code: str, root_code: str | None) -> bool:
+    """Root codes 13–20 (any level below quad), or QuadClass 3/4 at the quad level."""
+    if level == "quad":
+        return code in ("3", "4")
+    return (root_code or code[:2]) in CONFLICT_ROOTS
+
+
+def _fmt_pairs(pairs, n: int) -> str:
+    if pairs is None or len(pairs) == 0:
+        return ""
+    out = []
+    for p in list(pairs):  # pairs with no actor country at all say nothing: left out
+        if not p["actor1"] and not p["actor2"]:
+            continue
+        a1, a2 = cameo.country_name(p["actor1"]) or "·", cameo.country_name(p["actor2"]) or "·"
+        out.append(f"{a1} → {a2} ({p['share']:.0%})")
+    return "; ".join(out[:n])
+
+
+def future_phrases(lake: Lake, run: str, day: dt.date, keys: set[tuple[str, str, str]] | None = None
+                   ) -> dict[tuple[str, str, str], list[tuple[str, int]]]:
+    """(country, level, code) → [(phrase, futures it appears in)], most frequent first, from ``futures``.
+
+    A phrase counts for its event code, that code's base (3 digits) and root
+    (2 digits) labels, once per future. ``keys`` limits the work to those
+    labels (the watch list's rows). Empty when the run has no futures.
+    """
+    if not lake.has_partition("futures", day, model=run):
+        return {}
+    filt = None
+    if keys is not None:
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        if not keys:
+            return {}
+        filt = pc.is_in(ds.field("country"), value_set=pa.array(sorted({k[0] for k in keys}), pa.string()))
+    t = lake.read("futures", day, day, model=run, columns=["country", "phrases", "codes"], filter=filt)
+    counts: dict[tuple[str, str, str], Counter] = {}
+    for country, phrases, codes in zip(*(t.column(c).to_pylist() for c in ("country", "phrases", "codes"))):
+        seen: set[tuple[str, str, str, str]] = set()
+        for phrase, code in zip(phrases, codes):
+            if not code:
+                continue
+            for level, key in (("event", code), ("base", code[:3]), ("root", code[:2])):
+                k = (country, level, key)
+                if (keys is None or k in keys) and (k + (phrase,)) not in seen:
+                    seen.add(k + (phrase,))
+                    counts.setdefault(k, Counter())[phrase] += 1
+    return {k: sorted(c.items(), key=lambda x: (-x[1], x[0])) for k, c in counts.items()}
+
+
+def departures(lake: Lake, day: DateLike, run: str | None = None, cfg: WatchlistConfig | None = None) -> pd.DataFrame:
+    """Every (country, label) of ``run`` on ``day`` with its usual values and departure, unranked.
+
+    Columns: ``COLUMNS`` less ``rank``/``actors``/``phrases``, plus ``actor_pairs``
+    (the raw list). Countries absent from climatology are left out (no usual).
+    """
+    cfg = cfg or WatchlistConfig()
+    day = as_date(day)
+    run = primary_run(lake, day, run)
+    fc = _probs(lake, run, day)
+    fc = fc[fc.level.isin(LEVELS)]
+    key = ["country", "level", "code"]
+    if not lake.has_partition("forecasts", day, model=CLIMATOLOGY):
+        raise FileNotFoundError(f"watch list: no forecasts/model={CLIMATOLOGY}/date={day} in {lake.root}; "
+                                f"run `gdelt-forecast baselines --date {day}` first")
+    clim = _probs(lake, CLIMATOLOGY, day)[key + ["probability"]].rename(columns={"probability": "climatology"})
+    base_run = reference_baseline(lake, day, cfg.score_days)
+    if base_run and base_run != run:
+        base = _probs(lake, base_run, day)[key + ["probability"]].rename(columns={"probability": "baseline"})
+    else:
+        base = clim.rename(columns={"climatology": "baseline"})
+    df = fc.merge(clim, on=key, how="left").merge(base, on=key, how="left")
+    known = set(clim.country)  # sparse rows: a country in climatology but without the label has P = 0
+    df = df[df.country.isin(known)].copy()
+    df[["climatology", "baseline"]] = df[["climatology", "baseline"]].fillna(0.0)
+    hi = np.maximum(df.climatology, df.baseline)
+    lo = np.minimum(df.climatology, df.baseline)
+    p = df.probability
+    df["direction"] = np.where(p > hi, "rise", np.where(p < lo, "fall", ""))
+    df["usual"] = np.where(p > hi, hi, np.where(p < lo, lo, df.climatology))
+    df["difference"] = np.where(df.direction == "", 0.0, p - df.usual)
+    df["ratio"] = (p + EPS) / (df.usual + EPS)
+    quad = df.level == "quad"  # vectorised is_conflict
+    df["conflict"] = (quad & df.code.isin(["3", "4"])) | (~quad & df.root_code.isin(CONFLICT_ROOTS))
+    names = {c: cameo.country_name(c) or c for c in df.country.unique()}
+    df["country_name"] = df.country.map(names)
+    df["baseline_run"] = base_run or CLIMATOLOGY
+    df["model_run"] = run
+    return df.reset_index(drop=True)
+
+
+def rank(df: pd.DataFrame, direction: str, conflict: bool | None, top: int, min_difference: float = 0.0
+         ) -> pd.DataFrame:
+    """The ``top`` rows of ``df`` in ``direction`` ("rise"/"fall"), optionally only conflict labels."""
+    g = df[(df.direction == direction) & (df.difference.abs() > min_difference)]
+    if conflict is not None:
+        g = g[g.conflict == conflict]
+    g = g.assign(_abs=g.difference.abs(), _lr=np.abs(np.log(g.ratio)))
+    g = g.sort_values(["_abs", "_lr", "country", "level", "code"], ascending=[False, False, True, True, True])
+    return g.drop(columns=["_abs", "_lr"]).head(top)
+
+
+def watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: WatchlistConfig | None = None,
+              frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The day's watch list: four ranked lists stacked, with a ``list`` column.
+
+    ``list`` is one of ``rises``, ``falls``, ``conflict rises``, ``conflict falls``;
+    ``rank`` is 1-based within each list. ``frame`` reuses a :func:`departures` result.
+    """
+    cfg = cfg or WatchlistConfig()
+    day = as_date(day)
+    df = frame if frame is not None else departures(lake, day, run, cfg)
+    run = str(df.model_run.iloc[0]) if len(df) else primary_run(lake, day, run)
+    parts = []
+    for name, direction, conflict in (("rises", "rise", None), ("falls", "fall", None),
+                                      ("conflict rises", "rise", True), ("conflict falls", "fall", True)):
+        g = rank(df, direction, conflict, cfg.top, cfg.min_difference).copy()
+        g.insert(0, "list", name)
+        g["rank"] = np.arange(1, len(g) + 1)
+        parts.append(g)
+    out = pd.concat(parts, ignore_index=True) if parts else df.head(0)
+    phrases = future_phrases(lake, run, day, set(zip(out.country, out.level, out.code)))
+    out["actors"] = [_fmt_pairs(p, cfg.n_pairs) for p in out.actor_pairs]
+    out["phrases"] = [[ph for ph, _ in phrases.get((c, lv, code), [])[:cfg.n_phrases]]
+                      for c, lv, code in zip(out.country, out.level, out.code)]
+    return out[["list"] + COLUMNS].reset_index(drop=True)

@@ -1,0 +1,145 @@
+"""The watch list on a hand-made lake where the answer is known, and the map's FIPS keying."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from gdelt_forecast.cli import app
+from pipeline.cameo.labels import LEVELS, label_space
+from pipeline.core.lake import Lake
+from pipeline.core.schemas import FORECASTS_SCHEMA, FUTURES_SCHEMA, SCORES_SCHEMA
+from pipeline.forecast.table import forecast_rows
+from pipeline.scoring import geo
+from pipeline.scoring.watchlist import departures, is_conflict, reference_baseline, watchlist
+
+DAY = dt.date(2025, 6, 7)
+COUNTRIES = ["AA", "BB", "CC"]
+ISSUED = dt.datetime(2025, 6, 6, 12, tzinfo=dt.timezone.utc)
+
+
+def _write(lake: Lake, run: str, roots: dict[tuple[str, str], float], quad4: dict[str, float] | None = None,
+           pairs: dict | None = None) -> None:
+    """A forecasts partition for DAY with the given root probabilities (everything else 0, quads 0.5)."""
+    labels = label_space()
+    probs = {lv: np.zeros((len(COUNTRIES), len(labels[lv]))) for lv in LEVELS}
+    probs["quad"][:] = 0.5
+    for (c, code), p in roots.items():
+        probs["root"][COUNTRIES.index(c), labels["root"].index[code]] = p
+    for c, p in (quad4 or {}).items():
+        probs["quad"][COUNTRIES.index(c), labels["quad"].index["4"]] = p
+    ap = {(COUNTRIES.index(c), "root", labels["root"].index[code]): v for (c, code), v in (pairs or {}).items()}
+    t = forecast_rows(COUNTRIES, probs, np.ones(len(COUNTRIES), bool), run, 10, ISSUED, labels, ap)
+    lake.write_partition("forecasts", t, DAY, schema=FORECASTS_SCHEMA, model=run)
+
+
+@pytest.fixture()
+def known_lake(tmp_path) -> Lake:
+    lake = Lake(tmp_path / "lake")
+    clim = {("AA", "18"): 0.10, ("AA", "14"): 0.30, ("AA", "04"): 0.90, ("BB", "04"): 0.90, ("BB", "19"): 0.05,
+            ("CC", "01"): 0.50}
+    learned = {("AA", "18"): 0.20, ("AA", "14"): 0.30, ("AA", "04"): 0.80, ("BB", "04"): 0.85, ("BB", "19"): 0.05,
+               ("CC", "01"): 0.70}
+    model = {("AA", "18"): 0.60,  # rise: 0.60 − max(0.10, 0.20) = +0.40, conflict (root 18)
+             ("AA", "14"): 0.45,  # rise +0.15, conflict (protest)
+             ("AA", "04"): 0.85,  # between 0.80 and 0.90: within the usual range, not listed
+             ("BB", "04"): 0.30,  # fall: 0.30 − min(0.90, 0.85) = −0.55
+             ("BB", "19"): 0.30,  # rise +0.25, conflict
+             ("CC", "01"): 0.60}  # between 0.50 and 0.70: not listed
+    _write(lake, "baseline-climatology", clim)
+    _write(lake, "baseline-learned", learned)
+    _write(lake, "baseline-persistence", {k: 1.0 for k in clim})
+    _write(lake, "m1", model, pairs={("AA", "18"): [{"actor1": "AA", "actor2": "BB", "share": 0.5}]})
+    fut = pa.table({"country": ["AA", "AA", "AA"], "future": [0, 1, 2],
+                    "phrases": [["police fire on crowd", "talks"], ["police fire on crowd"], ["riot in capital"]],
+                    "codes": [["183", "040"], ["183"], ["145"]], "sampling_key": ["k"] * 3})
+    lake.write_partition("futures", fut, DAY, schema=FUTURES_SCHEMA, model="m1")
+    return lake
+
+
+def test_watchlist_ranks_departures_from_both_references(known_lake):
+    lake = known_lake
+    assert reference_baseline(lake, DAY) == "baseline-learned"
+    w = watchlist(lake, DAY)
+    assert set(w.model_run) == {"m1"} and set(w.baseline_run) == {"baseline-learned"}
+    root = w[w.level == "root"]
+    rises = root[root.list == "rises"]
+    assert list(zip(rises.country, rises.code)) == [("AA", "18"), ("BB", "19"), ("AA", "14")]
+    np.testing.assert_allclose(rises.difference, [0.40, 0.25, 0.15])
+    np.testing.assert_allclose(rises.usual, [0.20, 0.05, 0.30])
+    np.testing.assert_allclose(rises.ratio.iloc[0], 0.61 / 0.21)
+    assert list(rises["rank"]) == [1, 2, 3]
+    falls = root[root.list == "falls"]
+    assert list(zip(falls.country, falls.code)) == [("BB", "04")]
+    np.testing.assert_allclose(falls.difference, [-0.55])
+    np.testing.assert_allclose(falls.usual, [0.85])
+    c_rises = root[root.list == "conflict rises"]
+    assert list(zip(c_rises.country, c_rises.code)) == [("AA", "18"), ("BB", "19"), ("AA", "14")]
+    assert root[root.list == "conflict falls"].empty  # root 04 (consult) is not conflict
+    assert not ((root.code == "04") & (root.country == "AA")).any()  # within the usual range
+    assert not (root.country == "CC").any()
+    top = rises.iloc[0]
+    assert top.actors == "Aruba → Barbados (50%)"  # FIPS AA, BB
+    assert top.phrases == ["police fire on crowd"]  # 2 futures → root 18; the 145 riot counts for root 14
+    assert rises.iloc[2].phrases == ["riot in capital"]
+    # the event rows of the model are 0 and so are climatology's: nothing listed at the event level
+    assert not (w.level == "event").any()
+
+
+def test_best_baseline_without_learned_comes_from_scores(known_lake):
+    lake = known_lake
+    import shutil
+
+    shutil.rmtree(lake.partition_dir("forecasts", None, model="baseline-learned"))
+    assert reference_baseline(lake, DAY) is None  # no scores yet: climatology alone
+    f = departures(lake, DAY)
+    assert set(f.baseline_run) == {"baseline-climatology"}
+    row = f[(f.country == "AA") & (f.level == "root") & (f.code == "04")].iloc[0]
+    assert row.direction == "fall" and row.difference == pytest.approx(0.85 - 0.90)
+    for run, brier in (("baseline-persistence", 0.1), ("baseline-ewm", 0.3)):
+        s = {f.name: [] for f in SCORES_SCHEMA}
+        for c in COUNTRIES:
+            for k, v in dict(country=c, level="root", n_events=1, busy=True, n_true=1, n_pred=1, threshold=0.5,
+                             brier=brier, log_loss=0.1, precision=1.0, recall=1.0, f1=1.0, quad_kl=None,
+                             rouge1=None, rouge2=None, rougeL=None, model_run=run).items():
+                s[k].append(v)
+        lake.write_partition("scores", pa.table(s), DAY - dt.timedelta(days=1), schema=SCORES_SCHEMA, model=run)
+    # ewm has scores but no forecast for DAY: it cannot be the reference; persistence can
+    assert reference_baseline(lake, DAY) == "baseline-persistence"
+
+
+def test_inspect_watchlist_cli(known_lake):
+    r = CliRunner().invoke(app, ["--lake", str(known_lake.root), "inspect", "watchlist", "--date", str(DAY)],
+                             env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    assert "rises" in r.output and "police fire on crowd" in r.output and "0.4" in r.output
+    r = CliRunner().invoke(app, ["--lake", str(known_lake.root), "inspect", "watchlist"])
+    assert r.exit_code == 2 and "--date" in r.output
+
+
+def test_conflict_labels():
+    assert is_conflict("root", "14", "14") and is_conflict("event", "190", "19") and is_conflict("quad", "4", None)
+    assert not is_conflict("root", "04", "04") and not is_conflict("quad", "2", None)
+    assert not is_conflict("root", "12", "12")
+
+
+def test_map_shapes_are_keyed_to_fips():
+    world = geo.world_geojson()
+    assert len(world["features"]) == len(geo.shapes()) == 177
+    by_name = {s.name: s.fips for s in geo.shapes()}
+    # GDELT's FIPS codes differ from ISO: Germany GM (ISO DE), Israel IS (ISO IL), Algeria AG (ISO DZ)
+    assert by_name["Germany"] == ("GM",) and by_name["Israel"] == ("IS",) and by_name["Algeria"] == ("AG",)
+    assert by_name["Palestine"] == ("WE", "GZ") and by_name["Kosovo"] == ("KV",)
+    assert by_name["Australia"] == ("AS",) and by_name["United Kingdom"] == ("UK",)
+    fips = [c for s in geo.shapes() for c in s.fips]
+    assert {c for c in fips if fips.count(c) > 1} == {"CY", "SO"}  # + N. Cyprus, Somaliland: same colour
+    mv = geo.map_values({"WE": 0.2, "GZ": 0.7, "GM": 0.1, "SN": 0.4, "CY": 0.3})
+    assert dict(zip(mv.keys, mv.values)) == {"Palestine": 0.7, "Germany": 0.1, "Cyprus": 0.3, "N. Cyprus": 0.3}
+    assert mv.off_map == {"SN": 0.4}  # Singapore is too small for 1:110m: listed, not dropped
+    ring = world["features"][[s.name for s in geo.shapes()].index("Germany")]["geometry"]["coordinates"][0]
+    lon, lat = np.array(ring).T
+    assert 5 < lon.min() < lon.max() < 16 and 47 < lat.min() < lat.max() < 56 and ring[0] == ring[-1]
