@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ class _HashEmbedder:
     dim = 8
 
     def encode(self, phrases: list[str]) -> np.ndarray:
+        time.sleep(0.3)  # a model takes a while: long enough for the other workers to miss the same phrases
         v = np.array([[b - 127.5 for b in hashlib.sha1(p.encode()).digest()[:8]] for p in phrases], np.float32)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
