@@ -212,12 +212,16 @@ def with_runner(runner: str = "local", address: str | None = None, workers: int 
         except ImportError as exc:
             raise UserError("--runner dask needs prefect-dask: pip install 'gdelt-forecast[dask]'") from exc
         kwargs: dict[str, Any] = {"address": address} if address else {
-            "cluster_kwargs": {"n_workers": workers or 2, "threads_per_worker": 1, "processes": True}}
+            "cluster_kwargs": {"n_workers": workers or 2, "threads_per_worker": 1, "processes": True,
+                               "dashboard_address": None}}
         return backfill.with_options(task_runner=DaskTaskRunner(**kwargs))
     if runner == "ray":
         try:
             from prefect_ray import RayTaskRunner
         except ImportError as exc:
             raise UserError("--runner ray needs prefect-ray: pip install 'gdelt-forecast[ray]'") from exc
-        return backfill.with_options(task_runner=RayTaskRunner(address=address) if address else RayTaskRunner())
+        if address:
+            return backfill.with_options(task_runner=RayTaskRunner(address=address))
+        return backfill.with_options(task_runner=RayTaskRunner(init_kwargs={
+            "num_cpus": workers or 2, "include_dashboard": False, "log_to_driver": False}))
     raise UserError(f"unknown --runner {runner!r}: local, dask or ray")
