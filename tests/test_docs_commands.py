@@ -1,5 +1,8 @@
 """Every ```bash block of README.md and docs/flows.md, run as a user would, fails the test when one fails.
 
+Opt-in (``pytest -m docs``): about 10 minutes on 2 shared cores (the retrain flow, two deployment runs
+and the session's sample lake), too long for every run of the suite.
+
 The commands run in a scratch folder laid out like a checkout (``configs/``, ``data/sample`` → the
 shipped sample, ``data/lake`` → a copy of the session's sample lake, ``models/``, ``reports/``),
 against a real local Prefect server (``prefect_server``). What is changed, and why:
@@ -35,7 +38,7 @@ import yaml
 
 from tests.conftest import REPO, SAMPLE_COUNTRIES
 
-pytestmark = pytest.mark.prefect
+pytestmark = [pytest.mark.prefect, pytest.mark.docs]
 
 DOCS = [REPO / "README.md", REPO / "docs" / "flows.md"]
 SKIPPED = {
