@@ -140,6 +140,18 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
     # yesterday's forecast for DAYS[-1] (made by the backfill) is now scored
     assert lake.has_partition("scores", DAYS[-1], model=run)
     assert Path(out["report"]).exists() and Path(out["report"]).read_text().count("<html") == 1
+    # the run's artifacts: the summary table (rows in, quarantined, forecasts written, skill) and the report link
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["daily-summary", "daily-report"])))
+    by_key = {a.key: a for a in arts}
+    assert {"daily-summary", "daily-report"} <= set(by_key)
+    summary = by_key["daily-summary"].data
+    assert all(col in summary for col in ("rows in", "quarantined", "forecasts written", "## Skill", run))
+    assert by_key["daily-report"].data.startswith("[") and Path(out["report"]).resolve().as_uri() in by_key["daily-report"].data
 
 
 def test_deployments_build_with_the_configured_cron(tmp_path):
