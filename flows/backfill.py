@@ -33,9 +33,11 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.observe import publish_summary
 from flows.tasks import (baselines_task, descriptors_task, evaluate_task, forecast_task_for, ingest_for,
                          lake_of, reduce_task)
 from pipeline.core.config import Config, load_config
+from pipeline.core.errors import UserError
 from pipeline.core.lake import date_range
 from pipeline.core.registry import resolve, run_name
 from pipeline.core.status import STAGES, Step, gap_days, plan, record_gaps
@@ -75,10 +77,30 @@ def current_model(cfg: Config) -> Path | None:
         return None
 
 
+MODEL_STAGES = ("forecast", "evaluate")
+"""Stages that need a registered model: left out of the plan (not counted "done") when there is none."""
+
+
 def make_plan(cfg: Config, start: dt.date, end: dt.date, force: bool, stages: tuple[str, ...]) -> list[Step]:
     model_dir = current_model(cfg)
+    if model_dir is None:
+        stages = tuple(s for s in stages if s not in MODEL_STAGES)
     return plan(lake_of(cfg), date_range(start, end), stages, force=force,
                 model_run=run_name(model_dir) if model_dir else None, model_dir=model_dir)
+
+
+def dry_run_plan(cfg: Config, start: dt.date, end: dt.date, force: bool = False,
+                 stages: list[str] | None = None) -> dict[str, Any]:
+    """What a backfill would run (``submitted``) and what is done (``skipped``), from the lake alone.
+
+    No Prefect run and no server: ``gdelt-forecast backfill --dry-run`` calls this directly.
+    """
+    steps = make_plan(cfg, start, end, force, tuple(stages or STAGES))
+    model_dir = current_model(cfg)
+    summary = BackfillSummary(str(start), str(end), submitted=[f"{s.stage}:{s.day}" for s in steps if not s.done],
+                              skipped=sum(s.done for s in steps), model_run=run_name(model_dir) if model_dir else None)
+    summary.gaps = [str(d) for d in gap_days(lake_of(cfg), start, end)]
+    return summary.to_dict()
 
 
 @flow(name="backfill", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=4))
@@ -87,28 +109,35 @@ def backfill(
     end: dt.date,
     config: str | None = None,
     lake: str | None = None,
-    source: str = "local",
+    source: str | None = None,
     path: str | None = None,
     force: bool = False,
     dry_run: bool = False,
     keep_going: bool = False,
     stages: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run ``stages`` (default all) for every day in [start, end]; see the module docstring."""
+    """Run ``stages`` (default all) for every day in [start, end]; see the module docstring.
+
+    ``source``/``path`` default to ``flow.source``/``flow.path`` of the config, so a deployment run
+    needs only ``start`` and ``end``.
+    """
     logger = get_run_logger()
     cfg = load_config(config, {"lake.root": lake})
+    source, src_path = cfg.flow.resolve_source(source, path)
+    path = str(src_path) if src_path else None
     stages_t = tuple(stages or STAGES)
     steps = make_plan(cfg, start, end, force, stages_t)
     todo = {(s.day, s.stage) for s in steps if not s.done}
     model_dir = current_model(cfg)
+    if model_dir is None and set(stages_t) & set(MODEL_STAGES):
+        logger.warning("no model at %s: forecast and evaluate left out (train one: gdelt-forecast train)",
+                       cfg.forecast.model)
     summary = BackfillSummary(str(start), str(end), skipped=len(steps) - len(todo),
                               model_run=run_name(model_dir) if model_dir else None)
     if dry_run:
-        summary.gaps = [str(d) for d in gap_days(lake_of(cfg), start, end)]
         for s in steps:
             logger.info("%s %-12s %s", s.day, s.stage, "done" if s.done else "would run")
-        summary.submitted = [f"{s.stage}:{s.day}" for s in steps if not s.done]
-        return summary.to_dict()
+        return dry_run_plan(cfg, start, end, force, list(stages_t))
 
     c = cfg.to_dict()
     futures: dict[tuple[dt.date, str], PrefectFuture] = {}
@@ -139,11 +168,16 @@ def backfill(
                         if {(d, "reduce"), (d, "forecast")} & todo] if "forecast" in stages_t else []
 
     # ---- collect: a failed day is reported, the others stand
+    facts: dict[str, dict[str, Any]] = {str(d): {"day": str(d)} for d in days}
     for (d, stage), fut in sorted(futures.items(), key=lambda kv: (kv[0][0], STAGES.index(kv[0][1]))):
         fut.wait()
         state = fut.state
-        if not state.is_completed() and str(d) not in summary.failed:
-            summary.failed[str(d)] = f"{stage}: {state.message or state.name}"
+        if not state.is_completed():
+            facts[str(d)][stage] = "failed"
+            if str(d) not in summary.failed:
+                summary.failed[str(d)] = f"{stage}: {state.message or state.name}"
+        else:
+            facts[str(d)].update(_facts(stage, fut.result()))
     for fut in baseline_futures:
         fut.wait()
     ingested = [d for (d, stage), fut in futures.items() if stage == "ingest" and fut.state.is_completed()]
@@ -152,16 +186,35 @@ def backfill(
     if summary.gaps:
         logger.warning("backfill %s … %s: %d day(s) without source data (gaps, skipped): %s", start, end,
                        len(summary.gaps), ", ".join(summary.gaps))
+    skill = None
     if model_dir is not None and "evaluate" in stages_t and any(k[1] == "forecast" for k in futures):
         ev = evaluate_task.submit(c, start, end)
         ev.wait()
         if not ev.state.is_completed():
             logger.warning("evaluation failed: %s", ev.state.message)
+        else:
+            skill = ev.result().get("skill")
+    publish_summary("backfill-summary", f"backfill {start} … {end}: {len(summary.submitted)} steps run, "
+                    f"{summary.skipped} already done, {len(summary.failed)} days failed",
+                    list(facts.values()), skill, [f"{d}: {why}" for d, why in summary.failed.items()])
     if summary.failed:
         raise BackfillFailed(summary)
     logger.info("backfill %s … %s: %d steps run, %d already done", start, end, len(summary.submitted),
                 summary.skipped)
     return summary.to_dict()
+
+
+def _facts(stage: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The columns a finished task adds to its day's row of the run summary."""
+    if stage == "ingest":
+        return {"rows in": result.get("rows"), "quarantined": result.get("quarantined")}
+    if stage == "reduce":
+        return {"country rows": result.get("rows")}
+    if stage == "descriptors":
+        return {"countries": result.get("countries")}
+    if stage == "forecast":
+        return {"forecasts written": result.get("rows")}
+    return {}
 
 
 def with_runner(runner: str = "local", address: str | None = None, workers: int | None = None):
@@ -172,14 +225,18 @@ def with_runner(runner: str = "local", address: str | None = None, workers: int 
         try:
             from prefect_dask import DaskTaskRunner
         except ImportError as exc:
-            raise SystemExit("--runner dask needs prefect-dask: pip install 'gdelt-forecast[dask]'") from exc
+            raise UserError("--runner dask needs prefect-dask: pip install 'gdelt-forecast[dask]'") from exc
         kwargs: dict[str, Any] = {"address": address} if address else {
-            "cluster_kwargs": {"n_workers": workers or 2, "threads_per_worker": 1, "processes": True}}
+            "cluster_kwargs": {"n_workers": workers or 2, "threads_per_worker": 1, "processes": True,
+                               "dashboard_address": None}}
         return backfill.with_options(task_runner=DaskTaskRunner(**kwargs))
     if runner == "ray":
         try:
             from prefect_ray import RayTaskRunner
         except ImportError as exc:
-            raise SystemExit("--runner ray needs prefect-ray: pip install 'gdelt-forecast[ray]'") from exc
-        return backfill.with_options(task_runner=RayTaskRunner(address=address) if address else RayTaskRunner())
-    raise SystemExit(f"unknown --runner {runner!r}: local, dask or ray")
+            raise UserError("--runner ray needs prefect-ray: pip install 'gdelt-forecast[ray]'") from exc
+        if address:
+            return backfill.with_options(task_runner=RayTaskRunner(address=address))
+        return backfill.with_options(task_runner=RayTaskRunner(init_kwargs={
+            "num_cpus": workers or 2, "include_dashboard": False, "log_to_driver": False}))
+    raise UserError(f"unknown --runner {runner!r}: local, dask or ray")

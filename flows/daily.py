@@ -16,6 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.backfill import current_model
+from flows.observe import publish_report_link, publish_summary
 from flows.tasks import (baselines_task, descriptors_task, evaluate_task, forecast_task_for, ingest_for,
                          lake_of, reduce_task, report_task)
 from pipeline.core.config import load_config
@@ -48,11 +49,11 @@ def daily(
     logger = get_run_logger()
     cfg = load_config(config, {"lake.root": lake, "forecast.model": model})
     d = day or default_day()
-    src = source or cfg.flow.source
+    src, src_path = cfg.flow.resolve_source(source, path)  # flow.source / flow.path unless given
     c = cfg.to_dict()
     out: dict[str, Any] = {"day": str(d), "target": str(d + dt.timedelta(days=1))}
 
-    out["ingest"] = ingest_for(src)(c, src, d, path)
+    out["ingest"] = ingest_for(src)(c, src, d, str(src_path) if src_path else None)
     if out["ingest"]["failed"]:
         raise RuntimeError(f"daily {d}: ingest failed for {out['ingest']['failed']}")
     out["reduce"] = reduce_task(c, d)
@@ -69,6 +70,13 @@ def daily(
         out["evaluate"] = evaluate_task(c, d, d)
     if report:
         out["report"] = report_task(c, d + dt.timedelta(days=1))
+        publish_report_link(out["report"], key="daily-report")
+    publish_summary("daily-summary", f"daily {d}: forecast for {out['target']}", [{
+        "day": str(d), "rows in": out["ingest"]["rows"], "quarantined": out["ingest"]["quarantined"],
+        "country rows": out["reduce"]["rows"], "countries": out["descriptors"]["countries"],
+        "forecasts written": (out.get("forecast") or {}).get("rows", 0),
+        "model": out.get("model_run") or "baselines only"}],
+        (out.get("evaluate") or {}).get("skill"), (out.get("evaluate") or {}).get("notes"))
     logger.info("daily %s done: forecast for %s%s", d, out["target"],
                 f", report {out['report']}" if report else "")
     return out

@@ -16,13 +16,18 @@ from pipeline.core.config import Config
 
 
 def build_deployments(cfg: Config, config_path: str | None = None) -> list[Any]:
-    """``RunnerDeployment`` objects: ``daily`` on ``cfg.flow.cron`` (``cfg.flow.timezone``), ``backfill`` and ``train``."""
+    """``RunnerDeployment`` objects: ``daily`` on ``cfg.flow.cron`` (``cfg.flow.timezone``), ``backfill`` and ``train``.
+
+    Each carries only ``config`` and ``lake``: the source, its path and everything else are read from
+    the config when the run starts, so ``prefect deployment run 'backfill/backfill' -p start=… -p end=…``
+    needs nothing more.
+    """
     from prefect.client.schemas.schedules import CronSchedule
 
     params = {"config": config_path, "lake": str(cfg.lake.root)}
     return [
         daily.to_deployment(name="daily", schedule=CronSchedule(cron=cfg.flow.cron, timezone=cfg.flow.timezone),
-                            parameters={**params, "source": cfg.flow.source},
+                            parameters=params,
                             description="Yesterday's GDELT in, tomorrow's forecast out."),
         backfill.to_deployment(name="backfill", parameters=params,
                                description="The daily stages over a date range (pass start/end)."),

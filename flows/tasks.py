@@ -17,16 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
 from prefect.tasks import exponential_backoff
 
+from flows.observe import forward_pipeline_logs
 from pipeline.core.config import Config, config_from_dict
 from pipeline.core.lake import Lake, as_date
 from pipeline.core.registry import model_fingerprint
 from pipeline.core.status import STAGE_INPUTS
 
 NETWORK_SOURCES = {"gdelt1", "gdelt2", "bigquery"}
+forward_pipeline_logs()  # pipeline.* records land in the task run's logs (also on Dask / Ray workers)
 
 
 def lake_of(cfg: Config) -> Lake:
@@ -71,9 +73,12 @@ def ingest_task(cfg: dict[str, Any], source: str, day: dt.date, path: str | None
     c = config_from_dict(cfg)
     report = ingest(lake_of(c), source, day, day, c.ingest, path=path, force=force, keep_going=keep_going,
                     progress=False)
-    return {"day": str(day), "files": len(report.files), "rows": report.rows_kept,
-            "quarantined": report.rows_quarantined, "missing": report.count("missing"),
-            "failed": [f.name for f in report.failed]}
+    out = {"day": str(day), "files": len(report.files), "rows": report.rows_kept,
+           "quarantined": report.rows_quarantined, "missing": report.count("missing"),
+           "failed": [f.name for f in report.failed]}
+    get_run_logger().info("ingest %s %s: %d files, %d rows kept, %d quarantined, %d missing, %d failed",
+                          source, day, out["files"], out["rows"], out["quarantined"], out["missing"], len(out["failed"]))
+    return out
 
 
 def ingest_for(source: str):
@@ -88,6 +93,7 @@ def reduce_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
     from pipeline.ingest.reduce import reduce
 
     report = reduce(lake_of(config_from_dict(cfg)), day, day)
+    get_run_logger().info("reduce %s: %d country rows%s", day, report.rows, " (no events)" if report.missing else "")
     return {"day": str(day), "rows": report.rows, "missing": [str(d) for d in report.missing]}
 
 
@@ -104,8 +110,11 @@ def descriptors_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
     lake = lake_of(c)
     if not lake.has_partition("country", day):
         removed = [t for t in ("descriptors", "descriptor_days") if lake.delete_partition(t, day)]
+        get_run_logger().info("descriptors %s: no country partition (a gap); removed %s", day, removed or "nothing")
         return {"day": str(day), "missing": True, "removed": removed}
     summary = build_day(lake, day, c.descriptors, _embedder(c))
+    get_run_logger().info("descriptors %s: %d countries, %d points, %d phrases embedded (cache hit rate %.1f%%)",
+                          day, summary.countries, summary.points, summary.cache.misses, 100 * summary.cache.hit_rate)
     return {"day": str(day), "countries": summary.countries, "points": summary.points}
 
 
@@ -140,6 +149,8 @@ def forecast_task(cfg: dict[str, Any], day: dt.date, model_dir: str) -> dict[str
     with _MODEL_LOCK:
         out = run_forecast(lake_of(c), day + dt.timedelta(days=1), c.forecast, model_run=_model_run(model_dir),
                            embedder=_embedder(c))
+    get_run_logger().info("forecast %s with %s: %s countries, %s rows", out.get("date"), out.get("run"),
+                          out.get("countries"), out.get("rows"))
     return {k: v for k, v in out.items() if isinstance(v, (int, float, str, list))}
 
 
@@ -167,6 +178,7 @@ def baselines_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
     c = config_from_dict(cfg)
     target = day + dt.timedelta(days=1)
     rows = run_baselines(lake_of(c), target, target, c.forecast)
+    get_run_logger().info("baselines %s: %s", target, ", ".join(f"{k} {v} rows" for k, v in rows.items()))
     return {"target": str(target), "rows": rows}
 
 
@@ -178,7 +190,21 @@ def evaluate_task(cfg: dict[str, Any], start: dt.date, end: dt.date) -> dict[str
 
     c = config_from_dict(cfg)
     ev = evaluate(lake_of(c), start, end, cfg=c.evaluate)
-    return {"start": str(start), "end": str(end), "runs": ev.runs, "notes": ev.notes}
+    skill = skill_rows(ev)
+    get_run_logger().info("evaluate %s … %s: %s", start, end,
+                          "; ".join(f"{r['run']} BSS {r['BSS clim']:+.3f}" for r in skill) or "nothing to score")
+    return {"start": str(start), "end": str(end), "runs": ev.runs, "notes": ev.notes, "skill": skill}
+
+
+def skill_rows(ev: Any, level: str = "root") -> list[dict[str, Any]]:
+    """The skill table of an ``Evaluation`` (all countries, one level): run, country-days, Brier, BSS, F1."""
+    s = ev.summary
+    if s is None or len(s) == 0:
+        return []
+    s = s[(s.group == "all") & (s.level == level)].sort_values("brier")
+    return [{"run": r.run, "level": level, "country-days": int(r.n_country_days), "Brier": float(r.brier),
+             "BSS clim": float(r.bss_climatology), "BSS best": float(r.bss_best_baseline),
+             "F1w": float(r.glean_f1_w)} for r in s.itertuples()]
 
 
 @task(name="report", cache_policy=NO_CACHE, task_run_name="report-{day}")

@@ -15,6 +15,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.observe import publish_summary
 from flows.tasks import baselines_task, evaluate_task, forecast_task_for, lake_of
 from pipeline.core.config import config_from_dict, load_config
 from pipeline.core.registry import register
@@ -78,4 +79,17 @@ def train_flow(config: str | None = None, lake: str | None = None, run: str | No
     if register_model:
         out["registered"] = str(register(out["run_dir"], cfg.train.models_dir))
         logger.info("registered %s as models/latest", out["run_dir"])
+    publish_train_summary(out)
     return out
+
+
+def publish_train_summary(out: dict[str, Any]) -> None:
+    """The run's Markdown artifact: the dataset splits, the final metrics, the test-day skill table."""
+    splits = out["dataset"].get("target_days") or {}
+    rows = [{"split": k, "sequences": (out["dataset"].get("sequences") or {}).get(k), "target days": len(v),
+             "first": v[0] if v else "", "last": v[-1] if v else ""} for k, v in splits.items()]
+    metrics = {k: v for k, v in (out.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    publish_summary("train-summary", f"train {Path(out['run_dir']).name}"
+                    + (f" (registered {out['registered']})" if out.get("registered") else ""),
+                    rows + [{"split": "final metrics", **metrics}] if metrics else rows,
+                    (out.get("evaluation") or {}).get("skill"), (out.get("evaluation") or {}).get("notes"))

@@ -6,38 +6,120 @@ Global options (before the command): ``--config configs/x.yaml`` and
 
 from __future__ import annotations
 
+import functools
+import inspect as _inspect
 import os
+import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Literal, Optional, get_args
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from pipeline.core.config import Config, load_config
+from pipeline.core.errors import UserError
 from pipeline.core.lake import Lake
 from pipeline.core.progress import console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+Source = Literal["gdelt1", "gdelt2", "local", "bigquery"]
+Runner = Literal["local", "dask", "ray"]
+SOURCES, RUNNERS = get_args(Source), get_args(Runner)
+WIDE = 1000
+"""Console width when the output is not a terminal (a log, a pipe, a Prefect run): tables keep every column."""
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFoundError)
+"""Mistakes in what the user gave (flags, config, files, a lake lacking a stage's inputs): one line, exit 2."""
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0],
+                  context_settings={"help_option_names": ["-h", "--help"]}, rich_markup_mode="markdown")
 
 
 class State:
     config_path: Optional[Path] = None
     lake_root: Optional[Path] = None
+    debug: bool = False
 
 
 state = State()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("gdelt-forecast")
+        except PackageNotFoundError:
+            v = "unknown (not installed)"
+        typer.echo(f"gdelt-forecast {v}")
+        raise typer.Exit()
+
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (see configs/); "
+                                                   "accepted before or after the command.")]
+LakeOpt = Annotated[Optional[Path], typer.Option("--lake", help="Lake root (default: lake.root of the config, data/lake).")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks (also GDELT_FORECAST_DEBUG=1).")]
+
+
 @app.callback()
 def _global(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (see configs/).")] = None,
-    lake: Annotated[Optional[Path], typer.Option("--lake", help="Lake root (default data/lake).")] = None,
+    config: ConfigOpt = None,
+    lake: LakeOpt = None,
+    debug: DebugOpt = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
-    state.config_path = config
-    state.lake_root = lake
+    state.config_path, state.lake_root = config, lake
+    state.debug = debug or os.environ.get("GDELT_FORECAST_DEBUG", "") not in ("", "0")
+    for c in (console, _OUT):  # full width in logs and pipes: no "hid…" cells
+        if not c.is_terminal:
+            c.width = WIDE
+
+
+_OUT = Console()
+"""Results (tables, what was written) go to stdout; progress, notes and errors to stderr (``console``)."""
+
+
+def out() -> Console:
+    """The stdout console (re-bound to the current ``sys.stdout``, so tests and pipes capture it)."""
+    _OUT.file = sys.stdout
+    return _OUT
+
+
+def command(name: Optional[str] = None, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``@app.command`` plus what every command shares: ``--config``/``--lake``/``--debug`` accepted after
+    the command too, and one error tail — a user mistake (``USER_ERRORS``) prints one line and exits 2,
+    with the traceback only under ``--debug`` / ``GDELT_FORECAST_DEBUG=1``."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, config: Optional[Path] = None, lake: Optional[Path] = None, debug: bool = False,
+                    **kw: Any) -> Any:
+            state.config_path = config or state.config_path
+            state.lake_root = lake or state.lake_root
+            state.debug = state.debug or debug
+            try:
+                return fn(*args, **kw)
+            except USER_ERRORS as exc:
+                if state.debug:
+                    raise
+                console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+                raise typer.Exit(2) from None
+
+        sig = _inspect.signature(fn, eval_str=True)  # typer reads Annotated[...] objects, not strings
+        extra = [_inspect.Parameter(n, _inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
+                 for n, a, d in (("config", ConfigOpt, None), ("lake", LakeOpt, None), ("debug", DebugOpt, False))]
+        wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}  # type: ignore[attr-defined]
+        wrapper.__annotations__["return"] = sig.return_annotation
+        del wrapper.__wrapped__  # typer reads the signature above, not the wrapped function's
+        return app.command(name, **kwargs)(wrapper)
+
+    return decorate
 
 
 def get_config(**overrides: object) -> Config:
-    """Resolved config: defaults ← ``--config`` YAML ← global ``--lake`` ← command flags."""
+    """Resolved config: defaults ← ``--config`` YAML ← ``--lake`` ← command flags."""
     ov: dict[str, object] = {"lake.root": state.lake_root}
     ov.update(overrides)
     return load_config(state.config_path, ov)
@@ -63,13 +145,10 @@ def _table(title: str, rows: list[dict], columns: list[str] | None = None):
 
 
 def _print_ingest_report(report) -> None:
-    from rich.console import Console
-
-    out = Console()
     by_status: dict[str, int] = {}
     for f in report.files:
         by_status[f.status] = by_status.get(f.status, 0) + 1
-    out.print(_table(
+    out().print(_table(
         f"ingest {report.source} {report.start} … {report.end} ({report.seconds:.1f} s)",
         [dict(files=len(report.files), **{s: by_status.get(s, 0) for s in ("ok", "skipped", "missing", "failed")},
               **({"refused": by_status["refused"]} if by_status.get("refused") else {}),
@@ -77,19 +156,25 @@ def _print_ingest_report(report) -> None:
               days_written=len(report.days))]))
     bad = [f for f in report.files if f.status in ("failed", "missing", "refused") or f.rows_quarantined]
     if bad:
-        out.print(_table("files needing attention", [
+        out().print(_table("files needing attention", [
             dict(file=f.name, status=f.status, quarantined=f.rows_quarantined, error=(f.error or "")[:120])
             for f in bad[:50]]))
         if len(bad) > 50:
-            out.print(f"… and {len(bad) - 50} more (see `gdelt-forecast inspect manifest`)")
+            console.print(f"… and {len(bad) - 50} more (see `gdelt-forecast inspect manifest`)")
 
 
-@app.command()
+SourceOpt = Annotated[Optional[Source], typer.Option("--source", "-s",
+                                                  help="Where events come from (default: flow.source of the config).")]
+PathOpt = Annotated[Optional[Path], typer.Option("--path", help="File or folder for --source local "
+                                                 "(default: flow.path of the config).")]
+
+
+@command()
 def ingest(
-    source: Annotated[str, typer.Option("--source", "-s", help="gdelt1 | gdelt2 | local | bigquery")] = "gdelt2",
-    start: Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD.")] = ...,
+    start: Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD.")],
     end: Annotated[Optional[str], typer.Option("--end", help="Last day (default: --start).")] = None,
-    path: Annotated[Optional[Path], typer.Option("--path", help="File or folder for --source local.")] = None,
+    source: SourceOpt = None,
+    path: PathOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Re-ingest files the manifest marks done.")] = False,
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Record failed files and go on; exit 0.")] = False,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Parallel downloads.")] = None,
@@ -103,43 +188,45 @@ def ingest(
 
     cfg = get_config(**{"ingest.concurrency": concurrency, "ingest.download_dir": download_dir,
                         "ingest.bigquery_table": bq_table, "ingest.bigquery_max_bytes_billed": max_bytes_billed})
+    src, src_path = cfg.flow.resolve_source(source, path)
     try:
-        report = run_ingest(get_lake(cfg), source, start, end or start, cfg.ingest, path=path, force=force,
+        report = run_ingest(get_lake(cfg), src, start, end or start, cfg.ingest, path=src_path, force=force,
                             keep_going=keep_going)
     except IngestError as exc:
         _print_ingest_report(exc.report)
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1)
-    except (ValueError, OSError, RuntimeError) as exc:  # bad flags, unreachable file lists, BigQuery cost guard
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
+    except (OSError, RuntimeError) as exc:  # unreachable file lists, BigQuery cost guard: the user's to fix
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise UserError(str(exc)) from exc
     _print_ingest_report(report)
     if not report.files:
-        console.print(f"[yellow]no {source} files found for {start} … {end or start}[/yellow]"
-                      + (f" under {path}" if path else ""))
+        console.print(f"[yellow]no {src} files found for {start} … {end or start}[/yellow]"
+                      + (f" under {src_path}" if src_path else ""))
 
 
-@app.command()
+@command()
 def reduce(
-    start: Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD.")] = ...,
+    start: Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD.")],
     end: Annotated[Optional[str], typer.Option("--end", help="Last day (default: --start).")] = None,
-    source: Annotated[str, typer.Option("--source", help="lake (events table) or bigquery.")] = "lake",
+    source: Annotated[Literal["lake", "bigquery"], typer.Option("--source",
+                                        help="The lake's events table, or BigQuery.")] = "lake",
 ) -> None:
     """Reduce events to the country table (14 columns + 3) for [--start, --end]."""
-    from rich.console import Console
-
     from pipeline.ingest.reduce import reduce as run_reduce
 
     cfg = get_config()
     try:
         report = run_reduce(get_lake(cfg), start, end or start, source=source, cfg=cfg.ingest)
-    except (ValueError, OSError, RuntimeError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
-    Console().print(_table(f"reduce {report.start} … {report.end} ({report.seconds:.1f} s)",
-                           [dict(date=d, rows=n, **({"quarantined": report.quarantined.get(d, 0)}
-                                                    if source == "bigquery" else {}))
-                            for d, n in sorted(report.days.items())]))
+    except (OSError, RuntimeError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise UserError(str(exc)) from exc
+    out().print(_table(f"reduce {report.start} … {report.end} ({report.seconds:.1f} s)",
+                       [dict(date=d, rows=n, **({"quarantined": report.quarantined.get(d, 0)}
+                                                if source == "bigquery" else {}))
+                        for d, n in sorted(report.days.items())]))
     if report.quarantined:
         console.print(f"[yellow]{sum(report.quarantined.values())} unparsable BigQuery rows quarantined[/yellow] "
                       "(gdelt-forecast inspect quarantine)")
@@ -151,7 +238,7 @@ def reduce(
         raise typer.Exit(1)
 
 
-@app.command()
+@command()
 def inspect(
     table: Annotated[Optional[str], typer.Argument(help="Table to detail (default: all tables).")] = None,
     date: Annotated[Optional[str], typer.Option("--date", help="One partition day.")] = None,
@@ -162,32 +249,33 @@ def inspect(
 ) -> None:
     """Tables, partitions, row counts and quarantine summary of the lake; or run --sql.
 
-    ``inspect descriptors --date D --country C`` shows that country-day's top phrases, weights, counts."""
-    from rich.console import Console
-
+    `inspect descriptors --date D --country C` shows that country-day's top phrases, weights, counts."""
     from pipeline.core import inspection as insp
 
-    out = Console()
     lake = get_lake(get_config())
+    if not Path(lake.root).is_dir():
+        raise UserError(f"no lake at {lake.root}: ingest some days first (gdelt-forecast ingest), "
+                        "or point --lake / lake.root at an existing one")
     try:
         if sql:
             result = insp.sql(lake, sql)
-            out.print(_table(f"{result.num_rows} rows", result.slice(0, limit).to_pylist(), result.column_names))
+            out().print(_table(f"{result.num_rows} rows", result.slice(0, limit).to_pylist(), result.column_names))
         elif table == "descriptors" and country:  # descriptors / dataset section's view
-            _print_descriptors(out, lake, date, country, top)
+            _print_descriptors(out(), lake, date, country, top)
         elif table == "watchlist":  # report section's view
-            _print_watchlist(out, lake, date, top)
+            _print_watchlist(out(), lake, date, top)
         elif table:
-            out.print(_table(f"{table} partitions", insp.partitions(lake, table, date)))
+            out().print(_table(f"{table} partitions", insp.partitions(lake, table, date)))
         else:
-            out.print(_table(f"lake {lake.root}", insp.tables(lake)))
+            out().print(_table(f"lake {lake.root}", insp.tables(lake)))
             if m := insp.manifest_summary(lake):
-                out.print(_table("manifest", m))
+                out().print(_table("manifest", m))
             if q := insp.quarantine_summary(lake):
-                out.print(_table("quarantine", q))
-    except Exception as exc:  # DuckDB errors, unknown tables: one clear line, not a traceback
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
+                out().print(_table("quarantine", q))
+    except USER_ERRORS:
+        raise
+    except Exception as exc:  # DuckDB errors in --sql, unknown tables: one clear line, not a traceback
+        raise UserError(f"inspect: {exc}".replace("\n", " ")) from exc
 
 
 # ============================================================ watch list (report)
@@ -208,33 +296,32 @@ def _print_watchlist(out, lake: Lake, date: Optional[str], top: int) -> None:
 
 
 # ============================================================ descriptors / dataset
-def _print_descriptors(out, lake: Lake, date: Optional[str], country: str, top: int) -> None:
+def _print_descriptors(o: Console, lake: Lake, date: Optional[str], country: str, top: int) -> None:
     """Rich view of one country-day: top phrases with weights and counts, then the day's targets."""
     from pipeline.features.descriptors import describe_day, describe_descriptors
 
     if date is None:
-        raise ValueError("inspect descriptors --country needs --date YYYY-MM-DD")
+        raise UserError("inspect descriptors --country needs --date YYYY-MM-DD")
     t = describe_descriptors(lake, date, country, top)
     day = describe_day(lake, date, country)
-    out.print(_table(
+    o.print(_table(
         f"{country} {date}: {day['n_events']} events, {day['n_points']} points"
         f"{' (small)' if day['small'] else ''}, Goldstein {day['goldstein_mean'] or 0:.2f}", t.to_pylist()))
-    out.print(_table("targets", [dict(phrase=p, weight=round(w, 4)) for p, w in
-                                 zip(day["target_phrases"], day["target_weights"])]))
+    o.print(_table("targets", [dict(phrase=p, weight=round(w, 4)) for p, w in
+                               zip(day["target_phrases"], day["target_weights"])]))
 
 
-@app.command()
+@command()
 def descriptors(
-    start: Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD.")] = ...,
+    start: Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD.")],
     end: Annotated[Optional[str], typer.Option("--end", help="Last day (default: --start).")] = None,
     countries: Annotated[Optional[list[str]], typer.Option("--countries", help="FIPS codes (repeat or comma-separate; default all).")] = None,
-    weight: Annotated[Optional[str], typer.Option("--weight", help="count | mentions.")] = None,
+    weight: Annotated[Optional[Literal["count", "mentions"]], typer.Option("--weight",
+                                                  help="Point weights.")] = None,
     actor_countries: Annotated[Optional[bool], typer.Option("--actor-countries/--no-actor-countries", help="Also count events by actor geo country.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="sentence-transformers name or path.")] = None,
 ) -> None:
     """Build the daily descriptors (phrase clouds, stats, targets) of [--start, --end] from the country table."""
-    from rich.console import Console
-
     from pipeline.features.descriptors import build_range
     from pipeline.features.embed import CacheStats, Embedder
 
@@ -242,24 +329,20 @@ def descriptors(
                         "descriptors.weight": weight, "descriptors.include_actor_countries": actor_countries,
                         "embed.model": model})
     embedder = Embedder(cfg.embed)
-    try:
-        days = build_range(get_lake(cfg), start, end or start, cfg.descriptors, embedder)
-    except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
+    days = build_range(get_lake(cfg), start, end or start, cfg.descriptors, embedder)
     total = CacheStats()
     for d in days:
         total.add(d.cache)
-    Console().print(_table(f"descriptors {start} … {end or start} (embedder {embedder.id})", [
+    out().print(_table(f"descriptors {start} … {end or start} (embedder {embedder.id})", [
         dict(date=d.date, rows=d.rows, countries=d.countries, points=d.points, small=d.small,
              unlocated=d.unlocated, uncoded=d.uncoded, misdated=d.misdated,
              embedded=d.cache.misses, hit_rate=round(d.cache.hit_rate, 3)) for d in days]))
     console.print(f"embedding cache: {total.hits} hits, {total.misses} embedded, hit rate {total.hit_rate:.1%}")
 
 
-@app.command()
+@command()
 def dataset(
-    name: Annotated[str, typer.Option("--name", help="Dataset name (lake/dataset/name=<name>/).")] = "default",
+    name: Annotated[str, typer.Option("--name", help="Dataset name (`lake/dataset/name=<name>/`).")] = "default",
     context_days: Annotated[Optional[int], typer.Option("--context-days", "-T", help="T: days per sequence.")] = None,
     countries: Annotated[Optional[list[str]], typer.Option("--countries", help="FIPS codes (default: the busiest).")] = None,
     top_countries: Annotated[Optional[int], typer.Option("--top-countries", help="How many busiest countries.")] = None,
@@ -267,55 +350,84 @@ def dataset(
     test_days: Annotated[Optional[int], typer.Option("--test-days", help="Test target days.")] = None,
 ) -> None:
     """Index the training sequences (time split train/val/test, no leakage) and write their manifest."""
-    from rich.console import Console
-
     from pipeline.features.dataset import build_dataset
 
     cfg = get_config(**{"dataset.context_days": context_days, "dataset.top_countries": top_countries,
                         "dataset.countries": ",".join(countries) if countries else None,
                         "dataset.val_days": val_days, "dataset.test_days": test_days})
     lake = get_lake(cfg)
-    try:
-        m = build_dataset(lake, cfg.dataset, name)
-    except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
+    m = build_dataset(lake, cfg.dataset, name)
     days = m["target_days"]
-    Console().print(_table(f"dataset {name}: T={cfg.dataset.context_days}, {len(m['countries'])} countries", [
+    out().print(_table(f"dataset {name}: T={cfg.dataset.context_days}, {len(m['countries'])} countries", [
         dict(split=s, sequences=m["sequences"][s], target_days=len(days[s]),
              first=days[s][0] if days[s] else "", last=days[s][-1] if days[s] else "") for s in days]))
     from pipeline.features.dataset import manifest_path
 
-    console.print(f"manifest: {manifest_path(lake, name)}; skipped {m['skipped']}")
+    out().print(f"manifest: {manifest_path(lake, name)}; skipped {m['skipped']}", highlight=False)
 
 
-
-# ============================================================ train
-@app.command("train")
+# ============================================================ train / models / register
+@command("train")
 def train_cmd(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config, e.g. configs/tiny.yaml.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue models/<run>/checkpoint if present.")] = False,
-    run: Annotated[Optional[str], typer.Option(help="Run name (models/<run>/).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue `models/<run>/checkpoint` if present.")] = False,
+    run: Annotated[Optional[str], typer.Option(help="Run name (`models/<run>/`).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimiser steps.")] = None,
     sinkhorn_lambda: Annotated[Optional[float], typer.Option("--lambda", help="λ of the Sinkhorn term (0: NLL only).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 … (default: CUDA when available).")] = None,
     models_dir: Annotated[Optional[Path], typer.Option(help="Where runs are written (default models/).")] = None,
+    register_run: Annotated[bool, typer.Option("--register/--no-register",
+                                               help="Point `<models-dir>/latest` (what `forecast` uses) at the new run.")] = True,
 ) -> None:
-    """Train the forecaster on the lake's descriptors; writes models/<run>/ (model, config, metrics, card)."""
+    """Train the forecaster on the lake's descriptors; writes `models/<run>/` (model, config, metrics, card)
+    and registers it as models/latest unless `--no-register`."""
+    from pipeline.core.registry import register
     from pipeline.model.train import train
 
-    if config is not None:
-        state.config_path = config
     cfg = get_config(**{"train.run": run, "train.epochs": epochs, "train.max_steps": max_steps,
                         "train.sinkhorn_lambda": sinkhorn_lambda, "train.device": device,
                         "train.models_dir": models_dir})
     result = train(cfg, get_lake(cfg), resume=resume)
-    shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
-    console.print(f"[bold]trained[/] {result.run_dir} in {result.steps} steps"
-                  + (f" (resumed at step {result.resumed_from})" if result.resumed_from is not None else ""))
-    for key, value in shown.items():
-        console.print(f"  {key:<28} {value:.4g}" if isinstance(value, float) else f"  {key:<28} {value}")
+    o = out()
+    o.print(f"[bold]trained[/] {result.run_dir} in {result.steps} steps"
+            + (f" (resumed at step {result.resumed_from})" if result.resumed_from is not None else ""))
+    for key, value in result.metrics.items():
+        if isinstance(value, (int, float)):
+            o.print(f"  {key:<28} {value:.4g}" if isinstance(value, float) else f"  {key:<28} {value}")
+    if register_run:
+        o.print(f"[bold]registered[/] {register(result.run_dir, cfg.train.models_dir)} → {result.run_dir.name}")
+
+
+@command()
+def models(
+    models_dir: Annotated[Optional[Path], typer.Option(help="Where runs live (default: train.models_dir).")] = None,
+) -> None:
+    """List the trained runs (newest first): when written, their final metrics, and which one is `latest`."""
+    from pipeline.core.registry import list_runs
+
+    cfg = get_config(**{"train.models_dir": models_dir})
+    runs = list_runs(cfg.train.models_dir)
+    if not runs:
+        raise UserError(f"no trained runs under {cfg.train.models_dir}/: train one (gdelt-forecast train)")
+    keys = list(dict.fromkeys(k for r in runs for k in r.metrics))
+    out().print(_table(f"runs in {cfg.train.models_dir}", [
+        {"run": r.name, "latest": "*" if r.latest else "", "written (UTC)": f"{r.written:%Y-%m-%d %H:%M}" if r.written else "",
+         **{k: r.metrics.get(k) for k in keys}} for r in runs], ["run", "latest", "written (UTC)", *keys]))
+    if not any(r.latest for r in runs):
+        console.print("[yellow]no run is registered as latest:[/] gdelt-forecast register RUN")
+
+
+@command("register")
+def register_cmd(
+    run: Annotated[str, typer.Argument(help="Run name under the models folder, or a model directory.")],
+    models_dir: Annotated[Optional[Path], typer.Option(help="Where runs live (default: train.models_dir).")] = None,
+) -> None:
+    """Point models/latest (the model `forecast`, `daily` and `backfill` use) at RUN."""
+    from pipeline.core.registry import find_run, register
+
+    cfg = get_config(**{"train.models_dir": models_dir})
+    run_dir = find_run(run, cfg.train.models_dir)
+    out().print(f"[bold]registered[/] {register(run_dir, cfg.train.models_dir)} → {run_dir.name}")
 
 
 # ============================================================ forecast / evaluate / report
@@ -323,19 +435,20 @@ def _csv(values: Optional[list[str]]) -> Optional[str]:
     return ",".join(values) if values else None
 
 
-@app.command()
+@command()
 def forecast(
-    date: Annotated[str, typer.Option("--date", help="Target day, YYYY-MM-DD (forecast from the days before it).")] = ...,
+    date: Annotated[str, typer.Option("--date", help="Target day, YYYY-MM-DD (forecast from the days before it).")],
     countries: Annotated[Optional[list[str]], typer.Option("--countries", help="FIPS codes (default: the model's).")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", help="Model directory (default models/latest).")] = None,
     num_futures: Annotated[Optional[int], typer.Option("--num-futures", "-K", help="Sampled futures per country.")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
     top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
-    assignment: Annotated[Optional[str], typer.Option(help="soft | argmax projection onto CAMEO codes.")] = None,
+    assignment: Annotated[Optional[Literal["soft", "argmax"]], typer.Option(
+                                                      help="Projection onto CAMEO codes.")] = None,
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Also write the baselines.")] = True,
 ) -> None:
-    """Forecast --date: K futures per country projected onto CAMEO codes (forecasts/model=<run>/date=<D>/)."""
+    """Forecast --date: K futures per country projected onto CAMEO codes (`forecasts/model=<run>/date=<D>/`)."""
     from pipeline.forecast.baselines import run_baselines
     from pipeline.forecast.forecast import run_forecast
 
@@ -343,40 +456,32 @@ def forecast(
                         "forecast.num_futures": num_futures, "forecast.temperature": temperature,
                         "forecast.top_p": top_p, "forecast.seed": seed, "forecast.assignment": assignment})
     lake = get_lake(cfg)
-    try:
-        res = run_forecast(lake, date, cfg.forecast)
-        console.print(f"[bold]forecast[/] {res['date']} · run {res['run']} · {res['countries']} countries · "
-                      f"{res['rows']} rows" + (f" · skipped {sorted(res['skipped'])}" if res["skipped"] else ""))
-        if baselines:
-            written = run_baselines(lake, date, date, cfg.forecast)
-            console.print(f"[bold]baselines[/] {date}: " + ", ".join(f"{k} {v} rows" for k, v in written.items()))
-    except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
+    res = run_forecast(lake, date, cfg.forecast)
+    out().print(f"[bold]forecast[/] {res['date']} · run {res['run']} · {res['countries']} countries · "
+                f"{res['rows']} rows" + (f" · skipped {sorted(res['skipped'])}" if res["skipped"] else ""))
+    if baselines:
+        written = run_baselines(lake, date, date, cfg.forecast)
+        out().print(f"[bold]baselines[/] {date}: " + ", ".join(f"{k} {v} rows" for k, v in written.items()))
 
 
-@app.command("baselines")
+@command("baselines")
 def baselines_cmd(
-    date: Annotated[str, typer.Option("--date", help="First target day, YYYY-MM-DD.")] = ...,
+    date: Annotated[str, typer.Option("--date", help="First target day, YYYY-MM-DD.")],
     end: Annotated[Optional[str], typer.Option("--end", help="Last target day (default: --date).")] = None,
     countries: Annotated[Optional[list[str]], typer.Option("--countries", help="FIPS codes (default: all seen).")] = None,
     names: Annotated[Optional[list[str]], typer.Option("--names", help="climatology, persistence, freq7, freq30, ewm.")] = None,
 ) -> None:
-    """Baseline forecasts for [--date, --end], each day from the days before it (model=baseline-<name>)."""
+    """Baseline forecasts for [--date, --end], each day from the days before it (`model=baseline-<name>`)."""
     from pipeline.forecast.baselines import run_baselines
 
     cfg = get_config(**{"forecast.countries": _csv(countries), "forecast.baselines": _csv(names)})
-    try:
-        written = run_baselines(get_lake(cfg), date, end or date, cfg.forecast)
-    except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
-    console.print(f"[bold]baselines[/] {date} … {end or date}: " + ", ".join(f"{k} {v} rows" for k, v in written.items()))
+    written = run_baselines(get_lake(cfg), date, end or date, cfg.forecast)
+    out().print(f"[bold]baselines[/] {date} … {end or date}: " + ", ".join(f"{k} {v} rows" for k, v in written.items()))
 
 
-@app.command()
+@command()
 def evaluate(
-    start: Annotated[str, typer.Option("--start", help="First target day scored.")] = ...,
+    start: Annotated[str, typer.Option("--start", help="First target day scored.")],
     end: Annotated[Optional[str], typer.Option("--end", help="Last target day scored (default: --start).")] = None,
     runs: Annotated[Optional[list[str]], typer.Option("--runs", help="Runs to score (default: all in forecasts/).")] = None,
     backtest: Annotated[bool, typer.Option("--backtest", help="First forecast every day (validation days too) "
@@ -388,37 +493,36 @@ def evaluate(
     """Score forecasts against what happened: Brier / BSS, log loss, ECE, Glean F1/F2, MIRAI, ROUGE; scores table."""
     import datetime as dt
 
+    from pipeline.core.lake import as_date
     from pipeline.forecast.baselines import run_baselines
     from pipeline.scoring.evaluate import evaluate as run_evaluate
     from pipeline.scoring.evaluate import evaluation_dir, print_summary
-    from pipeline.core.lake import as_date
 
     cfg = get_config(**{"evaluate.val_days": val_days, "forecast.model": model})
     lake = get_lake(cfg)
     last = end or start
-    try:
-        if backtest:
-            first = as_date(start) - dt.timedelta(days=cfg.evaluate.val_days)
-            run_baselines(lake, first, last, cfg.forecast)
-            if model is not None:
-                from pipeline.forecast.forecast import load_model_run, run_forecast
-                from pipeline.core.lake import date_range
+    if backtest:
+        first = as_date(start) - dt.timedelta(days=cfg.evaluate.val_days)
+        run_baselines(lake, first, last, cfg.forecast)
+        if model is not None:
+            from pipeline.core.lake import date_range
+            from pipeline.forecast.forecast import load_model_run, run_forecast
 
-                mr = load_model_run(model)
-                for day in date_range(first, last):
-                    res = run_forecast(lake, day, cfg.forecast, model_run=mr)
-                    console.print(f"forecast {day}: {res['countries']} countries")
-                runs = (runs or []) + [mr.run] if runs else None
-        ev = run_evaluate(lake, start, last, runs, cfg.evaluate)
-    except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
-    print_summary(ev, levels=tuple(levels) if levels else ("root", "base", "rare"))
-    console.print(f"summary: {evaluation_dir(cfg.evaluate.reports_dir, ev.start, ev.end)}/summary.csv; "
-                  f"per country-day: {lake.table_dir('scores')}")
+            mr = load_model_run(model)
+            for day in date_range(first, last):
+                res = run_forecast(lake, day, cfg.forecast, model_run=mr)
+                console.print(f"forecast {day}: {res['countries']} countries")
+            runs = (runs or []) + [mr.run] if runs else None
+    ev = run_evaluate(lake, start, last, runs, cfg.evaluate)
+    with console.capture() as tables:  # the skill tables are the result: stdout, full width
+        print_summary(ev, levels=tuple(levels) if levels else ("root", "base", "rare"))
+    out().file.write(tables.get())
+    folder = evaluation_dir(cfg.evaluate.reports_dir, ev.start, ev.end)
+    out().print(f"summary: {folder / 'summary.csv'} (also per_label.csv, reliability.csv, evaluation.json); "
+                f"per country-day: {lake.table_dir('scores')}", highlight=False, soft_wrap=True)
 
 
-@app.command()
+@command()
 def calibrate(
     model: Annotated[Path, typer.Option("--model", help="Model directory (its forecasts must exist for the days).")],
     start: Annotated[str, typer.Option("--start", help="First validation target day.")],
@@ -426,37 +530,34 @@ def calibrate(
     blend: Annotated[bool, typer.Option("--blend/--no-blend", help="Also fit the blend with climatology.")] = True,
 ) -> None:
     """Fit the model's calibration maps on its (uncalibrated) forecasts of validation days; later forecasts use them."""
-    from pipeline.forecast.calibrate import fit_from_lake
     from pipeline.core.lake import date_range
     from pipeline.core.registry import resolve
+    from pipeline.forecast.calibrate import fit_from_lake
 
     cfg = get_config()
     model_dir = resolve(model)
     cal = fit_from_lake(get_lake(cfg), model_dir.name, date_range(start, end or start), blend=blend)
     path = cal.save(model_dir)
-    console.print(f"[green]calibration[/] {path}: fitted on {', '.join(cal.fitted_on)} "
-                  f"({', '.join(f'{k} {v}' for k, v in cal.n.items())} label-days)")
+    o = out()
+    o.print(f"[green]calibration[/] {path}: fitted on {', '.join(cal.fitted_on)} "
+            f"({', '.join(f'{k} {v}' for k, v in cal.n.items())} label-days)")
     for lv, (a, b, k) in (cal.blend or {}).items():
-        console.print(f"  blend {lv}: σ({a:.2f}·logit p + {b:.2f}·logit climatology {k:+.2f})")
+        o.print(f"  blend {lv}: σ({a:.2f}·logit p + {b:.2f}·logit climatology {k:+.2f})")
 
 
-@app.command()
+@command()
 def report(
-    date: Annotated[str, typer.Option("--date", help="Forecast day of the page.")] = ...,
+    date: Annotated[str, typer.Option("--date", help="Forecast day of the page.")],
     run: Annotated[Optional[str], typer.Option("--run", help="Forecast run shown (default: the model's, else climatology).")] = None,
     top: Annotated[int, typer.Option("--top", help="Watch-list rows per list (rises, falls, conflict).")] = 10,
 ) -> None:
-    """Write reports/<date>/: the morning page (watch list, map, track record), a page per country, the index."""
+    """Write `reports/<date>/`: the morning page (watch list, map, track record), a page per country, the index."""
     from pipeline.scoring.report import build_report
     from pipeline.scoring.watchlist import WatchlistConfig
 
     cfg = get_config()
-    try:
-        path = build_report(get_lake(cfg), date, cfg, run=run, wcfg=WatchlistConfig(top=top))
-    except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
-    console.print(f"[bold]report[/] {path}")
+    path = build_report(get_lake(cfg), date, cfg, run=run, wcfg=WatchlistConfig(top=top))
+    out().print(f"[bold]report[/] {path}", highlight=False)
 
 
 
@@ -468,61 +569,73 @@ def _day_opt(value: Optional[str]):
     return as_date(value) if value else None
 
 
-@app.command()
+def _cfg_path() -> Optional[str]:
+    return str(state.config_path) if state.config_path else None
+
+
+@command()
 def daily(
     date: Annotated[Optional[str], typer.Option("--date", help="Data day (default: yesterday UTC); forecasts the day after.")] = None,
-    source: Annotated[Optional[str], typer.Option(help="gdelt1|gdelt2|local|bigquery (default: flow.source).")] = None,
-    path: Annotated[Optional[Path], typer.Option(help="File or folder for --source local.")] = None,
+    source: SourceOpt = None,
+    path: PathOpt = None,
     model: Annotated[Optional[Path], typer.Option(help="Model directory (default: forecast.model).")] = None,
 ) -> None:
     """The daily run: ingest → reduce → descriptors → forecast tomorrow → evaluate → report."""
+    cfg = get_config()
+    cfg.flow.resolve_source(source, path)  # a missing path fails here, before a Prefect server starts
     from flows.daily import daily as daily_flow
 
-    cfg = get_config()
-    out = daily_flow(day=_day_opt(date), config=_cfg_path(), lake=str(cfg.lake.root), source=source,
+    res = daily_flow(day=_day_opt(date), config=_cfg_path(), lake=str(cfg.lake.root), source=source,
                      path=str(path) if path else None, model=str(model) if model else None)
-    console.print(f"[green]daily {out['day']} done[/]: forecast for {out['target']}"
-                  + (f", report {out['report']}" if out.get("report") else ""))
+    out().print(f"[green]daily {res['day']} done[/]: forecast for {res['target']}"
+                + (f", report {res['report']}" if res.get("report") else ""), highlight=False)
 
 
-@app.command()
+@command()
 def backfill(
     start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD).")],
     end: Annotated[str, typer.Option(help="Last day (YYYY-MM-DD).")],
-    source: Annotated[str, typer.Option(help="gdelt1|gdelt2|local|bigquery.")] = "gdelt2",
-    path: Annotated[Optional[Path], typer.Option(help="File or folder for --source local.")] = None,
+    source: SourceOpt = None,
+    path: PathOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Redo finished days.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would run, run nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would run, run nothing (no Prefect server).")] = False,
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Bad source files don't fail their day.")] = False,
     stages: Annotated[Optional[str], typer.Option(help="Comma-separated subset of ingest,reduce,descriptors,forecast,evaluate.")] = None,
-    runner: Annotated[str, typer.Option(help="local (threads) | dask | ray.")] = "local",
+    runner: Annotated[Runner, typer.Option(help="Task runner: threads, a Dask or a Ray cluster.")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Dask scheduler / Ray cluster address to join.")] = None,
 ) -> None:
     """The daily stages over a date range: resumable, bounded concurrency, failed days reported."""
-    from flows.backfill import BackfillFailed, with_runner
     from pipeline.core.lake import as_date
 
     cfg = get_config()
+    cfg.flow.resolve_source(source, path)
+    stage_list = stages.split(",") if stages else None
+    if dry_run:  # a plan needs the lake only, not Prefect
+        from flows.backfill import dry_run_plan
+
+        res = dry_run_plan(cfg, as_date(start), as_date(end), force=force, stages=stage_list)
+        o = out()
+        o.print(f"backfill {start} … {end}: would run {len(res['submitted'])} steps, {res['skipped']} already done")
+        for step in res["submitted"]:
+            o.print(f"  {step}", highlight=False)
+        return
+    from flows.backfill import BackfillFailed, with_runner
+
     flow = with_runner(runner, address, cfg.flow.backfill_concurrency)
     try:
-        out = flow(as_date(start), as_date(end), config=_cfg_path(), lake=str(cfg.lake.root), source=source,
-                   path=str(path) if path else None, force=force, dry_run=dry_run, keep_going=keep_going,
-                   stages=stages.split(",") if stages else None)
+        res = flow(as_date(start), as_date(end), config=_cfg_path(), lake=str(cfg.lake.root), source=source,
+                   path=str(path) if path else None, force=force, keep_going=keep_going, stages=stage_list)
     except BackfillFailed as exc:
-        console.print(f"[red]{exc}[/]")
+        console.print(f"[red]{escape(str(exc))}[/]", highlight=False)
         raise typer.Exit(1) from exc
-    verb = "would run" if dry_run else "ran"
-    console.print(f"backfill {start} … {end}: {verb} {len(out['submitted'])} steps, {out['skipped']} already done")
-    if out.get("gaps"):
-        console.print(f"gaps (no source data, skipped by every stage): {', '.join(out['gaps'])}")
-    if dry_run:
-        for step in out["submitted"]:
-            console.print(f"  {step}")
+    out().print(f"backfill {start} … {end}: ran {len(res['submitted'])} steps, {res['skipped']} already done")
+    if res.get("gaps"):
+        out().print(f"gaps (no source data, skipped by every stage): {', '.join(res['gaps'])}", highlight=False)
 
 
-@app.command()
+@command()
 def retrain(
-    run: Annotated[Optional[str], typer.Option(help="Run name (models/<run>).")] = None,
+    run: Annotated[Optional[str], typer.Option(help="Run name (`models/<run>/`).")] = None,
     resume: Annotated[bool, typer.Option("--resume")] = False,
     no_register: Annotated[bool, typer.Option("--no-register", help="Don't point models/latest at the new run.")] = False,
 ) -> None:
@@ -530,12 +643,13 @@ def retrain(
     from flows.train import train_flow
 
     cfg = get_config()
-    out = train_flow(config=_cfg_path(), lake=str(cfg.lake.root), run=run, resume=resume,
+    res = train_flow(config=_cfg_path(), lake=str(cfg.lake.root), run=run, resume=resume,
                      register_model=not no_register)
-    console.print(f"[green]model[/] {out['run_dir']}" + (f"  (registered {out['registered']})" if out.get("registered") else ""))
+    out().print(f"[green]model[/] {res['run_dir']}" + (f"  (registered {res['registered']})" if res.get("registered") else ""),
+                highlight=False)
 
 
-@app.command()
+@command()
 def serve() -> None:
     """Serve the deployments (daily on flow.cron, backfill, train); needs `prefect server start` + PREFECT_API_URL."""
     from flows.serve import serve as serve_flows
@@ -543,35 +657,31 @@ def serve() -> None:
     serve_flows(get_config(), _cfg_path())
 
 
-@app.command()
-def demo(
-    config: Annotated[Optional[Path], typer.Option(help="Demo config (default configs/demo.yaml).")] = None,
-) -> None:
-    """Everything on the shipped real sample, offline: backfill → train → daily → report (under data/demo/)."""
+@command()
+def demo() -> None:
+    """Everything on the shipped real sample, offline: backfill → train → daily → report (under data/demo/;
+    `--config` defaults to configs/demo.yaml)."""
     import datetime as dt
 
-    from flows.demo import DEMO_CONFIG, demo as demo_flow, top_forecasts
     from rich.table import Table
 
-    path = str(config or _cfg_path() or DEMO_CONFIG)
-    out = demo_flow(config=path)
+    from flows.demo import DEMO_CONFIG, demo as demo_flow, top_forecasts
+
+    path = str(_cfg_path() or DEMO_CONFIG)
+    res = demo_flow(config=path)
     cfg = load_config(path)
     lake = get_lake(cfg)
-    target = dt.date.fromisoformat(out["daily"]["target"])
-    run = out["daily"].get("model_run") or "baseline-climatology"
+    target = dt.date.fromisoformat(res["daily"]["target"])
+    run = res["daily"].get("model_run") or "baseline-climatology"
     table = Table(title=f"Most likely events on {target} (model {run})")
     for col in ("country", "code", "event", "p", "actors"):
         table.add_column(col)
     for country, code, desc, p, actors in top_forecasts(lake, run, target):
         table.add_row(country, code, desc, f"{p:.2f}", ", ".join(actors or []))
-    console.print(table)
-    console.print(f"lake:   {Path(out['lake']).resolve()}\nmodel:  {Path(out['model']).resolve()}\n"
-                  f"report: {Path(out['report']).resolve() if out.get('report') else '-'}")
-
-
-def _cfg_path() -> Optional[str]:
-    return str(state.config_path) if state.config_path else None
-
+    o = out()
+    o.print(table)
+    o.print(f"lake:   {Path(res['lake']).resolve()}\nmodel:  {Path(res['model']).resolve()}\n"
+            f"report: {Path(res['report']).resolve() if res.get('report') else '-'}", highlight=False)
 
 
 def main() -> None:

@@ -260,3 +260,50 @@ def country_history(tmp_path):
 
 
 # ------------------------------------------------------------ flows
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """A real ``prefect server start`` on 127.0.0.1 (free port, its own PREFECT_HOME), for the session.
+
+    Yields the environment a subprocess needs to talk to it (``PREFECT_API_URL`` …). Bounded: it must
+    answer ``/api/health`` within 120 s; it is stopped at the end of the session.
+    """
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PYTHONPATH": str(REPO)}
+    prefect = [sys.executable, "-m", "prefect"]
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen([*prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -140,6 +140,18 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
     # yesterday's forecast for DAYS[-1] (made by the backfill) is now scored
     assert lake.has_partition("scores", DAYS[-1], model=run)
     assert Path(out["report"]).exists() and Path(out["report"]).read_text().count("<html") == 1
+    # the run's artifacts: the summary table (rows in, quarantined, forecasts written, skill) and the report link
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["daily-summary", "daily-report"])))
+    by_key = {a.key: a for a in arts}
+    assert {"daily-summary", "daily-report"} <= set(by_key)
+    summary = by_key["daily-summary"].data
+    assert all(col in summary for col in ("rows in", "quarantined", "forecasts written", "## Skill", run))
+    assert by_key["daily-report"].data.startswith("[") and Path(out["report"]).resolve().as_uri() in by_key["daily-report"].data
 
 
 def test_deployments_build_with_the_configured_cron(tmp_path):
@@ -187,20 +199,41 @@ def test_train_flow_calibrates_evaluates_and_registers(harness, sample_descripto
     assert out["evaluation"]["runs"][0] == "flow-tiny"
 
 
-def test_backfill_runs_on_a_local_dask_cluster(harness, sample_descriptors, tmp_path):
-    from prefect_dask import DaskTaskRunner
+@pytest.fixture(scope="module")
+def local_runner_lake(harness, sample_descriptors, tmp_path_factory):
+    """Two sample days through ingest → reduce → descriptors on the local (thread) runner: the reference."""
+    from flows.backfill import with_runner
 
-    from flows.backfill import backfill
+    tmp = tmp_path_factory.mktemp("local-runner")
+    src = _sample_subset(tmp / "src", DAYS[:2])
+    lake_root = tmp / "lake"
+    _seed_embeddings(sample_descriptors, lake_root)
+    with_runner("local", workers=2)(DAYS[0], DAYS[1], config=str(_config(tmp, lake_root)), source="local",
+                                    path=str(src), stages=["ingest", "reduce", "descriptors"])
+    return lake_root, src
+
+
+@pytest.mark.parametrize("runner", ["dask", "ray"])
+def test_backfill_on_a_cluster_of_processes_gives_the_local_runner_s_lake(runner, harness, sample_descriptors,
+                                                                           local_runner_lake, tmp_path):
+    """A real local Dask / Ray cluster (worker processes): the same lake as the thread runner, row for row,
+    and an embedding cache without duplicates."""
+    pytest.importorskip({"dask": "prefect_dask", "ray": "prefect_ray"}[runner])
+    from flows.backfill import with_runner
     from pipeline.core.lake import Lake
 
-    src = _sample_subset(tmp_path / "src", DAYS[:2])
+    reference, src = local_runner_lake
     lake_root = tmp_path / "lake"
-    config = str(_config(tmp_path, lake_root))
-    on_dask = backfill.with_options(task_runner=DaskTaskRunner(
-        cluster_kwargs={"n_workers": 1, "threads_per_worker": 2, "processes": False, "dashboard_address": None}))
-    out = on_dask(DAYS[0], DAYS[1], config=config, source="local", path=str(src), stages=["ingest", "reduce"])
-    assert sorted(out["submitted"]) == sorted(f"{s}:{d}" for d in DAYS[:2] for s in ("ingest", "reduce"))
-    assert Lake(lake_root).partitions("country") == DAYS[:2]
+    _seed_embeddings(sample_descriptors, lake_root)
+    out = with_runner(runner, workers=2)(DAYS[0], DAYS[1], config=str(_config(tmp_path, lake_root)),
+                                         stages=["ingest", "reduce", "descriptors"], path=str(src))
+    assert sorted(out["submitted"]) == sorted(f"{s}:{d}" for d in DAYS[:2] for s in ("ingest", "reduce", "descriptors"))
+    got, want = _snapshot(lake_root), _snapshot(reference)
+    for table in want:
+        assert got[table].num_rows == want[table].num_rows > 0, table
+        assert got[table].equals(want[table]), table
+    phrases = Lake(lake_root).read("embeddings").column("phrase").to_pylist()
+    assert len(phrases) == len(set(phrases))
 
 
 def test_demo_summary_lists_the_most_likely_events_per_country(sample_forecasts):

@@ -373,12 +373,26 @@ class FlowConfig:
     """Daily run schedule (UTC)."""
     timezone: str = "UTC"
     source: Literal["gdelt1", "gdelt2", "local", "bigquery"] = "gdelt2"
-    """Ingest source for the daily run."""
+    """Ingest source of every run (``ingest``, ``daily``, ``backfill``, the deployments): gdelt1 | gdelt2 | local | bigquery."""
+    path: Path | None = None
+    """File or folder the ``local`` source reads (e.g. ``data/sample/gdelt-v2``)."""
     backfill_concurrency: int = 4
     """Days processed at once by the backfill flow."""
 
     def __post_init__(self) -> None:
         _check(self, "flow", backfill_concurrency=_ge(1))
+
+    def resolve_source(self, source: str | None = None, path: str | Path | None = None) -> tuple[str, Path | None]:
+        """``(source, path)`` of a run: the arguments when given, else ``flow.source`` / ``flow.path``.
+
+        The one place the default source is decided (CLI ``ingest``/``daily``/``backfill``, the flows,
+        the deployments), so a deployment run with only ``start``/``end`` reads what the config says.
+        """
+        src = source or self.source
+        p = Path(path) if path else (self.path if src == "local" else None)
+        if src == "local" and p is None:
+            raise ConfigError("source local needs a path: pass --path, or set flow.path in the config")
+        return src, p
 
 
 # ------------------------------------------------------------------ the lot

@@ -10,13 +10,21 @@ A phrase is never embedded twice for one embedder: misses are encoded (sorted,
 so the result does not depend on call order), written as one new atomic batch
 partition, and kept in a per-process in-memory index that picks up batches
 written by other processes. When all phrases hit, the model is not even loaded.
+
+Safe across threads, processes and machines sharing the lake: a miss is looked up
+again and written under an exclusive ``flock`` on ``<lake>/_locks/embeddings-<id>.lock``,
+so two workers (Dask, Ray) that miss the same phrase embed and store it once; the
+table never holds a phrase twice.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,13 +149,6 @@ class CacheStats:
         n = self.hits + self.misses
         return self.hits / n if n else 1.0
 
-    def _check_dim(self, vectors: np.ndarray) -> None:
-        if self.dim is not None and vectors.shape[1] != self.dim:
-            raise ValueError(
-                f"embedding cache {self.lake.partition_dir(TABLE, embedder=self.embedder_id)}: vectors of size "
-                f"{vectors.shape[1]} and {self.dim} under one embedder id; delete the folder and rebuild"
-            )
-
     def add(self, other: "CacheStats") -> None:
         self.hits += other.hits
         self.misses += other.misses
@@ -185,7 +186,10 @@ class EmbeddingCache:
         """Load batches written since the last refresh (by this or another process)."""
         for f in self.lake.files(TABLE, embedder=self.embedder_id):
             if f not in self._loaded:
-                t = pq.read_table(f)
+                try:
+                    t = pq.read_table(f)
+                except FileNotFoundError:  # compacted away by another process; its "all-" batch follows
+                    continue
                 self._ingest(t.column("phrase").to_pylist(), _vectors(t.column("vector")))
                 self._loaded.add(f)
 
@@ -266,6 +270,19 @@ def get_cache(lake: Lake, embedder: Embedder | str) -> EmbeddingCache:
         return _CACHES[key]
 
 
+@contextmanager
+def cache_lock(lake: Lake, embedder_id: str) -> Iterator[None]:
+    """Exclusive lock (``flock``) on one embedder's cache writes, across threads, processes and hosts."""
+    path = Path(lake.root) / "_locks" / f"embeddings-{embedder_id}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def embed_phrases(lake: Lake, embedder: Embedder, phrases: list[str], stats: CacheStats | None = None) -> np.ndarray:
     """Unit vectors of ``phrases`` ``(P, D) float32`` through the lake cache.
 
@@ -278,9 +295,13 @@ def embed_phrases(lake: Lake, embedder: Embedder, phrases: list[str], stats: Cac
         cache.refresh()
         unique = list(dict.fromkeys(phrases))
         missing = sorted(p for p in unique if p not in cache.index)
-        call = CacheStats(hits=len(unique) - len(missing), misses=len(missing))
         if missing:
-            cache.add(missing, embedder.encode(missing))
+            with cache_lock(lake, cache.embedder_id):  # another worker may have just stored them
+                cache.refresh()
+                missing = [p for p in missing if p not in cache.index]
+                if missing:
+                    cache.add(missing, embedder.encode(missing))
+        call = CacheStats(hits=len(unique) - len(missing), misses=len(missing))
         cache.stats.add(call)
         if stats is not None:
             stats.add(call)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,6 +351,7 @@ class EventForecaster(nn.Module):
         meta = {"format": 1, "model": dataclasses.asdict(self.cfg), "sep_token": SEP,
                 "n_parameters": self.num_parameters()}
         (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        _make_readable(out)
         return out
 
     @classmethod
@@ -450,6 +452,15 @@ class OccurrenceHead(nn.Module):
             out[lv] = p[:, offset:offset + size]
             offset += size
         return out
+
+
+def _make_readable(directory: Path) -> None:
+    """Model files readable by the group and others as the umask allows (some writers leave them 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in directory.iterdir():
+        if f.is_file():
+            f.chmod(0o666 & ~umask)
 
 
 def pack_boundaries(points: torch.Tensor, boundary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -455,6 +455,14 @@ def save_run(run_dir: Path, model: EventForecaster, cfg: Config, metrics: dict[s
     (run_dir / "metrics.json").write_text(json.dumps(
         {"final": metrics, "history": history, "data": data}, indent=2, default=str) + "\n")
     (run_dir / "README.md").write_text(model_card(cfg, model, metrics, data))
+    for f in ("config.yaml", "metrics.json", "README.md"):
+        (run_dir / f).chmod(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _describe(ds: Dataset, collate: Callable) -> dict[str, Any]:
@@ -471,19 +479,43 @@ def _describe(ds: Dataset, collate: Callable) -> dict[str, Any]:
 
 
 def model_card(cfg: Config, model: EventForecaster, metrics: dict[str, Any], data: dict[str, Any]) -> str:
-    """A short Markdown model card: what it is, data window, countries, metrics, how to load."""
+    """The model card (``README.md``): YAML metadata (``huggingface_hub.ModelCardData``: library, tags,
+    data window, countries, held-out metrics), then what it is, data, metrics, how to load, intended use, limits."""
+    from huggingface_hub import ModelCard, ModelCardData
+
     tr, va = data["train"], data.get("val") or {}
     m = model.cfg
+    numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items() if isinstance(v, float))
     base = f"`{m.pretrained}` (pretrained)" if m.pretrained else (
         f"T5 built from preset `{m.preset}` (d_model {m.d_model}, {m.num_layers}+{m.num_layers} layers, "
         f"{m.num_heads} heads), byte-level BPE tokenizer on the phrase vocabulary")
-    return f"""# gdelt-forecast model `{cfg.train.run}`
+    card_data = ModelCardData(
+        library_name="gdelt-forecast", license="apache-2.0", language="en", datasets=["gdelt"],
+        tags=["gdelt", "event-forecasting", "t5", "cameo", "sinkhorn"], pipeline_tag="text-generation",
+        base_model=m.pretrained or None,
+        run=cfg.train.run, n_parameters=model.num_parameters(), context_days=cfg.dataset.context_days,
+        embedder=cfg.embed.model, trained_on=f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}",
+        data_window={"train": [tr.get("first_target"), tr.get("last_target")],
+                     "validation": [va.get("first_target"), va.get("last_target")]},
+        countries=list(tr.get("countries", [])), held_out_metrics=numbers,
+        config={"model_preset": m.preset, "d_model": m.d_model, "num_layers": m.num_layers,
+                "tokens_per_day": m.tokens_per_day, "sinkhorn_lambda": cfg.train.sinkhorn_lambda,
+                "sinkhorn_eps": cfg.train.sinkhorn_eps, "epochs": cfg.train.epochs, "lr": cfg.train.lr,
+                "batch_size": cfg.train.batch_size, "seed": cfg.train.seed},
+    )
+    directory = f"{cfg.train.models_dir}/{cfg.train.run}"
+    content = f"""---
+{card_data.to_yaml()}
+---
+
+# gdelt-forecast model `{cfg.train.run}`
 
 Forecasts the next day's salient GDELT events of a country as 3–10 short phrases
 ("United States make a visit China"), conditioned on the previous
 {cfg.dataset.context_days} days of descriptor clouds (points on the unit sphere, embedder
-`{cfg.embed.model}`), and places each phrase on that sphere.
+`{cfg.embed.model}`), and places each phrase on that sphere; an occurrence head gives the
+probability of every CAMEO event, base and root code.
 
 - Base: {base}; {model.num_parameters():,} parameters; {m.tokens_per_day} tokens per day.
 - Objective: token NLL + λ·Sinkhorn divergence (λ = {cfg.train.sinkhorn_lambda}, ε = {cfg.train.sinkhorn_eps},
@@ -491,23 +523,40 @@ Forecasts the next day's salient GDELT events of a country as 3–10 short phras
 - Trained {metrics.get('steps')} steps ({cfg.train.epochs} epochs max,
   batch {cfg.train.batch_size}×{cfg.train.grad_accum},
   lr {cfg.train.lr}, seed {cfg.train.seed}) on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}.
+- The resolved config is `config.yaml`; every metric of every epoch is in `metrics.json`.
 
 ## Data
 - Training targets: {tr.get('first_target')} … {tr.get('last_target')} ({tr.get('n_sequences')} sequences).
-- Validation targets: {va.get('first_target')} … {va.get('last_target')} ({va.get('n_sequences')} sequences).
+- Validation targets (held out, later in time): {va.get('first_target')} … {va.get('last_target')}
+  ({va.get('n_sequences')} sequences).
 - Countries (FIPS): {', '.join(tr.get('countries', []))}.
 
-## Metrics (last validation)
+## Metrics (held-out validation days)
 | metric | value |
 |---|---|
 {rows}
 
-## Use
+Skill against the baselines on the test days (Brier, BSS with bootstrap intervals) is written by
+the training flow (`gdelt-forecast retrain`) to `reports/eval-<start>_<end>/summary.csv`.
+
+## Load the whole forecaster
+The folder is a Hugging Face `save_pretrained` layout, but `AutoModelForSeq2SeqLM.from_pretrained`
+loads only the T5 inside it (no descriptor encoder, point head or occurrence head, which live in
+`descriptor_encoder.safetensors` and `forecaster.json`). Load the whole model with:
 ```python
 from pipeline.model.forecaster import EventForecaster
-model = EventForecaster.from_pretrained("{cfg.train.models_dir}/{cfg.train.run}")
+model = EventForecaster.from_pretrained("{directory}")
 futures = model.generate_phrases(batch, num_futures=100, temperature=1.0, top_p=0.95, seed=0)
 ```
-Limitations: trained on a short window of GDELT, whose events are machine-coded
-from news and over-represent some countries; forecasts are descriptive, not advice.
+or forecast from the lake: `gdelt-forecast forecast --date YYYY-MM-DD --model {directory}`.
+
+## Intended use
+Research on forecasting machine-coded news events: the probability that each CAMEO event is
+reported tomorrow for a country, compared against simple baselines.
+
+## Limitations
+Trained on a short window of GDELT, whose events are machine-coded from news and over-represent
+some countries and sources; coding errors and news cycles are learned as if they were events.
+Forecasts are descriptive statistics of reporting, not predictions to act on, and not advice.
 """
+    return str(ModelCard(content))
