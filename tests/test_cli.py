@@ -11,6 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from gdelt_forecast.cli import app
+from pipeline.core.errors import ConfigError
 
 
 def _run(*args: str, env: dict[str, str] | None = None):
@@ -42,9 +43,9 @@ def test_user_errors_are_one_line_with_exit_2_and_a_traceback_only_when_debuggin
     assert r.exit_code == 2 and r.stderr.strip().startswith("error: config file") and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) <= 2  # one message (wrapped at most once)
     r = _run("--config", missing, "inspect", env={"GDELT_FORECAST_DEBUG": "1"})
-    assert isinstance(r.exception, FileNotFoundError)
+    assert isinstance(r.exception, ConfigError)  # re-raised with its traceback
     r = _run("--debug", "--config", missing, "inspect")
-    assert isinstance(r.exception, FileNotFoundError)
+    assert isinstance(r.exception, ConfigError)
 
 
 def test_inspect_on_a_missing_lake_says_so_and_config_works_after_the_command(tmp_path):
