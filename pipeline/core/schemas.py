@@ -120,13 +120,14 @@ MANIFEST_SCHEMA: pa.Schema = pa.schema([
     pa.field("rows_duplicate", pa.int64(), nullable=False),  # rows whose GLOBALEVENTID was already kept
     pa.field("rows_out_of_range", pa.int64(), nullable=False),  # rows outside --start/--end (not written)
     pa.field("rows_replaced", pa.int64()),  # rows of an earlier ingest of this file removed before merging
-    pa.field("status", pa.string(), nullable=False),  # ok | missing | failed | partial (big file mid-way)
+    pa.field("status", pa.string(), nullable=False),  # ok | missing | failed | refused (URL not allowed) | partial (big file mid-way)
     pa.field("error", pa.string()),  # why the file failed or is missing
     pa.field("ingested_at", pa.timestamp("s", tz="UTC"), nullable=False),
 ])
 """``manifest`` table (one file, no partitions): one row per source file ever
 ingested, keyed by (source, url). Re-running skips rows with status ``ok``
-(local files: only when their MD5 is unchanged and no row was out of range)."""
+(local files: only when their size is unchanged and no row was out of range; servers'
+files: when the published MD5 is unchanged)."""
 
 QUARANTINE_SCHEMA: pa.Schema = pa.schema([
     pa.field("source", pa.string(), nullable=False),
