@@ -222,9 +222,19 @@ class ForecastConfig:
     max_actor_pairs: int = 3
     """Most likely actor-country pairs kept per forecast label."""
     baselines: list[str] = field(
-        default_factory=lambda: ["climatology", "persistence", "freq7", "freq30", "ewm"]
+        default_factory=lambda: ["climatology", "persistence", "freq7", "freq30", "ewm", "learned"]
     )
-    """Baselines written by ``baselines`` (``model=baseline-<name>``)."""
+    """Baselines written by ``baselines`` (``model=baseline-<name>``); ``learned`` is the frequency model
+    of ``pipeline.forecast.learned`` fitted on the history features."""
+    learned_dir: Path = Path("models/baseline-learned")
+    """Artefact of ``baseline-learned`` (``learned.joblib`` + ``learned.json``), refitted by the training flow.
+    When it is missing, or was fitted on a day ≥ the first forecast day, the baseline is fitted in memory
+    on the days before that day (leak-free)."""
+    learned_estimator: str = "logistic"
+    """``logistic`` (scikit-learn LogisticRegression on standardised features) or ``hgb``
+    (HistGradientBoostingClassifier); docs/forecast.md compares them."""
+    learned_max_rows: int = 200_000
+    """Training rows (day × country × label) per level, uniformly subsampled (seeded by ``forecast.seed``)."""
     ewm_halflife_days: float = 7.0
     """Half-life in days of the exponentially weighted frequency baseline."""
     baseline_smoothing: float = 0.0

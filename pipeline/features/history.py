@@ -171,3 +171,13 @@ def _unseen_row(history: History) -> np.ndarray:
     for name in ("weekday_sin", "weekday_cos", "log_days"):
         x[..., FEATURES.index(name)] = history.X[:, 0, :, FEATURES.index(name)] if history.X.shape[1] else 0.0
     return x
+
+
+def smoothed_climatology(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
+                         alpha: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(Σ_t y_t + α) / (n + 2α) over the days before each target: ((n_t, C, L) float64, (n_t,) days n)."""
+    k = np.searchsorted(np.asarray(outcomes.days, dtype=object).astype("datetime64[D]"),
+                        np.asarray(sorted(set(targets)), dtype="datetime64[D]"), side="left").astype(np.int64)
+    y = outcomes.y[level]
+    cy = np.concatenate([np.zeros((1,) + y.shape[1:]), np.cumsum(y, axis=0, dtype=np.float64)])
+    return (cy[k] + alpha) / (k[:, None, None] + 2 * alpha), k

@@ -178,19 +178,18 @@ def climatology(lake, target: dt.date, countries: Sequence[str],
 def _climatologies(outcomes, countries: dict[dt.date, list[str]]) -> dict[dt.date, dict[str, np.ndarray]]:
     """``climatology`` of several targets from one ``Outcomes`` (one pass over its days); targets without
     history before them are left out."""
-    from pipeline.forecast.baselines import baseline_probabilities
+    from pipeline.features.history import smoothed_climatology
 
-    probs = baseline_probabilities(outcomes, list(countries), ["climatology"], alpha=CLIMATOLOGY_ALPHA)
+    targets = sorted(countries)
     row = {c: i for i, c in enumerate(outcomes.countries)}
-    out: dict[dt.date, dict[str, np.ndarray]] = {}
-    for target, by_level in probs.items():
-        out[target] = {}
-        for lv in LEVELS:
-            P, _, n_days = by_level["climatology"][lv]
-            unseen = np.full(P.shape[1], CLIMATOLOGY_ALPHA / (n_days + 2 * CLIMATOLOGY_ALPHA))
+    out: dict[dt.date, dict[str, np.ndarray]] = {t: {} for t in targets}
+    for lv in LEVELS:
+        P, n_days = smoothed_climatology(outcomes, targets, lv, CLIMATOLOGY_ALPHA)  # (n_t, C, L), (n_t,)
+        for i, target in enumerate(targets):
+            unseen = np.full(P.shape[2], CLIMATOLOGY_ALPHA / (n_days[i] + 2 * CLIMATOLOGY_ALPHA))
             cs = countries[target]
-            out[target][lv] = np.stack([P[row[c]] if c in row else unseen for c in cs]) if cs else P[:0]
-    return out
+            out[target][lv] = np.stack([P[i, row[c]] if c in row else unseen for c in cs]) if cs else P[i, :0]
+    return {t: out[t] for t, n in zip(targets, n_days) if n > 0}
 
 
 def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | None = None,
