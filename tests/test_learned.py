@@ -113,3 +113,20 @@ def test_a_stored_fit_that_saw_the_target_is_not_used(country_history, tmp_path,
     run_baselines(lake, "2025-01-04", cfg=fresh)
     b = lake.read("forecasts", "2025-01-04", "2025-01-04", model="baseline-learned").drop_columns(["issued_at"])
     assert a.equals(b)
+
+
+def test_evaluate_scores_it_as_a_baseline(country_history, tmp_path):
+    from pipeline.core.config import EvaluateConfig
+    from pipeline.scoring.evaluate import evaluate
+
+    lake = country_history
+    run_baselines(lake, "2025-01-03", "2025-01-05", ForecastConfig(learned_dir=tmp_path / "none"))
+    ev = evaluate(lake, "2025-01-04", "2025-01-05", cfg=EvaluateConfig(val_days=1, bootstrap=200, reports_dir=tmp_path / "r"))
+    assert "baseline-learned" in ev.runs
+    s = ev.table("all", "root")
+    assert s.loc["baseline-learned", "bss_learned"] == pytest.approx(0.0)
+    assert np.isnan(s.loc["baseline-learned", "bss_learned_lo"])  # no interval against itself
+    clim = s.loc["baseline-climatology"]
+    assert clim.bss_learned == pytest.approx(1 - clim.brier / s.loc["baseline-learned", "brier"])
+    assert clim.bss_learned_lo <= clim.bss_learned <= clim.bss_learned_hi
+    assert s.best_baseline.iloc[0] == s.brier.idxmin()  # the best baseline is chosen among all, learned included
