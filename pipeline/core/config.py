@@ -144,6 +144,13 @@ class ModelConfig:
     occurrence_head: bool = True
     """A multi-label head on the pooled encoder states: P(label occurs tomorrow) for every event, base and
     root code and QuadClass, trained with BCE on the target day's event codes (the forecast's probabilities)."""
+    history_features: bool = True
+    """The occurrence head also reads each label's history features (``pipeline.features.history``):
+    logit_l = f(history_l) + g(encoder)_l with f shared across labels, so the encoder learns the residual."""
+    occurrence_encoder: bool = True
+    """Keep the encoder term g of the occurrence head (False: history only, the ablation)."""
+    history_dim: int | None = None
+    """F of the history features (None: taken from the data at setup; 0: the data had none)."""
 
 
 @dataclass
@@ -171,7 +178,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0: no clipping)."""
     sinkhorn_lambda: float = 1.0
-    """λ in NLL + λ·Sinkhorn; 0 is the NLL-only ablation."""
+    """λ in NLL + λ·Sinkhorn + occurrence_lambda·BCE; 0 is the no-Sinkhorn ablation (NLL and the occurrence
+    BCE stay in the loss)."""
     sinkhorn_eps: float = 0.05
     """Entropic blur ε of the Sinkhorn divergence (cost 1 − cos)."""
     seed: int = 0
