@@ -238,10 +238,10 @@ class ForecastConfig:
     """Artefact of ``baseline-learned`` (``learned.joblib`` + ``learned.json``), refitted by the training flow.
     When it is missing, or was fitted on a day ≥ the first forecast day, the baseline is fitted in memory
     on the days before that day (leak-free)."""
-    learned_estimator: str = "logistic"
+    learned_estimator: str = "hgb"
     """``logistic`` (scikit-learn LogisticRegression on standardised features) or ``hgb``
     (HistGradientBoostingClassifier); docs/forecast.md compares them."""
-    learned_max_rows: int = 200_000
+    learned_max_rows: int = 100_000
     """Training rows (day × country × label) per level, uniformly subsampled (seeded by ``forecast.seed``)."""
     ewm_halflife_days: float = 7.0
     """Half-life in days of the exponentially weighted frequency baseline."""

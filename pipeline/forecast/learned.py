@@ -129,8 +129,8 @@ def training_rows(outcomes: Outcomes, days: Sequence[dt.date], level: str, max_r
     return X, y
 
 
-def fit_learned(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "logistic",
-                max_rows: int | None = 200_000, seed: int = 0, labels: LabelSpace | None = None) -> LearnedBaseline:
+def fit_learned(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "hgb",
+                max_rows: int | None = 100_000, seed: int = 0, labels: LabelSpace | None = None) -> LearnedBaseline:
     """Fit one classifier per level on the target ``days`` (outcome days with history before them).
 
     Raises ``UserError`` when no such day exists. A level whose outcome never
