@@ -1,4 +1,8 @@
-"""Training: dataset → train → calibrate on validation days → evaluate on test days against the baselines → register.
+"""Training: dataset → refit baseline-learned → train → calibrate on validation days → evaluate on test days
+against the baselines → register.
+
+``baseline-learned`` (:mod:`pipeline.forecast.learned`) is refitted on the dataset's training target days
+and saved to ``<train.models_dir>/baseline-learned/``; the flow's baselines use that artefact.
 
 The new run becomes ``models/latest`` (``register=True``) — the model the daily
 run forecasts with. Evaluation forecasts every test-split target day with the
@@ -49,13 +53,30 @@ def calibrate_task(cfg: dict[str, Any], model_dir: str, days: list[str]) -> dict
     return {"path": str(cal.save(model_dir)), "days": cal.fitted_on, "n": cal.n, "blend": cal.blend}
 
 
+@task(name="baseline-learned", cache_policy=NO_CACHE)
+def learned_task(cfg: dict[str, Any], days: list[str]) -> dict[str, Any]:
+    """Refit ``baseline-learned`` on the training target ``days`` and save it to ``forecast.learned_dir``."""
+    from pipeline.cameo.labels import load_outcomes
+    from pipeline.forecast.learned import fit_learned
+
+    c = config_from_dict(cfg)
+    train_days = [dt.date.fromisoformat(d) for d in days]
+    outcomes = load_outcomes(lake_of(c), None, max(train_days))
+    model = fit_learned(outcomes, train_days, c.forecast.learned_estimator, c.forecast.learned_max_rows,
+                        c.forecast.seed)
+    return {"path": str(model.save(c.forecast.learned_dir)), "days": model.fitted_on, "rows": model.n_rows}
+
+
 @flow(name="train", log_prints=True)
 def train_flow(config: str | None = None, lake: str | None = None, run: str | None = None,
                resume: bool = False, register_model: bool = True, evaluate: bool = True) -> dict[str, Any]:
     logger = get_run_logger()
     cfg = load_config(config, {"lake.root": lake, "train.run": run})
+    cfg.forecast.learned_dir = Path(cfg.train.models_dir) / "baseline-learned"
     c = cfg.to_dict()
     out: dict[str, Any] = {"dataset": dataset_task(c)}
+    if "learned" in cfg.forecast.baselines and out["dataset"]["target_days"].get("train"):
+        out["learned"] = learned_task(c, out["dataset"]["target_days"]["train"])
     out.update(train_task(c, resume))
     if evaluate:
         targets = out["dataset"]["target_days"]
