@@ -437,6 +437,32 @@ def report(
 
 
 
+# ============================================================ backtest (walk-forward)
+@app.command()
+def backtest(
+    start: Annotated[str, typer.Option("--start", help="First test day, YYYY-MM-DD.")] = ...,
+    end: Annotated[str, typer.Option("--end", help="Last test day.")] = ...,
+    refit_every: Annotated[Optional[int], typer.Option("--refit-every", help="Also backtest the model, retrained every k days (default: baselines only).")] = None,
+    calibration_days: Annotated[int, typer.Option("--calibration-days", help="Raw forecast days before each test day its calibration is fitted on.")] = 3,
+    countries: Annotated[Optional[str], typer.Option("--countries", help="FIPS codes, comma-separated (default: dataset.countries or the busiest).")] = None,
+) -> None:
+    """Walk-forward backtest: each test day forecast from its past only (baseline-learned refitted per day; the model
+    every k days); writes reports/backtest-<start>_<end>/summary.{csv,md}."""
+    from pipeline.core.errors import UserError
+    from pipeline.scoring.backtest import backtest as run_backtest
+    from pipeline.scoring.backtest import markdown
+
+    cfg = get_config()
+    try:
+        bt = run_backtest(get_lake(cfg), start, end, cfg, refit_every, calibration_days,
+                          [c for c in (countries or "").replace(" ", ",").split(",") if c] or None)
+    except (UserError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    console.print(markdown(bt.summary[bt.summary.level.isin(["event", "base", "root", "rare"])], "all"))
+    console.print(f"summary: {bt.directory}/summary.md")
+
+
 # ============================================================ flows: daily / backfill / serve / demo
 # These run as Prefect flows (a temporary local Prefect server starts unless PREFECT_API_URL is set).
 def _day_opt(value: Optional[str]):

@@ -109,6 +109,9 @@ class DatasetConfig:
     """Last days before the test days whose targets form validation."""
     test_days: int = 2
     """Last days whose targets form the test split."""
+    until: str | None = None
+    """Ignore descriptor days after this ISO day (None: all); the walk-forward backtest trains each origin's
+    model on its past only."""
 
 
 # -------------------------------------------------------------------- model
@@ -234,10 +237,10 @@ class ForecastConfig:
     )
     """Baselines written by ``baselines`` (``model=baseline-<name>``); ``learned`` is the frequency model
     of ``pipeline.forecast.learned`` fitted on the history features."""
-    learned_dir: Path = Path("models/baseline-learned")
+    learned_dir: Path | None = Path("models/baseline-learned")
     """Artefact of ``baseline-learned`` (``learned.joblib`` + ``learned.json``), refitted by the training flow.
-    When it is missing, or was fitted on a day ≥ the first forecast day, the baseline is fitted in memory
-    on the days before that day (leak-free)."""
+    When it is missing (or None), or was fitted on a day ≥ the first forecast day, the baseline is fitted
+    in memory on the days before that day (leak-free)."""
     learned_estimator: str = "hgb"
     """``logistic`` (scikit-learn LogisticRegression on standardised features) or ``hgb``
     (HistGradientBoostingClassifier); docs/forecast.md compares them."""

@@ -129,6 +129,10 @@ def build_index(lake: Lake, cfg: DatasetConfig) -> tuple[pa.Table, dict[str, Any
     Deterministic: rows sorted by (split order, target_date, country).
     """
     days = lake.read("descriptor_days", columns=["country", "n_events", "target_phrases", "event_codes", "date"])
+    if cfg.until:
+        days = days.filter(pc.less_equal(days["date"], pa.scalar(as_date(cfg.until), pa.date32())))
+        if days.num_rows == 0:
+            raise ValueError(f"dataset.until={cfg.until}: no descriptor days on or before it")
     all_days = sorted(set(days["date"].to_pylist()))
     split_of = split_days(all_days, cfg)
     first_eval = min((d for d, s in split_of.items() if s != "train"), default=max(all_days) + _ONE)
