@@ -276,7 +276,7 @@ def train_cmd(
     run: Annotated[Optional[str], typer.Option(help="Run name (models/<run>/).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimiser steps.")] = None,
-    sinkhorn_lambda: Annotated[Optional[float], typer.Option("--lambda", help="λ of the Sinkhorn term (0: NLL only).")] = None,
+    sinkhorn_lambda: Annotated[Optional[float], typer.Option("--lambda", help="λ of the Sinkhorn term (0: no Sinkhorn; the NLL and the occurrence BCE stay).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 … (default: CUDA when available).")] = None,
     models_dir: Annotated[Optional[Path], typer.Option(help="Where runs are written (default models/).")] = None,
 ) -> None:

@@ -1,11 +1,14 @@
 """Recalibration of a model's label probabilities on validation days.
 
-Why: a future holds the day's 3–10 *salient* phrases, while a label occurs
-when *any* event of the day carries it. The share of futures containing a
-label therefore underestimates how often it occurs (measured on the sample:
-root-level reliability error ≈ 0.25 before calibration). A monotone map per
-level, fitted on the validation days only (never the test days), turns the
-model's scores into probabilities:
+Why: by default the probabilities come from the model's occurrence head
+(``forecast.probabilities = "occurrence"``), trained with BCE on a few weeks of
+training days; its scores are not yet reliable probabilities on later days
+(the news cycle shifts the base rates, and a small model over- or under-fits
+them). With ``forecast.probabilities = "futures"`` the scores are the share of
+the K futures containing a label, which underestimates occurrence: a future
+holds the day's 3–10 *salient* phrases, while a label occurs when *any* event
+carries it. Either way a monotone map per level, fitted on the validation days
+only (never the test days), turns the scores into probabilities:
 
     p'_l = g_level(p_l)          g_level: isotonic regression of outcome on score
                                  (scikit-learn, pooled over labels and country-days,
@@ -24,10 +27,7 @@ climatology per level (logistic stacking, fitted on the same validation days)::
 with c_l the country's smoothed climatology ((count + ½) / (days + 1), the days
 before the target). The model knows the news cycle; climatology knows each
 country's base rate, which a few validation days and one map per level cannot
-teach the model for 100 countries. Measured on the 22-day experiment (100
-countries, test days 06-04…06-06): BSS vs climatology at event level
-+0.004 → +0.019 (95 % by countries +0.013 … +0.025), base +0.006 → +0.021, rare
-roots of smaller countries −0.035 → −0.012 (docs/forecast.md).
+teach the model for 100 countries (measured effect: docs/forecast.md).
 
 The maps (knots of each piecewise-linear g, the blend's a, b, k) are stored
 with the model (``<model dir>/calibration.json``) and applied by

@@ -484,7 +484,8 @@ Forecasts the next day's salient GDELT events of a country as 3–10 short phras
 
 - Base: {base}; {model.num_parameters():,} parameters; {m.tokens_per_day} tokens per day.
 - Objective: token NLL + λ·Sinkhorn divergence (λ = {cfg.train.sinkhorn_lambda}, ε = {cfg.train.sinkhorn_eps},
-  cost 1 − cos).
+  cost 1 − cos) + {cfg.train.occurrence_lambda}·occurrence BCE (head reads history features:
+  {m.history_features}, encoder term: {m.occurrence_encoder}).
 - Trained {metrics.get('steps')} steps ({cfg.train.epochs} epochs max,
   batch {cfg.train.batch_size}×{cfg.train.grad_accum},
   lr {cfg.train.lr}, seed {cfg.train.seed}) on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}.
