@@ -1,0 +1,98 @@
+"""Held-out skill of a trained model against the baselines, baseline-learned included (docs/forecast.md).
+
+The steps of the training flow without Prefect (for busy machines where its ephemeral server
+does not start): baseline-learned fitted on the training target days → raw forecasts of the
+validation days → calibration (maps + climatology blend, or maps only) → forecasts of the
+validation and test days → baselines → evaluate on the test days, with 95 % intervals by days
+and by countries. Prints one Markdown table per group.
+
+    PYTHONPATH=. python bench/skill.py -c configs/experiment-history.yaml --model data/experiment/models/exp22-hist
+    ... --no-blend --run-suffix -noblend   # the same model without the climatology blend (futures reused)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+
+from pipeline.cameo.labels import load_outcomes
+from pipeline.core.config import load_config
+from pipeline.core.lake import Lake
+from pipeline.features.dataset import build_index
+from pipeline.scoring.backtest import Backtest, _merge, markdown
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-c", "--config", required=True)
+    ap.add_argument("--model", help="trained model dir (omit: baselines only)")
+    ap.add_argument("--no-blend", action="store_true", help="calibration maps without the climatology blend")
+    ap.add_argument("--run-suffix", default="", help="copy the model dir to <model><suffix> first (ablations)")
+    ap.add_argument("--skip-baselines", action="store_true", help="baselines already written for these days")
+    args = ap.parse_args()
+    cfg = load_config(args.config)
+    lake = Lake(cfg.lake.root)
+    t0 = time.perf_counter()
+    _, manifest = build_index(lake, cfg.dataset)
+    days = {k: [dt.date.fromisoformat(d) for d in v] for k, v in manifest["target_days"].items()}
+    val, test = days["val"], days["test"]
+    runs = []
+    if args.model:
+        from pipeline.features.embed import Embedder
+        from pipeline.forecast.calibrate import FILE, fit_from_lake
+        from pipeline.forecast.forecast import load_model_run, run_forecast
+
+        src = Path(args.model)
+        if args.run_suffix:
+            dst = src.with_name(src.name + args.run_suffix)
+            if not dst.exists():
+                shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoint"))
+            src = dst
+        (src / FILE).unlink(missing_ok=True)
+        mr = load_model_run(src)
+        embedder = Embedder(mr.config.embed)
+        fcfg = dataclasses.replace(cfg.forecast, countries=list(manifest["countries"]))
+        for d in val:  # raw forecasts of the validation days
+            run_forecast(lake, d, fcfg, mr, embedder)
+        cal = fit_from_lake(lake, mr.run, val, blend=not args.no_blend)
+        cal.save(src)
+        for d in val + test:  # calibrated (the futures are reused: only the calibration changed)
+            run_forecast(lake, d, fcfg, mr, embedder)
+        runs.append(mr.run)
+    if not args.skip_baselines:
+        from pipeline.forecast.baselines import run_baselines
+        from pipeline.forecast.learned import fit_learned
+
+        outcomes = load_outcomes(lake, None, test[-1])
+        learned = fit_learned(outcomes, days["train"], cfg.forecast.learned_estimator, cfg.forecast.learned_max_rows,
+                              cfg.forecast.seed)
+        learned_dir = Path(cfg.train.models_dir) / "baseline-learned"
+        learned.save(learned_dir)
+        bcfg = dataclasses.replace(cfg.forecast, countries=list(manifest["countries"]), learned_dir=learned_dir)
+        run_baselines(lake, val[0], test[-1], bcfg, load_outcomes(lake, None, test[-1] - dt.timedelta(days=1)))
+    runs += [f"baseline-{n}" for n in cfg.forecast.baselines]
+    from pipeline.scoring.evaluate import evaluate
+
+    summaries = {}
+    for unit in ("day", "country"):
+        ecfg = dataclasses.replace(cfg.evaluate, bootstrap_unit=unit, val_days=len(val))
+        summaries[unit] = evaluate(lake, test[0], test[-1], runs, ecfg, write=unit == "day").summary
+    summary = _merge(summaries["day"], summaries["country"])
+    bt = Backtest(test[0], test[-1], runs, summary)
+    out = Path(cfg.evaluate.reports_dir) / f"skill-{test[0]}_{test[-1]}{args.run_suffix}"
+    out.mkdir(parents=True, exist_ok=True)
+    summary.to_csv(out / "summary.csv", index=False)
+    print(f"# test {test[0]} … {test[-1]}, val {val[0]} … {val[-1]}, {len(manifest['countries'])} countries, "
+          f"{time.perf_counter() - t0:.0f} s")
+    for group in ("all", "busy", "small"):
+        if (bt.summary.group == group).any():
+            print(f"\n## {group}\n" + markdown(bt.summary[bt.summary.level != "quad"], group))
+    print(f"summary: {out / 'summary.csv'}")
+
+
+if __name__ == "__main__":
+    main()
