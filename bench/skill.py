@@ -1,13 +1,15 @@
 """Held-out skill of a trained model against the baselines, baseline-learned included (docs/forecast.md).
 
 The steps of the training flow without Prefect (for busy machines where its ephemeral server
-does not start): baseline-learned fitted on the training target days → raw forecasts of the
+does not start): baseline-learned fitted on the outcome days before the first validation day → raw forecasts of the
 validation days → calibration (maps + climatology blend, or maps only) → forecasts of the
 validation and test days → baselines → evaluate on the test days, with 95 % intervals by days
 and by countries. Prints one Markdown table per group.
 
     PYTHONPATH=. python bench/skill.py -c configs/experiment-history.yaml --model data/experiment/models/exp22-hist
     ... --no-blend --run-suffix -noblend   # the same model without the climatology blend (futures reused)
+    ... --knockout-encoder --run-suffix -noenc   # the trained model with its encoder term g set to 0
+                                                 # (a knock-out, not a model trained without g)
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def main() -> None:
     ap.add_argument("--model", help="trained model dir (omit: baselines only)")
     ap.add_argument("--no-blend", action="store_true", help="calibration maps without the climatology blend")
     ap.add_argument("--run-suffix", default="", help="copy the model dir to <model><suffix> first (ablations)")
+    ap.add_argument("--knockout-encoder", action="store_true",
+                    help="zero the occurrence head's encoder term g in the copy (needs --run-suffix)")
     ap.add_argument("--skip-baselines", action="store_true", help="baselines already written for these days")
     args = ap.parse_args()
     cfg = load_config(args.config)
@@ -52,6 +56,8 @@ def main() -> None:
             if not dst.exists():
                 shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoint"))
             src = dst
+            if args.knockout_encoder:
+                _knock_out_encoder(src)
         (src / FILE).unlink(missing_ok=True)
         mr = load_model_run(src)
         embedder = Embedder(mr.config.embed)
@@ -65,11 +71,11 @@ def main() -> None:
         runs.append(mr.run)
     if not args.skip_baselines:
         from pipeline.forecast.baselines import run_baselines
-        from pipeline.forecast.learned import fit_learned
+        from pipeline.forecast.learned import fit_learned, training_days
 
         outcomes = load_outcomes(lake, None, test[-1])
-        learned = fit_learned(outcomes, days["train"], cfg.forecast.learned_estimator, cfg.forecast.learned_max_rows,
-                              cfg.forecast.seed)
+        learned = fit_learned(outcomes, training_days(outcomes, val[0]), cfg.forecast.learned_estimator,
+                              cfg.forecast.learned_max_rows, cfg.forecast.seed)  # every outcome day before val
         learned_dir = Path(cfg.train.models_dir) / "baseline-learned"
         learned.save(learned_dir)
         bcfg = dataclasses.replace(cfg.forecast, countries=list(manifest["countries"]), learned_dir=learned_dir)
@@ -92,6 +98,19 @@ def main() -> None:
         if (bt.summary.group == group).any():
             print(f"\n## {group}\n" + markdown(bt.summary[bt.summary.level != "quad"], group))
     print(f"summary: {out / 'summary.csv'}")
+
+
+def _knock_out_encoder(model_dir: Path) -> None:
+    """Set the last layer of the occurrence head's encoder MLP to zero: logit = f(history) + c only."""
+    from safetensors.torch import load_file, save_file
+
+    from pipeline.model.forecaster import ENCODER_FILE
+
+    state = load_file(str(model_dir / ENCODER_FILE))
+    last = sorted({k.rsplit(".", 1)[0] for k in state if k.startswith("occurrence.mlp.")})[-1]
+    for k in (f"{last}.weight", f"{last}.bias"):
+        state[k] = state[k] * 0
+    save_file(state, str(model_dir / ENCODER_FILE))
 
 
 if __name__ == "__main__":

@@ -191,6 +191,7 @@ def test_train_flow_calibrates_evaluates_and_registers(harness, sample_descripto
 
     learned = LearnedBaseline.load(tmp_path / "models" / "baseline-learned")
     assert learned.fitted_on == out["learned"]["days"] and learned.last_day < dt.date.fromisoformat(val[0])
+    assert learned.last_day == dt.date.fromisoformat(val[0]) - dt.timedelta(days=1)
 
 
 def test_backfill_runs_on_a_local_dask_cluster(harness, sample_descriptors, tmp_path):
