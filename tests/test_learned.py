@@ -64,7 +64,7 @@ def test_fit_uses_only_days_before_the_split():
 
 def test_save_load_round_trip(tmp_path):
     o = _persistent_outcomes()
-    model = fit_learned(o, training_days(o, o.days[20]))
+    model = fit_learned(o, training_days(o, o.days[20]), "logistic")
     model.save(tmp_path / "learned")
     again = LearnedBaseline.load(tmp_path / "learned")
     assert again.fitted_on == model.fitted_on and again.estimator == "logistic"
