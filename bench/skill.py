@@ -1,13 +1,14 @@
 """Held-out skill of a trained model against the baselines, baseline-learned included (docs/forecast.md).
 
 The steps of the training flow without Prefect (for busy machines where its ephemeral server
-does not start): baseline-learned fitted on the outcome days before the first validation day → raw forecasts of the
-validation days → calibration (maps + climatology blend, or maps only) → forecasts of the
-validation and test days → baselines → evaluate on the test days, with 95 % intervals by days
-and by countries. Prints one Markdown table per group.
+does not start): baseline-learned fitted on the outcome days before the first validation day →
+raw model forecasts of the validation and test days → calibration (maps + climatology blend, or
+maps only) fitted on the validation days → applied to the stored raw probabilities (run
+``<run>-cal``) → baselines → evaluate on the test days, with 95 % intervals by days and by
+countries. Prints one Markdown table per group.
 
     PYTHONPATH=. python bench/skill.py -c configs/experiment-history.yaml --model data/experiment/models/exp22-hist
-    ... --no-blend --run-suffix -noblend   # the same model without the climatology blend (futures reused)
+    ... --resume-raw --skip-baselines --maps-only-too   # + the maps without the climatology blend
     ... --knockout-encoder --run-suffix -noenc   # the trained model with its encoder term g set to 0
                                                  # (a knock-out, not a model trained without g)
 """
@@ -36,6 +37,10 @@ def main() -> None:
     ap.add_argument("--run-suffix", default="", help="copy the model dir to <model><suffix> first (ablations)")
     ap.add_argument("--knockout-encoder", action="store_true",
                     help="zero the occurrence head's encoder term g in the copy (needs --run-suffix)")
+    ap.add_argument("--maps-only-too", action="store_true",
+                    help="also score the calibration maps without the climatology blend (run <run>-maps)")
+    ap.add_argument("--resume-raw", action="store_true",
+                    help="keep raw forecasts already in the lake for the model's run (an interrupted run)")
     ap.add_argument("--skip-baselines", action="store_true", help="baselines already written for these days")
     args = ap.parse_args()
     cfg = load_config(args.config)
@@ -62,13 +67,15 @@ def main() -> None:
         mr = load_model_run(src)
         embedder = Embedder(mr.config.embed)
         fcfg = dataclasses.replace(cfg.forecast, countries=list(manifest["countries"]))
-        for d in val:  # raw forecasts of the validation days
-            run_forecast(lake, d, fcfg, mr, embedder)
+        for d in val + test:  # raw forecasts (kept from an interrupted run when --resume-raw)
+            if not (args.resume_raw and lake.has_partition("forecasts", d, model=mr.run)):
+                run_forecast(lake, d, fcfg, mr, embedder)
         cal = fit_from_lake(lake, mr.run, val, blend=not args.no_blend)
         cal.save(src)
-        for d in val + test:  # calibrated (the futures are reused: only the calibration changed)
-            run_forecast(lake, d, fcfg, mr, embedder)
-        runs.append(mr.run)
+        runs += [_calibrated(lake, mr.run, cal, val + test), mr.run]
+        if args.maps_only_too:  # the ablation without the climatology blend, on the same raw forecasts
+            runs.append(_calibrated(lake, mr.run, fit_from_lake(lake, mr.run, val, blend=False), val + test,
+                                    "-maps"))
     if not args.skip_baselines:
         from pipeline.forecast.baselines import run_baselines
         from pipeline.forecast.learned import fit_learned, training_days
@@ -98,6 +105,26 @@ def main() -> None:
         if (bt.summary.group == group).any():
             print(f"\n## {group}\n" + markdown(bt.summary[bt.summary.level != "quad"], group))
     print(f"summary: {out / 'summary.csv'}")
+
+
+def _calibrated(lake: Lake, run: str, cal, days: list[dt.date], suffix: str = "-cal") -> str:
+    """Apply ``cal`` to the raw forecasts of ``run`` on ``days`` (as ``run_forecast`` would with the model's
+    calibration.json) and write them as run ``<run><suffix>``; returns that run name."""
+    import numpy as np
+
+    from pipeline.cameo.labels import label_space
+    from pipeline.core.schemas import FORECASTS_SCHEMA
+    from pipeline.forecast.calibrate import climatology
+    from pipeline.forecast.table import forecast_rows, load_forecast
+
+    labels = label_space()
+    for d in days:
+        countries, probs = load_forecast(lake, run, d, labels)
+        clim = climatology(lake, d, countries, labels) if cal.blend else None
+        table = forecast_rows(countries, cal.apply(probs, labels, clim), np.ones(len(countries), bool),
+                              f"{run}{suffix}", 0, dt.datetime.now(dt.timezone.utc).replace(microsecond=0), labels)
+        lake.write_partition("forecasts", table, d, schema=FORECASTS_SCHEMA, model=f"{run}{suffix}")
+    return f"{run}{suffix}"
 
 
 def _knock_out_encoder(model_dir: Path) -> None:
