@@ -1,4 +1,8 @@
-"""Training: dataset → train → calibrate on validation days → evaluate on test days against the baselines → register.
+"""Training: dataset → refit baseline-learned → train → calibrate on validation days → evaluate on test days
+against the baselines → register.
+
+``baseline-learned`` (:mod:`pipeline.forecast.learned`) is refitted on the outcome days before the first
+validation day (it needs no T-day descriptor context, so it may use the earliest days too) and saved to ``<train.models_dir>/baseline-learned/``; the flow's baselines use that artefact.
 
 The new run becomes ``models/latest`` (``register=True``) — the model the daily
 run forecasts with. Evaluation forecasts every test-split target day with the
@@ -50,13 +54,33 @@ def calibrate_task(cfg: dict[str, Any], model_dir: str, days: list[str]) -> dict
     return {"path": str(cal.save(model_dir)), "days": cal.fitted_on, "n": cal.n, "blend": cal.blend}
 
 
+@task(name="baseline-learned", cache_policy=NO_CACHE)
+def learned_task(cfg: dict[str, Any], before: str) -> dict[str, Any]:
+    """Refit ``baseline-learned`` on the outcome days before ``before`` (the first validation or test
+    target day) and save it to ``forecast.learned_dir``."""
+    from pipeline.cameo.labels import load_outcomes
+    from pipeline.forecast.learned import fit_learned, training_days
+
+    c = config_from_dict(cfg)
+    first = dt.date.fromisoformat(before)
+    outcomes = load_outcomes(lake_of(c), None, first - dt.timedelta(days=1))
+    train_days = training_days(outcomes, first)
+    model = fit_learned(outcomes, train_days, c.forecast.learned_estimator, c.forecast.learned_max_rows,
+                        c.forecast.seed)
+    return {"path": str(model.save(c.forecast.learned_dir)), "days": model.fitted_on, "rows": model.n_rows}
+
+
 @flow(name="train", log_prints=True)
 def train_flow(config: str | None = None, lake: str | None = None, run: str | None = None,
                resume: bool = False, register_model: bool = True, evaluate: bool = True) -> dict[str, Any]:
     logger = get_run_logger()
     cfg = load_config(config, {"lake.root": lake, "train.run": run})
+    cfg.forecast.learned_dir = Path(cfg.train.models_dir) / "baseline-learned"
     c = cfg.to_dict()
     out: dict[str, Any] = {"dataset": dataset_task(c)}
+    held_out = sorted((out["dataset"]["target_days"].get("val") or []) + (out["dataset"]["target_days"].get("test") or []))
+    if "learned" in cfg.forecast.baselines and held_out:
+        out["learned"] = learned_task(c, held_out[0])
     out.update(train_task(c, resume))
     if evaluate:
         targets = out["dataset"]["target_days"]

@@ -373,7 +373,7 @@ def train_cmd(
     run: Annotated[Optional[str], typer.Option(help="Run name (`models/<run>/`).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimiser steps.")] = None,
-    sinkhorn_lambda: Annotated[Optional[float], typer.Option("--lambda", help="λ of the Sinkhorn term (0: NLL only).")] = None,
+    sinkhorn_lambda: Annotated[Optional[float], typer.Option("--lambda", help="λ of the Sinkhorn term (0: no Sinkhorn; the NLL and the occurrence BCE stay).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 … (default: CUDA when available).")] = None,
     models_dir: Annotated[Optional[Path], typer.Option(help="Where runs are written (default models/).")] = None,
     register_run: Annotated[bool, typer.Option("--register/--no-register",
@@ -559,6 +559,32 @@ def report(
     path = build_report(get_lake(cfg), date, cfg, run=run, wcfg=WatchlistConfig(top=top))
     out().print(f"[bold]report[/] {path}", highlight=False)
 
+
+
+# ============================================================ backtest (walk-forward)
+@app.command()
+def backtest(
+    start: Annotated[str, typer.Option("--start", help="First test day, YYYY-MM-DD.")] = ...,
+    end: Annotated[str, typer.Option("--end", help="Last test day.")] = ...,
+    refit_every: Annotated[Optional[int], typer.Option("--refit-every", help="Also backtest the model, retrained every k days (default: baselines only).")] = None,
+    calibration_days: Annotated[int, typer.Option("--calibration-days", help="Raw forecast days before each test day its calibration is fitted on.")] = 3,
+    countries: Annotated[Optional[str], typer.Option("--countries", help="FIPS codes, comma-separated (default: dataset.countries or the busiest).")] = None,
+) -> None:
+    """Walk-forward backtest: each test day forecast from its past only (baseline-learned refitted per day; the model
+    every k days); writes reports/backtest-<start>_<end>/summary.{csv,md}."""
+    from pipeline.core.errors import UserError
+    from pipeline.scoring.backtest import backtest as run_backtest
+    from pipeline.scoring.backtest import markdown
+
+    cfg = get_config()
+    try:
+        bt = run_backtest(get_lake(cfg), start, end, cfg, refit_every, calibration_days,
+                          [c for c in (countries or "").replace(" ", ",").split(",") if c] or None)
+    except (UserError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    console.print(markdown(bt.summary[bt.summary.level.isin(["event", "base", "root", "rare"])], "all"))
+    console.print(f"summary: {bt.directory}/summary.md")
 
 
 # ============================================================ flows: daily / backfill / serve / demo

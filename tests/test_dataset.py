@@ -77,6 +77,17 @@ def test_items_and_collate(sample_descriptors, embedder):
     assert [len(p) for p in batch["target_phrases"]] == batch["target_mask"].sum(1).tolist()
     assert all(codes == sorted(set(codes)) and codes for codes in batch["target_codes"])
     assert len(batch["country"]) == len(batch["target_date"]) == B
+    # history features of the target day, every label of every level (event, base, root, quad)
+    from pipeline.cameo.labels import LEVELS, label_space, load_outcomes
+    from pipeline.features.history import FEATURES, history_features
+
+    L_all = sum(len(label_space()[lv]) for lv in LEVELS)
+    assert batch["history"].shape == (B, L_all, len(FEATURES))
+    o = load_outcomes(sample_descriptors)
+    c, t = batch["country"][0], batch["target_date"][0]
+    h = history_features(o, [t], "event")
+    torch.testing.assert_close(batch["history"][0, :len(label_space()["event"])],
+                               torch.from_numpy(h.X[0, o.countries.index(c)]))
 
 
 def test_load_context_matches_training_item(sample_descriptors, embedder):
@@ -84,7 +95,7 @@ def test_load_context_matches_training_item(sample_descriptors, embedder):
     item = ds[0]
     ctx = load_context(sample_descriptors, item["country"], item["target_date"], CFG, embedder)
     assert "target_points" not in ctx
-    for k in ("points", "point_weights", "point_mask", "day_stats", "day_mask"):
+    for k in ("points", "point_weights", "point_mask", "day_stats", "day_mask", "history"):
         torch.testing.assert_close(ctx[k], item[k])
     batch = collate([ctx, ctx])
     assert "target_points" not in batch and batch["points"].shape[:2] == (2, 7)

@@ -196,7 +196,14 @@ def test_train_flow_calibrates_evaluates_and_registers(harness, sample_descripto
     for day in test:  # the test days are scored for the model and the baselines alike
         assert lake.has_partition("scores", day, model="flow-tiny")
         assert lake.has_partition("scores", day, model="baseline-climatology")
+        assert lake.has_partition("scores", day, model="baseline-learned")
     assert out["evaluation"]["runs"][0] == "flow-tiny"
+    # baseline-learned was refitted on the training target days only and saved beside the runs
+    from pipeline.forecast.learned import LearnedBaseline
+
+    learned = LearnedBaseline.load(tmp_path / "models" / "baseline-learned")
+    assert learned.fitted_on == out["learned"]["days"] and learned.last_day < dt.date.fromisoformat(val[0])
+    assert learned.last_day == dt.date.fromisoformat(val[0]) - dt.timedelta(days=1)
 
 
 @pytest.fixture(scope="module")

@@ -131,6 +131,8 @@ class Outcomes:
         quad_counts: (Dy, C, 4) int64 events per QuadClass.
         dropped: reason → number of events not counted in ``y`` (no location,
             codes outside the CAMEO table); events are never dropped silently.
+        counts: level → (Dy, C, L_level) int32 events per label (empty when built by hand:
+            readers fall back to ``y``).
     """
 
     days: list
@@ -139,6 +141,7 @@ class Outcomes:
     n_events: np.ndarray
     quad_counts: np.ndarray
     dropped: dict[str, int]
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def day_index(self, day) -> int | None:
         try:
@@ -193,6 +196,7 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
     n_events = np.zeros(shape, dtype=np.int64)
     np.add.at(n_events, (day_ix, c_ix), n)
     y: dict[str, np.ndarray] = {}
+    counts: dict[str, np.ndarray] = {}
     quad_counts = np.zeros(shape + (4,), dtype=np.int64)
     for level in LEVELS:
         lv = labels[level]
@@ -204,6 +208,9 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
         arr = np.zeros(shape + (len(lv),), dtype=bool)
         arr[day_ix[ok], c_ix[ok], l_ix[ok]] = True
         y[level] = arr
+        counts[level] = np.zeros(shape + (len(lv),), dtype=np.int32)
+        np.add.at(counts[level], (day_ix[ok], c_ix[ok], l_ix[ok]), n[ok].astype(np.int32))
         if level == "quad":
             np.add.at(quad_counts, (day_ix[ok], c_ix[ok], l_ix[ok]), n[ok])
-    return Outcomes(days=days, countries=countries, y=y, n_events=n_events, quad_counts=quad_counts, dropped=dropped)
+    return Outcomes(days=days, countries=countries, y=y, n_events=n_events, quad_counts=quad_counts, dropped=dropped,
+                    counts=counts)

@@ -192,6 +192,9 @@ class DatasetConfig:
     """Last days before the test days whose targets form validation."""
     test_days: int = 2
     """Last days whose targets form the test split."""
+    until: str | None = None
+    """Ignore descriptor days after this ISO day (None: all); the walk-forward backtest trains each origin's
+    model on its past only."""
 
     def __post_init__(self) -> None:
         _check(self, "dataset", context_days=_ge(1), max_points=_ge(1), top_countries=_ge(1), val_days=_ge(0),
@@ -231,6 +234,13 @@ class ModelConfig:
     occurrence_head: bool = True
     """A multi-label head on the pooled encoder states: P(label occurs tomorrow) for every event, base and
     root code and QuadClass, trained with BCE on the target day's event codes (the forecast's probabilities)."""
+    history_features: bool = True
+    """The occurrence head also reads each label's history features (``pipeline.features.history``):
+    logit_l = f(history_l) + g(encoder)_l with f shared across labels, so the encoder learns the residual."""
+    occurrence_encoder: bool = True
+    """Keep the encoder term g of the occurrence head (False: history only, the ablation)."""
+    history_dim: int | None = None
+    """F of the history features (None: taken from the data at setup; 0: the data had none)."""
 
     def __post_init__(self) -> None:
         _check(self, "model", tokens_per_day=_ge(1), max_target_tokens=_ge(1), d_model=_ge(1), num_layers=_ge(1),
@@ -263,7 +273,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0: no clipping)."""
     sinkhorn_lambda: float = 1.0
-    """λ in NLL + λ·Sinkhorn; 0 is the NLL-only ablation."""
+    """λ in NLL + λ·Sinkhorn + occurrence_lambda·BCE; 0 is the no-Sinkhorn ablation (NLL and the occurrence
+    BCE stay in the loss)."""
     sinkhorn_eps: float = 0.05
     """Entropic blur ε of the Sinkhorn divergence (cost 1 − cos)."""
     seed: int = 0
@@ -321,9 +332,19 @@ class ForecastConfig:
     max_actor_pairs: int = 3
     """Most likely actor-country pairs kept per forecast label."""
     baselines: list[str] = field(
-        default_factory=lambda: ["climatology", "persistence", "freq7", "freq30", "ewm"]
+        default_factory=lambda: ["climatology", "persistence", "freq7", "freq30", "ewm", "learned"]
     )
-    """Baselines written by ``baselines`` (``model=baseline-<name>``)."""
+    """Baselines written by ``baselines`` (``model=baseline-<name>``); ``learned`` is the frequency model
+    of ``pipeline.forecast.learned`` fitted on the history features."""
+    learned_dir: Path | None = Path("models/baseline-learned")
+    """Artefact of ``baseline-learned`` (``learned.joblib`` + ``learned.json``), refitted by the training flow.
+    When it is missing (or None), or was fitted on a day ≥ the first forecast day, the baseline is fitted
+    in memory on the days before that day (leak-free)."""
+    learned_estimator: str = "hgb"
+    """``logistic`` (scikit-learn LogisticRegression on standardised features) or ``hgb``
+    (HistGradientBoostingClassifier); docs/forecast.md compares them."""
+    learned_max_rows: int = 100_000
+    """Training rows (day × country × label) per level, uniformly subsampled (seeded by ``forecast.seed``)."""
     ewm_halflife_days: float = 7.0
     """Half-life in days of the exponentially weighted frequency baseline."""
     baseline_smoothing: float = 0.0

@@ -23,6 +23,10 @@ Shapes (``collate``)::
     target_points  (B, M, D) float32      target_weights (B, M) float32 (sums to 1)   target_mask (B, M) bool
     target_phrases list[list[str]]        target_codes   list[list[str]]
     country        list[str]              target_date    list[date]
+    history        (B, L_all, F) float32  per-label history features of the target day
+                                          (:mod:`pipeline.features.history`, labels in level order
+                                          event, base, root, quad; present when the lake has a
+                                          ``country`` table)
 
 N and M are padded to the largest item of the batch (at least 1).
 """
@@ -61,6 +65,37 @@ DAY_STATS: list[str] = (
 
 SPLITS = ("train", "val", "test")
 _ONE = dt.timedelta(days=1)
+
+
+# ------------------------------------------------------------------- history
+def label_history(lake: Lake, countries: Sequence[str], targets: Sequence[dt.date]
+                  ) -> dict[tuple[str, dt.date], np.ndarray] | None:
+    """(country, target) → (L_all, F) float32 history features of every label (level order event, base, root,
+    quad) from the ``country`` partitions before the target; None when the lake has no ``country`` table.
+
+    The outcomes are read once and cached on the ``country`` partitions' names and mtimes, so
+    forecasting many countries of one day (one call each) reads the table once.
+    """
+    from pipeline.cameo.labels import LEVELS, load_outcomes
+    from pipeline.features.history import country_rows, history_features
+
+    targets = sorted(set(targets))
+    if not targets:
+        return {}
+    files = lake.files("country", None, targets[-1] - _ONE)
+    if not files:
+        return None
+    key = (str(lake.root), tuple((f.as_posix(), f.stat().st_mtime_ns) for f in files))
+    if _HISTORY_CACHE.get("key") != key:
+        _HISTORY_CACHE.clear()
+        _HISTORY_CACHE.update(key=key, outcomes=load_outcomes(lake, None, targets[-1] - _ONE))
+    outcomes = _HISTORY_CACHE["outcomes"]
+    per_level = [country_rows(history_features(outcomes, targets, lv), countries) for lv in LEVELS]
+    X = np.concatenate(per_level, axis=2)  # (n_t, C, L_all, F)
+    return {(c, t): X[i, j] for i, t in enumerate(targets) for j, c in enumerate(countries)}
+
+
+_HISTORY_CACHE: dict[str, Any] = {}
 
 
 # ------------------------------------------------------------------- index
@@ -102,6 +137,10 @@ def build_index(lake: Lake, cfg: DatasetConfig) -> tuple[pa.Table, dict[str, Any
     if cfg.countries and not in_lake & set(cfg.countries):
         raise UserError(f"dataset.countries (--countries): no descriptors for {', '.join(sorted(cfg.countries))} in "
                         f"{lake.root}; build them with `gdelt-forecast descriptors --countries ...` first")
+    if cfg.until:
+        days = days.filter(pc.less_equal(days["date"], pa.scalar(as_date(cfg.until), pa.date32())))
+        if days.num_rows == 0:
+            raise UserError(f"dataset.until={cfg.until}: no descriptor days on or before it")
     all_days = sorted(set(days["date"].to_pylist()))
     split_of = split_days(all_days, cfg)
     first_eval = min((d for d, s in split_of.items() if s != "train"), default=max(all_days) + _ONE)
@@ -284,6 +323,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         end = max(r["target_date"] for r in self.index)
         countries = sorted({r["country"] for r in self.index})
         self.clouds = _Clouds(lake, embedder, countries, start, end, cfg.max_points)
+        self.history = label_history(lake, countries, sorted({r["target_date"] for r in self.index}))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -292,6 +332,8 @@ class SequenceDataset(torch.utils.data.Dataset):
         r = self.index[i]
         item = self.clouds.context(r["country"], r["target_date"], self.cfg.context_days)
         item.update(self.clouds.target(r["country"], r["target_date"]))
+        if self.history is not None:
+            item["history"] = torch.from_numpy(self.history[(r["country"], r["target_date"])])
         return item
 
     def keys(self) -> list[tuple[str, dt.date]]:
@@ -317,6 +359,9 @@ def load_context(lake: Lake, country: str, target_date: DateLike, cfg: DatasetCo
     if not bool(item["day_mask"].any()):
         raise ValueError(f"no descriptors for {country} between {start} and {end} in {lake.root}; "
                          f"run `gdelt-forecast descriptors --start {start} --end {end}`")
+    history = label_history(lake, [country], [t])
+    if history is not None:
+        item["history"] = torch.from_numpy(history[(country, t)])
     return item
 
 
@@ -344,6 +389,11 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "day_mask": torch.stack([it["day_mask"] for it in items]),  # (B, T)
         "country": [it["country"] for it in items], "target_date": [it["target_date"] for it in items],
     }
+    with_history = ["history" in it for it in items]
+    if any(with_history):
+        if not all(with_history):
+            raise ValueError("collate: mixing items with and without history features")
+        batch["history"] = torch.stack([it["history"] for it in items])  # (B, L_all, F)
     with_targets = ["target_points" in it for it in items]
     if any(with_targets):
         if not all(with_targets):

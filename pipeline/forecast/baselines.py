@@ -15,8 +15,11 @@ counted) and α the additive smoothing (0 by default):
 | `freq30`      | (Σ_{t≤30} y_t + α) / (min(n, 30) + 2α)               |
 | `ewm`         | (Σ_t λ^(t−1) y_t + α) / (Σ_t λ^(t−1) + 2α), λ = 2^(−1/h) |
 
+| `learned`     | g_level(history features), fitted on earlier days (:mod:`pipeline.forecast.learned`) |
+
 Because each is a (weighted) frequency of the indicator, a parent label's
-probability is at least any child's, like the model's. Output: the
+probability is at least any child's, like the model's (``learned`` restores
+the hierarchy explicitly). Output: the
 ``forecasts`` table under ``model=baseline-<name>``, one partition per target
 day, replaced atomically; ``n_futures`` holds the number of history days used.
 """
@@ -35,14 +38,12 @@ from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space, loa
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.core.progress import track
 from pipeline.core.schemas import FORECASTS_SCHEMA
-from pipeline.forecast.table import forecast_rows
+from pipeline.forecast.table import baseline_run, forecast_rows
 
 BASELINES: tuple[str, ...] = ("climatology", "persistence", "freq7", "freq30", "ewm")
-
-
-def baseline_run(name: str) -> str:
-    """The ``model_run`` (and ``model=`` partition key) of a baseline."""
-    return f"baseline-{name}"
+"""The frequency baselines computed here in one pass over the history."""
+LEARNED = "learned"
+"""The fitted baseline (:mod:`pipeline.forecast.learned`), written as ``baseline-learned``."""
 
 
 class _History:
@@ -141,16 +142,29 @@ def run_baselines(
     cfg = cfg or ForecastConfig()
     start = as_date(start)
     end = as_date(end) if end is not None else start
+    unknown = [n for n in cfg.baselines if n not in BASELINES + (LEARNED,)]
+    if unknown:
+        raise ValueError(f"unknown baseline {unknown[0]!r}; known: {list(BASELINES + (LEARNED,))}")
     if outcomes is None:
         outcomes = load_outcomes(lake, None, end - dt.timedelta(days=1))
     targets = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-    probs = baseline_probabilities(outcomes, targets, cfg.baselines, cfg.ewm_halflife_days, cfg.baseline_smoothing)
+    names = [n for n in cfg.baselines if n != LEARNED]
+    probs = baseline_probabilities(outcomes, targets, names or ["climatology"], cfg.ewm_halflife_days,
+                                   cfg.baseline_smoothing)
     missing = [t for t in targets if t not in probs]
     if missing:
         raise FileNotFoundError(
             f"baselines: no 'country' partition before {missing[0]} in {lake.root}; "
             "ingest and reduce earlier days first"
         )
+    probs = {t: {n: v for n, v in by_name.items() if n in names} for t, by_name in probs.items()}
+    if LEARNED in cfg.baselines:
+        learned = learned_model(outcomes, start, cfg)
+        if learned is not None:
+            from pipeline.forecast.learned import learned_probabilities
+
+            for t, per_level in learned_probabilities(learned, outcomes, targets).items():
+                probs[t][LEARNED] = per_level
     wanted = np.isin(outcomes.countries, cfg.countries) if cfg.countries else np.ones(len(outcomes.countries), bool)
     if cfg.countries:
         unknown = sorted(set(cfg.countries) - set(outcomes.countries))
@@ -168,3 +182,26 @@ def run_baselines(
             lake.write_partition("forecasts", table, target, schema=FORECASTS_SCHEMA, model=baseline_run(name))
             written[baseline_run(name)] = written.get(baseline_run(name), 0) + table.num_rows
     return written
+
+
+def learned_model(outcomes: Outcomes, start: dt.date, cfg: ForecastConfig):
+    """The ``baseline-learned`` model for forecasts from ``start`` on, leak-free.
+
+    The artefact in ``cfg.learned_dir`` when it was fitted on days before
+    ``start`` only; otherwise a fit (in memory, not saved) on the outcome days
+    before ``start``. None, with a printed note, when there is no such day.
+    """
+    from pipeline.core.progress import console
+    from pipeline.forecast.learned import LearnedBaseline, fit_learned, training_days
+
+    stored = LearnedBaseline.load(cfg.learned_dir) if cfg.learned_dir else None
+    if stored is not None and stored.last_day < start:
+        return stored
+    days = training_days(outcomes, start)
+    if not days:
+        console.print(f"[yellow]baseline-learned: no training day with history before {start}; not written[/]")
+        return None
+    if stored is not None:
+        console.print(f"[yellow]baseline-learned: {cfg.learned_dir} was fitted on days up to {stored.last_day} "
+                      f"(≥ {start}); refitted on the {len(days)} days before {start}[/]")
+    return fit_learned(outcomes, days, cfg.learned_estimator, cfg.learned_max_rows, cfg.seed)

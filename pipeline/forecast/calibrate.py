@@ -1,11 +1,14 @@
 """Recalibration of a model's label probabilities on validation days.
 
-Why: a future holds the day's 3–10 *salient* phrases, while a label occurs
-when *any* event of the day carries it. The share of futures containing a
-label therefore underestimates how often it occurs (measured on the sample:
-root-level reliability error ≈ 0.25 before calibration). A monotone map per
-level, fitted on the validation days only (never the test days), turns the
-model's scores into probabilities:
+Why: by default the probabilities come from the model's occurrence head
+(``forecast.probabilities = "occurrence"``), trained with BCE on a few weeks of
+training days; its scores are not yet reliable probabilities on later days
+(the news cycle shifts the base rates, and a small model over- or under-fits
+them). With ``forecast.probabilities = "futures"`` the scores are the share of
+the K futures containing a label, which underestimates occurrence: a future
+holds the day's 3–10 *salient* phrases, while a label occurs when *any* event
+carries it. Either way a monotone map per level, fitted on the validation days
+only (never the test days), turns the scores into probabilities:
 
     p'_l = g_level(p_l)          g_level: isotonic regression of outcome on score
                                  (scikit-learn, pooled over labels and country-days,
@@ -24,10 +27,7 @@ climatology per level (logistic stacking, fitted on the same validation days)::
 with c_l the country's smoothed climatology ((count + ½) / (days + 1), the days
 before the target). The model knows the news cycle; climatology knows each
 country's base rate, which a few validation days and one map per level cannot
-teach the model for 100 countries. Measured on the 22-day experiment (100
-countries, test days 06-04…06-06): BSS vs climatology at event level
-+0.004 → +0.019 (95 % by countries +0.013 … +0.025), base +0.006 → +0.021, rare
-roots of smaller countries −0.035 → −0.012 (docs/forecast.md).
+teach the model for 100 countries (measured effect: docs/forecast.md).
 
 The maps (knots of each piecewise-linear g, the blend's a, b, k) are stored
 with the model (``<model dir>/calibration.json``) and applied by
@@ -178,19 +178,18 @@ def climatology(lake, target: dt.date, countries: Sequence[str],
 def _climatologies(outcomes, countries: dict[dt.date, list[str]]) -> dict[dt.date, dict[str, np.ndarray]]:
     """``climatology`` of several targets from one ``Outcomes`` (one pass over its days); targets without
     history before them are left out."""
-    from pipeline.forecast.baselines import baseline_probabilities
+    from pipeline.features.history import smoothed_climatology
 
-    probs = baseline_probabilities(outcomes, list(countries), ["climatology"], alpha=CLIMATOLOGY_ALPHA)
+    targets = sorted(countries)
     row = {c: i for i, c in enumerate(outcomes.countries)}
-    out: dict[dt.date, dict[str, np.ndarray]] = {}
-    for target, by_level in probs.items():
-        out[target] = {}
-        for lv in LEVELS:
-            P, _, n_days = by_level["climatology"][lv]
-            unseen = np.full(P.shape[1], CLIMATOLOGY_ALPHA / (n_days + 2 * CLIMATOLOGY_ALPHA))
+    out: dict[dt.date, dict[str, np.ndarray]] = {t: {} for t in targets}
+    for lv in LEVELS:
+        P, n_days = smoothed_climatology(outcomes, targets, lv, CLIMATOLOGY_ALPHA)  # (n_t, C, L), (n_t,)
+        for i, target in enumerate(targets):
+            unseen = np.full(P.shape[2], CLIMATOLOGY_ALPHA / (n_days[i] + 2 * CLIMATOLOGY_ALPHA))
             cs = countries[target]
-            out[target][lv] = np.stack([P[row[c]] if c in row else unseen for c in cs]) if cs else P[:0]
-    return out
+            out[target][lv] = np.stack([P[i, row[c]] if c in row else unseen for c in cs]) if cs else P[i, :0]
+    return {t: out[t] for t, n in zip(targets, n_days) if n > 0}
 
 
 def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | None = None,

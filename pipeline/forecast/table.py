@@ -19,6 +19,19 @@ from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space
 from pipeline.core.lake import Lake
 from pipeline.core.schemas import FORECASTS_SCHEMA
 
+BASELINE_PREFIX = "baseline-"
+"""``model_run`` (and ``model=`` partition key) prefix of every baseline: ``baseline-<name>``."""
+
+
+def baseline_run(name: str) -> str:
+    """The ``model_run`` of baseline ``name`` (``climatology`` → ``baseline-climatology``)."""
+    return f"{BASELINE_PREFIX}{name}"
+
+
+def is_baseline(run: str) -> bool:
+    """Whether a ``model_run`` is a baseline (not a trained model)."""
+    return run.startswith(BASELINE_PREFIX)
+
 
 # ==================================================================== writing
 def forecast_rows(

@@ -175,17 +175,21 @@ class EventForecaster(nn.Module):
         dropout = cfg.dropout if cfg.dropout is not None else t5.config.dropout_rate
         self.pooler = DayPooler(cfg.point_dim, cfg.stats_dim, d_model, cfg.tokens_per_day, heads, cfg.max_days, dropout)
         self.point_head = PointHead(d_model, cfg.point_dim)
-        self.occurrence = OccurrenceHead(d_model) if cfg.occurrence_head else None
+        self.occurrence = (OccurrenceHead(d_model, cfg.history_dim if cfg.history_features else None,
+                                          cfg.occurrence_encoder) if cfg.occurrence_head else None)
         self.sep_id = tokenizer.convert_tokens_to_ids(SEP)
 
     # ............................................................ building
     @classmethod
     def build(cls, cfg: ModelConfig, point_dim: int, stats_dim: int, phrases: Sequence[str] = (),
-              seed: int = 0) -> EventForecaster:
+              seed: int = 0, history_dim: int | None = None) -> EventForecaster:
         """A new model: T5 from ``cfg.pretrained`` or from the preset, tokenizer trained on ``phrases``
-        plus the phrase vocabulary. ``seed`` fixes the initial parameters."""
+        plus the phrase vocabulary. ``seed`` fixes the initial parameters. ``history_dim`` (F) sizes the
+        occurrence head's history term; None/0 (the data has no history features) builds it without one."""
         cfg = resolve_model_config(cfg)
         cfg.point_dim, cfg.stats_dim = int(point_dim), int(stats_dim)
+        cfg.history_dim = int(history_dim or 0)
+        cfg.history_features = cfg.history_features and cfg.history_dim > 0
         torch.manual_seed(seed)
         if cfg.pretrained:
             tokenizer = AutoTokenizer.from_pretrained(cfg.pretrained)
@@ -257,7 +261,7 @@ class EventForecaster(nn.Module):
         loss = nll + sinkhorn_lambda * sinkhorn if sinkhorn_lambda > 0 else nll
         occurrence = None
         if self.occurrence is not None and "target_codes" in batch:
-            z = self.occurrence(enc, enc_mask)  # (B, L_all) logits
+            z = self.occurrence(enc, enc_mask, batch.get("history"))  # (B, L_all) logits
             y = self.occurrence.targets(batch["target_codes"]).to(dev)  # (B, L_all) in {0, 1}
             occurrence = F.binary_cross_entropy_with_logits(z.float(), y)
             if occurrence_lambda > 0:
@@ -274,7 +278,7 @@ class EventForecaster(nn.Module):
         self.eval()
         try:
             enc, enc_mask = self.encode(batch)
-            p = torch.sigmoid(self.occurrence(enc, enc_mask).float()).cpu().numpy()  # (B, L_all)
+            p = torch.sigmoid(self.occurrence(enc, enc_mask, batch.get("history")).float()).cpu().numpy()
         finally:
             self.train(was_training)
         return self.occurrence.split(p)
@@ -366,8 +370,15 @@ class EventForecaster(nn.Module):
         if not (src / CONFIG_FILE).exists():
             raise ModelFilesError(f"{src / CONFIG_FILE} not found: {src} is not a saved EventForecaster "
                                   "(train one with `gdelt-forecast train`)")
-        cfg = _model_files_step(src / CONFIG_FILE, "is not a valid forecaster config",
-                                lambda: ModelConfig(**json.loads((src / CONFIG_FILE).read_text())["model"]))
+        meta = _model_files_step(src / CONFIG_FILE, "is not a valid forecaster config",
+                                 lambda: json.loads((src / CONFIG_FILE).read_text()))
+        saved = dict(meta.get("model", {}) if isinstance(meta, dict) else {})
+        saved.setdefault("history_features", False)  # saved before the head read history features
+        unknown = sorted(set(saved) - {f.name for f in dataclasses.fields(ModelConfig)})
+        if unknown:
+            raise ModelFilesError(f"{src / CONFIG_FILE}: model settings {unknown} are unknown to this version of "
+                                  "gdelt-forecast; load it with the version that trained it, or retrain")
+        cfg = _model_files_step(src / CONFIG_FILE, "is not a valid forecaster config", lambda: ModelConfig(**saved))
         if not any((src / name).exists() for name in ("tokenizer.json", "spiece.model", "vocab.json")):
             raise ModelFilesError(f"{src / 'tokenizer.json'} not found: the model directory lacks its tokenizer; "
                                   "copy the whole run directory again or retrain")
@@ -411,24 +422,54 @@ def _model_files_step(path: Path, problem: str, load):
 class OccurrenceHead(nn.Module):
     """Which labels occur on the target day: one logit per event, base and root code and QuadClass.
 
-    The encoder states (B, T·Q, d) are mean-pooled over valid tokens, then a two-layer MLP
-    gives (B, L_all) logits, L_all = Σ_levels L_level (``pipeline.cameo.labels.label_space``), in
-    level order event, base, root, quad. Trained with BCE against the target day's codes.
+    ::
+
+        logit_l = g(encoder)_l + f(h_l) + c_l
+
+    g: the encoder states (B, T·Q, d) mean-pooled over valid tokens, then a two-layer MLP
+    → (B, L_all), L_all = Σ_levels L_level (``pipeline.cameo.labels.label_space``), in level order
+    event, base, root, quad. f: one small MLP shared by every label, on that label's history
+    features h_l (F, :mod:`pipeline.features.history`), and c_l a per-label bias. With f, g's last
+    layer starts at zero, so the encoder learns what the history misses. Either term can be
+    absent (``history_dim=None``: encoder only, the older head; ``encoder=False``: history only).
+    Trained with BCE against the target day's codes.
     """
 
-    def __init__(self, d_model: int) -> None:
+    def __init__(self, d_model: int, history_dim: int | None = None, encoder: bool = True) -> None:
         super().__init__()
         from pipeline.cameo.labels import LEVELS, label_space
 
         labels = label_space()
         self.levels = [(lv, len(labels[lv])) for lv in LEVELS]
         n = sum(size for _, size in self.levels)
-        self.mlp = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, n))
+        if not encoder and not history_dim:
+            raise ValueError("occurrence head: without the encoder term it needs history features (history_dim)")
+        self.mlp = (nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(),
+                                  nn.Linear(d_model, n)) if encoder else None)
+        self.history = None
+        if history_dim:
+            hidden = 64
+            self.history = nn.Sequential(nn.Linear(history_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden),
+                                         nn.GELU(), nn.Linear(hidden, 1))
+            self.label_bias = nn.Parameter(torch.zeros(n))
+            if self.mlp is not None:  # the encoder starts as a zero residual on top of the history
+                nn.init.zeros_(self.mlp[-1].weight)
+                nn.init.zeros_(self.mlp[-1].bias)
 
-    def forward(self, enc: torch.Tensor, enc_mask: torch.Tensor) -> torch.Tensor:
-        m = enc_mask.unsqueeze(-1).to(enc.dtype)  # (B, T·Q, 1)
-        pooled = (enc * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, d)
-        return self.mlp(pooled)  # (B, L_all)
+    def forward(self, enc: torch.Tensor, enc_mask: torch.Tensor, history: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """enc (B, T·Q, d), enc_mask (B, T·Q), history (B, L_all, F) → logits (B, L_all)."""
+        z = torch.zeros(enc.shape[0], sum(size for _, size in self.levels), device=enc.device)
+        if self.mlp is not None:
+            m = enc_mask.unsqueeze(-1).to(enc.dtype)  # (B, T·Q, 1)
+            pooled = (enc * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, d)
+            z = z + self.mlp(pooled).float()
+        if self.history is not None:
+            if history is None:
+                raise ValueError("this model's occurrence head reads history features, but the batch has none: "
+                                 "build batches with pipeline.features.dataset from a lake with a 'country' table")
+            z = z + self.history(history.to(enc.device)).squeeze(-1).float() + self.label_bias
+        return z  # (B, L_all)
 
     def targets(self, codes: Sequence[Sequence[str]]) -> torch.Tensor:
         """Multi-hot (B, L_all) of the event codes that occurred, with their base, root and QuadClass."""

@@ -1,9 +1,11 @@
 """Train an EventForecaster: setup → fit → validate → save.
 
     loss = NLL(target tokens) + λ · S_ε(predicted phrase points, target phrase points)
+           + λ_occ · BCE(occurrence head, the target day's labels)
 
-(``TrainConfig.sinkhorn_lambda`` = λ, ``sinkhorn_eps`` = ε; λ = 0 is the NLL-only
-ablation, whose validation still reports S_ε so both runs are comparable.)
+(``TrainConfig.sinkhorn_lambda`` = λ, ``sinkhorn_eps`` = ε, ``occurrence_lambda`` = λ_occ;
+λ = 0 is the no-Sinkhorn ablation — NLL and the occurrence BCE stay — whose validation
+still reports S_ε so both runs are comparable.)
 
 * AdamW (decay on matrices only), linear warm-up then cosine decay to
   ``min_lr_ratio``·lr, global grad-norm clipping, gradient accumulation;
@@ -280,8 +282,12 @@ def _build_model(cfg: Config, train_ds: Dataset, collate: Callable) -> EventFore
     first = collate([train_ds[0]])
     point_dim = mcfg.point_dim or first["points"].shape[-1]
     stats_dim = mcfg.stats_dim or first["day_stats"].shape[-1]
+    history_dim = first["history"].shape[-1] if "history" in first else 0  # (B, L_all, F)
+    if mcfg.history_features and not history_dim:
+        log.warning("model.history_features is on but the dataset has no history features "
+                    "(no 'country' table in the lake): the occurrence head reads the encoder only")
     return EventForecaster.build(mcfg, point_dim, stats_dim, _training_phrases(train_ds, collate),
-                                 seed=cfg.train.seed)
+                                 seed=cfg.train.seed, history_dim=history_dim)
 
 
 # =================================================================== optimisation
@@ -519,7 +525,8 @@ probability of every CAMEO event, base and root code.
 
 - Base: {base}; {model.num_parameters():,} parameters; {m.tokens_per_day} tokens per day.
 - Objective: token NLL + λ·Sinkhorn divergence (λ = {cfg.train.sinkhorn_lambda}, ε = {cfg.train.sinkhorn_eps},
-  cost 1 − cos).
+  cost 1 − cos) + {cfg.train.occurrence_lambda}·occurrence BCE (head reads history features:
+  {m.history_features}, encoder term: {m.occurrence_encoder}).
 - Trained {metrics.get('steps')} steps ({cfg.train.epochs} epochs max,
   batch {cfg.train.batch_size}×{cfg.train.grad_accum},
   lr {cfg.train.lr}, seed {cfg.train.seed}) on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}.

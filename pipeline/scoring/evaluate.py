@@ -12,7 +12,8 @@ and y ∈ {0, 1} the outcome of one (country-day, label):
 - Brier score BS = mean (p − y)² and log loss = mean −[y log p + (1−y) log(1−p)]
   (p clipped to [ε, 1−ε]), per label and averaged over labels; both via
   ``scoringrules``. Brier skill score BSS = 1 − BS / BS_ref against
-  ``baseline-climatology`` and against the best (lowest-BS) baseline.
+  ``baseline-climatology``, ``baseline-learned`` and the best (lowest-BS)
+  baseline, each with a 95 % cluster-bootstrap interval (by days or countries).
 - Reliability: 10 equal-width bins of p; ECE = Σ_b (n_b / n) |mean p_b − mean y_b|.
 - Glean protocol (scikit-learn, multi-label, labels as columns): weighted
   recall, F1, F2 and Hamming loss of the thresholded forecast p ≥ t, where t
@@ -52,11 +53,12 @@ from pipeline.cameo.labels import LEVELS, RARE_ROOTS, LabelSpace, Outcomes, labe
 from pipeline.core.lake import DateLike, Lake, as_date, date_range
 from pipeline.core.progress import console, track
 from pipeline.core.schemas import SCORES_SCHEMA
-from pipeline.forecast.table import Stack, collect, load_forecast
+from pipeline.forecast.table import Stack, baseline_run, collect, is_baseline, load_forecast
 
 SUMMARY_LEVELS: tuple[str, ...] = LEVELS + ("rare",)
 GROUPS: tuple[str, ...] = ("all", "busy", "small")
-CLIMATOLOGY = "baseline-climatology"
+CLIMATOLOGY = baseline_run("climatology")
+LEARNED = baseline_run("learned")
 _KL_SMOOTH = 1e-3
 
 
@@ -64,6 +66,15 @@ _KL_SMOOTH = 1e-3
 def brier_per_label(P: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """(n, L) probabilities and outcomes → (L,) mean Brier score per label."""
     return np.asarray(sr.brier_score(Y.astype(np.float64), P.astype(np.float64))).mean(axis=0)
+
+
+def row_brier(P: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """(n, L) probabilities and outcomes → (n,) Brier score of each country-day, averaged over its labels.
+
+    The one place a forecast's Brier score is computed: the ``scores`` rows, the
+    summary (its mean) and the bootstrap intervals (its cluster sums) all use it.
+    """
+    return np.asarray(sr.brier_score(Y.astype(np.float64), P.astype(np.float64))).mean(axis=1)
 
 
 def log_loss_per_label(P: np.ndarray, Y: np.ndarray, eps: float = 1e-3) -> np.ndarray:
@@ -246,7 +257,7 @@ def _attach_rouge(lake: Lake, stack: Stack) -> None:
         if stack.run == "baseline-persistence":
             prev = _target_phrases(lake, day - dt.timedelta(days=1))
             generated = {c: [p] for c, p in prev.items()}
-        elif not stack.run.startswith("baseline-") and lake.has_partition("futures", day, model=stack.run):
+        elif not is_baseline(stack.run) and lake.has_partition("futures", day, model=stack.run):
             generated: dict[str, list[list[str]]] = {}
             for r in lake.read("futures", day, day, columns=["country", "phrases"], model=stack.run).to_pylist():
                 generated.setdefault(r["country"], []).append(list(r["phrases"]))
@@ -290,7 +301,7 @@ def forecast_runs(lake: Lake) -> list[str]:
     """Every ``model=<run>`` folder of the ``forecasts`` table, sorted (baselines last)."""
     base = lake.table_dir("forecasts")
     runs = sorted(p.name.split("=", 1)[1] for p in base.glob("model=*")) if base.exists() else []
-    return sorted(runs, key=lambda r: (r.startswith("baseline-"), r))
+    return sorted(runs, key=lambda r: (is_baseline(r), r))
 
 
 def evaluate(
@@ -376,7 +387,7 @@ def _write_scores(lake: Lake, st: Stack, thr: dict[str, float], busy: set[str], 
                 "busy": [c in busy for c in countries],
                 "n_true": Y.sum(1).astype(np.int32), "n_pred": pred.sum(1).astype(np.int32),
                 "threshold": np.full(len(rows), thr[lv]),
-                "brier": np.asarray(sr.brier_score(Y.astype(float), P)).mean(1),
+                "brier": row_brier(P, Y),
                 "log_loss": np.asarray(sr.log_score(Y.astype(float), np.clip(P, cfg.log_loss_eps,
                                                                               1 - cfg.log_loss_eps))).mean(1),
                 "precision": prec, "recall": rec, "f1": f1,
@@ -392,7 +403,14 @@ def _write_scores(lake: Lake, st: Stack, thr: dict[str, float], busy: set[str], 
 
 def _summarise(stacks: dict[str, Stack], thresholds: dict[str, dict[str, float]], busy: set[str],
                cfg: EvaluateConfig, labels: LabelSpace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Skill table on the country-days every run (covering the group) shares."""
+    """Skill table on the country-days every run (covering the group) shares.
+
+    Per group and level: each run's row Brier scores (:func:`row_brier`) on those
+    country-days; their mean is the run's Brier score; the best baseline is the
+    ``baseline-*`` run with the lowest; every run's BSS against climatology,
+    ``baseline-learned`` and the best baseline, each with its 95 % cluster-bootstrap
+    interval (``cfg.bootstrap_unit``); then calibration, thresholded and per-label metrics.
+    """
     rows, per_label, rel_rows = [], [], []
     for group in GROUPS:
         in_group = (lambda c: True) if group == "all" else (lambda c: (c in busy) == (group == "busy"))
@@ -406,29 +424,30 @@ def _summarise(stacks: dict[str, Stack], thresholds: dict[str, dict[str, float]]
         idx = {r: stacks[r].rows(common) for r in active}
         clusters = [k[0] if cfg.bootstrap_unit == "day" else k[1] for k in common]
         for lv in SUMMARY_LEVELS:
-            bs = {r: float(brier_per_label(*_level_arrays(stacks[r], lv, idx[r])).mean()) for r in active}
-            base_bs = {r: v for r, v in bs.items() if r.startswith("baseline-")}
+            arrays = {r: _level_arrays(stacks[r], lv, idx[r]) for r in active}  # run → (P, Y), (n, L)
+            b = {r: row_brier(P, Y) for r, (P, Y) in arrays.items()}  # run → (n,)
+            bs = {r: float(v.mean()) for r, v in b.items()}
+            base_bs = {r: v for r, v in bs.items() if is_baseline(r)}
             best = min(base_bs, key=base_bs.get) if base_bs else None
             for r in active:
-                st = stacks[r]
-                P, Y = _level_arrays(st, lv, idx[r])
+                P, Y = arrays[r]
                 pred = P >= thresholds[r][lv]
                 rel, ece = reliability(P, Y, cfg.n_bins)
                 row = {
                     "run": r, "group": group, "level": lv, "n_country_days": len(common),
                     "n_labels": P.shape[1], "base_rate": float(Y.mean()),
                     "brier": bs[r], "log_loss": float(log_loss_per_label(P, Y, cfg.log_loss_eps).mean()),
-                    "bss_climatology": (1 - bs[r] / bs[CLIMATOLOGY]) if bs.get(CLIMATOLOGY) else np.nan,
+                    **_skill(b, r, CLIMATOLOGY, "climatology", clusters, cfg),
+                    **_skill(b, r, LEARNED, "learned", clusters, cfg),
                     "best_baseline": best,
-                    "bss_best_baseline": (1 - bs[r] / bs[best]) if best and bs[best] > 0 else np.nan,
-                    **_bss_interval(stacks, r, best, lv, idx, clusters, cfg),
+                    **_skill(b, r, best, "best_baseline", clusters, cfg),
                     "ece": ece, "threshold": thresholds[r][lv],
                     **{f"glean_{k}": v for k, v in glean_metrics(Y, pred).items()},
                     **{f"mirai_{k}": v for k, v in mirai_metrics(Y, pred).items()},
-                    "quad_kl": float(np.nanmean(quad_kl(st.P["event"][idx[r]], st.Y["event"][idx[r]])))
+                    "quad_kl": float(np.nanmean(quad_kl(stacks[r].P["event"][idx[r]], stacks[r].Y["event"][idx[r]])))
                     if lv == "quad" else np.nan,
                 }
-                rg = st.rouge[idx[r]]
+                rg = stacks[r].rouge[idx[r]]
                 for j, name in enumerate(("rouge1", "rouge2", "rougeL")):
                     row[name] = float(np.nanmean(rg[:, j])) if np.isfinite(rg[:, j]).any() else np.nan
                 rows.append(row)
@@ -449,17 +468,26 @@ def _summarise(stacks: dict[str, Stack], thresholds: dict[str, dict[str, float]]
             pd.concat(rel_rows, ignore_index=True) if rel_rows else pd.DataFrame())
 
 
-def _bss_interval(stacks: dict[str, Stack], run: str, best: str | None, level: str, idx: dict[str, np.ndarray],
-                  clusters: list, cfg: EvaluateConfig) -> dict[str, float]:
-    """``bss_best_lo/hi`` (95 % cluster-bootstrap interval) and ``p_beats_best`` for one summary row."""
-    if not best or not cfg.bootstrap or run == best:
-        return {"bss_best_lo": np.nan, "bss_best_hi": np.nan, "p_beats_best": np.nan}
-    def row_brier(r: str) -> np.ndarray:
-        P, Y = _level_arrays(stacks[r], level, idx[r])
-        return ((P - Y) ** 2).mean(1)
+_SKILL_COLUMNS = {  # reference name → (BSS column, interval low, high, P(BSS > 0)) of the summary
+    "climatology": ("bss_climatology", "bss_climatology_lo", "bss_climatology_hi", "p_beats_climatology"),
+    "learned": ("bss_learned", "bss_learned_lo", "bss_learned_hi", "p_beats_learned"),
+    "best_baseline": ("bss_best_baseline", "bss_best_lo", "bss_best_hi", "p_beats_best"),
+}
 
-    lo, hi, p = bootstrap_bss(row_brier(run), row_brier(best), clusters, cfg.bootstrap)
-    return {"bss_best_lo": lo, "bss_best_hi": hi, "p_beats_best": p}
+
+def _skill(b: dict[str, np.ndarray], run: str, ref: str | None, name: str, clusters: list,
+           cfg: EvaluateConfig) -> dict[str, float]:
+    """BSS = 1 − Σ b_run / Σ b_ref of ``run`` against ``ref`` (row Brier scores ``b``), with the 95 %
+    cluster-bootstrap interval and the share of resamples with BSS > 0 (NaN when ``ref`` is absent, is
+    ``run`` itself for the interval, or bootstrapping is off)."""
+    col, lo_col, hi_col, p_col = _SKILL_COLUMNS[name]
+    out = {col: np.nan, lo_col: np.nan, hi_col: np.nan, p_col: np.nan}
+    if ref is None or ref not in b or b[ref].sum() <= 0:
+        return out
+    out[col] = 1.0 - b[run].sum() / b[ref].sum()
+    if cfg.bootstrap and run != ref:
+        out[lo_col], out[hi_col], out[p_col] = bootstrap_bss(b[run], b[ref], clusters, cfg.bootstrap)
+    return out
 
 
 def evaluation_dir(reports_dir: Path, start: dt.date, end: dt.date) -> Path:
@@ -494,12 +522,15 @@ def print_summary(ev: Evaluation, levels: Sequence[str] = ("root", "base", "rare
                 continue
             t = Table(title=f"{group} countries · {lv} level · {int(s.n_country_days.iloc[0])} country-days "
                             f"· {ev.start}…{ev.end}")
-            for col in ("run", "Brier", "BSS clim", "BSS best", f"95% ({ev.bootstrap_unit}s)", "log loss", "ECE",
+            unit = f"95% ({ev.bootstrap_unit}s)"
+            for col in ("run", "Brier", "BSS clim", "BSS learned", unit, "BSS best", unit + " ", "log loss", "ECE",
                         "thr", "F1w", "F2w", "Hamming", "MIRAI F1"):
                 t.add_column(col, justify="left" if col == "run" else "right")
+            ci = lambda lo, hi: "" if pd.isna(lo) else f"{lo:+.3f} … {hi:+.3f}"  # noqa: E731
             for r in s.sort_values("brier").itertuples():
-                ci = "" if pd.isna(r.bss_best_lo) else f"{r.bss_best_lo:+.3f} … {r.bss_best_hi:+.3f}"
-                t.add_row(r.run, f"{r.brier:.4f}", f"{r.bss_climatology:+.3f}", f"{r.bss_best_baseline:+.3f}", ci,
-                          f"{r.log_loss:.4f}", f"{r.ece:.4f}", f"{r.threshold:.2f}", f"{r.glean_f1_w:.3f}",
-                          f"{r.glean_f2_w:.3f}", f"{r.glean_hamming:.4f}", f"{r.mirai_f1:.3f}")
+                t.add_row(r.run, f"{r.brier:.4f}", f"{r.bss_climatology:+.3f}", f"{r.bss_learned:+.3f}",
+                          ci(r.bss_learned_lo, r.bss_learned_hi), f"{r.bss_best_baseline:+.3f}",
+                          ci(r.bss_best_lo, r.bss_best_hi), f"{r.log_loss:.4f}", f"{r.ece:.4f}",
+                          f"{r.threshold:.2f}", f"{r.glean_f1_w:.3f}", f"{r.glean_f2_w:.3f}",
+                          f"{r.glean_hamming:.4f}", f"{r.mirai_f1:.3f}")
             console.print(t)

@@ -1,0 +1,183 @@
+"""Per-label history features: what the days before a target say about each label of each country.
+
+For a target day d, country c and label l of one level, every feature is
+computed from the outcome days strictly before d (the ``country`` partitions
+< d, :class:`pipeline.cameo.labels.Outcomes`), so a forecast of d never sees
+d's outcome. "The last w days" are the last w days *with a partition* before
+d (as for the frequency baselines); with y_t ∈ {0, 1} the indicator and n_t the
+label's event count on history day t (t = 1 the most recent of the n days):
+
+| feature            | value                                                        |
+|--------------------|--------------------------------------------------------------|
+| `yesterday`        | y_1                                                          |
+| `share3/7/30`      | (1/min(n, w)) Σ_{t≤w} y_t                                     |
+| `share_all`        | (1/n) Σ_t y_t  — climatology                                   |
+| `logit_all`        | logit((Σ_t y_t + ½) / (n + 1))  — smoothed climatology         |
+| `logit7`           | logit((Σ_{t≤7} y_t + ½) / (min(n, 7) + 1))                     |
+| `log_count1`       | log(1 + n_1)                                                 |
+| `log_count7`       | log(1 + Σ_{t≤7} n_t)                                          |
+| `log_volume1`      | log(1 + events of c on day 1)  (all labels)                  |
+| `log_volume7`      | log(1 + mean events of c over the last 7 days)               |
+| `parent_yesterday` | `yesterday` of l's parent (event → base → root → quad; quad: itself) |
+| `parent_share7`    | `share7` of l's parent                                        |
+| `weekday_sin/cos`  | sin, cos(2π · weekday(d) / 7)                                 |
+| `log_days`         | log(1 + n)                                                   |
+
+The result is a dense ``(targets, C, L, F)`` float32 array: the same function
+feeds the learned baseline (:mod:`pipeline.forecast.learned`, pooled over
+countries and labels) and the model's occurrence head
+(:mod:`pipeline.features.dataset`). One pass of cumulative sums over the days:
+O(Dy·C·L) memory and time.
+
+>>> import numpy as np, datetime as dt
+>>> from pipeline.cameo.labels import LEVELS, Outcomes, label_space
+>>> days = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(4)]
+>>> y = {lv: np.zeros((4, 1, len(label_space()[lv])), bool) for lv in LEVELS}
+>>> y["root"][[0, 2, 3], 0, 0] = True
+>>> o = Outcomes(days, ["US"], y, np.ones((4, 1), np.int64), np.zeros((4, 1, 4), np.int64), {})
+>>> h = history_features(o, [dt.date(2025, 1, 5)], "root")
+>>> float(h.X[0, 0, 0, FEATURES.index("share_all")])
+0.75
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.cameo.labels import LabelSpace, Outcomes, label_space
+
+FEATURES: tuple[str, ...] = (
+    "yesterday", "share3", "share7", "share30", "share_all", "logit_all", "logit7",
+    "log_count1", "log_count7", "log_volume1", "log_volume7",
+    "parent_yesterday", "parent_share7", "weekday_sin", "weekday_cos", "log_days",
+)
+"""Names of the F history features, in the order of the last axis of :attr:`History.X`."""
+N_FEATURES = len(FEATURES)
+PARENT: dict[str, str] = {"event": "base", "base": "root", "root": "quad", "quad": "quad"}
+"""The level whose label gives ``parent_*`` (quad labels have no parent: their own history)."""
+
+
+@dataclass
+class History:
+    """History features of some target days.
+
+    Attributes:
+        targets: the target days (length n_t), sorted.
+        countries: ``outcomes.countries`` (length C).
+        X: (n_t, C, L, F) float32 features (:data:`FEATURES`).
+        seen: (n_t, C) bool, the country had an event before the target (only those are forecast).
+        n_days: (n_t,) int, history days (partitions) before each target.
+    """
+
+    targets: list[dt.date]
+    countries: list[str]
+    X: np.ndarray
+    seen: np.ndarray
+    n_days: np.ndarray
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
+
+
+def _window(cum: np.ndarray, k: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums over the last ``w`` of the first ``k`` days from a prefix sum ``cum`` (Dy+1, …), and the day counts."""
+    lo = np.maximum(k - w, 0)
+    return cum[k] - cum[lo], (k - lo).astype(np.float64)
+
+
+def _per_label(y: np.ndarray, counts: np.ndarray, k: np.ndarray) -> dict[str, np.ndarray]:
+    """Indicator and count features of one level: name → (n_t, C, L) float64, for history lengths ``k`` (n_t,)."""
+    cy = np.concatenate([np.zeros((1,) + y.shape[1:]), np.cumsum(y, axis=0, dtype=np.float64)])
+    cn = np.concatenate([np.zeros((1,) + y.shape[1:]), np.cumsum(counts, axis=0, dtype=np.float64)])
+    d = lambda n: np.maximum(n, 1.0)[:, None, None]  # noqa: E731 - (n_t,) days → broadcastable denominators
+    out: dict[str, np.ndarray] = {}
+    s1, n1 = _window(cy, k, 1)
+    out["yesterday"] = s1
+    for w in (3, 7, 30):
+        s, n = _window(cy, k, w)
+        out[f"share{w}"] = s / d(n)
+        if w == 7:
+            out["logit7"] = _logit((s + 0.5) / (n[:, None, None] + 1.0))
+    s_all, n_all = cy[k], k.astype(np.float64)
+    out["share_all"] = s_all / d(n_all)
+    out["logit_all"] = _logit((s_all + 0.5) / (n_all[:, None, None] + 1.0))
+    c1, _ = _window(cn, k, 1)
+    c7, _ = _window(cn, k, 7)
+    out["log_count1"], out["log_count7"] = np.log1p(c1), np.log1p(c7)
+    return out
+
+
+def history_features(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
+                     labels: LabelSpace | None = None) -> History:
+    """The :data:`FEATURES` of every (target, country, label of ``level``) from the days before each target.
+
+    Targets need not be outcome days (forecasting tomorrow). A target with no
+    history gets zeros (``n_days`` 0, ``seen`` False).
+    """
+    labels = labels or label_space()
+    targets = sorted(set(targets))
+    k = np.searchsorted(np.asarray(outcomes.days, dtype=object).astype("datetime64[D]"),
+                        np.asarray(targets, dtype="datetime64[D]"), side="left").astype(np.int64)  # days < target
+    parent = PARENT[level]
+    counts = getattr(outcomes, "counts", None) or {}
+    own = _per_label(outcomes.y[level], counts.get(level, outcomes.y[level]), k)
+    up = own if parent == level else _per_label(outcomes.y[parent], counts.get(parent, outcomes.y[parent]), k)
+    if parent != level:
+        cols = labels.parent_matrix(level, parent).argmax(axis=1)  # (L,) parent column of each label
+        up = {name: v[:, :, cols] for name, v in up.items() if name in ("yesterday", "share7")}
+    # country volume (all labels): yesterday and the mean of the last 7 days
+    ce = np.concatenate([np.zeros((1, len(outcomes.countries))), np.cumsum(outcomes.n_events, axis=0, dtype=np.float64)])
+    v1, _ = _window(ce, k, 1)
+    v7, n7 = _window(ce, k, 7)
+    vol1 = np.log1p(v1)[:, :, None]
+    vol7 = np.log1p(v7 / np.maximum(n7, 1.0)[:, None])[:, :, None]
+    weekday = np.array([t.weekday() for t in targets], np.float64) * (2 * np.pi / 7)
+    n_t, C, L = own["yesterday"].shape
+    full = lambda a: np.broadcast_to(a, (n_t, C, L))  # noqa: E731
+    columns = {
+        **own, "log_volume1": full(vol1), "log_volume7": full(vol7),
+        "parent_yesterday": up["yesterday"], "parent_share7": up["share7"],
+        "weekday_sin": full(np.sin(weekday)[:, None, None]), "weekday_cos": full(np.cos(weekday)[:, None, None]),
+        "log_days": full(np.log1p(k.astype(np.float64))[:, None, None]),
+    }
+    X = np.stack([columns[name] for name in FEATURES], axis=-1).astype(np.float32)  # (n_t, C, L, F)
+    seen = ce[k] > 0  # (n_t, C)
+    return History(targets=list(targets), countries=list(outcomes.countries), X=X, seen=seen, n_days=k)
+
+
+def country_rows(history: History, countries: Sequence[str]) -> np.ndarray:
+    """(n_t, len(countries), L, F) features of the given countries; a country without history gets
+    the features of a country never seen (zeros, with the smoothed climatology of an empty history)."""
+    row = {c: i for i, c in enumerate(history.countries)}
+    out = np.zeros(history.X.shape[:1] + (len(countries),) + history.X.shape[2:], np.float32)
+    unseen = _unseen_row(history)
+    for j, c in enumerate(countries):
+        out[:, j] = history.X[:, row[c]] if c in row else unseen
+    return out
+
+
+def _unseen_row(history: History) -> np.ndarray:
+    """(n_t, L, F) features of a country with no events in the history."""
+    n_t, _, L, _ = history.X.shape
+    n = history.n_days.astype(np.float64)[:, None]
+    x = np.zeros((n_t, L, N_FEATURES), np.float32)
+    x[..., FEATURES.index("logit_all")] = _logit(0.5 / (n + 1.0))
+    x[..., FEATURES.index("logit7")] = _logit(0.5 / (np.minimum(n, 7) + 1.0))
+    for name in ("weekday_sin", "weekday_cos", "log_days"):
+        x[..., FEATURES.index(name)] = history.X[:, 0, :, FEATURES.index(name)] if history.X.shape[1] else 0.0
+    return x
+
+
+def smoothed_climatology(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
+                         alpha: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(Σ_t y_t + α) / (n + 2α) over the days before each target: ((n_t, C, L) float64, (n_t,) days n)."""
+    k = np.searchsorted(np.asarray(outcomes.days, dtype=object).astype("datetime64[D]"),
+                        np.asarray(sorted(set(targets)), dtype="datetime64[D]"), side="left").astype(np.int64)
+    y = outcomes.y[level]
+    cy = np.concatenate([np.zeros((1,) + y.shape[1:]), np.cumsum(y, axis=0, dtype=np.float64)])
+    return (cy[k] + alpha) / (k[:, None, None] + 2 * alpha), k

@@ -1,0 +1,180 @@
+"""``baseline-learned``: a frequency model fitted on the history features, the bar a forecast must clear.
+
+One classifier per level, pooled over labels and countries: each training row
+is one (target day, country, label) with the :data:`pipeline.features.history.FEATURES`
+of the days before that target and its outcome y ∈ {0, 1}::
+
+    P(y_{d,c,l} = 1) = g_level(h(d, c, l))        h: history features (F = 16)
+
+``g`` is scikit-learn's ``LogisticRegression`` on standardised features
+(``estimator = "logistic"``) or ``HistGradientBoostingClassifier``
+(``"hgb"``). Rows come from the training target days only (each with at least
+one history day; countries with an event before the day), uniformly
+subsampled to ``max_rows`` per level with a fixed seed. The forecast restores
+the hierarchy (parent ≥ child, :func:`pipeline.forecast.calibrate.restore_hierarchy`)
+and keeps probabilities within [PROB_FLOOR, 1 − PROB_FLOOR].
+
+The fitted model is a small artefact: ``learned.joblib`` (the estimators) and
+``learned.json`` (its settings: estimator, features, the days it was fitted on,
+rows per level), written by :meth:`LearnedBaseline.save`; the training flow
+refits it on the dataset's training days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space
+from pipeline.core.errors import UserError
+from pipeline.features.history import FEATURES, History, history_features
+from pipeline.forecast.calibrate import PROB_FLOOR, restore_hierarchy
+
+ESTIMATORS: tuple[str, ...] = ("logistic", "hgb")
+MODEL_FILE = "learned.joblib"
+SETTINGS_FILE = "learned.json"
+
+
+def make_estimator(kind: str, seed: int = 0) -> Any:
+    """A fresh scikit-learn classifier of ``kind`` (:data:`ESTIMATORS`)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if kind == "logistic":
+        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500))
+    if kind == "hgb":
+        return HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, max_leaf_nodes=31,
+                                              min_samples_leaf=50, l2_regularization=1.0,
+                                              early_stopping=False, random_state=seed)
+    raise UserError(f"forecast.learned_estimator must be one of {list(ESTIMATORS)}, not {kind!r}")
+
+
+@dataclass
+class LearnedBaseline:
+    """Per level a fitted classifier of the outcome on the history features, and how it was fitted."""
+
+    estimators: dict[str, Any]
+    estimator: str
+    fitted_on: list[str]
+    """The training target days (ISO dates)."""
+    n_rows: dict[str, int] = field(default_factory=dict)
+    features: list[str] = field(default_factory=lambda: list(FEATURES))
+
+    @property
+    def last_day(self) -> dt.date:
+        return dt.date.fromisoformat(max(self.fitted_on))
+
+    def probabilities(self, history: dict[str, History], labels: LabelSpace | None = None
+                      ) -> dict[str, np.ndarray]:
+        """{level: (n_t, C, L)} P(label occurs), parent ≥ child, from ``history_features`` of every level."""
+        out = {}
+        for lv in LEVELS:
+            X = history[lv].X  # (n_t, C, L, F)
+            p = self.estimators[lv].predict_proba(X.reshape(-1, X.shape[-1]))[:, 1]
+            out[lv] = np.clip(p.reshape(X.shape[:-1]), PROB_FLOOR, 1 - PROB_FLOOR)
+        return restore_hierarchy(out, labels)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``learned.joblib`` + ``learned.json`` into ``directory`` (atomically each)."""
+        import joblib
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f".{MODEL_FILE}.tmp"
+        joblib.dump(self.estimators, tmp)
+        tmp.replace(out / MODEL_FILE)
+        settings = {"estimator": self.estimator, "features": self.features, "fitted_on": self.fitted_on,
+                    "n_rows": self.n_rows}
+        tmp = out / f".{SETTINGS_FILE}.tmp"
+        tmp.write_text(json.dumps(settings, indent=1) + "\n")
+        tmp.replace(out / SETTINGS_FILE)
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> LearnedBaseline | None:
+        """The artefact in ``directory``, or None when there is none."""
+        import joblib
+
+        src = Path(directory)
+        if not (src / SETTINGS_FILE).exists() or not (src / MODEL_FILE).exists():
+            return None
+        s = json.loads((src / SETTINGS_FILE).read_text())
+        if s["features"] != list(FEATURES):
+            raise UserError(f"{src / SETTINGS_FILE}: fitted on features {s['features']}, this code computes "
+                            f"{list(FEATURES)}; refit it (`gdelt-forecast retrain`, or delete {src})")
+        return cls(joblib.load(src / MODEL_FILE), s["estimator"], s["fitted_on"], s.get("n_rows", {}))
+
+
+def training_rows(outcomes: Outcomes, days: Sequence[dt.date], level: str, max_rows: int | None = None,
+                  seed: int = 0, labels: LabelSpace | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(X (n, F) float32, y (n,) bool) of every (day, seen country, label) of ``level`` on outcome ``days``
+    with history before them; uniformly subsampled to ``max_rows`` (seeded)."""
+    days = sorted(d for d in set(days) if outcomes.day_index(d) is not None)
+    h = history_features(outcomes, days, level, labels)
+    keep = h.seen & (h.n_days > 0)[:, None]  # (n_t, C)
+    Y = outcomes.y[level][[outcomes.day_index(d) for d in days]] if days else np.zeros((0,) + h.X.shape[1:3], bool)
+    X, y = h.X[keep], Y[keep]  # (n_rows_c, L, F), (n_rows_c, L)
+    X, y = X.reshape(-1, X.shape[-1]), y.reshape(-1)
+    if max_rows and len(y) > max_rows:
+        pick = np.sort(np.random.default_rng(seed).choice(len(y), max_rows, replace=False))
+        X, y = X[pick], y[pick]
+    return X, y
+
+
+def fit_learned(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "hgb",
+                max_rows: int | None = 100_000, seed: int = 0, labels: LabelSpace | None = None) -> LearnedBaseline:
+    """Fit one classifier per level on the target ``days`` (outcome days with history before them).
+
+    Raises ``UserError`` when no such day exists. A level whose outcome never
+    varies (e.g. every QuadClass every day) gets a constant model.
+    """
+    labels = labels or label_space()
+    usable = sorted(d for d in set(days) if (i := outcomes.day_index(d)) is not None and i > 0)
+    if not usable:
+        raise UserError("baseline-learned: no training day with history before it; "
+                        "ingest and reduce at least two days before the first forecast day")
+    estimators, n_rows = {}, {}
+    for lv in LEVELS:
+        X, y = training_rows(outcomes, usable, lv, max_rows, seed, labels)
+        if y.all() or not y.any():
+            est = _Constant(float(y.mean()) if len(y) else 0.0)
+        else:
+            est = make_estimator(estimator, seed).fit(X, y)
+        estimators[lv], n_rows[lv] = est, int(len(y))
+    return LearnedBaseline(estimators, estimator, [str(d) for d in usable], n_rows)
+
+
+class _Constant:
+    """A classifier that always answers the training rate (sklearn's ``predict_proba`` interface)."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.full(len(X), 1 - self.p), np.full(len(X), self.p)])
+
+
+def learned_probabilities(model: LearnedBaseline, outcomes: Outcomes, targets: Sequence[dt.date],
+                          labels: LabelSpace | None = None
+                          ) -> dict[dt.date, dict[str, tuple[np.ndarray, np.ndarray, int]]]:
+    """``{target: {level: (P (C, L), seen (C,), n_days)}}`` like ``baselines.baseline_probabilities``;
+    targets with no history are left out."""
+    targets = sorted(set(targets))
+    history = {lv: history_features(outcomes, targets, lv, labels) for lv in LEVELS}
+    P = model.probabilities(history, labels)
+    h = history["event"]
+    return {t: {lv: (P[lv][i], h.seen[i], int(h.n_days[i])) for lv in LEVELS}
+            for i, t in enumerate(targets) if h.n_days[i] > 0}
+
+
+def training_days(outcomes: Outcomes, before: dt.date) -> list[dt.date]:
+    """Outcome days strictly before ``before`` that have history (the leak-free training days of a forecast)."""
+    return [d for i, d in enumerate(outcomes.days) if d < before and i > 0]

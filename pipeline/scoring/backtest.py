@@ -1,0 +1,214 @@
+"""Walk-forward (rolling-origin) backtest: every test day forecast from its own past only.
+
+For each test day d in [start, end]:
+
+1. the frequency baselines from the ``country`` days before d, and ``baseline-learned``
+   refitted on the outcome days before d (:func:`pipeline.forecast.baselines.learned_model`
+   with no stored artefact);
+2. with a model (``refit_every = k``): every k days, at origin o, a model is trained on the
+   descriptor days before o (``dataset.until = o − 1``, its validation days the last
+   ``dataset.val_days`` targets before o, no test split), then forecasts o … o+k−1 uncalibrated
+   (run ``<run>``); its calibration (isotonic maps + climatology blend) is refitted for each
+   day d on the raw forecasts of the ``calibration_days`` days before d and written as run
+   ``<run>-cal``;
+3. every run is scored by :func:`pipeline.scoring.evaluate.evaluate` on [start, end] (thresholds
+   tuned on the ``evaluate.val_days`` days before ``start``, which are forecast the same way),
+   once with intervals by days and once by countries.
+
+The summary (``reports/backtest-<start>_<end>/summary.csv``, ``summary.md``) has per run × group ×
+level: Brier, log loss, weighted F1 and the BSS against climatology and against ``baseline-learned``,
+each with its 95 % cluster-bootstrap interval by days and by countries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.cameo.labels import LEVELS, label_space, load_outcomes
+from pipeline.core.config import Config
+from pipeline.core.errors import UserError
+from pipeline.core.lake import DateLike, Lake, as_date, date_range
+from pipeline.core.progress import console
+from pipeline.core.schemas import FORECASTS_SCHEMA
+from pipeline.forecast.table import forecast_rows, load_forecast
+from pipeline.scoring.evaluate import SUMMARY_LEVELS, evaluate
+
+COLUMNS = ("run", "group", "level", "n_country_days", "brier", "log_loss", "glean_f1_w",
+           "bss_climatology", "clim_lo_day", "clim_hi_day", "clim_lo_country", "clim_hi_country",
+           "bss_learned", "learned_lo_day", "learned_hi_day", "learned_lo_country", "learned_hi_country")
+
+
+@dataclass
+class Backtest:
+    """What :func:`backtest` ran and found."""
+
+    start: dt.date
+    end: dt.date
+    runs: list[str]
+    summary: pd.DataFrame
+    origins: list[str] = field(default_factory=list)
+    """Days on which a model was (re)trained."""
+    directory: Path | None = None
+
+
+def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_every: int | None = None,
+             calibration_days: int = 3, countries: list[str] | None = None, write: bool = True) -> Backtest:
+    """Run the walk-forward backtest over the test days [start, end] (see the module doc).
+
+    ``refit_every`` None: baselines only; k ≥ 1: also the model, retrained every k days.
+    ``countries``: the countries forecast and scored (default: ``cfg.dataset.countries``, else the
+    ``cfg.dataset.top_countries`` busiest before the first forecast day).
+    """
+    start, end = as_date(start), as_date(end)
+    if end < start:
+        raise UserError(f"backtest: --end {end} is before --start {start}")
+    if refit_every is not None and refit_every < 1:
+        raise UserError(f"backtest: --refit-every must be ≥ 1, not {refit_every}")
+    first = start - dt.timedelta(days=cfg.evaluate.val_days)  # threshold-tuning days, forecast the same way
+    days = date_range(first, end)
+    outcomes = load_outcomes(lake, None, end)
+    if outcomes.day_index(start) is None or start <= outcomes.days[0]:
+        raise UserError(f"backtest: --start {start} needs 'country' partitions on and before it in {lake.root}")
+    countries = countries or list(cfg.dataset.countries) or _busiest(outcomes, first, cfg.dataset.top_countries)
+
+    # ---- baselines, each day from its own past (baseline-learned refitted per day)
+    fcfg = dataclasses.replace(cfg.forecast, countries=countries, learned_dir=None)
+    from pipeline.forecast.baselines import run_baselines
+
+    for d in days:
+        run_baselines(lake, d, d, fcfg, outcomes)
+    runs = [f"baseline-{n}" for n in fcfg.baselines]
+
+    # ---- the model, retrained every k days, calibration refitted every day
+    origins: list[str] = []
+    if refit_every is not None:
+        model_runs, origins = _model_backtest(lake, days, cfg, refit_every, calibration_days, countries)
+        runs = model_runs + runs
+
+    # ---- scores: intervals by days, then by countries
+    ecfg = dataclasses.replace(cfg.evaluate)
+    out = {}
+    for unit in ("day", "country"):
+        ecfg.bootstrap_unit = unit
+        ev = evaluate(lake, start, end, runs, ecfg, write=write and unit == "day")
+        out[unit] = ev.summary
+    summary = _merge(out["day"], out["country"])
+    bt = Backtest(start, end, runs, summary, origins)
+    if write:
+        bt.directory = write_backtest(bt, Path(cfg.evaluate.reports_dir))
+    return bt
+
+
+def _busiest(outcomes, before: dt.date, top: int) -> list[str]:
+    idx = [i for i, d in enumerate(outcomes.days) if d < before]
+    totals = outcomes.n_events[idx].sum(axis=0)
+    return sorted(outcomes.countries[i] for i in np.argsort(-totals, kind="stable")[:top] if totals[i] > 0)
+
+
+def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibration_days: int,
+                    countries: list[str]) -> tuple[list[str], list[str]]:
+    """Train at every k-th day, forecast raw, calibrate each day on the raw forecasts before it."""
+    from pipeline.features.embed import Embedder
+    from pipeline.forecast.calibrate import fit, fit_blend, _climatologies
+    from pipeline.forecast.forecast import load_model_run, run_forecast
+    from pipeline.model.train import train
+
+    run = f"{cfg.train.run}-bt"
+    models_dir = Path(cfg.train.models_dir) / "backtest"
+    embedder = Embedder(cfg.embed)
+    origins = []
+    raw_days = [days[0] - dt.timedelta(days=i) for i in range(calibration_days, 0, -1)] + days
+    labels = label_space()
+    mr = None
+    for i, d in enumerate(raw_days):
+        if (i - calibration_days) % k == 0 or mr is None:  # a new origin: train on the days before it
+            tcfg = dataclasses.replace(cfg)
+            tcfg.dataset = dataclasses.replace(cfg.dataset, until=str(d - dt.timedelta(days=1)), test_days=0,
+                                               countries=countries)
+            tcfg.train = dataclasses.replace(cfg.train, run=f"{run}-{d}", models_dir=models_dir)
+            result = train(tcfg, lake, embedder=embedder, resume=False)
+            mr = load_model_run(result.run_dir)
+            mr.run = run  # every origin's forecasts form one run
+            origins.append(str(d))
+        fcfg = dataclasses.replace(cfg.forecast, countries=countries)
+        run_forecast(lake, d, fcfg, mr, embedder)
+    # calibration per day from the raw forecasts of the days before it
+    outcomes = load_outcomes(lake, None, days[-1])
+    for d in days:
+        past = [p for p in raw_days if p < d][-calibration_days:]
+        P, Y = {lv: [] for lv in LEVELS}, {lv: [] for lv in LEVELS}
+        keys = []
+        for p in past:
+            cs, probs = load_forecast(lake, run, p, labels)
+            di = outcomes.day_index(p)
+            rows = [outcomes.countries.index(c) if c in outcomes.countries else -1 for c in cs]
+            for lv in LEVELS:
+                y = np.zeros_like(probs[lv], dtype=bool)
+                for j, r in enumerate(rows):
+                    if r >= 0 and di is not None:
+                        y[j] = outcomes.y[lv][di, r]
+                P[lv].append(probs[lv])
+                Y[lv].append(y)
+            keys.append((p, cs))
+        P = {lv: np.concatenate(v) for lv, v in P.items()}
+        Y = {lv: np.concatenate(v) for lv, v in Y.items()}
+        cal = fit(P, Y, past)
+        clim = _climatologies(outcomes, {p: cs for p, cs in keys})
+        if set(clim) == set(past):
+            cal = fit_blend(cal, P, Y, {lv: np.concatenate([clim[p][lv] for p in past]) for lv in LEVELS})
+        cs, probs = load_forecast(lake, run, d, labels)
+        today = _climatologies(outcomes, {d: cs}).get(d) if cal.blend else None
+        cal_probs = cal.apply(probs, labels, today)
+        table = forecast_rows(cs, cal_probs, np.ones(len(cs), bool), f"{run}-cal", 0,
+                              dt.datetime.now(dt.timezone.utc).replace(microsecond=0), labels)
+        lake.write_partition("forecasts", table, d, schema=FORECASTS_SCHEMA, model=f"{run}-cal")
+    console.print(f"backtest: model retrained at {', '.join(origins)}")
+    return [f"{run}-cal", run], origins
+
+
+def _merge(by_day: pd.DataFrame, by_country: pd.DataFrame) -> pd.DataFrame:
+    """One row per run × group × level with both interval units."""
+    key = ["run", "group", "level"]
+    a = by_day.rename(columns={"bss_climatology_lo": "clim_lo_day", "bss_climatology_hi": "clim_hi_day",
+                               "bss_learned_lo": "learned_lo_day", "bss_learned_hi": "learned_hi_day"})
+    b = by_country[key + ["bss_climatology_lo", "bss_climatology_hi", "bss_learned_lo", "bss_learned_hi"]].rename(
+        columns={"bss_climatology_lo": "clim_lo_country", "bss_climatology_hi": "clim_hi_country",
+                 "bss_learned_lo": "learned_lo_country", "bss_learned_hi": "learned_hi_country"})
+    m = a.merge(b, on=key, how="left")
+    order = {lv: i for i, lv in enumerate(SUMMARY_LEVELS)}
+    m = m.sort_values(["group", "level", "brier"], key=lambda s: s.map(order) if s.name == "level" else s)
+    return m[list(COLUMNS)].reset_index(drop=True)
+
+
+def markdown(summary: pd.DataFrame, group: str = "all") -> str:
+    """The summary of one group as a Markdown table (BSS with 95 % intervals by days / by countries)."""
+    ci = lambda lo, hi: "" if pd.isna(lo) else f"{lo:+.3f} … {hi:+.3f}"  # noqa: E731
+    lines = ["| level | run | Brier | log loss | F1w | BSS clim | 95 % days | 95 % countries "
+             "| BSS learned | 95 % days | 95 % countries |", "|" + "---|" * 11]
+    for r in summary[summary.group == group].itertuples():
+        lines.append(f"| {r.level} | {r.run} | {r.brier:.4f} | {r.log_loss:.4f} | {r.glean_f1_w:.3f} "
+                     f"| {r.bss_climatology:+.4f} | {ci(r.clim_lo_day, r.clim_hi_day)} "
+                     f"| {ci(r.clim_lo_country, r.clim_hi_country)} | {r.bss_learned:+.4f} "
+                     f"| {ci(r.learned_lo_day, r.learned_hi_day)} | {ci(r.learned_lo_country, r.learned_hi_country)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_backtest(bt: Backtest, reports_dir: Path) -> Path:
+    """``reports/backtest-<start>_<end>/summary.csv`` and ``summary.md`` (one table per group)."""
+    out = Path(reports_dir) / f"backtest-{bt.start}_{bt.end}"
+    out.mkdir(parents=True, exist_ok=True)
+    bt.summary.to_csv(out / "summary.csv", index=False)
+    text = f"# Walk-forward backtest {bt.start} … {bt.end}\n\nRuns: {', '.join(bt.runs)}\n"
+    if bt.origins:
+        text += f"\nModel retrained at: {', '.join(bt.origins)}\n"
+    for group in ("all", "busy", "small"):
+        if (bt.summary.group == group).any():
+            text += f"\n## {group} countries\n\n" + markdown(bt.summary, group)
+    (out / "summary.md").write_text(text)
+    return out

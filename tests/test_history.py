@@ -1,0 +1,96 @@
+"""History features: hand-computed values on a tiny outcome series, and leak-freeness."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from pipeline.cameo.labels import LEVELS, Outcomes, label_space
+from pipeline.features.history import FEATURES, history_features
+
+D0 = dt.date(2025, 1, 1)
+
+
+def _outcomes(n_days: int = 10) -> Outcomes:
+    """Two countries; US root 01 (and its quad 1) occurs on days 0, 2, 3, 9 with 2 events each."""
+    labels = label_space()
+    days = [D0 + dt.timedelta(days=i) for i in range(n_days)]
+    y = {lv: np.zeros((n_days, 2, len(labels[lv])), bool) for lv in LEVELS}
+    counts = {lv: np.zeros((n_days, 2, len(labels[lv])), np.int32) for lv in LEVELS}
+    on = [0, 2, 3, 9]
+    r01, q1 = labels["root"].index["01"], labels["quad"].index["1"]
+    y["root"][on, 1, r01] = True
+    y["quad"][on, 1, q1] = True
+    counts["root"][on, 1, r01] = 2
+    counts["quad"][on, 1, q1] = 2
+    n_events = np.zeros((n_days, 2), np.int64)
+    n_events[:, 1] = np.arange(n_days) + 1  # US: 1, 2, … events; FR: none
+    return Outcomes(days, ["FR", "US"], y, n_events, np.zeros((n_days, 2, 4), np.int64), {}, counts)
+
+
+def _f(h, name, t=0, c=1, code="01", level="root"):
+    return float(h.X[t, c, label_space()[level].index[code], FEATURES.index(name)])
+
+
+def test_values_on_a_hand_made_series():
+    o = _outcomes()
+    target = D0 + dt.timedelta(days=10)  # history = days 0 … 9 (a Saturday, 2025-01-11)
+    h = history_features(o, [target], "root")
+    assert h.X.shape == (1, 2, 20, len(FEATURES))
+    assert _f(h, "yesterday") == 1.0
+    assert _f(h, "share3") == pytest.approx(1 / 3)  # days 7, 8, 9
+    assert _f(h, "share7") == pytest.approx(2 / 7)  # days 3 … 9
+    assert _f(h, "share30") == pytest.approx(4 / 10) == _f(h, "share_all")
+    assert _f(h, "logit_all") == pytest.approx(np.log(4.5 / 6.5))
+    assert _f(h, "logit7") == pytest.approx(np.log(2.5 / 5.5))
+    assert _f(h, "log_count1") == pytest.approx(np.log1p(2))
+    assert _f(h, "log_count7") == pytest.approx(np.log1p(4))
+    assert _f(h, "log_volume1") == pytest.approx(np.log1p(10), rel=1e-6)
+    assert _f(h, "log_volume7") == pytest.approx(np.log1p(np.mean(np.arange(4, 11))), rel=1e-6)
+    assert _f(h, "parent_yesterday") == 1.0 and _f(h, "parent_share7") == pytest.approx(2 / 7)
+    assert _f(h, "weekday_sin") == pytest.approx(np.sin(2 * np.pi * 5 / 7), abs=1e-6)
+    assert _f(h, "log_days") == pytest.approx(np.log1p(10))
+    assert _f(h, "share_all", code="02") == 0.0
+    assert h.seen.tolist() == [[False, True]] and h.n_days.tolist() == [10]
+    # FR never had an event: no label history, no volume
+    assert h.X[0, 0, :, :FEATURES.index("log_volume7") + 1][..., [0, 1, 2, 3, 4, 7, 8, 9, 10]].max() == 0.0
+
+
+def test_shorter_history_and_parent_of_events():
+    o = _outcomes()
+    h = history_features(o, [D0 + dt.timedelta(days=3)], "event")  # days 0, 1, 2
+    # an event code under root 01's base 010: its parent (base 010) never occurred
+    assert _f(h, "parent_share7", code="010", level="event") == 0.0
+    h = history_features(o, [D0 + dt.timedelta(days=3)], "root")
+    assert _f(h, "share7") == pytest.approx(2 / 3) and _f(h, "share30") == pytest.approx(2 / 3)
+    assert _f(h, "yesterday") == 1.0 and _f(h, "share3") == pytest.approx(2 / 3)
+    empty = history_features(o, [D0], "root")  # nothing before the first day
+    assert empty.n_days.tolist() == [0] and not empty.seen.any() and _f(empty, "share_all") == 0.0
+
+
+def test_target_day_outcome_never_changes_its_features():
+    o = _outcomes()
+    target = D0 + dt.timedelta(days=6)
+    before = {lv: history_features(o, [target], lv).X for lv in LEVELS}
+    rng = np.random.default_rng(0)
+    for t in range(6, 10):  # rewrite the target day and everything after it
+        for lv in LEVELS:
+            o.y[lv][t] = rng.random(o.y[lv][t].shape) < 0.5
+            o.counts[lv][t] = rng.integers(0, 5, o.counts[lv][t].shape)
+        o.n_events[t] = rng.integers(0, 100, 2)
+    for lv in LEVELS:
+        np.testing.assert_array_equal(history_features(o, [target], lv).X, before[lv])
+    # … while changing the day before the target does change them
+    o.y["root"][5] = ~o.y["root"][5]
+    assert not np.array_equal(history_features(o, [target], "root").X, before["root"])
+
+
+def test_targets_need_not_be_outcome_days():
+    o = _outcomes()
+    far = D0 + dt.timedelta(days=40)  # tomorrow-style target after a gap: uses the days that exist
+    h = history_features(o, [far, D0 + dt.timedelta(days=10)], "root")
+    assert h.targets[0] < h.targets[1] and h.n_days.tolist() == [10, 10]
+    np.testing.assert_array_equal(h.X[0, :, :, :FEATURES.index("weekday_sin")],
+                                  h.X[1, :, :, :FEATURES.index("weekday_sin")])

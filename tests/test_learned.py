@@ -1,0 +1,132 @@
+"""baseline-learned: fitted only on the past, beats climatology where history predicts, round-trips, hierarchy."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from pipeline.cameo.labels import LEVELS, Outcomes, label_space
+from pipeline.core.config import ForecastConfig
+from pipeline.core.errors import UserError
+from pipeline.forecast.baselines import run_baselines
+from pipeline.forecast.learned import LearnedBaseline, fit_learned, learned_probabilities, training_days
+
+D0 = dt.date(2025, 3, 1)
+
+
+def _persistent_outcomes(n_days: int = 40, C: int = 12, seed: int = 0) -> Outcomes:
+    """Root 01 switches state rarely (so yesterday predicts it); root 02 is a coin with a per-country rate."""
+    labels = label_space()
+    rng = np.random.default_rng(seed)
+    y = {lv: np.zeros((n_days, C, len(labels[lv])), bool) for lv in LEVELS}
+    state = rng.random(C) < 0.5
+    rate = rng.uniform(0.1, 0.9, C)
+    for t in range(n_days):
+        state = np.where(rng.random(C) < 0.1, ~state, state)
+        y["root"][t, :, 0] = state
+        y["root"][t, :, 1] = rng.random(C) < rate
+    days = [D0 + dt.timedelta(days=i) for i in range(n_days)]
+    return Outcomes(days, [f"C{i}" for i in range(C)], y, np.full((n_days, C), 10, np.int64),
+                    np.zeros((n_days, C, 4), np.int64), {})
+
+
+def _brier(P, Y):
+    return float(((P - Y) ** 2).mean())
+
+
+@pytest.mark.parametrize("kind", ["logistic", "hgb"])
+def test_beats_climatology_on_held_out_days(kind):
+    o = _persistent_outcomes()
+    split = o.days[30]
+    model = fit_learned(o, training_days(o, split), kind, max_rows=50_000)
+    assert model.last_day < split and len(model.fitted_on) == 29
+    test = o.days[30:]
+    probs = learned_probabilities(model, o, test)
+    P = np.stack([probs[d]["root"][0][:, 0] for d in test])
+    Y = o.y["root"][30:, :, 0]
+    clim = np.stack([o.y["root"][:30 + i, :, 0].mean(0) for i in range(len(test))])
+    assert _brier(P, Y) < 0.8 * _brier(clim, Y)
+    assert all(0 < p.min() and p.max() < 1 for d in test for p in (probs[d][lv][0] for lv in LEVELS))
+
+
+def test_fit_uses_only_days_before_the_split():
+    o = _persistent_outcomes()
+    split = o.days[25]
+    before = learned_probabilities(fit_learned(o, training_days(o, split)), o, [split])[split]
+    for lv in LEVELS:  # rewrite the split day and after: the fit and the forecast of the split day stay
+        o.y[lv][25:] = ~o.y[lv][25:]
+    after = learned_probabilities(fit_learned(o, training_days(o, split)), o, [split])[split]
+    for lv in LEVELS:
+        np.testing.assert_array_equal(before[lv][0], after[lv][0])
+
+
+def test_save_load_round_trip(tmp_path):
+    o = _persistent_outcomes()
+    model = fit_learned(o, training_days(o, o.days[20]), "logistic")
+    model.save(tmp_path / "learned")
+    again = LearnedBaseline.load(tmp_path / "learned")
+    assert again.fitted_on == model.fitted_on and again.estimator == "logistic"
+    a = learned_probabilities(model, o, o.days[20:22])
+    b = learned_probabilities(again, o, o.days[20:22])
+    for d in a:
+        for lv in LEVELS:
+            np.testing.assert_array_equal(a[d][lv][0], b[d][lv][0])
+    assert LearnedBaseline.load(tmp_path / "none") is None
+    settings = tmp_path / "learned" / "learned.json"
+    settings.write_text(settings.read_text().replace('"yesterday"', '"old_feature"'))
+    with pytest.raises(UserError, match="refit"):
+        LearnedBaseline.load(tmp_path / "learned")
+    with pytest.raises(UserError, match="history"):
+        fit_learned(o, o.days[:1])
+
+
+def test_written_as_a_baseline_with_parent_at_least_child(country_history, tmp_path):
+    lake = country_history
+    cfg = ForecastConfig(baselines=["learned"], learned_dir=tmp_path / "none")
+    written = run_baselines(lake, "2025-01-05", "2025-01-06", cfg)
+    assert set(written) == {"baseline-learned"}
+    labels = label_space()
+    t = lake.read("forecasts", "2025-01-05", "2025-01-06", model="baseline-learned").to_pandas()
+    assert set(t.country) == {"US", "FR"} and t.probability.between(0, 1).all()
+    assert (t.n_futures == t.date.map(lambda d: 4 if str(d) == "2025-01-05" else 5)).all()  # history days used
+    for _, g in t.groupby(["date", "country"]):
+        p = {(r.level, r.code): r.probability for r in g.itertuples()}
+        for (lv, code), prob in p.items():
+            if lv != "quad":
+                up = {"event": "base", "base": "root", "root": "quad"}[lv]
+                assert p[(up, labels.parent_code(code, up))] >= prob - 1e-12
+
+
+def test_a_stored_fit_that_saw_the_target_is_not_used(country_history, tmp_path, capsys):
+    from pipeline.cameo.labels import load_outcomes
+
+    lake = country_history
+    o = load_outcomes(lake)
+    fit_learned(o, o.days).save(tmp_path / "learned")  # fitted up to 2025-01-05
+    cfg = ForecastConfig(baselines=["learned"], learned_dir=tmp_path / "learned")
+    run_baselines(lake, "2025-01-04", cfg=cfg)
+    assert "refitted" in capsys.readouterr().err.replace("\n", " ")
+    fresh = ForecastConfig(baselines=["learned"], learned_dir=tmp_path / "none")
+    a = lake.read("forecasts", "2025-01-04", "2025-01-04", model="baseline-learned").drop_columns(["issued_at"])
+    run_baselines(lake, "2025-01-04", cfg=fresh)
+    b = lake.read("forecasts", "2025-01-04", "2025-01-04", model="baseline-learned").drop_columns(["issued_at"])
+    assert a.equals(b)
+
+
+def test_evaluate_scores_it_as_a_baseline(country_history, tmp_path):
+    from pipeline.core.config import EvaluateConfig
+    from pipeline.scoring.evaluate import evaluate
+
+    lake = country_history
+    run_baselines(lake, "2025-01-03", "2025-01-05", ForecastConfig(learned_dir=tmp_path / "none"))
+    ev = evaluate(lake, "2025-01-04", "2025-01-05", cfg=EvaluateConfig(val_days=1, bootstrap=200, reports_dir=tmp_path / "r"))
+    assert "baseline-learned" in ev.runs
+    s = ev.table("all", "root")
+    assert s.loc["baseline-learned", "bss_learned"] == pytest.approx(0.0)
+    assert np.isnan(s.loc["baseline-learned", "bss_learned_lo"])  # no interval against itself
+    clim = s.loc["baseline-climatology"]
+    assert clim.bss_learned == pytest.approx(1 - clim.brier / s.loc["baseline-learned", "brier"])
+    assert clim.bss_learned_lo <= clim.bss_learned <= clim.bss_learned_hi
+    assert s.best_baseline.iloc[0] == s.brier.idxmin()  # the best baseline is chosen among all, learned included
