@@ -34,7 +34,7 @@ warnings.filterwarnings("ignore", message="sinkhorn_divergence did not converge"
 from pipeline.core.config import ModelConfig  # noqa: E402
 from pipeline.model.forecaster import EventForecaster  # noqa: E402
 from pipeline.cameo.phrases import make_phrase  # noqa: E402
-from pipeline.model.tokenizer import encode_targets  # noqa: E402
+from pipeline.model.tokenizer import IGNORE_INDEX, encode_targets  # noqa: E402
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
 """Dense bf16 tensor-core peak FLOP/s by GPU name fragment."""
@@ -43,11 +43,25 @@ CODES = ["010", "020", "036", "040", "042", "043", "051", "057", "111", "112", "
 COUNTRIES = ["US", "CH", "RS", "UP", "IS", "IR", "UK", "FR", "GM", "IN", None]
 
 
-def synthetic_batch(B: int, T: int, N: int, D: int = 384, S: int = 28, seed: int = 0) -> dict:
-    """A batch with ``pipeline.features.dataset.collate``'s keys/shapes and realistic phrase targets."""
+def synthetic_batch(B: int, T: int, N: int, D: int = 384, S: int = 28, seed: int = 0,
+                    vocabulary: int = 3) -> dict:
+    """A batch with ``pipeline.features.dataset.collate``'s keys/shapes and realistic phrase targets.
+
+    As in the lake, a country's phrases recur from day to day: each sequence draws its T days of
+    N points from its own vocabulary of ``vocabulary`` × N phrase vectors (Zipf-weighted, without
+    replacement within a day); ``vocabulary=0`` makes every point distinct.
+    """
     rng = random.Random(seed)
     g = torch.Generator().manual_seed(seed)
-    points = F.normalize(torch.randn(B, T, N, D, generator=g), dim=-1)
+    if vocabulary:
+        V = vocabulary * N
+        zipf = 1.0 / torch.arange(1, V + 1, dtype=torch.float64)
+        picks = torch.stack([torch.multinomial(zipf, N, replacement=False, generator=g)
+                             for _ in range(B * T)]).reshape(B, T, N)  # (B, T, N) into each row's vocabulary
+        vocab = F.normalize(torch.randn(B, V, D, generator=g), dim=-1)  # (B, V, D)
+        points = vocab.gather(1, picks.reshape(B, T * N, 1).expand(-1, -1, D)).reshape(B, T, N, D)
+    else:
+        points = F.normalize(torch.randn(B, T, N, D, generator=g), dim=-1)
     weights = torch.rand(B, T, N, generator=g)
     weights = weights / weights.sum(-1, keepdim=True)
     phrases = [[make_phrase(rng.choice(COUNTRIES), rng.choice(CODES), rng.choice(COUNTRIES))
@@ -93,7 +107,7 @@ def bench_preset(preset: str, device: torch.device, B: int, T: int, N: int, step
     phrases = sorted({p for b in batches for ps in b["target_phrases"] for p in ps})
     model = EventForecaster.build(ModelConfig(preset=preset), 384, 28, phrases, seed=0).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    tokens = sum(int((encode_targets(model.tokenizer, b["target_phrases"], 128).labels != -100).sum())
+    tokens = sum(int((encode_targets(model.tokenizer, b["target_phrases"], 128).labels != IGNORE_INDEX).sum())
                  for b in batches[warmup:]) / steps  # target tokens per step
 
     def ours(lam: float):

@@ -31,7 +31,7 @@ def context_batch(B: int, T: int = 3, N: int = 5, D: int = 16, S: int = 5, seed:
     mask = torch.zeros(B, T, N, dtype=torch.bool)
     for b, k in enumerate(n):
         mask[b, :, :k] = True
-    points = F.normalize(torch.randn(B, T, N, D, generator=g), dim=-1) * mask[..., None]
+    points = torch.where(mask[..., None], F.normalize(torch.randn(B, T, N, D, generator=g), dim=-1), 0.0)
     weights = torch.rand(B, T, N, generator=g) * mask
     return {"points": points, "point_weights": weights / weights.sum(-1, keepdim=True), "point_mask": mask,
             "day_stats": torch.randn(B, T, S, generator=g), "day_mask": torch.ones(B, T, dtype=torch.bool),
@@ -121,13 +121,45 @@ def test_generation_restores_train_mode(model):
 
 
 # ------------------------------------------------------------------ encoder: distinct points once
-def test_unique_rows_and_pooling_with_repeated_points(model):
-    batch = context_batch(2, T=4, N=6)
-    batch["points"][:, 1:] = batch["points"][:, :1]  # every day repeats the first day's cloud
+def reference_pooling(pooler, points, weights, point_mask, day_stats):
+    """DayPooler as first written: keys and values of every point, then ``scaled_dot_product_attention``."""
+    B, T, N, _ = points.shape
+    Q, H = pooler.queries.shape[0], pooler.num_heads
+    k, v = pooler.kv_proj(pooler.point_in(points)).chunk(2, dim=-1)
+    d = k.shape[-1]
+    k = k.reshape(B * T, N, H, d // H).transpose(1, 2)
+    v = v.reshape(B * T, N, H, d // H).transpose(1, 2)
+    q = pooler.q_proj(pooler.queries).reshape(1, Q, H, d // H).transpose(1, 2).expand(B * T, H, Q, d // H)
+    has = point_mask.any(-1)
+    bias = torch.where(point_mask, torch.log(weights.clamp_min(1e-12)), float("-inf"))
+    bias = torch.where(has[..., None], bias, 0.0)
+    pooled = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.reshape(B * T, 1, 1, N))
+    pooled = pooler.out_proj(pooled.transpose(1, 2).reshape(B, T, Q, d))
+    pooled = torch.where(has[..., None, None], pooled, pooler.empty)
+    day = pooler.stats_proj(day_stats) + pooler.day_pos(torch.arange(T - 1, -1, -1))
+    return pooler.norm(pooled + day[:, :, None, :]).reshape(B, T * Q, d)
+
+
+@pytest.mark.parametrize("repeated", [True, False])
+def test_pooling_equals_attention_over_every_point(model, repeated):
+    """Folded queries + one map per distinct point = attention pooling over every point's keys and values."""
+    batch = context_batch(3, T=4, N=6, points_per_row=[6, 3, 0] if repeated else [6, 6, 6])  # [6, 3, 0]: empty days
+    batch["point_weights"] = torch.nan_to_num(batch["point_weights"])
+    if repeated:
+        batch["points"][:, 1:] = batch["points"][:, :1]  # every day repeats the first day's cloud
+    args = [batch[k] for k in ("points", "point_weights", "point_mask", "day_stats")]
     flat = batch["points"].reshape(-1, 16)
-    rows, inverse = unique_rows(flat)
-    assert torch.equal(rows[inverse], flat) and len(rows) == 2 * 6
-    assert unique_rows(torch.randn(50, 16)) is None  # all distinct: not worth it
-    pooler = model.pooler
-    direct = pooler.kv_proj(pooler.point_in(batch["points"]))
-    assert torch.allclose(pooler.point_keys_values(batch["points"]), direct, atol=1e-6)
+    unique = unique_rows(flat)
+    assert (unique is not None) == repeated
+    if unique is not None:
+        rows, inverse = unique
+        assert torch.equal(rows[inverse], flat) and len(rows) == 9 + 1  # 6 + 3 points and the zero padding
+    with torch.no_grad():
+        assert torch.allclose(model.pooler(*args), reference_pooling(model.pooler, *args), atol=1e-5)
+
+
+def test_unique_rows_rejects_rows_that_only_share_a_key():
+    x = torch.randn(40, 16)
+    x[20:] = x[:20]
+    x[25, 12] += 1.0  # same first coordinates as row 5, different elsewhere
+    assert unique_rows(x) is None

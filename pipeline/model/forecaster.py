@@ -102,36 +102,50 @@ class DayPooler(nn.Module):
         Q, H = self.queries.shape[0], self.num_heads
         if T > self.max_days:
             raise ValueError(f"context of T={T} days exceeds model.max_days={self.max_days}; raise it and retrain")
-        k, v = self.point_keys_values(points).chunk(2, dim=-1)  # (B, T, N, d) each
-        d = k.shape[-1]
-        k = k.reshape(B * T, N, H, d // H).transpose(1, 2)  # (BT, H, N, dh)
-        v = v.reshape(B * T, N, H, d // H).transpose(1, 2)
-        q = self.q_proj(self.queries).reshape(1, Q, H, d // H).transpose(1, 2).expand(B * T, H, Q, d // H)
+        scores, v = self.point_scores_values(points)  # (B, T, N, H·Q), (B, T, N, d)
+        d = v.shape[-1]
         # log-mass bias: log w on real points, −∞ on padding; an all-empty day gets 0 (no NaN) and is replaced below
         has_points = point_mask.any(-1)  # (B, T)
         bias = torch.where(point_mask, torch.log(weights.float().clamp_min(1e-12)), float("-inf"))
-        bias = torch.where(has_points[..., None], bias, 0.0).to(q.dtype)  # (B, T, N)
-        pooled = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.reshape(B * T, 1, 1, N))  # (BT, H, Q, dh)
-        pooled = self.out_proj(pooled.transpose(1, 2).reshape(B, T, Q, d))  # (B, T, Q, d)
+        bias = torch.where(has_points[..., None], bias, 0.0)  # (B, T, N)
+        z = scores.float().reshape(B, T, N, H, Q) + bias[..., None, None]
+        attn = torch.softmax(z, dim=2).to(v.dtype)  # (B, T, N, H, Q), over the day's points
+        pooled = torch.einsum("btnhq,btnhe->btqhe", attn, v.reshape(B, T, N, H, d // H))  # (B, T, Q, H, dh)
+        pooled = self.out_proj(pooled.reshape(B, T, Q, d))  # (B, T, Q, d)
         pooled = torch.where(has_points[..., None, None], pooled, self.empty.to(pooled.dtype))
         position = torch.arange(T - 1, -1, -1, device=points.device)  # most recent day = 0
         day = self.stats_proj(day_stats) + self.day_pos(position)  # (B, T, d)
         tokens = self.norm(pooled + day[:, :, None, :])
         return self.dropout(tokens).reshape(B, T * Q, d)
 
-    def point_keys_values(self, points: torch.Tensor) -> torch.Tensor:
-        """Keys and values ``kv_proj(point_in(x))`` of every point: (B, T, N, D) → (B, T, N, 2d).
+    def point_scores_values(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention logits of every point for each query and head, (B, T, N, H·Q), and its values (B, T, N, d).
 
-        Both maps act on each point alone, and a country's phrases recur from day to day (and
-        padding is one zero vector), so they are computed once per distinct point vector of the
-        batch and gathered back: the same numbers, a fraction of the work at long contexts.
+        With x = point_in(point), keys k = W_k x + b_k and values v = W_v x + b_v (``kv_proj``),
+        the logit of query q in head h is ⟨q_h, k_h⟩/√d_h = (W_k,hᵀ q_h)ᵀ x / √d_h + ⟨q_h, b_k,h⟩/√d_h:
+        the queries are the same for every day, so they are folded into one (H·Q + d) × d map and
+        keys are never formed. Each point is mapped alone, and a country's phrases recur from day
+        to day (padding is one zero vector), so the map runs once per distinct point vector of the
+        batch (:func:`unique_rows`) and is gathered back.
         """
+        Q, H = self.queries.shape[0], self.num_heads
+        d = self.q_proj.out_features
+        dh = d // H
+        q = self.q_proj(self.queries).reshape(Q, H, dh)  # (Q, H, dh)
+        w_k, w_v = self.kv_proj.weight.chunk(2, dim=0)  # (d, d) each: out × in
+        b_k, b_v = self.kv_proj.bias.chunk(2)
+        w_score = torch.einsum("hei,qhe->hqi", w_k.reshape(H, dh, d), q).reshape(H * Q, d) * dh**-0.5
+        b_score = torch.einsum("he,qhe->hq", b_k.reshape(H, dh), q).reshape(H * Q) * dh**-0.5
+        weight, bias = torch.cat([w_score, w_v]), torch.cat([b_score, b_v])  # (H·Q + d, d), (H·Q + d,)
+
         flat = points.reshape(-1, points.shape[-1])  # (B·T·N, D)
         unique = unique_rows(flat)
         if unique is None:  # few repeats: map every point
-            return self.kv_proj(self.point_in(points))
-        rows, inverse = unique
-        return self.kv_proj(self.point_in(rows))[inverse].reshape(*points.shape[:-1], -1)
+            out = F.linear(self.point_in(points), weight, bias)
+        else:
+            rows, inverse = unique
+            out = F.linear(self.point_in(rows), weight, bias)[inverse].reshape(*points.shape[:-1], -1)
+        return out[..., :H * Q], out[..., H * Q:]
 
 
 class PointHead(nn.Module):
@@ -451,25 +465,26 @@ DEDUPE_BELOW = 0.75
 def unique_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The distinct rows of x (P, D) and the index of each row among them: ``rows[inverse] == x``.
 
-    Rows are grouped by a float64 random projection and the grouping is checked exactly
-    (``torch.equal``); None when that check fails or when at least ``DEDUPE_BELOW`` of the
-    rows are distinct (then deduplicating would not pay).
+    Rows are keyed by the bit patterns of their first two coordinates (one int64) and every
+    group is checked on eight more coordinates and on the row sums; None when a check fails
+    (rows that share a key but differ), or when at least ``DEDUPE_BELOW`` of the rows are
+    distinct (then deduplicating would not pay). A pass over a few columns, not over x.
     """
-    if x.shape[0] < 2:
+    P, D = x.shape
+    if P < 2 or D < 2 or x.dtype != torch.float32:
         return None
-    g = torch.Generator().manual_seed(x.shape[1])
-    direction = torch.randn(x.shape[1], 1, generator=g, dtype=torch.float64).to(x.device)
-    key = (x.detach().double() @ direction).squeeze(1)  # (P,)
+    bits = x[:, :2].contiguous().view(torch.int32).long()  # (P, 2)
+    key = (bits[:, 0] << 32) | (bits[:, 1] & 0xFFFFFFFF)  # (P,)
     _, inverse = torch.unique(key, return_inverse=True)
     n = int(inverse.max()) + 1
-    if n >= DEDUPE_BELOW * x.shape[0]:
+    if n >= DEDUPE_BELOW * P:
         return None
-    first = torch.full((n,), x.shape[0], dtype=torch.long, device=x.device)
-    first = first.scatter_reduce(0, inverse, torch.arange(x.shape[0], device=x.device), reduce="amin")
-    rows = x[first]  # (U, D)
-    if not torch.equal(rows[inverse], x):  # a projection collision between distinct rows
+    first = torch.full((n,), P, dtype=torch.long, device=x.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(P, device=x.device), reduce="amin")
+    probe = torch.cat([x[:, 2:10], x.sum(1, keepdim=True)], dim=1)  # (P, ≤ 9)
+    if not torch.equal(probe[first][inverse], probe):
         return None
-    return rows, inverse
+    return x[first], inverse
 
 
 @contextmanager
