@@ -2,7 +2,7 @@
 
 For one country and target day d:
 
-1. context: the T days of descriptors before d (:func:`pipeline.features.dataset.load_context`);
+1. context: the T days of descriptors before d (:func:`pipeline.features.dataset.load_contexts`, one read for all countries);
 2. sample K futures (``model.generate_phrases``: temperature, top-p, one seed per country,
    :func:`country_seed`), each a list of phrases ``"[actor1 country] verb [actor2 country]"``;
 3. split each phrase into its actor countries (leading / trailing FIPS country
@@ -332,7 +332,7 @@ def run_forecast(
     skipped and listed in the result (``skipped``); nothing is written when no
     country could be forecast. Returns counts, the run name and the skips.
     """
-    from pipeline.features.dataset import collate, load_context
+    from pipeline.features.dataset import collate, load_contexts
     from pipeline.features.embed import Embedder, embed_phrases
 
     cfg = cfg or ForecastConfig()
@@ -345,12 +345,8 @@ def run_forecast(
     countries = sorted(cfg.countries or mr.countries)
     if not countries:
         raise ValueError(f"forecast: no countries: pass --countries or use a model whose config lists them ({mr.directory})")
-    results, skipped, items = [], {}, {}
-    for country in countries:
-        try:
-            items[country] = load_context(lake, country, target, mr.config.dataset, embedder)
-        except ValueError as exc:
-            skipped[country] = str(exc)
+    results = []
+    items, skipped = load_contexts(lake, countries, target, mr.config.dataset, embedder)  # one read for all
     # countries are sampled in batches (one generate call for B countries × K futures), each
     # country from its own random stream (country_seed): the batches do not change the futures
     ready = list(items)
