@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import inspect
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from transformers import T5ForConditionalGeneration
@@ -99,6 +100,23 @@ def _cache_kwarg(t5: T5ForConditionalGeneration) -> str:
     return "cache" if "cache" in inspect.signature(t5.decoder.forward).parameters else "past_key_values"
 
 
+SMALL_STEP = 1 << 18
+"""Decode steps with fewer than this many activations (rows × d_model) run on one torch thread."""
+
+
+@contextmanager
+def _threads_for(work: int) -> Iterator[None]:
+    """One intra-op thread for small per-step work: matrices of (rows × d_model) this small gain nothing
+    from more threads and, on a busy machine, lose several-fold to their synchronisation."""
+    n = torch.get_num_threads()
+    if work < SMALL_STEP and n > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 @torch.no_grad()
 def sample_futures(t5: T5ForConditionalGeneration, enc: torch.Tensor, enc_mask: torch.Tensor, K: int,
                    seeds: Sequence[int], max_new_tokens: int, eos_id: int, temperature: float | None = 1.0,
@@ -121,6 +139,15 @@ def sample_futures(t5: T5ForConditionalGeneration, enc: torch.Tensor, enc_mask: 
     u = row_uniforms(seeds, K, max_new_tokens).to(dev) if temperature is not None else None  # (R, L)
     enc = enc.repeat_interleave(K, dim=0)  # (R, S, d): row b·K + k is future k of row b
     enc_mask = enc_mask.repeat_interleave(K, dim=0)
+    with _threads_for(R * t5.config.d_model):
+        return _decode(t5, enc, enc_mask, u, max_new_tokens, eos_id, pad, start, scale, temperature, top_p)
+
+
+def _decode(t5: T5ForConditionalGeneration, enc: torch.Tensor, enc_mask: torch.Tensor, u: torch.Tensor | None,
+            max_new_tokens: int, eos_id: int, pad: int, start: int, scale: float, temperature: float | None,
+            top_p: float) -> torch.Tensor:
+    """The decode loop of :func:`sample_futures` on R = B·K expanded encoder rows."""
+    R, dev = enc.shape[0], enc.device
     out = torch.full((R, max_new_tokens), pad, dtype=torch.long, device=dev)
     rows = torch.arange(R, device=dev)  # the sequence of each batch row
     done = torch.zeros(R, dtype=torch.bool, device=dev)  # rows that wrote </s> (still in the batch)
