@@ -3,6 +3,7 @@
     python bench/forecast.py                         # K = 100, sizes 30,100,all, 2 torch threads
     python bench/forecast.py --futures 2 --sizes 30  # the issue's "before" setting
     python bench/forecast.py --lake L --model M      # an existing lake and trained model
+    python bench/forecast.py --sampling-only         # context + sampling alone (what issue 10 sped up)
 
 Set-up (cached under ``--work``, default ``/tmp/gdelt-bench-forecast``): a lake built from the
 shipped real sample (``data/sample/gdelt-v2``, 22 days × 3 slices: ingest → reduce → descriptors
@@ -129,6 +130,28 @@ def time_forecast(lake, mr, embedder, target: dt.date, countries: list[str], K: 
             "countries": res["countries"], "phrases": sum(len(f) for f in futures) / max(len(futures), 1)}
 
 
+def time_sampling(lake, mr, embedder, target: dt.date, countries: list[str], K: int, seed: int,
+                  batch_countries: int = 16) -> dict:
+    """Seconds of the context read and of sampling alone (``generate_phrases``), batched as ``run_forecast`` does."""
+    from pipeline.features.dataset import collate, load_contexts
+    from pipeline.forecast.forecast import country_seed
+
+    t = time.perf_counter()
+    items, _ = load_contexts(lake, countries, target, mr.config.dataset, embedder)
+    ready = sorted(items)
+    t_ctx = time.perf_counter() - t
+    t = time.perf_counter()
+    n_phrases = n_futures = 0
+    for i in range(0, len(ready), batch_countries):
+        chunk = ready[i:i + batch_countries]
+        futures = mr.model.generate_phrases(collate([items[c] for c in chunk]), num_futures=K,
+                                            seed=[country_seed(seed, c) for c in chunk])
+        n_futures += sum(len(f) for f in futures)
+        n_phrases += sum(len(p) for f in futures for p in f)
+    return {"s": t_ctx + time.perf_counter() - t, "sample_s": time.perf_counter() - t, "embed_s": 0.0,
+            "embedded": 0, "countries": len(ready), "phrases": n_phrases / max(n_futures, 1)}
+
+
 def time_baselines(lake, target: dt.date, countries: list[str]) -> float:
     from pipeline.core.config import ForecastConfig
     from pipeline.forecast.baselines import run_baselines
@@ -147,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", default="30,100,all", help="country counts (comma-separated, 'all')")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sampling-only", action="store_true",
+                    help="time the context read + sampling only (no projection, embedding or writes)")
     ap.add_argument("--repeat", type=int, default=1, help="time each size this many times (later: warm cache)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -168,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     ranked = busiest(lake, target, T)
     sizes = [len(ranked) if s == "all" else min(int(s), len(ranked)) for s in args.sizes.split(",")]
 
-    time_forecast(lake, mr, embedder, target, ranked[: sizes[0]], min(args.futures, 4), args.seed)  # warm caches
+    if not args.sampling_only:  # warm caches
+        time_forecast(lake, mr, embedder, target, ranked[: sizes[0]], min(args.futures, 4), args.seed)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, model {mr.directory.name} "
           f"({mr.model.num_parameters():,} parameters, T={T}), target {target}, K={args.futures}\n")
     head = (f"{'countries':>9} {'model s':>8} {'sampling s':>10} {'embed s':>8} {'new texts':>9} {'s/country':>9} "
@@ -177,7 +203,10 @@ def main(argv: list[str] | None = None) -> None:
     print("-" * len(head))
     for n in [n for n in sizes for _ in range(args.repeat)]:
         countries = ranked[:n]
-        r = time_forecast(lake, mr, embedder, target, countries, args.futures, args.seed)
+        if args.sampling_only:
+            r = time_sampling(lake, mr, embedder, target, countries, args.futures, args.seed)
+        else:
+            r = time_forecast(lake, mr, embedder, target, countries, args.futures, args.seed)
         b = time_baselines(lake, target, countries)
         print(f"{r['countries']:>9} {r['s']:>8.1f} {r['sample_s']:>10.1f} {r['embed_s']:>8.1f} {r['embedded']:>9} "
               f"{r['s'] / r['countries']:>9.2f} "

@@ -2,7 +2,8 @@
 
 For one country and target day d:
 
-1. context: the T days of descriptors before d (:func:`pipeline.features.dataset.load_contexts`, one read for all countries);
+1. context: the T days of descriptors before d (:func:`pipeline.features.dataset.load_contexts`:
+   one read for all countries);
 2. sample K futures (``model.generate_phrases``: temperature, top-p, one seed per country,
    :func:`country_seed`), each a list of phrases ``"[actor1 country] verb [actor2 country]"``;
 3. split each phrase into its actor countries (leading / trailing FIPS country

@@ -122,7 +122,7 @@ class DayPooler(nn.Module):
         """Attention logits of every point for each query and head, (B, T, N, H·Q), and its values (B, T, N, d).
 
         With x = point_in(point), keys k = W_k x + b_k and values v = W_v x + b_v (``kv_proj``),
-        the logit of query q in head h is ⟨q_h, k_h⟩/√d_h = (W_k,hᵀ q_h)ᵀ x / √d_h + ⟨q_h, b_k,h⟩/√d_h:
+        the logit of query q in head h is ⟨q_h, k_h⟩/√d_h = ((W_k,hᵀ q_h)ᵀ x + ⟨q_h, b_k,h⟩)/√d_h:
         the queries are the same for every day, so they are folded into one (H·Q + d) × d map and
         keys are never formed. Each point is mapped alone, and a country's phrases recur from day
         to day (padding is one zero vector), so the map runs once per distinct point vector of the
