@@ -13,6 +13,9 @@ new model and the baselines, then scores them all alike (``scores`` table and
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +37,39 @@ def dataset_task(cfg: dict[str, Any]) -> dict[str, Any]:
     return build_dataset(lake_of(c), c.dataset)
 
 
+class _ToRunLogger(logging.Handler):
+    """Re-emits ``pipeline.*`` records (per-epoch metrics, warnings) on the Prefect run's logger."""
+
+    def __init__(self, run_logger: Any) -> None:
+        super().__init__(logging.INFO)
+        self.run_logger = run_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.run_logger.log(record.levelno, "%s: %s", record.name, record.getMessage())
+
+
+@contextmanager
+def pipeline_logs_to(run_logger: Any, name: str = "pipeline") -> Iterator[None]:
+    """Inside the block, INFO and above from the ``name`` loggers also go to ``run_logger`` (the flow's log)."""
+    source = logging.getLogger(name)
+    handler, level = _ToRunLogger(run_logger), source.level
+    source.addHandler(handler)
+    if source.getEffectiveLevel() > logging.INFO:
+        source.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        source.removeHandler(handler)
+        source.setLevel(level)
+
+
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(cfg: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     from pipeline.model.train import train
 
     c = config_from_dict(cfg)
-    result = train(c, lake_of(c), resume=resume)
+    with pipeline_logs_to(get_run_logger()):  # per-epoch metrics and samples/s in the flow's log
+        result = train(c, lake_of(c), resume=resume)
     return {"run_dir": str(result.run_dir), "metrics": result.metrics}
 
 

@@ -256,3 +256,22 @@ def test_demo_summary_lists_the_most_likely_events_per_country(sample_forecasts)
         per_country.setdefault(country, []).append(p)
     assert all(len(ps) <= 2 and ps == sorted(ps, reverse=True) for ps in per_country.values())
     assert sample_days() == (dt.date(2025, 5, 16), dt.date(2025, 6, 6))
+
+
+def test_pipeline_logs_reach_the_flow_log():
+    """``train_task`` forwards the ``pipeline.*`` records (per-epoch metrics) to the Prefect run logger."""
+    import logging
+
+    from flows.train import pipeline_logs_to
+
+    got = []
+
+    class RunLogger:
+        def log(self, level, msg, *args):
+            got.append((level, msg % args))
+
+    with pipeline_logs_to(RunLogger()):
+        logging.getLogger("pipeline.model.train").info("epoch %s/%d: loss %.1f", 1, 3, 2.0)
+        logging.getLogger("pipeline.model.train").debug("per step: not forwarded")
+    logging.getLogger("pipeline.model.train").info("after the block: not forwarded")
+    assert got == [(logging.INFO, "pipeline.model.train: epoch 1/3: loss 2.0")]

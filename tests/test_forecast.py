@@ -223,3 +223,30 @@ def test_futures_are_reused_when_only_the_calibration_changed(sample_forecasts, 
     assert lake.read("futures", day, day, model="m").column("sampling_key").null_count == 0
     # other sampling settings: sampled again
     assert run_forecast(lake, day, ForecastConfig(num_futures=3, seed=7), mr, embedder)["reused_futures"] == 0
+
+
+def test_a_countrys_futures_do_not_depend_on_the_other_countries(sample_forecasts, embedder, tmp_path):
+    """``country_seed``: the same futures for a country forecast alone, or in a batch of any size or order."""
+    import shutil
+
+    from pipeline.forecast.forecast import run_forecast
+
+    day = sample_forecasts.days[-1]
+    mr, countries = sample_forecasts.mr, sample_forecasts.countries
+    together = sample_forecasts.lake.read("futures", day, day, model=mr.run).to_pandas()  # K = 6, one batch
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(sample_forecasts.lake.root, lake.root)
+    lake.delete_partition("futures", day, model=mr.run)
+    one = countries[1]
+    run_forecast(lake, day, ForecastConfig(num_futures=6, countries=[one]), mr, embedder)
+    alone = lake.read("futures", day, day, model=mr.run).to_pandas()
+    run_forecast(lake, day, ForecastConfig(num_futures=6, batch_countries=1), mr, embedder)  # one batch each
+    split = lake.read("futures", day, day, model=mr.run).to_pandas()
+
+    def futures_of(t, c):
+        return [list(p) for p in t[t.country == c].sort_values("future").phrases]
+
+    assert futures_of(alone, one) == futures_of(together, one) and futures_of(together, one)
+    for c in countries:
+        assert futures_of(split, c) == futures_of(together, c)
+    assert futures_of(together, countries[0]) != futures_of(together, one)  # each country its own stream

@@ -408,3 +408,20 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
                      target_phrases=[list(it["target_phrases"]) for it in items],
                      target_codes=[list(it["target_codes"]) for it in items])
     return batch
+
+
+def load_contexts(lake: Lake, countries: Sequence[str], target_date: DateLike, cfg: DatasetConfig,
+                  embedder: Embedder) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """:func:`load_context` of many countries with one read of the T days: (items by country, skipped → why)."""
+    t = as_date(target_date)
+    start, end = t - dt.timedelta(days=cfg.context_days), t - _ONE
+    clouds = _Clouds(lake, embedder, sorted(countries), start, end, cfg.max_points, with_targets=False)
+    items, skipped = {}, {}
+    for country in countries:
+        item = clouds.context(country, t, cfg.context_days)
+        if bool(item["day_mask"].any()):
+            items[country] = item
+        else:
+            skipped[country] = (f"no descriptors for {country} between {start} and {end} in {lake.root}; "
+                                f"run `gdelt-forecast descriptors --start {start} --end {end}`")
+    return items, skipped

@@ -2,9 +2,10 @@
 
 For one country and target day d:
 
-1. context: the T days of descriptors before d (:func:`pipeline.features.dataset.load_context`);
-2. sample K futures (``model.generate_phrases``: temperature, top-p, seed), each
-   a list of phrases ``"[actor1 country] verb [actor2 country]"``;
+1. context: the T days of descriptors before d (:func:`pipeline.features.dataset.load_contexts`:
+   one read for all countries);
+2. sample K futures (``model.generate_phrases``: temperature, top-p, one seed per country,
+   :func:`country_seed`), each a list of phrases ``"[actor1 country] verb [actor2 country]"``;
 3. split each phrase into its actor countries (leading / trailing FIPS country
    names, mapped back to FIPS codes) and its action text;
 4. embed the action texts (through the lake's embedding cache) and project
@@ -280,7 +281,8 @@ def load_model_run(directory: str | Path, device: str | None = None) -> ModelRun
 
 def sampling_key(lake: Lake, mr: ModelRun, cfg: ForecastConfig, target: dt.date, countries: Sequence[str]) -> str:
     """What the K futures of ``target`` depend on, hashed: the model's weights and files (its calibration
-    excepted), the sampling settings, the countries (they fix the batches) and the context partitions."""
+    excepted), the sampler and its settings, the countries and the context partitions. Not the batches:
+    each country samples from its own seed (:func:`country_seed`)."""
     import hashlib
 
     from pipeline.forecast.calibrate import FILE as CALIBRATION_FILE
@@ -290,7 +292,7 @@ def sampling_key(lake: Lake, mr: ModelRun, cfg: ForecastConfig, target: dt.date,
     T = mr.config.dataset.context_days
     context = [lake.fingerprint(t, target - dt.timedelta(days=i)) for i in range(1, T + 1)
                for t in ("descriptors", "descriptor_days")]
-    settings = [cfg.num_futures, cfg.temperature, cfg.top_p, cfg.seed, cfg.batch_countries, list(countries)]
+    settings = [SAMPLER, cfg.num_futures, cfg.temperature, cfg.top_p, cfg.seed, list(countries)]
     return hashlib.sha1(json.dumps([files, settings, context]).encode()).hexdigest()[:16]
 
 
@@ -308,8 +310,13 @@ def _stored_futures(lake: Lake, run: str, target: dt.date, key: str) -> dict[str
     return {c: [p for _, p in sorted(v)] for c, v in out.items()}
 
 
+SAMPLER = "nucleus-inverse-cdf/per-country-generator/v2"
+"""Names the sampling algorithm in ``sampling_key`` (futures stored by another sampler are not reused)."""
+
+
 def country_seed(seed: int, country: str) -> int:
-    """Per-country sampling seed: independent of which other countries are forecast."""
+    """The sampling seed of ``country``'s futures: they depend on it and the country's context only, not on
+    which other countries are forecast or share its ``generate`` batch."""
     return (seed * 1_000_003 + zlib.crc32(country.encode())) % (2**31 - 1)
 
 
@@ -326,7 +333,7 @@ def run_forecast(
     skipped and listed in the result (``skipped``); nothing is written when no
     country could be forecast. Returns counts, the run name and the skips.
     """
-    from pipeline.features.dataset import collate, load_context
+    from pipeline.features.dataset import collate, load_contexts
     from pipeline.features.embed import Embedder, embed_phrases
 
     cfg = cfg or ForecastConfig()
@@ -339,15 +346,10 @@ def run_forecast(
     countries = sorted(cfg.countries or mr.countries)
     if not countries:
         raise ValueError(f"forecast: no countries: pass --countries or use a model whose config lists them ({mr.directory})")
-    results, skipped, items = [], {}, {}
-    for country in countries:
-        try:
-            items[country] = load_context(lake, country, target, mr.config.dataset, embedder)
-        except ValueError as exc:
-            skipped[country] = str(exc)
-    # countries are sampled in batches (one generate call for B countries × K futures); each
-    # batch's seed derives from its first country, so a country's futures depend only on the
-    # config and the batch it falls in (fixed by the sorted country list and cfg.batch_countries)
+    results = []
+    items, skipped = load_contexts(lake, countries, target, mr.config.dataset, embedder)  # one read for all
+    # countries are sampled in batches (one generate call for B countries × K futures), each
+    # country from its own random stream (country_seed): the batches do not change the futures
     ready = list(items)
     key = sampling_key(lake, mr, cfg, target, ready)
     stored = _stored_futures(lake, mr.run, target, key)  # only the calibration changed: no need to sample again
@@ -360,7 +362,7 @@ def run_forecast(
             reused += len(chunk)
         else:
             futures = mr.model.generate_phrases(batch, num_futures=cfg.num_futures, temperature=cfg.temperature,
-                                                top_p=cfg.top_p, seed=country_seed(cfg.seed, chunk[0]))
+                                                top_p=cfg.top_p, seed=[country_seed(cfg.seed, c) for c in chunk])
         occurrence = mr.model.occurrence_probs(batch) if cfg.probabilities == "occurrence" else None
         for i, (country, country_futures) in enumerate(zip(chunk, futures)):
             r = project_futures(country, country_futures, basis, embed, cfg, labels)

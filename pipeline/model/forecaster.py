@@ -27,7 +27,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,9 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast, T5Config, T5For
 from pipeline.core.config import ModelConfig
 from pipeline.core.errors import UserError
 from pipeline.core.progress import quiet_transformers
-from pipeline.model.tokenizer import (SEP, decode_phrases, encode_targets, ensure_separator, phrase_corpus,
-                                train_phrase_tokenizer)
+from pipeline.model.sampling import row_seeds, sample_futures
+from pipeline.model.tokenizer import (IGNORE_INDEX, SEP, decode_phrase_lists, encode_targets, ensure_separator,
+                                      phrase_corpus, train_phrase_tokenizer)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(d_model=64, num_layers=2, num_heads=4, d_ff=128, dropout=0.1, vocab_size=1024),
@@ -102,23 +104,50 @@ class DayPooler(nn.Module):
         Q, H = self.queries.shape[0], self.num_heads
         if T > self.max_days:
             raise ValueError(f"context of T={T} days exceeds model.max_days={self.max_days}; raise it and retrain")
-        x = self.point_in(points)  # (B, T, N, d)
-        d = x.shape[-1]
-        k, v = self.kv_proj(x).chunk(2, dim=-1)  # (B, T, N, d) each
-        k = k.reshape(B * T, N, H, d // H).transpose(1, 2)  # (BT, H, N, dh)
-        v = v.reshape(B * T, N, H, d // H).transpose(1, 2)
-        q = self.q_proj(self.queries).reshape(1, Q, H, d // H).transpose(1, 2).expand(B * T, H, Q, d // H)
+        scores, v = self.point_scores_values(points)  # (B, T, N, H·Q), (B, T, N, d)
+        d = v.shape[-1]
         # log-mass bias: log w on real points, −∞ on padding; an all-empty day gets 0 (no NaN) and is replaced below
         has_points = point_mask.any(-1)  # (B, T)
         bias = torch.where(point_mask, torch.log(weights.float().clamp_min(1e-12)), float("-inf"))
-        bias = torch.where(has_points[..., None], bias, 0.0).to(q.dtype)  # (B, T, N)
-        pooled = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.reshape(B * T, 1, 1, N))  # (BT, H, Q, dh)
-        pooled = self.out_proj(pooled.transpose(1, 2).reshape(B, T, Q, d))  # (B, T, Q, d)
+        bias = torch.where(has_points[..., None], bias, 0.0)  # (B, T, N)
+        z = scores.float().reshape(B, T, N, H, Q) + bias[..., None, None]
+        attn = torch.softmax(z, dim=2).to(v.dtype)  # (B, T, N, H, Q), over the day's points
+        pooled = torch.einsum("btnhq,btnhe->btqhe", attn, v.reshape(B, T, N, H, d // H))  # (B, T, Q, H, dh)
+        pooled = self.out_proj(pooled.reshape(B, T, Q, d))  # (B, T, Q, d)
         pooled = torch.where(has_points[..., None, None], pooled, self.empty.to(pooled.dtype))
         position = torch.arange(T - 1, -1, -1, device=points.device)  # most recent day = 0
         day = self.stats_proj(day_stats) + self.day_pos(position)  # (B, T, d)
         tokens = self.norm(pooled + day[:, :, None, :])
         return self.dropout(tokens).reshape(B, T * Q, d)
+
+    def point_scores_values(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention logits of every point for each query and head, (B, T, N, H·Q), and its values (B, T, N, d).
+
+        With x = point_in(point), keys k = W_k x + b_k and values v = W_v x + b_v (``kv_proj``),
+        the logit of query q in head h is ⟨q_h, k_h⟩/√d_h = ((W_k,hᵀ q_h)ᵀ x + ⟨q_h, b_k,h⟩)/√d_h:
+        the queries are the same for every day, so they are folded into one (H·Q + d) × d map and
+        keys are never formed. Each point is mapped alone, and a country's phrases recur from day
+        to day (padding is one zero vector), so the map runs once per distinct point vector of the
+        batch (:func:`unique_rows`) and is gathered back.
+        """
+        Q, H = self.queries.shape[0], self.num_heads
+        d = self.q_proj.out_features
+        dh = d // H
+        q = self.q_proj(self.queries).reshape(Q, H, dh)  # (Q, H, dh)
+        w_k, w_v = self.kv_proj.weight.chunk(2, dim=0)  # (d, d) each: out × in
+        b_k, b_v = self.kv_proj.bias.chunk(2)
+        w_score = torch.einsum("hei,qhe->hqi", w_k.reshape(H, dh, d), q).reshape(H * Q, d) * dh**-0.5
+        b_score = torch.einsum("he,qhe->hq", b_k.reshape(H, dh), q).reshape(H * Q) * dh**-0.5
+        weight, bias = torch.cat([w_score, w_v]), torch.cat([b_score, b_v])  # (H·Q + d, d), (H·Q + d,)
+
+        flat = points.reshape(-1, points.shape[-1])  # (B·T·N, D)
+        unique = unique_rows(flat)
+        if unique is None:  # few repeats: map every point
+            out = F.linear(self.point_in(points), weight, bias)
+        else:
+            rows, inverse = unique
+            out = F.linear(self.point_in(rows), weight, bias)[inverse].reshape(*points.shape[:-1], -1)
+        return out[..., :H * Q], out[..., H * Q:]
 
 
 class PointHead(nn.Module):
@@ -238,11 +267,11 @@ class EventForecaster(nn.Module):
         labels, boundary = targets.labels.to(dev), targets.boundary.to(dev)  # (B, L)
         enc, enc_mask = self.encode(batch)
         decoder_input_ids = self.t5._shift_right(labels)
-        dec = self.t5.decoder(input_ids=decoder_input_ids, attention_mask=(labels != -100).long(),
+        dec = self.t5.decoder(input_ids=decoder_input_ids, attention_mask=(labels != IGNORE_INDEX).long(),
                               encoder_hidden_states=enc, encoder_attention_mask=enc_mask).last_hidden_state
         h = dec * (self.t5.model_dim**-0.5) if _scales_decoder_output(self.t5.config) else dec
         logits = self.t5.lm_head(h)  # (B, L, V)
-        nll = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+        nll = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
         points = self.point_head(dec)  # (B, L, D) fp32, unit norm
 
         sinkhorn = torch.zeros((), device=dev)
@@ -267,76 +296,64 @@ class EventForecaster(nn.Module):
             if occurrence_lambda > 0:
                 loss = loss + occurrence_lambda * occurrence
         return ForecastOutput(loss, nll, sinkhorn, logits, points, boundary,
-                              int((labels != -100).sum()), targets.n_truncated, occurrence)
+                              int((labels != IGNORE_INDEX).sum()), targets.n_truncated, occurrence)
 
     @torch.no_grad()
     def occurrence_probs(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
         """P(label occurs on the target day) per level: {level: (B, L_level)}; None without the head."""
         if self.occurrence is None:
             return None
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             enc, enc_mask = self.encode(batch)
-            p = torch.sigmoid(self.occurrence(enc, enc_mask, batch.get("history")).float()).cpu().numpy()
-        finally:
-            self.train(was_training)
+            p = torch.sigmoid(self.occurrence(enc, enc_mask, batch.get("history")).float()).cpu().numpy()  # (B, L_all)
         return self.occurrence.split(p)
 
     # .......................................................... generation
     @torch.no_grad()
     def generate_ids(self, batch: Mapping[str, Any], num_futures: int = 1, do_sample: bool = True,
-                     temperature: float = 1.0, top_p: float = 0.95, seed: int = 0,
+                     temperature: float = 1.0, top_p: float = 0.95, seed: int | Sequence[int] = 0,
                      max_new_tokens: int | None = None) -> torch.Tensor:
         """Token ids (B·K, L') of ``K`` futures per row (rows b·K … b·K+K−1 belong to row b).
 
-        Sampling uses a private RNG stream seeded with ``seed`` (the global torch RNG is untouched).
+        The encoder runs once per row; its states are repeated for the K futures, which are
+        decoded together with a key/value cache (:func:`sample_futures`). ``seed`` is one seed
+        per row (e.g. one per country), or an int from which row b's seed is derived
+        (:func:`row_seeds`): a row's futures depend only on its inputs and its seed, not on
+        the other rows of the batch. The global torch RNG is untouched.
         """
-        was_training = self.training
-        self.eval()
-        try:
-            enc, enc_mask = self.encode(batch)
-            devices = [self.device] if self.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(seed)
-                out = self.t5.generate(
-                    encoder_outputs=_encoder_output(enc), attention_mask=enc_mask,
-                    do_sample=do_sample, num_return_sequences=num_futures,
-                    temperature=temperature if do_sample else None, top_p=top_p if do_sample else None,
-                    top_k=0 if do_sample else None, max_new_tokens=max_new_tokens or self.cfg.max_target_tokens,
-                    pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
-                    decoder_start_token_id=self.t5.config.decoder_start_token_id,
-                )
-        finally:
-            self.train(was_training)
-        return out
+        with eval_mode(self):
+            enc, enc_mask = self.encode(batch)  # (B, T·Q, d), (B, T·Q)
+            seeds = row_seeds(seed, enc.shape[0]) if isinstance(seed, int) else [int(s) for s in seed]
+            if len(seeds) != enc.shape[0]:
+                raise ValueError(f"generate: {len(seeds)} seeds for a batch of {enc.shape[0]} rows")
+            return sample_futures(self.t5, enc, enc_mask, num_futures, seeds,
+                                  max_new_tokens or self.cfg.max_target_tokens, self.tokenizer.eos_token_id,
+                                  temperature=temperature if do_sample else None, top_p=top_p)
 
     def generate_phrases(self, batch: Mapping[str, Any], num_futures: int = 1, temperature: float = 1.0,
-                         top_p: float = 0.95, seed: int = 0, max_new_tokens: int | None = None,
+                         top_p: float = 0.95, seed: int | Sequence[int] = 0, max_new_tokens: int | None = None,
                          do_sample: bool = True) -> list[list[list[str]]]:
         """``K`` sampled futures per row: a list (B) of lists (K) of phrase lists.
 
+        ``seed``: one per row, or one int for the batch (see :meth:`generate_ids`).
         ``do_sample=False`` decodes greedily (then all K futures are equal).
         """
         ids = self.generate_ids(batch, num_futures, do_sample, temperature, top_p, seed, max_new_tokens)
-        phrases = [decode_phrases(self.tokenizer, row) for row in ids.tolist()]
+        phrases = decode_phrase_lists(self.tokenizer, ids.tolist())
         K = num_futures
         return [phrases[b * K:(b + 1) * K] for b in range(len(phrases) // K)]
 
     @torch.no_grad()
     def phrase_points(self, batch: Mapping[str, Any], phrase_lists: Sequence[Sequence[str]]) -> list[torch.Tensor]:
         """Points the model places for given phrase lists (e.g. generated futures), one (M_b, D) tensor per row."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             targets = encode_targets(self.tokenizer, phrase_lists, self.cfg.max_target_tokens)
             labels, boundary = targets.labels.to(self.device), targets.boundary.to(self.device)
             enc, enc_mask = self.encode(batch)
-            dec = self.t5.decoder(input_ids=self.t5._shift_right(labels), attention_mask=(labels != -100).long(),
+            dec = self.t5.decoder(input_ids=self.t5._shift_right(labels),
+                                  attention_mask=(labels != IGNORE_INDEX).long(),
                                   encoder_hidden_states=enc, encoder_attention_mask=enc_mask).last_hidden_state
             points = self.point_head(dec)
-        finally:
-            self.train(was_training)
         return [points[b][boundary[b]].cpu() for b in range(len(phrase_lists))]
 
     # ...................................................... save / restore
@@ -519,11 +536,46 @@ def _scales_decoder_output(config: T5Config) -> bool:
     return bool(getattr(config, "scale_decoder_outputs", config.tie_word_embeddings))
 
 
-def _encoder_output(hidden: torch.Tensor) -> Any:
-    from transformers.modeling_outputs import BaseModelOutput
+DEDUPE_BELOW = 0.75
+"""``unique_rows`` is used only when the distinct rows are fewer than this share of all rows."""
 
-    return BaseModelOutput(last_hidden_state=hidden)
+
+@torch.no_grad()
+def unique_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The distinct rows of x (P, D) and the index of each row among them: ``rows[inverse] == x``.
+
+    Rows are keyed by the bit patterns of their first two coordinates (one int64) and every
+    group is checked on eight more coordinates and on the row sums; None when a check fails
+    (rows that share a key but differ), or when at least ``DEDUPE_BELOW`` of the rows are
+    distinct (then deduplicating would not pay). A pass over a few columns, not over x.
+    """
+    P, D = x.shape
+    if P < 2 or D < 2 or x.dtype != torch.float32:
+        return None
+    bits = x[:, :2].contiguous().view(torch.int32).long()  # (P, 2)
+    key = (bits[:, 0] << 32) | (bits[:, 1] & 0xFFFFFFFF)  # (P,)
+    _, inverse = torch.unique(key, return_inverse=True)
+    n = int(inverse.max()) + 1
+    if n >= DEDUPE_BELOW * P:
+        return None
+    first = torch.full((n,), P, dtype=torch.long, device=x.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(P, device=x.device), reduce="amin")
+    probe = torch.cat([x[:, 2:10], x.sum(1, keepdim=True)], dim=1)  # (P, ≤ 9)
+    if not torch.equal(probe[first][inverse], probe):
+        return None
+    return x[first], inverse
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` in eval mode (no dropout) inside the block, its train/eval mode restored after."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 __all__ = ["EventForecaster", "ForecastOutput", "DayPooler", "PointHead", "PRESETS", "resolve_model_config",
-           "pack_boundaries"]
+           "pack_boundaries", "eval_mode"]

@@ -141,18 +141,30 @@ def encode_targets(
 
 def decode_phrases(tokenizer: PreTrainedTokenizerFast, ids: Sequence[int]) -> list[str]:
     """Generated ids → phrases: split at ``<sep>``, stop at ``</s>``, skip pad and empty pieces."""
+    return decode_phrase_lists(tokenizer, [ids])[0]
+
+
+def decode_phrase_lists(tokenizer: PreTrainedTokenizerFast, rows: Sequence[Sequence[int]]) -> list[list[str]]:
+    """:func:`decode_phrases` of many rows, with one ``batch_decode`` call for all their pieces."""
     sep_id, eos_id, pad_id = tokenizer.convert_tokens_to_ids(SEP), tokenizer.eos_token_id, tokenizer.pad_token_id
-    phrases: list[str] = []
-    piece: list[int] = []
-    for t in list(ids) + [eos_id]:
-        t = int(t)
-        if t in (sep_id, eos_id):
-            text = tokenizer.decode(piece, skip_special_tokens=True).strip()
-            if text:
-                phrases.append(text)
-            piece = []
-            if t == eos_id:
-                break
-        elif t != pad_id:
-            piece.append(t)
-    return phrases
+    pieces: list[list[int]] = []
+    owner: list[int] = []  # row of each piece
+    for r, ids in enumerate(rows):
+        piece: list[int] = []
+        for t in list(ids) + [eos_id]:
+            t = int(t)
+            if t == sep_id or t == eos_id:
+                if piece:
+                    pieces.append(piece)
+                    owner.append(r)
+                piece = []
+                if t == eos_id:
+                    break
+            elif t != pad_id:
+                piece.append(t)
+    out: list[list[str]] = [[] for _ in rows]
+    for r, text in zip(owner, tokenizer.batch_decode(pieces, skip_special_tokens=True) if pieces else []):
+        text = text.strip()
+        if text:
+            out[r].append(text)
+    return out

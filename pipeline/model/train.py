@@ -49,7 +49,7 @@ from torch.utils.data import Dataset
 from pipeline.core.config import Config, TrainConfig
 from pipeline.core.errors import UserError
 from pipeline.core.lake import Lake
-from pipeline.model.forecaster import EventForecaster, resolve_model_config
+from pipeline.model.forecaster import EventForecaster, eval_mode, resolve_model_config
 from pipeline.core.progress import make_progress
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,9 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
             if val_ds is not None and len(val_ds) > 0:
                 metrics |= {f"val_{k}": v for k, v in validate(model, val_ds, tc, amp, collate).items()}
             state.history.append(metrics)
-            log.info("epoch %s: %s", metrics["epoch"], {k: round(v, 4) for k, v in metrics.items()})
+            sps = (state.samples - samples0) / max(time.perf_counter() - t0, 1e-9)  # not in the history: wall-clock
+            log.info("epoch %s/%d: %s, %.1f samples/s", _round(metrics["epoch"]), tc.epochs,
+                     ", ".join(f"{k} {_round(v)}" for k, v in metrics.items() if k != "epoch"), sps)
             if epoch_done:
                 state.epoch += 1
                 state.batch_in_epoch = 0
@@ -318,6 +320,11 @@ def _grad_norm(model: torch.nn.Module) -> torch.Tensor:
     return torch.stack(grads).norm() if grads else torch.zeros(())
 
 
+def _round(v: Any) -> Any:
+    """A metric for the log: floats to 4 significant digits."""
+    return float(f"{v:.4g}") if isinstance(v, float) else v
+
+
 def _on_step(state: TrainState, info: dict[str, float]) -> None:
     """Called after every optimiser step (a hook for logging; tests patch it to simulate a kill)."""
     log.debug("step %d: %s", state.step, info)
@@ -333,12 +340,10 @@ def validate(model: EventForecaster, ds: Dataset, tc: TrainConfig, amp: Any = No
     RNG is not touched, so validating does not change the training trajectory.
     """
     amp = amp or _null_autocast()
-    was_training = model.training
-    model.eval()
     nll_sum, sink_sum, occ_sum, n_tok, n_seq = 0.0, 0.0, 0.0, 0, 0
     generated: list[list[str]] = []
     targets: list[list[str]] = []
-    try:
+    with eval_mode(model):
         for batch in _iter_batches(ds, tc.batch_size, collate or default_collate()):
             B = len(batch["target_phrases"])
             with amp:
@@ -356,8 +361,6 @@ def validate(model: EventForecaster, ds: Dataset, tc: TrainConfig, amp: Any = No
                                                      max_new_tokens=tc.max_new_tokens)
                 generated += [f[0] for f in futures]
                 targets += [list(t) for t in sub["target_phrases"]]
-    finally:
-        model.train(was_training)
     metrics = {"nll": nll_sum / max(n_tok, 1), "sinkhorn": sink_sum / max(n_seq, 1),
                "occurrence_bce": occ_sum / max(n_seq, 1)}
     if generated:
