@@ -352,17 +352,10 @@ def load_context(lake: Lake, country: str, target_date: DateLike, cfg: DatasetCo
 
     Raises when none of those days has a descriptor for the country.
     """
-    t = as_date(target_date)
-    start, end = t - dt.timedelta(days=cfg.context_days), t - _ONE
-    clouds = _Clouds(lake, embedder, [country], start, end, cfg.max_points, with_targets=False)
-    item = clouds.context(country, t, cfg.context_days)
-    if not bool(item["day_mask"].any()):
-        raise ValueError(f"no descriptors for {country} between {start} and {end} in {lake.root}; "
-                         f"run `gdelt-forecast descriptors --start {start} --end {end}`")
-    history = label_history(lake, [country], [t])
-    if history is not None:
-        item["history"] = torch.from_numpy(history[(country, t)])
-    return item
+    items, skipped = load_contexts(lake, [country], target_date, cfg, embedder)
+    if country in skipped:
+        raise ValueError(skipped[country])
+    return items[country]
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -424,4 +417,8 @@ def load_contexts(lake: Lake, countries: Sequence[str], target_date: DateLike, c
         else:
             skipped[country] = (f"no descriptors for {country} between {start} and {end} in {lake.root}; "
                                 f"run `gdelt-forecast descriptors --start {start} --end {end}`")
+    history = label_history(lake, sorted(items), [t]) if items else None
+    if history is not None:
+        for country, item in items.items():
+            item["history"] = torch.from_numpy(history[(country, t)])
     return items, skipped
