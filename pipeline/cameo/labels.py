@@ -157,8 +157,10 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
     """Label indicators of every country-day in the ``country`` table between ``start`` and ``end``.
 
     One DuckDB pass groups the partitions by (day, ActionGeo country, codes).
-    Events without a location, or whose code is not a CAMEO code, are counted
-    in ``Outcomes.dropped`` (per level) and still count in ``n_events``.
+    Events without a location belong to no country: they are counted in
+    ``Outcomes.dropped["no_location"]`` and nowhere else. Located events whose code
+    is not a CAMEO code are counted in ``Outcomes.dropped`` (per level) and still
+    count in their country's ``n_events``.
     """
     labels = labels or label_space()
     files = lake.files("country", start, end)

@@ -110,6 +110,33 @@ def parse_phrase(phrase: str) -> tuple[str | None, str, str | None] | None:
     return best
 
 
+@lru_cache(maxsize=1)
+def _names_longest_first() -> list[str]:
+    return sorted((n for n in _name_to_fips() if n), key=len, reverse=True)
+
+
+def split_actors(phrase: str) -> tuple[str | None, str, str | None]:
+    """``"Iran threaten to use military force Israel"`` → ``("IR", "threaten to use military force", "IS")``.
+
+    The longest country name opening (closing) the phrase, followed (preceded)
+    by a space, is Actor1 (Actor2); what remains is the action text. A phrase
+    that is only a name keeps it as its action text (no actors). Unlike
+    :func:`parse_phrase` it accepts any action text (generated futures).
+    """
+    text = " ".join(phrase.split())
+    fips, names = _name_to_fips(), _names_longest_first()
+    a1 = a2 = None
+    for name in names:
+        if text.startswith(name + " "):
+            a1, text = fips[name], text[len(name) + 1:]
+            break
+    for name in names:
+        if text.endswith(" " + name):
+            a2, text = fips[name], text[: -len(name) - 1]
+            break
+    return a1, text.strip(), a2
+
+
 def vocabulary_pieces() -> list[str]:
     """The closed phrase vocabulary's pieces, sorted: every verb and every country name.
 

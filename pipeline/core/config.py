@@ -2,7 +2,7 @@
 
 Defaults run a tiny CPU job on the shipped sample. A YAML file in ``configs/``
 overrides them (nested by section, e.g. ``train: {lr: 3e-4}``), and CLI flags
-override the YAML. Every output records the resolved config (``Config.to_dict``).
+override the YAML. A model run records the resolved config (``Config.to_dict``) in ``models/<run>/config.yaml``.
 
 Each stage owns one dataclass below; its fields carry a docstring comment.
 Values are validated when a config is built or loaded (litgpt-style ``__post_init__``

@@ -31,10 +31,9 @@ from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
-import pyarrow as pa
 
 from pipeline.core.config import ForecastConfig
-from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space, load_outcomes
+from pipeline.cameo.labels import LEVELS, Outcomes, load_outcomes
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.core.progress import track
 from pipeline.core.schemas import FORECASTS_SCHEMA
@@ -44,7 +43,6 @@ BASELINES: tuple[str, ...] = ("climatology", "persistence", "freq7", "freq30", "
 """The frequency baselines computed here in one pass over the history."""
 LEARNED = "learned"
 """The fitted baseline (:mod:`pipeline.forecast.learned`), written as ``baseline-learned``."""
-
 
 class _History:
     """Running sums over history days for one level: (C, L) arrays, updated one day at a time."""
@@ -81,7 +79,6 @@ class _History:
     def days_used(self, name: str) -> int:
         return {"climatology": self.n, "persistence": 1, "freq7": min(self.n, 7),
                 "freq30": min(self.n, 30), "ewm": self.n}[name]
-
 
 def baseline_probabilities(
     outcomes: Outcomes,
@@ -122,7 +119,6 @@ def baseline_probabilities(
             for name in names
         }
     return out
-
 
 def run_baselines(
     lake: Lake,
@@ -182,7 +178,6 @@ def run_baselines(
             lake.write_partition("forecasts", table, target, schema=FORECASTS_SCHEMA, model=baseline_run(name))
             written[baseline_run(name)] = written.get(baseline_run(name), 0) + table.num_rows
     return written
-
 
 def learned_model(outcomes: Outcomes, start: dt.date, cfg: ForecastConfig):
     """The ``baseline-learned`` model for forecasts from ``start`` on, leak-free.

@@ -46,15 +46,14 @@ import json
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from pipeline.cameo import codes as cameo
 from pipeline.cameo import phrases
+from pipeline.cameo.phrases import split_actors
 from pipeline.forecast.table import forecast_rows
 from pipeline.forecast.calibrate import Calibration, climatology, restore_hierarchy
 from pipeline.core.config import Config, ForecastConfig, load_config
@@ -68,36 +67,6 @@ EmbedFn = Callable[[list[str]], np.ndarray]
 
 
 # ================================================================ phrases → actors + action
-@lru_cache(maxsize=1)
-def _names() -> tuple[dict[str, str], list[str]]:
-    """Country name → FIPS code, and the names longest first (for prefix/suffix matching)."""
-    out: dict[str, str] = {}
-    for code in sorted(cameo.fips_countries()):
-        name = cameo.country_name(code)
-        if name:
-            out.setdefault(name, code)
-    return out, sorted(out, key=len, reverse=True)
-
-
-def split_actors(phrase: str) -> tuple[str | None, str, str | None]:
-    """``"Iran threaten to use military force Israel"`` → ``("IR", "threaten to use military force", "IS")``.
-
-    The longest country name opening (closing) the phrase, followed (preceded)
-    by a space, is Actor1 (Actor2); what remains is the action text. A phrase
-    that is only a name keeps it as its action text (no actors).
-    """
-    text = " ".join(phrase.split())
-    fips, names = _names()
-    a1 = a2 = None
-    for name in names:
-        if text.startswith(name + " "):
-            a1, text = fips[name], text[len(name) + 1:]
-            break
-    for name in names:
-        if text.endswith(" " + name):
-            a2, text = fips[name], text[: -len(name) - 1]
-            break
-    return a1, text.strip(), a2
 
 
 # ================================================================ basis + projection

@@ -36,7 +36,7 @@ from pipeline.core.errors import UserError
 from pipeline.core.lake import DateLike, Lake, as_date, date_range
 from pipeline.core.progress import console
 from pipeline.core.schemas import FORECASTS_SCHEMA
-from pipeline.forecast.table import forecast_rows, load_forecast
+from pipeline.forecast.table import baseline_run, forecast_rows, load_forecast
 from pipeline.scoring.evaluate import SUMMARY_LEVELS, evaluate
 
 COLUMNS = ("run", "group", "level", "n_country_days", "brier", "log_loss", "glean_f1_w",
@@ -83,7 +83,7 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
 
     for d in days:
         run_baselines(lake, d, d, fcfg, outcomes)
-    runs = [f"baseline-{n}" for n in fcfg.baselines]
+    runs = [baseline_run(n) for n in fcfg.baselines]
 
     # ---- the model, retrained every k days, calibration refitted every day
     origins: list[str] = []

@@ -53,7 +53,7 @@ from pipeline.cameo.labels import LEVELS, RARE_ROOTS, LabelSpace, Outcomes, labe
 from pipeline.core.lake import DateLike, Lake, as_date, date_range
 from pipeline.core.progress import console, track
 from pipeline.core.schemas import SCORES_SCHEMA
-from pipeline.forecast.table import Stack, baseline_run, collect, is_baseline, load_forecast
+from pipeline.forecast.table import Stack, baseline_run, collect, is_baseline
 
 SUMMARY_LEVELS: tuple[str, ...] = LEVELS + ("rare",)
 GROUPS: tuple[str, ...] = ("all", "busy", "small")
@@ -254,7 +254,7 @@ def _attach_rouge(lake: Lake, stack: Stack) -> None:
         targets = _target_phrases(lake, day)
         if not targets:
             continue
-        if stack.run == "baseline-persistence":
+        if stack.run == baseline_run("persistence"):
             prev = _target_phrases(lake, day - dt.timedelta(days=1))
             generated = {c: [p] for c, p in prev.items()}
         elif not is_baseline(stack.run) and lake.has_partition("futures", day, model=stack.run):

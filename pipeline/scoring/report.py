@@ -49,6 +49,7 @@ from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.scoring import geo
 from pipeline.scoring.evaluate import CLIMATOLOGY, bootstrap_bss, reliability
 from pipeline.scoring.watchlist import WatchlistConfig, departures, watchlist
+from pipeline.forecast.table import is_baseline
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
 ASSETS = ("plotly-geo.min.js", "plotly.LICENSE", "world-atlas.LICENSE")
@@ -410,12 +411,12 @@ def skill_summary(s: pd.DataFrame, n_boot: int = 1000) -> pd.DataFrame:
         return pd.DataFrame()
     key = s.date.astype(str) + "|" + s.country
     s = s.assign(key=key)
-    runs = sorted(set(s.run), key=lambda r: (r.startswith("baseline-"), r))
+    runs = sorted(set(s.run), key=lambda r: (is_baseline(r), r))
     common = set.intersection(*(set(s.key[s.run == r]) for r in runs))
     s = s[s.key.isin(common)].sort_values("key")
     by = {r: g for r, g in s.groupby("run")}
     brier = {r: float(g.brier.mean()) for r, g in by.items()}
-    bases = {r: b for r, b in brier.items() if r.startswith("baseline-")}
+    bases = {r: b for r, b in brier.items() if is_baseline(r)}
     best = min(bases, key=lambda r: (bases[r], r)) if bases else None
     rows = []
     for r in runs:

@@ -43,9 +43,10 @@ import pyarrow as pa
 
 from pipeline.cameo import codes as cameo
 from pipeline.core.lake import DateLike, Lake, as_date
+from pipeline.forecast.table import baseline_run, is_baseline
 
-CLIMATOLOGY = "baseline-climatology"
-LEARNED = "baseline-learned"
+CLIMATOLOGY = baseline_run("climatology")
+LEARNED = baseline_run("learned")
 CONFLICT_ROOTS: frozenset[str] = frozenset(f"{r}" for r in range(13, 21))
 LEVELS: tuple[str, ...] = ("root", "event", "quad")
 EPS = 0.01
@@ -75,7 +76,7 @@ def runs_for(lake: Lake, day: dt.date) -> list[str]:
     base = lake.table_dir("forecasts")
     runs = [p.name.split("=", 1)[1] for p in base.glob("model=*")] if base.exists() else []
     runs = [r for r in runs if lake.has_partition("forecasts", day, model=r)]
-    return sorted(runs, key=lambda r: (r.startswith("baseline-"), r))
+    return sorted(runs, key=lambda r: (is_baseline(r), r))
 
 
 def primary_run(lake: Lake, day: DateLike, run: str | None = None) -> str:
@@ -90,7 +91,7 @@ def primary_run(lake: Lake, day: DateLike, run: str | None = None) -> str:
     if not runs:
         raise FileNotFoundError(f"no forecasts for {day} in {lake.root}; run `gdelt-forecast forecast --date {day}` "
                                 f"or `gdelt-forecast baselines --date {day}` first")
-    return runs[0] if not runs[0].startswith("baseline-") else (CLIMATOLOGY if CLIMATOLOGY in runs else runs[0])
+    return runs[0] if not is_baseline(runs[0]) else (CLIMATOLOGY if CLIMATOLOGY in runs else runs[0])
 
 
 def reference_baseline(lake: Lake, day: DateLike, score_days: int = 30) -> str | None:
@@ -100,7 +101,7 @@ def reference_baseline(lake: Lake, day: DateLike, score_days: int = 30) -> str |
     ``score_days`` days before ``day`` (every country-day each run was scored on).
     """
     day = as_date(day)
-    runs = [r for r in runs_for(lake, day) if r.startswith("baseline-") and r != CLIMATOLOGY]
+    runs = [r for r in runs_for(lake, day) if is_baseline(r) and r != CLIMATOLOGY]
     if LEARNED in runs:
         return LEARNED
     if not runs:
