@@ -43,6 +43,7 @@ pytestmark = [pytest.mark.prefect, pytest.mark.docs]
 DOCS = [REPO / "README.md", REPO / "docs" / "flows.md"]
 SKIPPED = {
     r"python3 -m venv": "installs the project (the tests run in the installed environment)",
+    r"apt-get install": "installs a system package (the browser test's chromium; CI does it in .ci/run)",
     r"^docker ": "no Docker engine on the development machines",
     r"--source (gdelt1|gdelt2|bigquery)": "network source (GDELT's servers / BigQuery)",
     r"^python bench/": "benchmarks (minutes each; bench/ has its own runs)",

@@ -5,7 +5,6 @@ Each test is one row of the fault table in docs/ingest.md.
 
 from __future__ import annotations
 
-import hashlib
 import http.server
 import io
 import shutil
@@ -16,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from gdelt_files import md5, zip_bytes
 
 from pipeline.core.config import IngestConfig
 from pipeline.core.lake import Lake
@@ -26,17 +26,6 @@ from pipeline.ingest.run import IngestError, ingest
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample" / "gdelt-v2"
 DAY = "2025-05-26"
 SLICES = sorted(SAMPLE_DIR.glob("20250526*.zip"))
-
-
-def md5(b: bytes) -> str:
-    return hashlib.md5(b).hexdigest()
-
-
-def zip_bytes(name: str, text: bytes) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(name, text)
-    return buf.getvalue()
 
 
 def sample_lines(n: int = 20) -> list[bytes]:

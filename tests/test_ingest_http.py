@@ -3,12 +3,11 @@ wrong MD5, truncated zip, 404, a flaky 500, resume with a Range request."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import zipfile
 from pathlib import Path
 
 import pytest
+from gdelt_files import md5, zip_bytes
 
 from pipeline.core.config import IngestConfig
 from pipeline.ingest.run import IngestError, ingest
@@ -16,17 +15,6 @@ from pipeline.core.lake import Lake
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample" / "gdelt-v2"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "gdelt"
-
-
-def md5(b: bytes) -> str:
-    return hashlib.md5(b).hexdigest()
-
-
-def zip_bytes(name: str, text: bytes) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(name, text)
-    return buf.getvalue()
 
 
 def cfg_for(base: str, tmp_path: Path, **kw) -> IngestConfig:
