@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from rouge_score import rouge_scorer
 from torch.utils.data import Dataset
 
 from pipeline.core.config import Config, TrainConfig
@@ -369,17 +368,15 @@ def validate(model: EventForecaster, ds: Dataset, tc: TrainConfig, amp: Any = No
 
 
 def phrase_metrics(generated: Sequence[Sequence[str]], targets: Sequence[Sequence[str]]) -> dict[str, float]:
-    """ROUGE-1/2/L F-measure (``rouge-score``, mean over rows, phrases joined by "; ") and
+    """ROUGE-1/2/L F-measure (:func:`pipeline.cameo.phrases.phrase_rouge`, mean over rows) and
     exact phrase-set precision / recall (micro-averaged: matches / generated, matches / target)."""
-    from pipeline.cameo.phrases import join_phrases
+    from pipeline.cameo.phrases import phrase_rouge
 
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False)
     sums = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
     hits = n_gen = n_tgt = 0
     for gen, tgt in zip(generated, targets, strict=True):
-        scores = scorer.score(join_phrases(list(tgt)), join_phrases(list(gen)))
-        for k in sums:
-            sums[k] += scores[k].fmeasure
+        for k, v in zip(sums, phrase_rouge(tgt, gen), strict=True):
+            sums[k] += v
         g, t = set(gen), set(tgt)
         hits += len(g & t)
         n_gen += len(g)

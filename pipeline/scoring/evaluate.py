@@ -54,6 +54,7 @@ from pipeline.core.lake import DateLike, Lake, as_date, date_range
 from pipeline.core.progress import console, track
 from pipeline.core.schemas import SCORES_SCHEMA
 from pipeline.forecast.table import Stack, baseline_run, collect, is_baseline
+from pipeline.cameo.phrases import phrase_rouge
 
 SUMMARY_LEVELS: tuple[str, ...] = LEVELS + ("rare",)
 GROUPS: tuple[str, ...] = ("all", "busy", "small")
@@ -198,31 +199,12 @@ def tune_threshold(P: np.ndarray, Y: np.ndarray, grid: Sequence[float]) -> float
 
 
 def rouge_scores(futures: Sequence[Sequence[str]], target: Sequence[str]) -> tuple[float, float, float]:
-    """Mean over futures of ROUGE-1/2/L F-measure of each future's phrases vs the target phrases.
-
-    Phrases are joined with ``" . "`` (rouge-score's tokenizer drops punctuation,
-    so the separator only keeps phrases apart for ROUGE-L's sentence-free LCS).
-    """
-    from rouge_score import rouge_scorer
-
-    scorer = _rouge_scorer(rouge_scorer)
-    ref = " . ".join(target)
-    if not futures or not ref.strip():
+    """Mean over futures of ROUGE-1/2/L F-measure of each future's phrases vs the target phrases
+    (:func:`pipeline.cameo.phrases.phrase_rouge`); NaN without futures or target."""
+    if not futures or not " ".join(target).strip():
         return (float("nan"),) * 3
-    s = np.array([[v.fmeasure for v in (sc["rouge1"], sc["rouge2"], sc["rougeL"])]
-                  for sc in (scorer.score(ref, " . ".join(f)) for f in futures)])
-    r1, r2, rl = s.mean(axis=0)
+    r1, r2, rl = np.array([phrase_rouge(target, f) for f in futures]).mean(axis=0)
     return float(r1), float(r2), float(rl)
-
-
-_SCORER = None
-
-
-def _rouge_scorer(module):
-    global _SCORER
-    if _SCORER is None:
-        _SCORER = module.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    return _SCORER
 
 
 def _level_arrays(stack: Stack, level: str, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
