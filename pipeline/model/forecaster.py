@@ -393,7 +393,8 @@ class EventForecaster(nn.Module):
         saved.setdefault("history_features", False)  # saved before the head read history features
         unknown = sorted(set(saved) - {f.name for f in dataclasses.fields(ModelConfig)})
         if unknown:
-            raise ModelFilesError(f"{src / CONFIG_FILE}: model settings {unknown} are unknown to this version of "
+            raise ModelFilesError(f"{src / CONFIG_FILE} is not a valid forecaster config: model settings {unknown} "
+                                  "are unknown to this version of "
                                   "gdelt-forecast; load it with the version that trained it, or retrain")
         cfg = _model_files_step(src / CONFIG_FILE, "is not a valid forecaster config", lambda: ModelConfig(**saved))
         if not any((src / name).exists() for name in ("tokenizer.json", "spiece.model", "vocab.json")):
