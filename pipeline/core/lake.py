@@ -120,6 +120,18 @@ class Lake:
         return f"Lake({str(self.root)!r})"
 
     # ------------------------------------------------------------ paths
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Exclusive ``flock`` on ``<root>/_locks/<name>.lock`` while the body runs (threads, processes, hosts)."""
+        path = self.root / "_locks" / f"{name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def table_dir(self, table: str) -> Path:
         return self.root / table
 

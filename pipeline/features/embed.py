@@ -19,12 +19,10 @@ table never holds a phrase twice.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -270,17 +268,9 @@ def get_cache(lake: Lake, embedder: Embedder | str) -> EmbeddingCache:
         return _CACHES[key]
 
 
-@contextmanager
-def cache_lock(lake: Lake, embedder_id: str) -> Iterator[None]:
-    """Exclusive lock (``flock``) on one embedder's cache writes, across threads, processes and hosts."""
-    path = Path(lake.root) / "_locks" / f"embeddings-{embedder_id}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def cache_lock(lake: Lake, embedder_id: str) -> contextlib.AbstractContextManager[None]:
+    """Exclusive lock on one embedder's cache writes, across threads, processes and hosts."""
+    return lake.lock(f"embeddings-{embedder_id}")
 
 
 def embed_phrases(lake: Lake, embedder: Embedder, phrases: list[str], stats: CacheStats | None = None) -> np.ndarray:

@@ -44,7 +44,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
-import fcntl
 import os
 import threading
 import time
@@ -232,21 +231,13 @@ def _stamp(folder: Path) -> str | None:
 
 
 # -------------------------------------------------------------------- lock
-@contextlib.contextmanager
-def lake_lock(lake: Lake) -> Iterator[None]:
-    """Exclusive lock (``flock``) on the lake's ingest writes, across threads and processes.
+def lake_lock(lake: Lake) -> contextlib.AbstractContextManager[None]:
+    """Exclusive lock on the lake's ingest writes, across threads and processes.
 
     Held while partitions are merged and the manifest is saved, so concurrent
     ingests (e.g. a backfill of several days at once) serialise their writes.
     """
-    path = lake.root / "_locks" / "ingest.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return lake.lock("ingest")
 
 
 # ------------------------------------------------------------------ merging
