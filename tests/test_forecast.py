@@ -250,3 +250,27 @@ def test_a_countrys_futures_do_not_depend_on_the_other_countries(sample_forecast
     for c in countries:
         assert futures_of(split, c) == futures_of(together, c)
     assert futures_of(together, countries[0]) != futures_of(together, one)  # each country its own stream
+
+
+def test_published_probabilities_source_then_calibration():
+    """One step decides P: the occurrence head when given (parent ≥ child restored), else the futures'
+    share; then the calibration, blended with climatology only when the calibration has a blend."""
+    from pipeline.forecast.calibrate import Calibration
+    from pipeline.forecast.forecast import published_probabilities
+
+    labels = label_space()
+    rng = np.random.default_rng(0)
+    futures = {lv: np.full(len(labels[lv]), 0.25) for lv in LEVELS}
+    occurrence = {lv: rng.uniform(0.01, 0.99, len(labels[lv])) for lv in LEVELS}
+    assert published_probabilities(futures, None, None, None, labels) is futures
+    raw = published_probabilities(futures, occurrence, None, None, labels)
+    root_of_event = labels.parent_matrix("event", "root")  # (E, R) membership
+    assert np.all(raw["root"] >= (raw["event"][:, None] * root_of_event).max(axis=0) - 1e-12)
+    assert not np.allclose(raw["event"], 0.25)
+    halve = Calibration(knots={lv: ([0.0, 1.0], [0.0, 0.5]) for lv in LEVELS}, fitted_on=[], n={}, blend={})
+    calibrated = published_probabilities(futures, None, halve, None, labels)
+    assert np.allclose(calibrated["event"], 0.125)
+    clim = {lv: np.full(len(labels[lv]), 0.9) for lv in LEVELS}
+    blended = Calibration(knots={}, fitted_on=[], n={}, blend={lv: (0.0, 1.0, 0.0) for lv in LEVELS})
+    assert np.allclose(published_probabilities(futures, None, blended, clim, labels)["root"], 0.9)
+    assert np.allclose(published_probabilities(futures, None, blended, None, labels)["root"], 0.25)

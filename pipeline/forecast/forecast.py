@@ -45,7 +45,7 @@ import datetime as dt
 import json
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +165,10 @@ def top_actor_pairs(assign: np.ndarray, pairs: Sequence[tuple[str | None, str | 
 # ================================================================ one country
 @dataclass
 class CountryForecast:
-    """Probabilities (level → (L,)), actor pairs (level → per label list) and the futures behind them."""
+    """Probabilities (level → (L,)), actor pairs (level → per label list) and the futures behind them.
+
+    From :func:`project_futures` ``probs`` is the futures' share; :func:`run_forecast` publishes the one
+    :func:`published_probabilities` decides."""
 
     country: str
     probs: dict[str, np.ndarray]
@@ -289,6 +292,48 @@ def country_seed(seed: int, country: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(country.encode())) % (2**31 - 1)
 
 
+def published_probabilities(futures_probs: dict[str, np.ndarray], occurrence: dict[str, np.ndarray] | None,
+                            calibration: Calibration | None, clim: dict[str, np.ndarray] | None,
+                            labels: LabelSpace) -> dict[str, np.ndarray]:
+    """Step 6, the one place a country's published P is decided (level → (L,)).
+
+    The source is the occurrence head when ``occurrence`` is given (parent ≥ child restored), else the
+    futures' share; then the model directory's calibration (with the climatology blend when it has one
+    and ``clim`` is given). Without a calibration the source is published as it is.
+    """
+    raw = futures_probs if occurrence is None else restore_hierarchy(occurrence, labels)
+    return raw if calibration is None else calibration.apply(raw, labels, clim)
+
+
+def sample_futures(mr: ModelRun, items: dict[str, Any], countries: Sequence[str], cfg: ForecastConfig,
+                   stored: dict[str, list[list[str]]], target: dt.date,
+                   ) -> tuple[dict[str, list[list[str]]], dict[str, dict[str, np.ndarray]], int]:
+    """Steps 2 and 5's occurrence source: K futures per country and, with ``probabilities = "occurrence"``,
+    the occurrence head's P. Countries go in batches (one ``generate`` call for B countries × K futures),
+    each from its own random stream (:func:`country_seed`), so the batches do not change the futures; a
+    batch whose futures are all ``stored`` under the same sampling key is not sampled again.
+    Returns (futures by country, occurrence P by country ({} when not used), countries reused)."""
+    from pipeline.features.dataset import collate
+
+    futures_of: dict[str, list[list[str]]] = {}
+    occurrence_of: dict[str, dict[str, np.ndarray]] = {}
+    reused = 0
+    chunks = [list(countries[i:i + cfg.batch_countries]) for i in range(0, len(countries), cfg.batch_countries)]
+    for chunk in track(chunks, f"forecast {target}"):
+        batch = collate([items[c] for c in chunk])
+        if all(len(stored.get(c, ())) == cfg.num_futures for c in chunk):
+            futures = [stored[c] for c in chunk]
+            reused += len(chunk)
+        else:
+            futures = mr.model.generate_phrases(batch, num_futures=cfg.num_futures, temperature=cfg.temperature,
+                                                top_p=cfg.top_p, seed=[country_seed(cfg.seed, c) for c in chunk])
+        futures_of.update(zip(chunk, futures))
+        if cfg.probabilities == "occurrence":
+            occurrence = mr.model.occurrence_probs(batch)
+            occurrence_of.update({c: {lv: occurrence[lv][i] for lv in LEVELS} for i, c in enumerate(chunk)})
+    return futures_of, occurrence_of, reused
+
+
 def run_forecast(
     lake: Lake,
     target: DateLike,
@@ -298,11 +343,13 @@ def run_forecast(
 ) -> dict[str, Any]:
     """Forecast ``target`` for every country (``cfg.countries`` or the model's) and write both partitions.
 
+    The steps of the module docstring, each named: contexts (one read) → :func:`sample_futures` →
+    :func:`project_futures` (actors, codes) → :func:`published_probabilities` → both partitions.
     Countries without any descriptor in the T days before the target are
     skipped and listed in the result (``skipped``); nothing is written when no
     country could be forecast. Returns counts, the run name and the skips.
     """
-    from pipeline.features.dataset import collate, load_contexts
+    from pipeline.features.dataset import load_contexts
     from pipeline.features.embed import Embedder, embed_phrases
 
     cfg = cfg or ForecastConfig()
@@ -315,42 +362,29 @@ def run_forecast(
     countries = sorted(cfg.countries or mr.countries)
     if not countries:
         raise ValueError(f"forecast: no countries: pass --countries or use a model whose config lists them ({mr.directory})")
-    results = []
     items, skipped = load_contexts(lake, countries, target, mr.config.dataset, embedder)  # one read for all
-    # countries are sampled in batches (one generate call for B countries × K futures), each
-    # country from its own random stream (country_seed): the batches do not change the futures
-    ready = list(items)
-    key = sampling_key(lake, mr, cfg, target, ready)
-    stored = _stored_futures(lake, mr.run, target, key)  # only the calibration changed: no need to sample again
-    chunks = [ready[i:i + cfg.batch_countries] for i in range(0, len(ready), cfg.batch_countries)]
-    reused = 0
-    for chunk in track(chunks, f"forecast {target}"):
-        batch = collate([items[c] for c in chunk])
-        if all(len(stored.get(c, ())) == cfg.num_futures for c in chunk):
-            futures = [stored[c] for c in chunk]
-            reused += len(chunk)
-        else:
-            futures = mr.model.generate_phrases(batch, num_futures=cfg.num_futures, temperature=cfg.temperature,
-                                                top_p=cfg.top_p, seed=[country_seed(cfg.seed, c) for c in chunk])
-        occurrence = mr.model.occurrence_probs(batch) if cfg.probabilities == "occurrence" else None
-        for i, (country, country_futures) in enumerate(zip(chunk, futures)):
-            r = project_futures(country, country_futures, basis, embed, cfg, labels)
-            if occurrence is not None:  # the occurrence head's probabilities; futures still give the actors
-                r.probs = restore_hierarchy({lv: occurrence[lv][i] for lv in LEVELS}, labels)
-            results.append(r)
-    calibration = Calibration.load(mr.directory)
-    if calibration is not None and results:  # fitted on validation days (pipeline.forecast.calibrate), hierarchy restored
-        clim = climatology(lake, target, [r.country for r in results], labels) if calibration.blend else None
-        if calibration.blend and clim is None:
-            console.print(f"[yellow]forecast {target}: no history before it; climatology blend not applied[/]")
-        for i, r in enumerate(results):
-            r.probs = calibration.apply(r.probs, labels, None if clim is None else {lv: clim[lv][i] for lv in clim})
     if skipped:
         console.print(f"[yellow]forecast {target}: {len(skipped)} countries without context skipped: "
                       f"{', '.join(sorted(skipped))}[/]")
-    if not results:
+    ready = list(items)
+    if not ready:
         raise ValueError(f"forecast {target}: no country has descriptors in the {mr.config.dataset.context_days} days "
                          f"before it in {lake.root}; run `gdelt-forecast descriptors` first")
+    key = sampling_key(lake, mr, cfg, target, ready)
+    stored = _stored_futures(lake, mr.run, target, key)  # only the calibration changed: no need to sample again
+    futures_of, occurrence_of, reused = sample_futures(mr, items, ready, cfg, stored, target)
+
+    calibration = Calibration.load(mr.directory)  # fitted on validation days (pipeline.forecast.calibrate)
+    clim = climatology(lake, target, ready, labels) if calibration is not None and calibration.blend else None
+    if calibration is not None and calibration.blend and clim is None:
+        console.print(f"[yellow]forecast {target}: no history before it; climatology blend not applied[/]")
+    results = []
+    for i, country in enumerate(ready):
+        projected = project_futures(country, futures_of[country], basis, embed, cfg, labels)
+        probs = published_probabilities(projected.probs, occurrence_of.get(country), calibration,
+                                        None if clim is None else {lv: clim[lv][i] for lv in clim}, labels)
+        results.append(replace(projected, probs=probs))
+
     issued = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     fc, fut = forecast_tables(results, mr.run, cfg.num_futures, issued, labels, key)
     lake.write_partition("forecasts", fc, target, schema=FORECASTS_SCHEMA, model=mr.run)
