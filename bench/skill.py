@@ -2,13 +2,14 @@
 
 The steps of the training flow without Prefect (for busy machines where its ephemeral server
 does not start): baseline-learned fitted on the outcome days before the first validation day →
-raw model forecasts of the validation and test days → calibration (maps + climatology blend, or
-maps only) fitted on the validation days → applied to the stored raw probabilities (run
+raw model forecasts of the validation and test days → calibration (maps + climatology blend +
+stacked baseline-learned; or without the stack, or maps only) fitted on the validation days → applied to the stored raw probabilities (run
 ``<run>-cal``) → baselines → evaluate on the test days, with 95 % intervals by days and by
 countries. Prints one Markdown table per group.
 
     PYTHONPATH=. python bench/skill.py -c configs/experiment-history.yaml --model data/experiment/models/exp22-hist
     ... --resume-raw --skip-baselines --maps-only-too   # + the maps without the climatology blend
+    ... --no-stack-too                                  # + maps and blend without the stacked baseline-learned
     ... --knockout-encoder --run-suffix -noenc   # the trained model with its encoder term g set to 0
                                                  # (a knock-out, not a model trained without g)
 """
@@ -34,9 +35,14 @@ def main() -> None:
     ap.add_argument("-c", "--config", required=True)
     ap.add_argument("--model", help="trained model dir (omit: baselines only)")
     ap.add_argument("--no-blend", action="store_true", help="calibration maps without the climatology blend")
+    ap.add_argument("--tag", default=None, help="name of the summary folder's suffix (default: --run-suffix)")
     ap.add_argument("--run-suffix", default="", help="copy the model dir to <model><suffix> first (ablations)")
     ap.add_argument("--knockout-encoder", action="store_true",
                     help="zero the occurrence head's encoder term g in the copy (needs --run-suffix)")
+    ap.add_argument("--no-stack", action="store_true",
+                    help="calibrate without stacking baseline-learned (maps + climatology blend only)")
+    ap.add_argument("--no-stack-too", action="store_true",
+                    help="also score the calibration without the stack (run <run>-blend)")
     ap.add_argument("--maps-only-too", action="store_true",
                     help="also score the calibration maps without the climatology blend (run <run>-maps)")
     ap.add_argument("--resume-raw", action="store_true",
@@ -52,7 +58,7 @@ def main() -> None:
     runs = []
     if args.model:
         from pipeline.features.embed import Embedder
-        from pipeline.forecast.calibrate import FILE, fit_from_lake
+        from pipeline.forecast.calibrate import FILE, fit_from_lake, stack_for
         from pipeline.forecast.forecast import load_model_run, run_forecast
 
         src = Path(args.model)
@@ -70,9 +76,13 @@ def main() -> None:
         for d in val + test:  # raw forecasts (kept from an interrupted run when --resume-raw)
             if not (args.resume_raw and lake.has_partition("forecasts", d, model=mr.run)):
                 run_forecast(lake, d, fcfg, mr, embedder)
-        cal = fit_from_lake(lake, mr.run, val, blend=not args.no_blend)
+        learned_cfg = dataclasses.replace(cfg.forecast, learned_dir=Path(cfg.train.models_dir) / "baseline-learned")
+        stack = None if args.no_blend or args.no_stack else stack_for(lake, val[0], learned_cfg)
+        cal = fit_from_lake(lake, mr.run, val, blend=not args.no_blend, stack=stack)
         cal.save(src)
         runs += [_calibrated(lake, mr.run, cal, val + test), mr.run]
+        if stack is not None and args.no_stack_too:  # the ablation without the stack: maps + climatology blend
+            runs.append(_calibrated(lake, mr.run, fit_from_lake(lake, mr.run, val), val + test, "-blend"))
         if args.maps_only_too:  # the ablation without the climatology blend, on the same raw forecasts
             runs.append(_calibrated(lake, mr.run, fit_from_lake(lake, mr.run, val, blend=False), val + test,
                                     "-maps"))
@@ -96,7 +106,8 @@ def main() -> None:
         summaries[unit] = evaluate(lake, test[0], test[-1], runs, ecfg, write=unit == "day").summary
     summary = _merge(summaries["day"], summaries["country"])
     bt = Backtest(test[0], test[-1], runs, summary)
-    out = Path(cfg.evaluate.reports_dir) / f"skill-{test[0]}_{test[-1]}{args.run_suffix}"
+    tag = args.run_suffix if args.tag is None else args.tag
+    out = Path(cfg.evaluate.reports_dir) / f"skill-{test[0]}_{test[-1]}{tag}"
     out.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out / "summary.csv", index=False)
     print(f"# test {test[0]} … {test[-1]}, val {val[0]} … {val[-1]}, {len(manifest['countries'])} countries, "
@@ -114,14 +125,14 @@ def _calibrated(lake: Lake, run: str, cal, days: list[dt.date], suffix: str = "-
 
     from pipeline.cameo.labels import label_space
     from pipeline.core.schemas import FORECASTS_SCHEMA
-    from pipeline.forecast.calibrate import climatology
+    from pipeline.forecast.calibrate import blend_inputs
     from pipeline.forecast.table import forecast_rows, load_forecast
 
     labels = label_space()
     for d in days:
         countries, probs = load_forecast(lake, run, d, labels)
-        clim = climatology(lake, d, countries, labels) if cal.blend else None
-        table = forecast_rows(countries, cal.apply(probs, labels, clim), np.ones(len(countries), bool),
+        clim, learned = blend_inputs(lake, d, countries, labels, cal.stack) if cal.blend else (None, None)
+        table = forecast_rows(countries, cal.apply(probs, labels, clim, learned), np.ones(len(countries), bool),
                               f"{run}{suffix}", 0, dt.datetime.now(dt.timezone.utc).replace(microsecond=0), labels)
         lake.write_partition("forecasts", table, d, schema=FORECASTS_SCHEMA, model=f"{run}{suffix}")
     return f"{run}{suffix}"

@@ -76,12 +76,14 @@ def train_task(cfg: dict[str, Any], resume: bool = False) -> dict[str, Any]:
 @task(name="calibrate", cache_policy=NO_CACHE)
 def calibrate_task(cfg: dict[str, Any], model_dir: str, days: list[str]) -> dict[str, Any]:
     """Fit the model's calibration maps on its forecasts for the validation ``days``; saved in ``model_dir``."""
-    from pipeline.forecast.calibrate import fit_from_lake
+    from pipeline.forecast.calibrate import fit_from_lake, stack_for
 
     c = config_from_dict(cfg)
-    cal = fit_from_lake(lake_of(c), Path(model_dir).name, [dt.date.fromisoformat(d) for d in days],
-                        blend=c.train.calibration_blend)
-    return {"path": str(cal.save(model_dir)), "days": cal.fitted_on, "n": cal.n, "blend": cal.blend}
+    lake, dates = lake_of(c), [dt.date.fromisoformat(d) for d in days]
+    stack = stack_for(lake, min(dates), c.forecast) if c.train.calibration_blend and c.train.calibration_stack else None
+    cal = fit_from_lake(lake, Path(model_dir).name, dates, blend=c.train.calibration_blend, stack=stack)
+    return {"path": str(cal.save(model_dir)), "days": cal.fitted_on, "n": cal.n, "blend": cal.blend,
+            "stack": None if cal.stack is None else cal.stack.fitted_on}
 
 
 @task(name="baseline-learned", cache_policy=NO_CACHE)

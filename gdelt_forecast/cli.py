@@ -528,21 +528,28 @@ def calibrate(
     start: Annotated[str, typer.Option("--start", help="First validation target day.")],
     end: Annotated[Optional[str], typer.Option("--end", help="Last validation target day (default: --start).")] = None,
     blend: Annotated[bool, typer.Option("--blend/--no-blend", help="Also fit the blend with climatology.")] = True,
+    stack: Annotated[bool, typer.Option("--stack/--no-stack", help="Stack baseline-learned (fitted before the "
+                                        "validation days) as the blend's third input.")] = True,
 ) -> None:
     """Fit the model's calibration maps on its (uncalibrated) forecasts of validation days; later forecasts use them."""
     from pipeline.core.lake import date_range
     from pipeline.core.registry import resolve
-    from pipeline.forecast.calibrate import fit_from_lake
+    from pipeline.forecast.calibrate import fit_from_lake, stack_for
 
     cfg = get_config()
     model_dir = resolve(model)
-    cal = fit_from_lake(get_lake(cfg), model_dir.name, date_range(start, end or start), blend=blend)
+    lake, days = get_lake(cfg), date_range(start, end or start)
+    learned = stack_for(lake, min(days), cfg.forecast) if blend and stack else None
+    cal = fit_from_lake(lake, model_dir.name, days, blend=blend, stack=learned)
     path = cal.save(model_dir)
     o = out()
     o.print(f"[green]calibration[/] {path}: fitted on {', '.join(cal.fitted_on)} "
             f"({', '.join(f'{k} {v}' for k, v in cal.n.items())} label-days)")
-    for lv, (a, b, k) in (cal.blend or {}).items():
-        o.print(f"  blend {lv}: σ({a:.2f}·logit p + {b:.2f}·logit climatology {k:+.2f})")
+    for lv, coef in (cal.blend or {}).items():
+        learned_term = f" + {coef[2]:.2f}·logit learned" if len(coef) == 4 else ""
+        o.print(f"  blend {lv}: σ({coef[0]:.2f}·logit p + {coef[1]:.2f}·logit climatology{learned_term} {coef[-1]:+.2f})")
+    if cal.stack is not None:
+        o.print(f"  stack: baseline-learned fitted on {cal.stack.fitted_on[0]} … {cal.stack.fitted_on[-1]}")
 
 
 @command()

@@ -269,6 +269,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def prefect_harness():
+    """The session's one ``prefect_test_harness`` (a temporary Prefect server and database; ~20 s to
+    start): every flow-engine test shares it."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """A real ``prefect server start`` on 127.0.0.1 (free port, its own PREFECT_HOME), for the session.
 

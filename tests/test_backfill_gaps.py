@@ -17,15 +17,7 @@ DAYS = [dt.date(2025, 5, 16) + dt.timedelta(days=i) for i in range(3)]
 HOLE = DAYS[1]
 
 
-@pytest.fixture(scope="module")
-def harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-def test_backfill_over_a_hole(harness, sample_descriptors, tiny_model_run, tmp_path):
+def test_backfill_over_a_hole(prefect_harness, sample_descriptors, tiny_model_run, tmp_path):
     from typer.testing import CliRunner
 
     from flows.backfill import backfill

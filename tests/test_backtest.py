@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -75,3 +76,51 @@ def test_cli(history, tmp_path):
     res = CliRunner().invoke(app, ["--lake", str(history.root), "backtest", "--start", "2025-03-09",
                                    "--end", "2025-03-10"])
     assert res.exit_code == 2 and "error" in res.output
+
+
+def test_origins_fall_every_k_raw_days_from_the_first_calibration_day():
+    from pipeline.scoring.backtest import model_days
+
+    days = [dt.date(2025, 6, 4) + dt.timedelta(days=i) for i in range(5)]  # 06-04 … 06-08
+    raw, origins = model_days(days, 2, calibration_days=2)
+    assert raw[:3] == [dt.date(2025, 6, 2), dt.date(2025, 6, 3), dt.date(2025, 6, 4)] and raw[-1] == days[-1]
+    assert origins == [dt.date(2025, 6, 2), dt.date(2025, 6, 4), dt.date(2025, 6, 6), dt.date(2025, 6, 8)]
+    assert model_days(days, 10, 1)[1] == [dt.date(2025, 6, 3)]
+
+
+def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration(sample_descriptors, embedder,
+                                                                                   tmp_path, one_torch_thread):
+    """``--refit-every k`` on the real sample: a model trained at each origin on the days before it only,
+    raw forecasts, a calibration per day (stacked with a baseline-learned fitted before its days), scored."""
+    import json
+    import shutil
+
+    from pipeline.core.config import load_config
+    from pipeline.core.lake import Lake
+    from tests.conftest import REPO, SAMPLE_COUNTRIES
+
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(sample_descriptors.root, lake.root)
+    cfg = load_config(REPO / "configs" / "tiny.yaml")
+    cfg.dataset.countries, cfg.dataset.val_days = list(SAMPLE_COUNTRIES), 1
+    cfg.train.run, cfg.train.models_dir = "bt-tiny", tmp_path / "models"
+    cfg.train.epochs, cfg.train.max_steps, cfg.train.val_generate = 1, 2, 0
+    cfg.train.max_new_tokens, cfg.model.max_target_tokens = 16, 32
+    cfg.forecast.num_futures, cfg.forecast.learned_estimator, cfg.forecast.learned_max_rows = 2, "logistic", 5_000
+    cfg.evaluate.val_days, cfg.evaluate.bootstrap, cfg.evaluate.reports_dir = 1, 50, tmp_path / "reports"
+    bt = backtest(lake, "2025-06-05", "2025-06-06", cfg, refit_every=4, calibration_days=1)
+    # raw days 06-03 (calibration), 06-04 (thresholds), 06-05, 06-06: one origin (where they fall: below)
+    assert bt.origins == ["2025-06-03"]
+    assert bt.runs[:2] == ["bt-tiny-bt-cal", "bt-tiny-bt"]
+    for origin in bt.origins:
+        metrics = json.loads((tmp_path / "models" / "backtest" / f"bt-tiny-bt-{origin}" / "metrics.json").read_text())
+        assert dt.date.fromisoformat(metrics["data"]["train"]["last_target"]) < dt.date.fromisoformat(origin)
+    for run in bt.runs[:2]:
+        for d in ("2025-06-04", "2025-06-05", "2025-06-06"):
+            assert lake.has_partition("forecasts", d, model=run), (run, d)
+    s = bt.summary
+    cal = s[(s.run == "bt-tiny-bt-cal") & (s.group == "all") & (s.level == "root")].iloc[0]
+    assert cal.n_country_days == 2 * len(SAMPLE_COUNTRIES) and np.isfinite(cal.bss_learned)
+    raw = lake.read("forecasts", "2025-06-06", "2025-06-06", model="bt-tiny-bt").to_pandas()
+    calibrated = lake.read("forecasts", "2025-06-06", "2025-06-06", model="bt-tiny-bt-cal").to_pandas()
+    assert len(raw) == len(calibrated) and not np.allclose(raw.probability.to_numpy(), calibrated.probability.to_numpy())

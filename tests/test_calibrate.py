@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pipeline.forecast.calibrate import Calibration, fit
 from pipeline.cameo.labels import LEVELS, label_space
@@ -107,3 +108,77 @@ def test_climatology_from_the_lake_is_smoothed_and_leak_free(country_history) ->
     assert clim["root"][0, root["14"]] == 0.5 / 4  # US 141 happens on day 4 itself: not counted
     assert np.all(clim["event"][2] == 0.5 / 4)  # a country never seen: the prior
     assert climatology(country_history, dt.date(2025, 1, 1), ["US"], labels) is None  # no history
+
+
+def test_stacked_blend_adds_what_the_learned_reference_knows() -> None:
+    """Outcomes driven by a base rate, a day signal only the model sees and a history signal only the
+    learned reference sees: the stacked blend weighs all three and beats the two-input blend and the
+    reference alone on fresh rows."""
+    from pipeline.forecast.calibrate import fit_blend
+
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+
+    def rows(rng, n=600, L=20):
+        base = rng.uniform(0.05, 0.6, size=(n, 1)) * np.ones((1, L))
+        day, history = rng.normal(0, 1.0, size=(n, L)), rng.normal(0, 1.0, size=(n, L))
+        y = rng.uniform(size=(n, L)) < sigmoid(logit(base) + day + history)
+        return sigmoid(day - 1.0), base, sigmoid(logit(base) + history), y
+
+    rng = np.random.default_rng(5)
+    lv = "root"
+    P, C, R, Y = rows(rng)
+    maps = fit({lv: P}, {lv: Y})
+    two = fit_blend(fit({lv: P}, {lv: Y}), {lv: P}, {lv: Y}, {lv: C})
+    stacked = fit_blend(maps, {lv: P}, {lv: Y}, {lv: C}, {lv: R}, stack=object())
+    a, b, s, _ = stacked.blend[lv]
+    assert a > 0.3 and s > 0.3 and stacked.stack is not None
+    Pt, Ct, Rt, Yt = rows(rng)
+    brier = lambda p: float(np.mean((p - Yt) ** 2))  # noqa: E731
+    with_stack = stacked.apply({lv: Pt}, climatology={lv: Ct}, learned={lv: Rt})[lv]
+    assert brier(with_stack) < 0.95 * brier(two.apply({lv: Pt}, climatology={lv: Ct})[lv])
+    assert brier(with_stack) < 0.95 * brier(Rt)
+    # without the stack's input a stacked level is not blended (the maps alone), never blended wrongly
+    assert np.allclose(stacked.apply({lv: Pt}, climatology={lv: Ct})[lv], np.interp(Pt, *maps.knots[lv]))
+    with pytest.raises(ValueError):
+        fit_blend(fit({lv: P}, {lv: Y}), {lv: P}, {lv: Y}, {lv: C}, {lv: R})  # R without its stack
+
+
+def test_a_stack_is_saved_with_the_calibration_and_must_be_leak_free(country_history, tmp_path) -> None:
+    import datetime as dt
+
+    from pipeline.cameo.labels import load_outcomes
+    from pipeline.core.errors import UserError
+    from pipeline.forecast.calibrate import STACK_DIR, blend_inputs, fit_from_lake
+    from pipeline.forecast.learned import fit_learned, training_days
+
+    labels = label_space()
+    outcomes = load_outcomes(country_history, None, dt.date(2025, 1, 3), labels)
+    stack = fit_learned(outcomes, training_days(outcomes, dt.date(2025, 1, 4)), "logistic", labels=labels)
+    assert stack.last_day == dt.date(2025, 1, 3)
+    blend = {lv: [1.0, 0.0, 1.0, 0.0] for lv in LEVELS}  # σ(logit p + logit r)
+    cal = Calibration({}, ["2025-01-04"], {}, blend, stack)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    cal.save(model_dir)
+    again = Calibration.load(model_dir)
+    assert again.stack is not None and again.stack.fitted_on == stack.fitted_on and again.blend == blend
+    clim, learned = blend_inputs(country_history, dt.date(2025, 1, 4), ["US", "FR", "XX"], labels, again.stack)
+    assert learned["root"].shape == (3, len(labels["root"])) and np.all(learned["root"][2] == 1e-3)  # XX: never seen
+    assert not np.allclose(learned["root"][0], learned["root"][1])  # the US and France histories differ
+    half = {lv: np.full(len(labels[lv]), 0.5) for lv in LEVELS}
+    out = again.apply(half, labels, {lv: v[0] for lv, v in clim.items()}, {lv: v[0] for lv, v in learned.items()})
+    r = learned["event"][0]
+    expected = np.clip(r, 1e-3, 1 - 1e-3)  # logit ½ = 0: the stack's own probability
+    assert np.allclose(out["event"], expected)
+    # a calibration without a stack removes the earlier one; one that names a missing stack is a user error
+    Calibration({}, [], {}, {lv: [1.0, 0.0, 0.0] for lv in LEVELS}).save(model_dir)
+    assert not (model_dir / STACK_DIR).exists() and Calibration.load(model_dir).stack is None
+    cal.save(model_dir)
+    import shutil
+
+    shutil.rmtree(model_dir / STACK_DIR)
+    with pytest.raises(UserError, match="stack"):
+        Calibration.load(model_dir)
+    with pytest.raises(ValueError, match="not before the first validation day"):
+        fit_from_lake(country_history, "any-run", [dt.date(2025, 1, 3)], labels, stack=stack)

@@ -18,15 +18,13 @@ from tests.conftest import SAMPLE_COUNTRIES, SAMPLE_DIR
 
 pytestmark = pytest.mark.prefect
 
-DAYS = [dt.date(2025, 5, 16) + dt.timedelta(days=i) for i in range(9)]  # 16 … 24 May: T=7 context + 2
+DAYS = [dt.date(2025, 5, 16) + dt.timedelta(days=i) for i in range(3)]  # 16 … 18 May
 
 
-@pytest.fixture(scope="module")
-def harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+@pytest.fixture
+def harness(prefect_harness):
+    """The session's one Prefect test harness (tests/conftest.py)."""
+    return prefect_harness
 
 
 def _sample_subset(dst: Path, days: list[dt.date]) -> Path:
@@ -121,24 +119,24 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
     from flows.daily import daily
     from pipeline.core.lake import Lake
 
-    src = _sample_subset(tmp_path / "src", DAYS)
+    days = DAYS[:3]  # two days of history (a partial T=7 context is enough), then the daily run for the third
+    src = _sample_subset(tmp_path / "src", days)
     lake_root = tmp_path / "lake"
     _seed_embeddings(sample_descriptors, lake_root)
     config = str(_config(tmp_path, lake_root, tiny_model_run))
-    # history up to the day before, then the daily run for the last day
-    backfill(DAYS[0], DAYS[-2], config=config, source="local", path=str(src),
+    backfill(days[0], days[-2], config=config, source="local", path=str(src),
              stages=["ingest", "reduce", "descriptors", "forecast"])
-    out = daily(day=DAYS[-1], config=config, source="local", path=str(src))
+    out = daily(day=days[-1], config=config, source="local", path=str(src))
 
     lake = Lake(lake_root)
-    tomorrow = DAYS[-1] + dt.timedelta(days=1)
+    tomorrow = days[-1] + dt.timedelta(days=1)
     run = Path(tiny_model_run).name
     assert out["target"] == str(tomorrow) and out["model_run"] == run
     fc = lake.read("forecasts", tomorrow, tomorrow, model=run)
     assert set(fc["country"].to_pylist()) <= set(SAMPLE_COUNTRIES) and fc.num_rows > 0
     assert lake.has_partition("forecasts", tomorrow, model="baseline-climatology")
-    # yesterday's forecast for DAYS[-1] (made by the backfill) is now scored
-    assert lake.has_partition("scores", DAYS[-1], model=run)
+    # yesterday's forecast for days[-1] (made by the backfill) is now scored
+    assert lake.has_partition("scores", days[-1], model=run)
     assert Path(out["report"]).exists() and Path(out["report"]).read_text().count("<html") == 1
     # the run's artifacts: the summary table (rows in, quarantined, forecasts written, skill) and the report link
     from prefect.client.orchestration import get_client
@@ -190,7 +188,10 @@ def test_train_flow_calibrates_evaluates_and_registers(harness, sample_descripto
     run_dir = Path(out["run_dir"])
     val, test = out["dataset"]["target_days"]["val"], out["dataset"]["target_days"]["test"]
     assert (run_dir / "calibration.json").exists() and out["calibration"]["days"] == val
-    assert {"event", "base", "root"} <= set(out["calibration"]["blend"])  # blended with climatology
+    assert {"event", "base", "root"} <= set(out["calibration"]["blend"])  # blended with climatology ...
+    # ... and stacked with the baseline-learned refitted before the validation days, stored with the model
+    assert all(len(coef) == 4 for coef in out["calibration"]["blend"].values())
+    assert out["calibration"]["stack"] == out["learned"]["days"] and (run_dir / "stack" / "learned.json").exists()
     assert resolve(tmp_path / "models" / "latest") == run_dir.resolve()
     lake = Lake(lake_root)
     for day in test:  # the test days are scored for the model and the baselines alike
@@ -207,7 +208,7 @@ def test_train_flow_calibrates_evaluates_and_registers(harness, sample_descripto
 
 
 @pytest.fixture(scope="module")
-def local_runner_lake(harness, sample_descriptors, tmp_path_factory):
+def local_runner_lake(prefect_harness, sample_descriptors, tmp_path_factory):
     """Two sample days through ingest → reduce → descriptors on the local (thread) runner: the reference."""
     from flows.backfill import with_runner
 

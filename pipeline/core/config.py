@@ -287,6 +287,8 @@ class TrainConfig:
     """Training flow: fit calibration maps on the validation days' forecasts (``pipeline.forecast.calibrate``)."""
     calibration_blend: bool = True
     """... and blend the calibrated probabilities with each country's climatology (logistic stacking)."""
+    calibration_stack: bool = True
+    """... with ``baseline-learned`` (fitted before the validation days) as the blend's third input."""
     max_steps: int | None = None
     """Stop after this many optimiser steps (None: run all epochs); the schedule spans them."""
     checkpoint_every: int = 50

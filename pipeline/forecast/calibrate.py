@@ -29,6 +29,16 @@ before the target). The model knows the news cycle; climatology knows each
 country's base rate, which a few validation days and one map per level cannot
 teach the model for 100 countries (measured effect: docs/forecast.md).
 
+With a **stack** (``baseline-learned`` fitted on days before the validation days only, stored with
+the calibration in ``<model dir>/stack/``), the blend has a third input, the learned baseline's
+probability r_l of the same country-day::
+
+    p''_l = σ(a · logit p'_l + b · logit c_l + s · logit r_l + k)
+
+a stacked ensemble fitted on held-out days: the model has to add to what a frequency model of each
+label's history already knows (a > 0 with a better score than r alone is that evidence), and the
+published forecast is never much worse than the learned bar where the model knows less.
+
 The maps (knots of each piecewise-linear g, the blend's a, b, k) are stored
 with the model (``<model dir>/calibration.json``) and applied by
 ``pipeline.forecast.forecast`` to every later forecast of that model.
@@ -47,18 +57,17 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from pipeline.cameo.labels import LEVELS, LabelSpace, label_space
+from pipeline.forecast.hierarchy import HIERARCHY, PROB_FLOOR, logit as _logit, restore_hierarchy
+from pipeline.forecast.learned import LearnedBaseline, learned_probabilities
+
+__all__ = ["Calibration", "fit", "fit_blend", "fit_from_lake", "climatology", "blend_inputs",
+           "restore_hierarchy", "PROB_FLOOR", "HIERARCHY", "FILE", "STACK_DIR"]
 
 FILE = "calibration.json"
-PROB_FLOOR = 1e-3
-"""Calibrated probabilities stay within [PROB_FLOOR, 1 − PROB_FLOOR]."""
-HIERARCHY: tuple[tuple[str, str], ...] = (("event", "base"), ("base", "root"), ("root", "quad"))
+STACK_DIR = "stack"
+"""Sub-folder of the model directory holding the stacked ``baseline-learned`` (``learned.joblib``/``.json``)."""
 CLIMATOLOGY_ALPHA = 0.5
 """Additive smoothing of the climatology the blend uses (never exactly 0 or 1)."""
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, float), PROB_FLOOR, 1.0 - PROB_FLOOR)
-    return np.log(p / (1.0 - p))
 
 
 @dataclass
@@ -71,31 +80,58 @@ class Calibration:
     n: dict[str, int]
     """Country-day × label pairs per level behind each map."""
     blend: dict[str, list[float]] | None = None
-    """Per level, (a, b, k) of σ(a·logit p + b·logit climatology + k); None: no blend."""
+    """Per level, (a, b, k) of σ(a·logit p + b·logit climatology + k), or (a, b, s, k) with the stack's
+    s·logit r; None: no blend."""
+    stack: LearnedBaseline | None = None
+    """The ``baseline-learned`` whose probabilities r are the blend's third input (fitted before
+    ``fitted_on``); None: a two-input blend."""
 
     def apply(self, probs: dict[str, np.ndarray], labels: LabelSpace | None = None,
-              climatology: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+              climatology: dict[str, np.ndarray] | None = None,
+              learned: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Calibrate ``{level: (..., L_level)}`` probabilities and restore parent ≥ child.
 
-        ``climatology`` (same shapes, from :func:`climatology`) is needed for the
-        blend; without it only the isotonic maps are applied.
+        ``climatology`` (same shapes, from :func:`blend_inputs`) is needed for the blend, and
+        ``learned`` (the stack's probabilities, same shapes) for a stacked blend; a level whose
+        inputs are missing gets the isotonic map only.
         """
         out = {lv: np.interp(p, *self.knots[lv]) if lv in self.knots else np.asarray(p, float)
                for lv, p in probs.items()}
-        if self.blend and climatology is not None:
-            for lv, (a, b, k) in self.blend.items():
-                if lv in out and lv in climatology:
-                    z = a * _logit(out[lv]) + b * _logit(climatology[lv]) + k
-                    out[lv] = np.clip(1.0 / (1.0 + np.exp(-z)), PROB_FLOOR, 1.0 - PROB_FLOOR)
+        for lv, coef in (self.blend or {}).items():
+            if lv not in out or climatology is None or lv not in climatology:
+                continue
+            if len(coef) == 4 and (learned is None or lv not in learned):
+                continue
+            z = coef[0] * _logit(out[lv]) + coef[1] * _logit(climatology[lv]) + coef[-1]
+            if len(coef) == 4:
+                z = z + coef[2] * _logit(learned[lv])
+            out[lv] = np.clip(1.0 / (1.0 + np.exp(-z)), PROB_FLOOR, 1.0 - PROB_FLOOR)
         return restore_hierarchy(out, labels)
 
     def save(self, directory: str | Path) -> Path:
+        """``<directory>/calibration.json`` and, with a stack, ``<directory>/stack/`` (each written atomically;
+        the stack first, so a calibration that names one always finds it)."""
+        import shutil
+
+        stack_dir = Path(directory) / STACK_DIR
+        if self.stack is not None:
+            self.stack.save(stack_dir)
         path = Path(directory) / FILE
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({"knots": self.knots, "fitted_on": self.fitted_on, "n": self.n,
-                                   "blend": self.blend}, indent=1) + "\n")
+                                   "blend": self.blend,
+                                   "stack": None if self.stack is None else {
+                                       "estimator": self.stack.estimator, "fitted_on": self.stack.fitted_on}},
+                                  indent=1) + "\n")
         tmp.replace(path)
+        if self.stack is None and stack_dir.exists():
+            shutil.rmtree(stack_dir)  # an earlier calibration's stack: this one has none
         return path
+
+    @property
+    def needs_history(self) -> bool:
+        """True when applying it needs the lake's history before the target (a blend)."""
+        return bool(self.blend)
 
     @classmethod
     def load(cls, directory: str | Path) -> Calibration | None:
@@ -104,20 +140,16 @@ class Calibration:
         if not path.exists():
             return None
         data = json.loads(path.read_text())
+        stack = None
+        if data.get("stack"):
+            stack = LearnedBaseline.load(Path(directory) / STACK_DIR)
+            if stack is None:
+                from pipeline.core.errors import UserError
+
+                raise UserError(f"{path} names a stacked baseline-learned but {Path(directory) / STACK_DIR} "
+                                      "has none: calibrate the model again (`gdelt-forecast calibrate`)")
         return cls({k: (list(v[0]), list(v[1])) for k, v in data["knots"].items()}, data["fitted_on"], data["n"],
-                   data.get("blend"))
-
-
-def restore_hierarchy(probs: dict[str, np.ndarray], labels: LabelSpace | None = None) -> dict[str, np.ndarray]:
-    """Bottom up (event → base → root → quad): ``p(parent) = max(p(parent), max p(child))``, {level: (..., L)}."""
-    labels = labels or label_space()
-    out = dict(probs)
-    for child, parent in HIERARCHY:
-        if child in out and parent in out:
-            m = labels.parent_matrix(child, parent).astype(bool)  # (L_child, L_parent)
-            under = np.where(m, out[child][..., :, None], 0.0).max(axis=-2)  # (..., L_parent)
-            out[parent] = np.maximum(out[parent], under)
-    return out
+                   data.get("blend"), stack)
 
 
 def fit(P: dict[str, np.ndarray], Y: dict[str, np.ndarray], days: Sequence[dt.date | str] = ()) -> Calibration:
@@ -140,21 +172,27 @@ def fit(P: dict[str, np.ndarray], Y: dict[str, np.ndarray], days: Sequence[dt.da
 
 
 def fit_blend(cal: Calibration, P: dict[str, np.ndarray], Y: dict[str, np.ndarray],
-              C: dict[str, np.ndarray]) -> Calibration:
-    """Add the climatology blend to ``cal``: per level, a logistic regression of the outcome on
-    (logit of the calibrated score, logit of climatology ``C[level]``), fitted on the same rows as the maps."""
+              C: dict[str, np.ndarray], R: dict[str, np.ndarray] | None = None,
+              stack: LearnedBaseline | None = None) -> Calibration:
+    """Add the blend to ``cal``: per level, a logistic regression of the outcome on (logit of the
+    calibrated score, logit of climatology ``C[level]``[, logit of the stack's probability ``R[level]``]),
+    fitted on the same rows as the maps. ``R`` and ``stack`` go together (the stack is stored with ``cal``)."""
+    if (R is None) != (stack is None):
+        raise ValueError("fit_blend: pass the stack's probabilities R and the stack together")
     blend = {}
     for lv in cal.knots:
-        if lv not in C:
+        if lv not in C or (R is not None and lv not in R):
             continue
-        x1 = _logit(np.interp(np.asarray(P[lv], float), *cal.knots[lv])).ravel()
-        x2 = _logit(C[lv]).ravel()
+        x = [_logit(np.interp(np.asarray(P[lv], float), *cal.knots[lv])).ravel(), _logit(C[lv]).ravel()]
+        if R is not None:
+            x.append(_logit(R[lv]).ravel())
         y = np.asarray(Y[lv], bool).ravel()
         if y.all() or not y.any():
             continue  # nothing to learn (e.g. every QuadClass every day)
-        lr = LogisticRegression(C=1.0, max_iter=200).fit(np.stack([x1, x2], axis=1), y)
-        blend[lv] = [float(lr.coef_[0, 0]), float(lr.coef_[0, 1]), float(lr.intercept_[0])]
+        lr = LogisticRegression(C=1.0, max_iter=500).fit(np.stack(x, axis=1), y)
+        blend[lv] = [float(c) for c in lr.coef_[0]] + [float(lr.intercept_[0])]
     cal.blend = blend or None
+    cal.stack = stack if blend else None
     return cal
 
 
@@ -165,14 +203,7 @@ def climatology(lake, target: dt.date, countries: Sequence[str],
     ``{level: (len(countries), L)}``; a country never seen gets ½ / (days + 1).
     None when there is no history before ``target``.
     """
-    from pipeline.cameo.labels import load_outcomes
-
-    labels = labels or label_space()
-    try:
-        outcomes = load_outcomes(lake, None, target - dt.timedelta(days=1), labels)
-    except FileNotFoundError:
-        return None
-    return _climatologies(outcomes, {target: list(countries)}).get(target)
+    return blend_inputs(lake, target, countries, labels)[0]
 
 
 def _climatologies(outcomes, countries: dict[dt.date, list[str]]) -> dict[dt.date, dict[str, np.ndarray]]:
@@ -192,30 +223,91 @@ def _climatologies(outcomes, countries: dict[dt.date, list[str]]) -> dict[dt.dat
     return {t: out[t] for t, n in zip(targets, n_days) if n > 0}
 
 
+def _learned_rows(stack: LearnedBaseline, outcomes, countries: dict[dt.date, list[str]],
+                  labels: LabelSpace) -> dict[dt.date, dict[str, np.ndarray]]:
+    """The stack's probabilities ``{target: {level: (len(countries[target]), L)}}`` (rows in the order given;
+    a country without any event in the outcomes gets PROB_FLOOR)."""
+    P = learned_probabilities(stack, outcomes, sorted(countries), labels)
+    row = {c: i for i, c in enumerate(outcomes.countries)}
+    out: dict[dt.date, dict[str, np.ndarray]] = {}
+    for t, per_level in P.items():
+        out[t] = {}
+        for lv in LEVELS:
+            probs = per_level[lv][0]  # (C, L) over outcomes.countries
+            never = np.full(probs.shape[1], PROB_FLOOR)
+            out[t][lv] = np.stack([probs[row[c]] if c in row else never for c in countries[t]]) \
+                if countries[t] else probs[:0]
+    return out
+
+
+def blend_inputs(lake, target: dt.date, countries: Sequence[str], labels: LabelSpace | None = None,
+                 stack: LearnedBaseline | None = None
+                 ) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
+    """What a blend needs for ``target``: the countries' climatology and, with a ``stack``, its
+    probabilities (each ``{level: (len(countries), L)}``), from one read of the ``country`` days before
+    ``target``. (None, None) when there is no history before it."""
+    from pipeline.cameo.labels import load_outcomes
+
+    labels = labels or label_space()
+    try:
+        outcomes = load_outcomes(lake, None, target - dt.timedelta(days=1), labels)
+    except FileNotFoundError:
+        return None, None
+    clim = _climatologies(outcomes, {target: list(countries)}).get(target)
+    if clim is None or stack is None:
+        return clim, None
+    return clim, _learned_rows(stack, outcomes, {target: list(countries)}, labels).get(target)
+
+
+def stack_for(lake, first: dt.date, cfg) -> LearnedBaseline | None:
+    """The ``baseline-learned`` to stack for validation days from ``first`` on (``cfg``: the
+    ``ForecastConfig``): the artefact in ``cfg.learned_dir`` when it was fitted on days before ``first``,
+    else one fitted (in memory) on the outcome days before ``first``; None when there is no such day."""
+    from pipeline.cameo.labels import load_outcomes
+    from pipeline.forecast.baselines import learned_model
+
+    try:
+        outcomes = load_outcomes(lake, None, first - dt.timedelta(days=1))
+    except FileNotFoundError:
+        return None
+    return learned_model(outcomes, first, cfg)
+
+
 def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | None = None,
-                  blend: bool = True) -> Calibration:
+                  blend: bool = True, stack: LearnedBaseline | None = None) -> Calibration:
     """Fit on the forecasts of ``run`` for ``days`` (validation target days) against what happened.
 
-    With ``blend``, also fits the climatology blend when every validation day has history before it.
+    With ``blend``, also fits the climatology blend when every validation day has history before it;
+    with a ``stack`` (a ``baseline-learned`` fitted on days before the first of ``days`` only, else
+    ``ValueError``: its validation-day probabilities would be in-sample) the blend has its third input.
     """
     from pipeline.forecast.table import collect
     from pipeline.cameo.labels import load_outcomes
 
     labels = labels or label_space()
+    if stack is not None and stack.last_day >= min(days):
+        raise ValueError(f"calibrate: the stacked baseline-learned was fitted on days up to {stack.last_day}, "
+                         f"not before the first validation day {min(days)}; refit it on earlier days")
     # all days up to the last validation day: the outcomes to fit on, and the history of each day's climatology
     outcomes = load_outcomes(lake, None, max(days), labels)
-    stack = collect(lake, run, list(days), outcomes, labels)
-    if not stack.keys:
+    stack_rows = collect(lake, run, list(days), outcomes, labels)
+    if not stack_rows.keys:
         raise ValueError(f"calibrate: no forecasts of {run!r} with outcomes on {', '.join(map(str, days))}; "
                          "forecast the validation days first")
-    fitted_days = sorted({d for d, _ in stack.keys})
-    cal = fit(stack.P, stack.Y, fitted_days)
+    fitted_days = sorted({d for d, _ in stack_rows.keys})
+    cal = fit(stack_rows.P, stack_rows.Y, fitted_days)
     if not blend:
         return cal
-    rows = {d: [i for i, (k, _) in enumerate(stack.keys) if k == d] for d in fitted_days}
-    clim = _climatologies(outcomes, {d: [stack.keys[i][1] for i in rows[d]] for d in fitted_days})
+    rows = {d: [i for i, (k, _) in enumerate(stack_rows.keys) if k == d] for d in fitted_days}
+    countries = {d: [stack_rows.keys[i][1] for i in rows[d]] for d in fitted_days}
+    clim = _climatologies(outcomes, countries)
     if set(clim) != set(fitted_days):
         return cal  # a validation day without history: no blend
     order = np.concatenate([rows[d] for d in fitted_days])
-    return fit_blend(cal, {lv: stack.P[lv][order] for lv in LEVELS}, {lv: stack.Y[lv][order] for lv in LEVELS},
-                     {lv: np.concatenate([clim[d][lv] for d in fitted_days]) for lv in LEVELS})
+    R = None
+    if stack is not None:
+        learned = _learned_rows(stack, outcomes, countries, labels)
+        R = {lv: np.concatenate([learned[d][lv] for d in fitted_days]) for lv in LEVELS}
+    return fit_blend(cal, {lv: stack_rows.P[lv][order] for lv in LEVELS},
+                     {lv: stack_rows.Y[lv][order] for lv in LEVELS},
+                     {lv: np.concatenate([clim[d][lv] for d in fitted_days]) for lv in LEVELS}, R, stack)

@@ -29,8 +29,8 @@ For one country and target day d:
    the phrases and actor pairs; ``"futures"`` uses the share of futures above.
 6. when the model directory holds a ``calibration.json`` (fitted on validation
    days, :mod:`pipeline.forecast.calibrate`), P is mapped through it per level (and blended
-   with the country's climatology when the calibration has a blend) and the
-   hierarchy restored (parent ≥ child);
+   with the country's climatology when the calibration has a blend, and with the stacked
+   ``baseline-learned``'s probability when it has a stack) and the hierarchy restored (parent ≥ child);
 7. actor pairs of a label: the (actor1, actor2) pairs of the phrases, weighted
    by Σ_{e ∈ l} a_ie, most likely first.
 
@@ -55,7 +55,8 @@ import pyarrow as pa
 from pipeline.cameo import phrases
 from pipeline.cameo.phrases import split_actors
 from pipeline.forecast.table import forecast_rows
-from pipeline.forecast.calibrate import Calibration, climatology, restore_hierarchy
+from pipeline.forecast.calibrate import Calibration, blend_inputs
+from pipeline.forecast.hierarchy import restore_hierarchy
 from pipeline.core.config import Config, ForecastConfig, load_config
 from pipeline.cameo.labels import LEVELS, LabelSpace, label_space
 from pipeline.core.lake import DateLike, Lake, as_date
@@ -294,15 +295,17 @@ def country_seed(seed: int, country: str) -> int:
 
 def published_probabilities(futures_probs: dict[str, np.ndarray], occurrence: dict[str, np.ndarray] | None,
                             calibration: Calibration | None, clim: dict[str, np.ndarray] | None,
-                            labels: LabelSpace) -> dict[str, np.ndarray]:
+                            labels: LabelSpace, learned: dict[str, np.ndarray] | None = None
+                            ) -> dict[str, np.ndarray]:
     """Step 6, the one place a country's published P is decided (level → (L,)).
 
     The source is the occurrence head when ``occurrence`` is given (parent ≥ child restored), else the
     futures' share; then the model directory's calibration (with the climatology blend when it has one
-    and ``clim`` is given). Without a calibration the source is published as it is.
+    and ``clim`` is given, stacked with ``baseline-learned``'s ``learned`` when the calibration has a
+    stack). Without a calibration the source is published as it is.
     """
     raw = futures_probs if occurrence is None else restore_hierarchy(occurrence, labels)
-    return raw if calibration is None else calibration.apply(raw, labels, clim)
+    return raw if calibration is None else calibration.apply(raw, labels, clim, learned)
 
 
 def sample_futures(mr: ModelRun, items: dict[str, Any], countries: Sequence[str], cfg: ForecastConfig,
@@ -375,14 +378,17 @@ def run_forecast(
     futures_of, occurrence_of, reused = sample_futures(mr, items, ready, cfg, stored, target)
 
     calibration = Calibration.load(mr.directory)  # fitted on validation days (pipeline.forecast.calibrate)
-    clim = climatology(lake, target, ready, labels) if calibration is not None and calibration.blend else None
-    if calibration is not None and calibration.blend and clim is None:
-        console.print(f"[yellow]forecast {target}: no history before it; climatology blend not applied[/]")
+    clim, learned = None, None
+    if calibration is not None and calibration.needs_history:
+        clim, learned = blend_inputs(lake, target, ready, labels, calibration.stack)
+        if clim is None:
+            console.print(f"[yellow]forecast {target}: no history before it; climatology blend not applied[/]")
+    row = lambda per_level, i: None if per_level is None else {lv: v[i] for lv, v in per_level.items()}  # noqa: E731
     results = []
     for i, country in enumerate(ready):
         projected = project_futures(country, futures_of[country], basis, embed, cfg, labels)
         probs = published_probabilities(projected.probs, occurrence_of.get(country), calibration,
-                                        None if clim is None else {lv: clim[lv][i] for lv in clim}, labels)
+                                        row(clim, i), labels, row(learned, i))
         results.append(replace(projected, probs=probs))
 
     issued = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

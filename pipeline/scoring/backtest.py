@@ -8,9 +8,10 @@ For each test day d in [start, end]:
 2. with a model (``refit_every = k``): every k days, at origin o, a model is trained on the
    descriptor days before o (``dataset.until = o − 1``, its validation days the last
    ``dataset.val_days`` targets before o, no test split), then forecasts o … o+k−1 uncalibrated
-   (run ``<run>``); its calibration (isotonic maps + climatology blend) is refitted for each
-   day d on the raw forecasts of the ``calibration_days`` days before d and written as run
-   ``<run>-cal``;
+   (run ``<run>``); its calibration (isotonic maps + climatology blend, stacked with a
+   ``baseline-learned`` fitted on the days before those calibration days unless
+   ``train.calibration_stack`` is off) is refitted for each day d on the raw forecasts of the
+   ``calibration_days`` days before d and written as run ``<run>-cal``;
 3. every run is scored by :func:`pipeline.scoring.evaluate.evaluate` on [start, end] (thresholds
    tuned on the ``evaluate.val_days`` days before ``start``, which are forecast the same way),
    once with intervals by days and once by countries.
@@ -26,11 +27,12 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.cameo.labels import LEVELS, label_space, load_outcomes
+from pipeline.cameo.labels import label_space, load_outcomes
 from pipeline.core.config import Config
 from pipeline.core.errors import UserError
 from pipeline.core.lake import DateLike, Lake, as_date, date_range
@@ -111,11 +113,18 @@ def _busiest(outcomes, before: dt.date, top: int) -> list[str]:
     return sorted(outcomes.countries[i] for i in np.argsort(-totals, kind="stable")[:top] if totals[i] > 0)
 
 
+def model_days(days: list[dt.date], k: int, calibration_days: int) -> tuple[list[dt.date], list[dt.date]]:
+    """(the days the model forecasts raw: ``calibration_days`` before ``days`` then ``days``; the origins:
+    every k-th of those, the first included, where a model is trained on the days before it)."""
+    raw_days = [days[0] - dt.timedelta(days=i) for i in range(calibration_days, 0, -1)] + list(days)
+    return raw_days, raw_days[::k]
+
+
 def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibration_days: int,
                     countries: list[str]) -> tuple[list[str], list[str]]:
     """Train at every k-th day, forecast raw, calibrate each day on the raw forecasts before it."""
     from pipeline.features.embed import Embedder
-    from pipeline.forecast.calibrate import fit, fit_blend, _climatologies
+    from pipeline.forecast.calibrate import blend_inputs, fit_from_lake, stack_for
     from pipeline.forecast.forecast import load_model_run, run_forecast
     from pipeline.model.train import train
 
@@ -123,11 +132,11 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
     models_dir = Path(cfg.train.models_dir) / "backtest"
     embedder = Embedder(cfg.embed)
     origins = []
-    raw_days = [days[0] - dt.timedelta(days=i) for i in range(calibration_days, 0, -1)] + days
+    raw_days, origin_days = model_days(days, k, calibration_days)
     labels = label_space()
     mr = None
-    for i, d in enumerate(raw_days):
-        if (i - calibration_days) % k == 0 or mr is None:  # a new origin: train on the days before it
+    for d in raw_days:
+        if d in origin_days:  # a new origin: train on the days before it
             tcfg = dataclasses.replace(cfg)
             tcfg.dataset = dataclasses.replace(cfg.dataset, until=str(d - dt.timedelta(days=1)), test_days=0,
                                                countries=countries)
@@ -138,34 +147,20 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
             origins.append(str(d))
         fcfg = dataclasses.replace(cfg.forecast, countries=countries)
         run_forecast(lake, d, fcfg, mr, embedder)
-    # calibration per day from the raw forecasts of the days before it
-    outcomes = load_outcomes(lake, None, days[-1])
+    # calibration per day from the raw forecasts of the days before it (stacked with a baseline-learned
+    # fitted on the days before those), then applied to that day's raw forecast
+    stacks: dict[dt.date, Any] = {}
     for d in days:
         past = [p for p in raw_days if p < d][-calibration_days:]
-        P, Y = {lv: [] for lv in LEVELS}, {lv: [] for lv in LEVELS}
-        keys = []
-        for p in past:
-            cs, probs = load_forecast(lake, run, p, labels)
-            di = outcomes.day_index(p)
-            rows = [outcomes.countries.index(c) if c in outcomes.countries else -1 for c in cs]
-            for lv in LEVELS:
-                y = np.zeros_like(probs[lv], dtype=bool)
-                for j, r in enumerate(rows):
-                    if r >= 0 and di is not None:
-                        y[j] = outcomes.y[lv][di, r]
-                P[lv].append(probs[lv])
-                Y[lv].append(y)
-            keys.append((p, cs))
-        P = {lv: np.concatenate(v) for lv, v in P.items()}
-        Y = {lv: np.concatenate(v) for lv, v in Y.items()}
-        cal = fit(P, Y, past)
-        clim = _climatologies(outcomes, {p: cs for p, cs in keys})
-        if set(clim) == set(past):
-            cal = fit_blend(cal, P, Y, {lv: np.concatenate([clim[p][lv] for p in past]) for lv in LEVELS})
+        stack = None
+        if cfg.train.calibration_blend and cfg.train.calibration_stack:
+            if past[0] not in stacks:
+                stacks[past[0]] = stack_for(lake, past[0], dataclasses.replace(cfg.forecast, learned_dir=None))
+            stack = stacks[past[0]]
+        cal = fit_from_lake(lake, run, past, labels, blend=cfg.train.calibration_blend, stack=stack)
         cs, probs = load_forecast(lake, run, d, labels)
-        today = _climatologies(outcomes, {d: cs}).get(d) if cal.blend else None
-        cal_probs = cal.apply(probs, labels, today)
-        table = forecast_rows(cs, cal_probs, np.ones(len(cs), bool), f"{run}-cal", 0,
+        clim, learned = blend_inputs(lake, d, cs, labels, cal.stack) if cal.blend else (None, None)
+        table = forecast_rows(cs, cal.apply(probs, labels, clim, learned), np.ones(len(cs), bool), f"{run}-cal", 0,
                               dt.datetime.now(dt.timezone.utc).replace(microsecond=0), labels)
         lake.write_partition("forecasts", table, d, schema=FORECASTS_SCHEMA, model=f"{run}-cal")
     console.print(f"backtest: model retrained at {', '.join(origins)}")

@@ -1,0 +1,82 @@
+"""Issue-10 ablations on the 22-day experiment lake: each variant trained, calibrated and scored alike.
+
+Every variant is ``configs/experiment-history.yaml`` with a few settings changed (written to
+``data/experiment/configs/<variant>.yaml``), trained with the CLI (``gdelt-forecast train``) and
+scored with ``bench/skill.py`` on the same validation (calibration) and test days, so the rows of
+their summaries compare. Variants:
+
+    base      occurrence head g(encoder) + f(history), λ = 1, T = 7 (the model as shipped)
+    noenc     model.occurrence_encoder: false (the head without the encoder term: history only)
+    lam0      train.sinkhorn_lambda: 0 (no Sinkhorn term; NLL + occurrence BCE)
+    T14       dataset.context_days: 14 (the longest context the 19 descriptor days allow usefully)
+    c100      dataset.top_countries: 100 (the 100 busiest countries)
+
+    PYTHONPATH=. python bench/ablations.py base noenc lam0 T14 c100 [--skip-train]
+
+The baselines (and ``baseline-learned``) are written once by ``bench/skill.py`` without ``--model``
+for each country set; each summary lands in ``data/experiment/reports/skill-<test days>-<variant>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+BASE = Path("configs/experiment-history.yaml")
+VARIANTS: dict[str, dict[str, dict]] = {
+    "base": {},
+    "noenc": {"model": {"occurrence_encoder": False}},
+    "lam0": {"train": {"sinkhorn_lambda": 0.0}},
+    "T14": {"dataset": {"context_days": 14}},
+    "c100": {"dataset": {"top_countries": 100}},
+}
+
+
+def config_for(variant: str, out_dir: Path) -> Path:
+    cfg = yaml.safe_load(BASE.read_text())
+    for section, values in VARIANTS[variant].items():
+        cfg.setdefault(section, {}).update(values)
+    cfg["train"]["run"] = f"exp22-{variant}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{variant}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def run(cmd: list[str]) -> float:
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("variants", nargs="+", choices=list(VARIANTS))
+    ap.add_argument("--skip-train", action="store_true", help="models already trained")
+    args = ap.parse_args()
+    py = sys.executable
+    baselines_done: set[int] = set()
+    for v in args.variants:
+        cfg_path = config_for(v, Path("data/experiment/configs"))
+        cfg = yaml.safe_load(cfg_path.read_text())
+        model = Path(cfg["train"]["models_dir"]) / cfg["train"]["run"]
+        top = cfg["dataset"]["top_countries"]
+        if top not in baselines_done:  # baselines + baseline-learned for this country set
+            run([py, "bench/skill.py", "-c", str(cfg_path), "--tag", f"-baselines{top}"])
+            baselines_done.add(top)
+        if not args.skip_train:
+            t = run([py, "-m", "gdelt_forecast", "-c", str(cfg_path), "train", "--no-register"])
+            print(f"# {v}: trained in {t:.0f} s", flush=True)
+        t = run([py, "bench/skill.py", "-c", str(cfg_path), "--model", str(model), "--skip-baselines",
+                 "--tag", f"-{v}", "--no-stack-too", "--maps-only-too"])
+        print(f"# {v}: scored in {t:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
