@@ -68,13 +68,13 @@ def main() -> None:
         model = Path(cfg["train"]["models_dir"]) / cfg["train"]["run"]
         top = cfg["dataset"]["top_countries"]
         if top not in baselines_done:  # baselines + baseline-learned for this country set
-            run([py, "bench/skill.py", "-c", str(cfg_path), "--tag", f"-baselines{top}"])
+            run([py, "bench/skill.py", "-c", str(cfg_path), f"--tag=-baselines{top}"])
             baselines_done.add(top)
         if not args.skip_train:
             t = run([py, "-m", "gdelt_forecast", "-c", str(cfg_path), "train", "--no-register"])
             print(f"# {v}: trained in {t:.0f} s", flush=True)
         t = run([py, "bench/skill.py", "-c", str(cfg_path), "--model", str(model), "--skip-baselines",
-                 "--tag", f"-{v}", "--no-stack-too", "--maps-only-too"])
+                 f"--tag=-{v}", "--no-stack-too", "--maps-only-too"])
         print(f"# {v}: scored in {t:.0f} s", flush=True)
 
 
