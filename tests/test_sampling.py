@@ -122,22 +122,11 @@ def test_generation_restores_train_mode(model):
 
 # ------------------------------------------------------------------ encoder: distinct points once
 def reference_pooling(pooler, points, weights, point_mask, day_stats):
-    """DayPooler as first written: keys and values of every point, then ``scaled_dot_product_attention``."""
-    B, T, N, _ = points.shape
-    Q, H = pooler.queries.shape[0], pooler.num_heads
-    k, v = pooler.kv_proj(pooler.point_in(points)).chunk(2, dim=-1)
-    d = k.shape[-1]
-    k = k.reshape(B * T, N, H, d // H).transpose(1, 2)
-    v = v.reshape(B * T, N, H, d // H).transpose(1, 2)
-    q = pooler.q_proj(pooler.queries).reshape(1, Q, H, d // H).transpose(1, 2).expand(B * T, H, Q, d // H)
-    has = point_mask.any(-1)
-    bias = torch.where(point_mask, torch.log(weights.clamp_min(1e-12)), float("-inf"))
-    bias = torch.where(has[..., None], bias, 0.0)
-    pooled = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.reshape(B * T, 1, 1, N))
-    pooled = pooler.out_proj(pooled.transpose(1, 2).reshape(B, T, Q, d))
-    pooled = torch.where(has[..., None, None], pooled, pooler.empty)
-    day = pooler.stats_proj(day_stats) + pooler.day_pos(torch.arange(T - 1, -1, -1))
-    return pooler.norm(pooled + day[:, :, None, :]).reshape(B, T * Q, d)
+    """DayPooler as first written (keys and values of every point, then ``scaled_dot_product_attention``):
+    the peer ``bench/train.py`` times the folded pooler against, so the bench and this test share it."""
+    from bench.train import per_point_pooling
+
+    return per_point_pooling(pooler, points, weights, point_mask, day_stats)
 
 
 @pytest.mark.parametrize("repeated", [True, False])
