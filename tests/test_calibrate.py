@@ -182,3 +182,19 @@ def test_a_stack_is_saved_with_the_calibration_and_must_be_leak_free(country_his
         Calibration.load(model_dir)
     with pytest.raises(ValueError, match="not before the first validation day"):
         fit_from_lake(country_history, "any-run", [dt.date(2025, 1, 3)], labels, stack=stack)
+
+
+def test_nonnegative_logistic_matches_sklearn_when_unconstrained_and_clips_a_negative_weight() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from pipeline.forecast.calibrate import nonnegative_logistic
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(4000, 2))
+    y = rng.uniform(size=4000) < 1 / (1 + np.exp(-(1.5 * X[:, 0] + 0.5 * X[:, 1] - 0.3)))
+    ours = nonnegative_logistic(X, y)
+    ref = LogisticRegression(C=1.0).fit(X, y)
+    assert np.allclose(ours, [*ref.coef_[0], ref.intercept_[0]], atol=2e-3)  # both weights > 0: the same fit
+    y_neg = rng.uniform(size=4000) < 1 / (1 + np.exp(-(1.5 * X[:, 0] - 0.8 * X[:, 1])))
+    w = nonnegative_logistic(X, y_neg)
+    assert w[1] == 0.0 and w[0] > 1.0  # the negative weight is held at 0
