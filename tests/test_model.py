@@ -74,6 +74,19 @@ def test_tokenizer_roundtrip_and_whole_phrase_truncation():
     assert decode_phrases(tok, t.labels[0].clamp_min(0).tolist()) == phrases[:2]
 
 
+def test_decoded_phrases_have_no_replacement_characters():
+    """A tiny model can emit half a UTF-8 character: the byte decoder writes U+FFFD, the phrases drop it."""
+    tok = train_phrase_tokenizer(phrase_corpus(), vocab_size=512)
+    half = tok.convert_tokens_to_ids("Ã")  # byte 0xC3: the lead byte of "ô", alone it is not UTF-8
+    assert half != tok.unk_token_id
+    enc = lambda text: tok(text, add_special_tokens=False).input_ids  # noqa: E731
+    sep, eos = tok.convert_tokens_to_ids(SEP), tok.eos_token_id
+    ids = enc("Iran") + [half] + enc(" threaten Israel") + [sep, half, sep] + enc("Côte d'Ivoire") + [eos]
+    raw = tok.decode(ids, skip_special_tokens=True)
+    assert "\ufffd" in raw  # what the tokenizer itself gives
+    assert decode_phrases(tok, ids) == ["Iran threaten Israel", "Côte d'Ivoire"]  # the half-only phrase is empty
+
+
 # ------------------------------------------------------------------- pooling
 def test_pooling_is_mass_weighted_mean_and_ignores_padding():
     torch.manual_seed(0)

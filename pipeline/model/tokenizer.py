@@ -140,7 +140,8 @@ def encode_targets(
 
 
 def decode_phrases(tokenizer: PreTrainedTokenizerFast, ids: Sequence[int]) -> list[str]:
-    """Generated ids → phrases: split at ``<sep>``, stop at ``</s>``, skip pad and empty pieces."""
+    """Generated ids → phrases: split at ``<sep>``, stop at ``</s>``, skip pad and empty pieces; each phrase
+    cleaned by :func:`clean_phrase` (no U+FFFD from half-decoded bytes)."""
     return decode_phrase_lists(tokenizer, [ids])[0]
 
 
@@ -164,7 +165,23 @@ def decode_phrase_lists(tokenizer: PreTrainedTokenizerFast, rows: Sequence[Seque
                 piece.append(t)
     out: list[list[str]] = [[] for _ in rows]
     for r, text in zip(owner, tokenizer.batch_decode(pieces, skip_special_tokens=True) if pieces else []):
-        text = text.strip()
+        text = clean_phrase(text)
         if text:
             out[r].append(text)
     return out
+
+
+REPLACEMENT_CHAR = "\ufffd"
+"""What a byte-level decoder writes for bytes that are not valid UTF-8 (a tiny model can emit half a character)."""
+
+
+def clean_phrase(text: str) -> str:
+    """A decoded phrase without replacement characters (U+FFFD), whitespace runs collapsed, stripped.
+
+    The byte-level BPE writes spaces as bytes of their own, so dropping the
+    replacement characters keeps the words apart; a phrase of nothing else is empty.
+
+    >>> clean_phrase(" Iran \ufffd\ufffdthreaten  Isr\ufffdael\ufffd ")
+    'Iran threaten Israel'
+    """
+    return " ".join(text.replace(REPLACEMENT_CHAR, "").split())

@@ -48,7 +48,7 @@ from pipeline.core.config import Config
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.scoring import geo
 from pipeline.scoring.evaluate import CLIMATOLOGY, bootstrap_bss, reliability
-from pipeline.scoring.watchlist import WatchlistConfig, departures, watchlist
+from pipeline.scoring.watchlist import WatchlistConfig, departures, ensure_watchlist, headline
 from pipeline.forecast.table import is_baseline
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
@@ -231,10 +231,9 @@ def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistC
              history_days: int = HISTORY_DAYS, window_days: int = 7) -> DayData:
     """Read what the day page and the country pages show (the lake, once)."""
     day = as_date(day)
-    wcfg = wcfg or WatchlistConfig()
-    frame = departures(lake, day, run, wcfg)
+    frame = departures(lake, day, run, wcfg or WatchlistConfig())
     run = str(frame.model_run.iloc[0]) if len(frame) else (run or CLIMATOLOGY)
-    watch = watchlist(lake, day, run, wcfg, frame=frame)
+    watch = ensure_watchlist(lake, day, run, wcfg, frame=frame)  # the ``watchlist`` table (written when stale)
     head = lake.read("forecasts", day, day, columns=["country", "issued_at"], model=run)
     issued = head.column("issued_at")
     countries = sorted(set(frame.country), key=lambda c: (_name(c), c))
@@ -257,10 +256,7 @@ def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistC
 # ================================================================ day page sections
 def _top_items(watch: pd.DataFrame, n: int = 8) -> str:
     """The first screen: the ``n`` − 2 largest rises and the 2 largest falls, one per (country, root), as a list."""
-    g = watch[watch.list.isin(["rises", "conflict rises", "falls"])]
-    g = g.assign(_root=[c if lv == "quad" else c[:2] for lv, c in zip(g.level, g.code)])
-    g = g.sort_values("difference", key=abs, ascending=False).drop_duplicates(["country", "_root"])
-    g = pd.concat([g[g.direction == "rise"].head(n - 2), g[g.direction == "fall"].head(2)])
+    g = headline(watch, n, falls=2)
     if g.empty:
         return "<p class=meta>Nothing departs from the usual range tomorrow.</p>"
     rows = []
