@@ -11,13 +11,15 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipeline.core.config import Config, EvaluateConfig
 from pipeline.scoring import geo
 from pipeline.scoring.evaluate import evaluate
 from pipeline.scoring.report import build_report
-from pipeline.scoring.watchlist import departures, watchlist
+from pipeline.cameo import regions
+from pipeline.scoring.watchlist import departures, read_watchlist, watchlist
 
 
 def chromium_path() -> str | None:
@@ -85,7 +87,11 @@ def test_day_page_renders_offline_with_the_lake_numbers(browser, pages):
     o = Opened(browser, path)
     page = o.page
     page.wait_for_selector("#map .choroplethlocation", state="attached", timeout=20_000)
-    page.wait_for_selector("#rel-root .scatterlayer .trace", state="attached", timeout=20_000)
+    assert o.count("#rel-root .main-svg") == 0  # charts below the first screen wait until scrolled to
+    for div in ("#skill-root", "#skill-event", "#rel-root", "#rel-event"):
+        page.locator(div).scroll_into_view_if_needed()
+        page.wait_for_selector(f"{div} .scatterlayer .trace", state="attached", timeout=20_000)
+    page.evaluate("() => window.scrollTo(0, 0)")
     assert o.blocked == [] and o.errors == []
 
     # ---- the map: every shape (grey) + one coloured shape per forecast country that has one
@@ -96,8 +102,9 @@ def test_day_page_renders_offline_with_the_lake_numbers(browser, pages):
     assert o.count("#map .choroplethlocation") == len(geo.shapes()) + len(mv.keys)
     assert o.count("#map .updatemenu-button") == 2  # P(material conflict) | largest rise
 
-    # ---- the watch list: the rows the lake gives, the numbers of the forecasts partition
-    w = watchlist(lake, day)
+    # ---- the watch list: the rows of the watchlist table, the numbers of the forecasts partition
+    w = read_watchlist(lake, day)
+    pd.testing.assert_frame_equal(w, watchlist(lake, day), check_dtype=False)  # the table holds the query's rows
     raw = lake.read("forecasts", day, day, model=sf.mr.run).to_pandas().set_index(["country", "level", "code"])
     clim = lake.read("forecasts", day, day, model="baseline-climatology").to_pandas()
     clim = clim.set_index(["country", "level", "code"]).probability
@@ -121,14 +128,37 @@ def test_day_page_renders_offline_with_the_lake_numbers(browser, pages):
     assert o.count("table.skill[data-level='root'] tr[data-run]") >= 3
     assert o.count(f"table.skill tr[data-run='{sf.mr.run}']") >= 1
 
-    # ---- countries, filter, collapsed diagnostics
+    # ---- countries, filters, collapsed diagnostics
     assert o.count("table.countries tr[data-country]") == len(set(f.country))
     assert not page.locator("#diagnostics").evaluate("e => e.open")
     page.fill("#q", "Israel")
     page.dispatch_event("#q", "input")
-    visible = [t for t in page.locator("table.countries tr[data-country]").all() if t.is_visible()]
-    assert [v.get_attribute("data-country") for v in visible] == ["IS"]
+    assert visible_countries(page, "table.countries tr[data-country]") == ["IS"]
+    page.fill("#q", "")
+    page.dispatch_event("#q", "input")
+
+    # ---- region filter (UN regions of pipeline.cameo.regions): the watch list, the countries and the map
+    stored = read_watchlist(lake, day)  # the page's rows are the watchlist table's
+    assert sorted(stored.region.unique()) == sorted({regions.region(c) for c in stored.country})
+    for value, keep in (("r:Eastern Europe", {"RS", "UP"}), ("c:Asia", {"IS"})):
+        page.select_option("#region", value)
+        page.dispatch_event("#region", "input")
+        assert set(visible_countries(page, "table.countries tr[data-country]")) == keep, value
+        want = stored[stored.country.isin(keep)]
+        shown = visible_countries(page, "table.watch tr[data-country]")
+        assert len(shown) == len(want) and set(shown) <= keep, value
+        coloured = page.evaluate("() => document.getElementById('map').data[2].customdata.map(c => c[0])")
+        assert set(coloured) == keep & set(mv.source)  # the rise trace keeps only the region's countries
+        assert o.count("#map .choroplethlocation") == len(geo.shapes()) + len(set(coloured))
+    page.select_option("#region", "")
+    page.dispatch_event("#region", "input")
+    assert o.count("#map .choroplethlocation") == len(geo.shapes()) + len(mv.keys)
+    assert o.errors == []
     page.close()
+
+
+def visible_countries(page, selector: str) -> list[str]:
+    return [t.get_attribute("data-country") for t in page.locator(selector).all() if t.is_visible()]
 
 
 def test_country_page_and_index(browser, pages):

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cameo import codes as cameo
+from pipeline.cameo import regions
 from pipeline.cameo.labels import Outcomes, label_space, load_outcomes
 from pipeline.core.config import Config
 from pipeline.core.lake import DateLike, Lake, as_date
@@ -84,25 +85,57 @@ details{margin-top:22px} summary{cursor:pointer;font-weight:600} .note{font-size
 """
 
 JS = """
-// Filters for the watch list and country tables: text (country name/code) and list/root selectors.
-function applyFilters(){
-  const q=(document.getElementById('q')||{value:''}).value.trim().toLowerCase();
-  const root=(document.getElementById('root')||{value:''}).value;
-  document.querySelectorAll('tr[data-country]').forEach(tr=>{
-    const okq=!q||tr.dataset.country.toLowerCase().includes(q)||(tr.dataset.name||'').toLowerCase().includes(q);
-    const okr=!root||tr.dataset.root===root||(root==='conflict'&&tr.dataset.conflict==='1');
-    tr.style.display=(okq&&okr)?'':'none';
-  });
+// Filters: text (country name/code), region or continent, and label (root / conflict), on every
+// [data-country] row and first-screen item; the map keeps only the countries of the region.
+function keep(el,q,region,root){
+  const d=el.dataset;
+  const okq=!q||d.country.toLowerCase().includes(q)||(d.name||'').toLowerCase().includes(q);
+  const okg=!region||(region.startsWith('c:')?d.continent===region.slice(2):d.region===region.slice(2));
+  const okr=!root||d.root===undefined||d.root===root||(root==='conflict'&&d.conflict==='1');
+  return okq&&okg&&okr;
 }
+function applyFilters(){
+  const v=id=>(document.getElementById(id)||{value:''}).value;
+  const q=v('q').trim().toLowerCase(), region=v('region'), root=v('root');
+  document.querySelectorAll('tr[data-country],.item[data-country],.offmap[data-country]').forEach(el=>{
+    el.style.display=keep(el,q,region,root)?'':'none';
+  });
+  filterMap(region);
+}
+// The map's traces as drawn first (window.MAPFIG); a region keeps only its countries' shapes coloured.
+function filterMap(region){
+  const m=document.getElementById('map'), f=window.MAPFIG;
+  if(!m||!f||!m.data)return;
+  const idx=[], upd={locations:[],z:[],customdata:[]};
+  f.data.forEach((t,i)=>{
+    if(!t.customdata)return;
+    const ok=t.customdata.map(c=>!region||(region.startsWith('c:')?c[4]===region.slice(2):c[3]===region.slice(2)));
+    idx.push(i);
+    for(const k of ['locations','z','customdata'])upd[k].push(t[k].filter((_,j)=>ok[j]));
+  });
+  Plotly.restyle(m,upd,idx);
+}
+function plot(s){
+  const fig=JSON.parse(s.textContent), div=s.dataset.plot;
+  if(s.dataset.geo){window.MAPFIG=JSON.parse(s.textContent);fig.data.forEach(t=>t.geojson=window.WORLD);}
+  return Plotly.newPlot(div,fig.data,fig.layout,Object.assign({displaylogo:false,responsive:true},fig.config||{}))
+    .then(g=>{if(s.dataset.geo)g.on('plotly_click',ev=>{const p=ev.points&&ev.points[0];
+      if(p&&p.customdata&&p.customdata[0])window.location.href='countries/'+p.customdata[0]+'.html';});});
+}
+// The first screen (the map) is drawn at once; every other chart when it comes near the viewport.
 function drawFigures(){
-  document.querySelectorAll('script[type="application/json"][data-plot]').forEach(s=>{
-    const fig=JSON.parse(s.textContent);
-    Plotly.newPlot(s.dataset.plot, fig.data, fig.layout, Object.assign({displaylogo:false,responsive:true}, fig.config||{}));
+  const all=[...document.querySelectorAll('script[type="application/json"][data-plot]')];
+  const lazy=all.filter(s=>!s.dataset.eager);
+  Promise.all(all.filter(s=>s.dataset.eager).map(plot)).then(()=>{
+    if(!('IntersectionObserver' in window)){lazy.forEach(plot);return;}
+    const io=new IntersectionObserver(es=>es.forEach(e=>{if(!e.isIntersecting)return;io.unobserve(e.target);
+      plot(lazy.find(s=>s.dataset.plot===e.target.id));}),{rootMargin:'300px'});
+    lazy.forEach(s=>io.observe(document.getElementById(s.dataset.plot)));
   });
 }
 document.addEventListener('DOMContentLoaded',()=>{
   drawFigures();
-  document.querySelectorAll('#q,#root').forEach(e=>e.addEventListener('input',applyFilters));
+  document.querySelectorAll('#q,#root,#region').forEach(e=>e.addEventListener('input',applyFilters));
 });
 """
 
@@ -136,13 +169,15 @@ def _pbar(p: float, usual: float) -> str:
             f"<b style='left:calc({p * 100:.0f}% - 1px)'></b></span>")
 
 
-def _plot(div: str, fig: dict[str, Any], cls: str = "chart") -> str:
-    """A div and its Plotly figure as inline JSON (drawn by assets/report.js)."""
+def _plot(div: str, fig: dict[str, Any], cls: str = "chart", eager: bool = False, geo_shapes: bool = False) -> str:
+    """A div and its Plotly figure as inline JSON, drawn by assets/report.js: ``eager`` ones at once, the others
+    when they come near the viewport; ``geo_shapes`` traces get the shared country shapes (``window.WORLD``)."""
     blob = json.dumps(fig, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     height = fig.get("layout", {}).get("height")
     style = f" style='height:{int(height)}px'" if height else ""
+    flags = (" data-eager=1" if eager else "") + (" data-geo=1" if geo_shapes else "")
     return (f"<div id='{div}' class='{cls}'{style}></div>"
-            f"<script type='application/json' data-plot='{div}'>{blob}</script>")
+            f"<script type='application/json' data-plot='{div}'{flags}>{blob}</script>")
 
 
 def _page(title: str, header: str, body: str, depth: int) -> str:
@@ -150,8 +185,8 @@ def _page(title: str, header: str, body: str, depth: int) -> str:
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
             f"<meta name=viewport content='width=device-width,initial-scale=1'>"
             f"<link rel=stylesheet href='{up}assets/report.css'>"
-            f"<script src='{up}assets/plotly-geo.min.js'></script><script src='{up}assets/world.js'></script>"
-            f"<script src='{up}assets/report.js'></script></head><body><header>{header}</header>"
+            f"<script defer src='{up}assets/plotly-geo.min.js'></script><script defer src='{up}assets/world.js'>"
+            f"</script><script defer src='{up}assets/report.js'></script></head><body><header>{header}</header>"
             f"<main>{body}</main></body></html>")
 
 
@@ -265,7 +300,8 @@ def _top_items(watch: pd.DataFrame, n: int = 8) -> str:
         tag = "<span class=tag>conflict</span>" if r.conflict else ""
         ph = "; ".join(r.phrases[:2]) if len(r.phrases) else ""
         sub = " · ".join(x for x in (_e(r.actors.split(';')[0]) if r.actors else "", _e(ph)) if x)
-        rows.append(f"<div class=item data-row='{_e(r.country)}|{_e(r.level)}|{_e(r.code)}'>"
+        rows.append(f"<div class=item {_geo_attrs(r.country)} data-root='{_e(r.code[:2])}' "
+                    f"data-conflict='{int(r.conflict)}' data-row='{_e(r.country)}|{_e(r.level)}|{_e(r.code)}'>"
                     f"<div class=what><a href='countries/{_e(r.country)}.html'>{_e(r.country_name)}</a> · "
                     f"{_e(_label(r.description))}{tag}</div>"
                     f"<div class='num {cls}'>{r.probability:.2f} <span class=meta>vs {r.usual:.2f}</span> "
@@ -281,7 +317,7 @@ def _watch_table(watch: pd.DataFrame, name: str) -> str:
     for r in g.itertuples():
         cls = "rise" if r.direction == "rise" else "fall"
         rows.append(
-            f"<tr data-country='{_e(r.country)}' data-name='{_e(r.country_name)}' data-root='{_e(r.code[:2])}' "
+            f"<tr {_geo_attrs(r.country)} data-root='{_e(r.code[:2])}' "
             f"data-conflict='{int(r.conflict)}' data-level='{_e(r.level)}' data-code='{_e(r.code)}'>"
             f"<td>{r.rank}</td><td class=l><a href='countries/{_e(r.country)}.html'>{_e(r.country_name)}</a></td>"
             f"<td class=l>{_e(_label(r.description))} <span class=meta>{_e(r.level)} {_e(r.code)}</span></td>"
@@ -312,10 +348,11 @@ def _map_figure(d: DayData) -> tuple[dict[str, Any], dict[str, float], dict[str,
 
     def trace(mv: geo.MapValues, title: str, scale: str, zmax: float, visible: bool, label: dict[str, str]):
         return {"type": "choropleth", "geojson": None, "featureidkey": "id", "locations": mv.keys, "z": mv.values,
-                "customdata": [[c, _name(c), label.get(c, "")] for c in mv.source], "zmin": 0, "zmax": zmax,
+                "customdata": [[c, _name(c), label.get(c, ""), regions.region(c), regions.continent(c)]
+                               for c in mv.source], "zmin": 0, "zmax": zmax,
                 "colorscale": scale, "marker": {"line": {"color": "#ffffff", "width": 0.4}}, "visible": visible,
                 "colorbar": {"title": {"text": title, "side": "right"}, "thickness": 10, "len": 0.8},
-                "hovertemplate": "%{customdata[1]} (%{customdata[0]})<br>" + title + " %{z:.2f}"
+                "hovertemplate": "%{customdata[1]} (%{customdata[0]}, %{customdata[3]})<br>" + title + " %{z:.2f}"
                                  "<br>%{customdata[2]}<extra></extra>", "name": title}
 
     data = [
@@ -342,21 +379,21 @@ def _map_figure(d: DayData) -> tuple[dict[str, Any], dict[str, float], dict[str,
 
 def _map_html(d: DayData) -> str:
     fig, off_q4, rise = _map_figure(d)
-    blob = json.dumps(fig, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     # the shapes come from assets/world.js (window.WORLD), shared by every day, not copied into each page
-    draw = ("<script>document.addEventListener('DOMContentLoaded',()=>{const f=JSON.parse("
-            "document.getElementById('map-fig').textContent);f.data.forEach(t=>t.geojson=window.WORLD);"
-            "Plotly.newPlot('map',f.data,f.layout,{displaylogo:false,responsive:true,scrollZoom:false}).then(()=>{"
-            "document.getElementById('map').on('plotly_click',ev=>{const p=ev.points&&ev.points[0];"
-            "if(p&&p.customdata&&p.customdata[0])window.location.href='countries/'+p.customdata[0]+'.html';});});});"
-            "</script>")
-    off = ", ".join(f"<a href='countries/{_e(c)}.html'>{_e(_name(c))}</a> {v:.2f} ({rise.get(c, 0):+.2f})"
-                    for c, v in sorted(off_q4.items(), key=lambda x: -x[1]))
+    off = ", ".join(f"<span class=offmap {_geo_attrs(c)}><a href='countries/{_e(c)}.html'>{_e(_name(c))}</a> "
+                    f"{v:.2f} ({rise.get(c, 0):+.2f})</span>" for c, v in sorted(off_q4.items(), key=lambda x: -x[1]))
     off_html = (f"<div class=meta>Too small for the 1:110m map ({len(off_q4)}): P(material conflict) "
                 f"(largest rise) {off}</div>" if off_q4 else "")
-    return (f"<div id=map></div><script type='application/json' id='map-fig'>{blob}</script>{draw}"
-            f"<div class=meta>Click a country for its page. Natural Earth 1:110m shapes, FIPS 10-4 keyed.</div>"
-            f"{off_html}")
+    return (_plot("map", fig, cls="", eager=True, geo_shapes=True)
+            + "<div class=meta>Click a country for its page. Natural Earth 1:110m shapes, FIPS 10-4 keyed.</div>"
+            + off_html)
+
+
+def _geo_attrs(fips: str) -> str:
+    """``data-`` attributes the page's filters read: FIPS code, name, UN region and continent."""
+    p = regions.place(fips)
+    return (f"data-country='{_e(fips)}' data-name='{_e(_name(fips))}' data-region='{_e(p.region)}' "
+            f"data-continent='{_e(p.continent)}'")
 
 
 def _read_scores(lake: Lake, first: dt.date, last: dt.date, level: str) -> pd.DataFrame:
@@ -584,7 +621,7 @@ def _countries_table(d: DayData) -> str:
     for c in d.countries:
         r = rises.loc[c] if c in rises.index else None
         top = f"{_e(_label(r.description))} {r.probability:.2f} vs {r.usual:.2f}" if r is not None else ""
-        rows.append(f"<tr data-country='{_e(c)}' data-name='{_e(_name(c))}'><td class=l>"
+        rows.append(f"<tr {_geo_attrs(c)}><td class=l>"
                     f"<a href='countries/{_e(c)}.html'>{_e(_name(c))}</a></td><td class=l>{_e(c)}</td>"
                     f"<td>{_f(q4.get(c, np.nan))}</td><td class=l>{top}</td></tr>")
     return ("<div class=scroll><table class=countries><tr><th class=l>country</th><th class=l>FIPS</th>"
@@ -600,6 +637,16 @@ def _nav(reports_dir: Path, day: dt.date, depth: int) -> str:
     prev = f"<a href='{up}{days[i - 1]}/index.html'>← {days[i - 1]}</a>" if i > 0 else ""
     nxt = f"<a href='{up}{days[i + 1]}/index.html'>{days[i + 1]} →</a>" if i + 1 < len(days) else ""
     return f"<nav>{prev}<a href='{up}index.html'>all days</a>{nxt}</nav>"
+
+
+def _region_select(countries: list[str]) -> str:
+    """The region menu: per continent of the page's countries, the continent itself then its UN regions."""
+    groups = []
+    for cont, regs in regions.grouped(countries).items():
+        opts = "".join(f"<option value='r:{_e(r)}'>{_e(r)}</option>" for r in regs if r != cont)
+        groups.append(f"<optgroup label='{_e(cont)}'><option value='c:{_e(cont)}'>{_e(cont)} (all)</option>{opts}"
+                      f"</optgroup>")
+    return f"<select id=region><option value=''>all regions</option>{''.join(groups)}</select>"
 
 
 def day_page(lake: Lake, d: DayData, cfg: Config, reports_dir: Path) -> str:
@@ -619,7 +666,8 @@ and <span class=fall>falls</span></div>{_top_items(d.watch)}
 · <code>gdelt-forecast inspect watchlist --date {d.day}</code></div></section>
 <section class=panel id=worldmap>{_map_html(d)}</section></div>
 <h2 id=watchlist>Watch list</h2>
-<div class=filters>filter: <input id=q placeholder="country"> <select id=root><option value="">all labels</option>
+<div class=filters>filter: <input id=q placeholder="country"> {_region_select(d.countries)}
+<select id=root><option value="">all labels</option>
 <option value="conflict">conflict (roots 13–20, QuadClass 3–4)</option>{root_opts}</select>
 <span class=meta>P = forecast; usual = the reference it departs from; bar: grey = usual, tick = forecast;
 ratio = (P + 0.01) / (usual + 0.01); clim / base = climatology / {_e(ref)}</span></div>
