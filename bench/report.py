@@ -240,7 +240,8 @@ def main() -> None:
         full_dir = peer_copy(reports, root, "peer-full")
         (full_dir / "assets" / "plotly-geo.min.js").write_text(get_plotlyjs(), encoding="utf-8")
         full_page = full_dir / path.parent.name / "index.html"
-        print(f"peer full plotly.min.js: page + shared assets {folder_bytes(full_page, full_dir / 'assets') / 1e6:.2f} MB")
+        weight_full = folder_bytes(full_page, full_dir / "assets")
+        print(f"peer full plotly.min.js: page + shared assets {weight_full / 1e6:.2f} MB")
         runs["peer: full plotly.min.js"] = full_page
     results = {name: ([], []) for name in runs}
     for _ in range(a.repeat):  # interleaved, so a change in the machine's load hits every variant alike

@@ -33,7 +33,8 @@ def futures_rows(countries: Sequence[str], futures: Sequence[Sequence[Sequence[s
     ``codes[i][k]`` the event code of each of those phrases (same length).
     """
     if not (len(countries) == len(futures) == len(codes)):
-        raise ValueError(f"futures_rows: {len(countries)} countries, {len(futures)} future lists, {len(codes)} code lists")
+        raise ValueError(f"futures_rows: {len(countries)} countries, {len(futures)} future lists, "
+                         f"{len(codes)} code lists")
     order = sorted(range(len(countries)), key=lambda i: countries[i])
     rows: dict[str, list] = {"country": [], "future": [], "phrases": [], "codes": []}
     for i in order:

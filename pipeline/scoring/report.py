@@ -13,7 +13,7 @@
 The day page, top to bottom: the most unusual forecasts beside a world map of
 tomorrow (largest rise against the usual, or P(material conflict, QuadClass 4),
 switchable; click a country for its page); the full watch list (rises and falls,
-overall and in conflict, filterable by country and root); the track record over
+overall and in conflict, filterable by country, UN region and root); the track record over
 the ``report_window_days`` scored days before D — daily Brier skill score
 against climatology per run from the ``scores`` table (95 % country-bootstrap
 band for the page's run), the window's skill table on the country-days every
@@ -24,7 +24,10 @@ reliability diagrams with counts per bin at root and event level
 Every number comes from a lake table (``forecasts``, ``futures``, ``scores``,
 ``country``); nothing is re-scored here (``evaluate`` wrote ``scores``). Charts
 are Plotly.js figures written as JSON into the page and drawn by
-``assets/report.js``; pages open from disk with no network (the map's base
+``assets/report.js`` — the map at once, every chart below the first screen when it
+comes near the viewport, so opening a page costs the first screen only; the
+watch list is the ``watchlist`` lake table (:func:`ensure_watchlist`); pages open
+from disk with no network (the map's base
 topology is pre-loaded through ``window.PlotlyGeoAssets``, so Plotly never
 fetches one from its CDN).
 """

@@ -62,7 +62,8 @@ LISTS: dict[str, tuple[str, bool | None]] = {"rises": ("rise", None), "falls": (
 """The four lists: name → (direction, conflict labels only?), in the order they are stacked."""
 TABLE = "watchlist"
 COLUMNS: list[str] = ["rank", "direction", "conflict", "country", "country_name", "region", "level", "code",
-                      "description", "probability", "usual", "difference", "ratio", "climatology", "baseline", "baseline_run",
+                      "description", "probability", "usual", "difference", "ratio", "climatology", "baseline",
+                      "baseline_run",
                       "actors", "phrases", "model_run"]
 
 
