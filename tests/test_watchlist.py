@@ -204,3 +204,18 @@ def test_map_shapes_are_keyed_to_fips():
     ring = world["features"][[s.name for s in geo.shapes()].index("Germany")]["geometry"]["coordinates"][0]
     lon, lat = np.array(ring).T
     assert 5 < lon.min() < lon.max() < 16 and 47 < lat.min() < lat.max() < 56 and ring[0] == ring[-1]
+
+
+def test_flow_cache_key_follows_every_runs_partition_of_the_day(known_lake):
+    """The watchlist task's cache key (``STAGE_INPUTS['watchlist']``) changes when any run's forecast is rewritten."""
+    from flows.tasks import day_state
+    from pipeline.core.status import STAGE_INPUTS
+
+    assert STAGE_INPUTS["watchlist"] == ("forecasts", "futures", "scores")
+    before = day_state(known_lake, "forecasts", DAY)
+    assert before.count(":") == 4 and "absent" not in before  # 3 baselines + m1, each fingerprinted
+    assert day_state(known_lake, "forecasts", DAY + dt.timedelta(days=1)).count("absent") == 4
+    time.sleep(0.01)
+    _write(known_lake, "baseline-persistence", {("AA", "18"): 1.0})
+    assert day_state(known_lake, "forecasts", DAY) != before
+    assert day_state(known_lake, "country", DAY) == "absent"  # a table without model= keys: the day's partition

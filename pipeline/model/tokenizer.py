@@ -16,6 +16,7 @@ training targets). Byte-level means no phrase is ever out of vocabulary and
 from __future__ import annotations
 
 import csv
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -176,12 +177,18 @@ REPLACEMENT_CHAR = "\ufffd"
 
 
 def clean_phrase(text: str) -> str:
-    """A decoded phrase without replacement characters (U+FFFD), whitespace runs collapsed, stripped.
+    """A decoded phrase without replacement characters (U+FFFD) or control characters, whitespace runs
+    collapsed, stripped.
 
-    The byte-level BPE writes spaces as bytes of their own, so dropping the
-    replacement characters keeps the words apart; a phrase of nothing else is empty.
+    A byte-level BPE can emit any byte: half a UTF-8 character decodes to U+FFFD, a
+    control byte (0x00–0x1F, 0x7F) to an invisible character. Both are dropped (Unicode
+    category ``C*``: control, format, unassigned, private use); tabs and newlines
+    become spaces. The BPE writes spaces as bytes of their own, so dropping the rest
+    keeps the words apart; a phrase of nothing else is empty.
 
-    >>> clean_phrase(" Iran \ufffd\ufffdthreaten  Isr\ufffdael\ufffd ")
-    'Iran threaten Israel'
+    >>> clean_phrase(" Iran \ufffd\ufffdthreaten  Isr\ufffdael\\x07\\tnow\\x00 ")
+    'Iran threaten Israel now'
     """
-    return " ".join(text.replace(REPLACEMENT_CHAR, "").split())
+    kept = (" " if ch.isspace() else ch for ch in text
+            if ch.isspace() or (ch != REPLACEMENT_CHAR and not unicodedata.category(ch).startswith("C")))
+    return " ".join("".join(kept).split())
