@@ -9,8 +9,8 @@ Then, for the day after the last (tomorrow, as the daily flow does):
 * build — wall time of :func:`build_report` (day page + 250 country pages + index);
 * weight — the day's folder plus the shared assets (what a browser loads);
 * open — headless Chromium (system ``chromium``), network blocked, from ``goto`` until the
-  first screen is drawn (the watch list and the map) and until every chart is drawn after
-  scrolling to the bottom (the page draws charts below the first screen when they come into
+  first screen is drawn (the watch list and the map) and until every chart is drawn,
+  scrolling to each in turn (the page draws charts below the first screen when they come into
   view); median of ``--repeat`` cold loads, the variants interleaved;
 * peers — the same page with every chart drawn at load (the page before lazy drawing), and
   with the full ``plotly.min.js`` of the plotly Python package (every trace type, what
@@ -130,13 +130,17 @@ def folder_bytes(*paths: Path) -> int:
 
 
 FIRST_SCREEN = "() => document.querySelectorAll('#map .choroplethlocation').length > 0"
+SCROLL_THROUGH = ("async () => { for (const s of document.querySelectorAll('script[data-plot]')) {"
+                  " document.getElementById(s.dataset.plot).scrollIntoView();"
+                  " await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r))); } }")
+"""Scroll to each chart in turn (a frame each), as a reader scrolling down the page does."""
 ALL_CHARTS = ("() => [...document.querySelectorAll('script[data-plot]')].every(s =>"
               " document.getElementById(s.dataset.plot).querySelector('.main-svg'))")
 
 
 def open_times(page_path: Path, repeat: int) -> tuple[list[float], list[float]]:
     """Seconds from ``goto`` until (a) the first screen is drawn (watch list and map) and (b) every chart is,
-    after scrolling to the bottom (charts below the first screen are drawn when they come into view).
+    scrolling to each in turn (charts below the first screen are drawn when they come into view).
     A fresh browser context each time (cold caches)."""
     from playwright.sync_api import sync_playwright
 
@@ -156,7 +160,7 @@ def open_times(page_path: Path, repeat: int) -> tuple[list[float], list[float]]:
             page.goto(page_path.as_uri())
             page.wait_for_function(FIRST_SCREEN, timeout=60_000)
             first.append(time.perf_counter() - t0)
-            page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+            page.evaluate(SCROLL_THROUGH)
             page.wait_for_function(ALL_CHARTS, timeout=60_000)
             full.append(time.perf_counter() - t0)
             if errors:

@@ -337,7 +337,11 @@ def _watch_table(watch: pd.DataFrame, name: str) -> str:
 
 
 def _map_figure(d: DayData) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
-    """Choropleth traces: every shape (grey), P(QuadClass 4) and the largest rise per country.
+    """Choropleth traces: P(QuadClass 4) and the largest rise per country, over the land in grey.
+
+    The grey land and borders are Plotly's base layers drawn from the shipped topology
+    (``assets/world.js`` pre-loads it), not a third trace of every shape: one path
+    instead of 177 to draw on every open.
 
     Returns the figure, the P(QuadClass 4) of the countries without a shape, and every country's largest rise.
     """
@@ -347,7 +351,6 @@ def _map_figure(d: DayData) -> tuple[dict[str, Any], dict[str, float], dict[str,
     rise = {c: 0.0 for c in d.countries} | rises.set_index("country").difference.to_dict()
     rise_label = rises.set_index("country").description.to_dict()
     mv_q4, mv_rise = geo.map_values(q4), geo.map_values(rise)
-    all_keys = [s.key for s in geo.shapes()]
 
     def trace(mv: geo.MapValues, title: str, scale: str, zmax: float, visible: bool, label: dict[str, str]):
         return {"type": "choropleth", "geojson": None, "featureidkey": "id", "locations": mv.keys, "z": mv.values,
@@ -359,23 +362,21 @@ def _map_figure(d: DayData) -> tuple[dict[str, Any], dict[str, float], dict[str,
                                  "<br>%{customdata[2]}<extra></extra>", "name": title}
 
     data = [
-        {"type": "choropleth", "geojson": None, "featureidkey": "id", "locations": all_keys, "z": [0] * len(all_keys),
-         "colorscale": [[0, "#e5e7eb"], [1, "#e5e7eb"]], "showscale": False, "hoverinfo": "skip",
-         "marker": {"line": {"color": "#ffffff", "width": 0.4}}, "name": "no forecast"},
         trace(mv_q4, "P(material conflict)", HEAT, 1.0, False, {}),
         trace(mv_rise, "largest rise vs usual", RISES, max([0.05] + mv_rise.values), True, rise_label),
     ]
     layout = {
         "margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "paper_bgcolor": "#ffffff", "height": 430,
         "geo": {"projection": {"type": "natural earth"}, "showframe": False, "showcoastlines": False,
-                "showland": False, "showcountries": False, "showocean": False, "showlakes": False,
+                "showland": True, "landcolor": "#e5e7eb", "showcountries": True, "countrycolor": "#ffffff",
+                "countrywidth": 0.4, "showocean": False, "showlakes": False,
                 "lataxis": {"range": [-57, 84]}, "bgcolor": "#ffffff"},
         "updatemenus": [{"type": "buttons", "direction": "right", "x": 0.01, "y": 0.02, "xanchor": "left",
                          "yanchor": "bottom", "showactive": True, "font": {"size": 11}, "buttons": [
                              {"label": "largest rise vs usual", "method": "restyle",
-                              "args": [{"visible": [True, False, True]}]},
+                              "args": [{"visible": [False, True]}]},
                              {"label": "P(material conflict)", "method": "restyle",
-                              "args": [{"visible": [True, True, False]}]}]}],
+                              "args": [{"visible": [True, False]}]}]}],
     }
     return {"data": data, "layout": layout, "config": {"scrollZoom": False}}, mv_q4.off_map, rise
 
