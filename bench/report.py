@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -129,7 +130,10 @@ def folder_bytes(*paths: Path) -> int:
     return sum(f.stat().st_size for p in paths for f in (p.rglob("*") if p.is_dir() else [p]) if f.is_file())
 
 
-FIRST_SCREEN = "() => document.querySelectorAll('#map .choroplethlocation').length > 0"
+FIRST_SCREEN = ("() => document.querySelector('#unusual .item') !== null && (document.querySelector('#map-static a')"
+                " !== null || document.querySelectorAll('#map .choroplethlocation').length > 0)")
+"""The first screen: the watch list's top and a map (the pre-rendered one, or Plotly's)."""
+INTERACTIVE_MAP = "() => document.querySelectorAll('#map .choroplethlocation').length > 0"
 SCROLL_THROUGH = ("async () => { for (const s of document.querySelectorAll('script[data-plot]')) {"
                   " document.getElementById(s.dataset.plot).scrollIntoView();"
                   " await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r))); } }")
@@ -138,16 +142,17 @@ ALL_CHARTS = ("() => [...document.querySelectorAll('script[data-plot]')].every(s
               " document.getElementById(s.dataset.plot).querySelector('.main-svg'))")
 
 
-def open_times(page_path: Path, repeat: int) -> tuple[list[float], list[float]]:
-    """Seconds from ``goto`` until (a) the first screen is drawn (watch list and map) and (b) every chart is,
-    scrolling to each in turn (charts below the first screen are drawn when they come into view).
-    A fresh browser context each time (cold caches)."""
+def open_times(page_path: Path, repeat: int) -> tuple[list[float], list[float], list[float]]:
+    """Seconds from ``goto`` until (a) the first screen is painted (the watch list's top and a map), (b) the
+    interactive (Plotly) map is drawn, (c) every chart is, scrolling to each in turn (charts below the first
+    screen are drawn when they come into view). Checks run in animation frames (``polling="raf"``), so a
+    time is that of a frame that shows it. A fresh browser context each time (cold caches)."""
     from playwright.sync_api import sync_playwright
 
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
         raise SystemExit("no system chromium: apt-get install chromium")
-    first, full = [], []
+    first, interactive, full = [], [], []
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
         for _ in range(repeat):
@@ -157,9 +162,11 @@ def open_times(page_path: Path, repeat: int) -> tuple[list[float], list[float]]:
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             t0 = time.perf_counter()
-            page.goto(page_path.as_uri())
-            page.wait_for_function(FIRST_SCREEN, timeout=60_000)
+            page.goto(page_path.as_uri(), wait_until="commit")
+            page.wait_for_function(FIRST_SCREEN, polling="raf", timeout=60_000)
             first.append(time.perf_counter() - t0)
+            page.wait_for_function(INTERACTIVE_MAP, polling="raf", timeout=60_000)
+            interactive.append(time.perf_counter() - t0)
             page.evaluate(SCROLL_THROUGH)
             page.wait_for_function(ALL_CHARTS, timeout=60_000)
             full.append(time.perf_counter() - t0)
@@ -167,7 +174,7 @@ def open_times(page_path: Path, repeat: int) -> tuple[list[float], list[float]]:
                 raise SystemExit(f"page errors: {errors}")
             ctx.close()
         b.close()
-    return first, full
+    return first, interactive, full
 
 
 def _fmt(ts: list[float]) -> str:
@@ -228,13 +235,15 @@ def main() -> None:
           f"whole day folder + assets {weight / 1e6:.2f} MB")
     if a.no_browser:
         return
-    # peer 1: every chart drawn at load (no lazy drawing), as the page did before
+    # peer 1: no pre-rendered map and every chart drawn at load, as the page did before
     eager_dir = peer_copy(reports, root, "peer-eager")
     eager_page = eager_dir / path.parent.name / "index.html"
-    eager_page.write_text(eager_page.read_text(encoding="utf-8").replace(
-        "type='application/json' data-plot=", "type='application/json' data-eager=1 data-plot="), encoding="utf-8")
-    runs = {"ours (geo bundle, map first, charts when scrolled to)": path,
-            "peer: every chart drawn at load": eager_page}
+    html = eager_page.read_text(encoding="utf-8")
+    html = re.sub(r"<svg id=map-static.*?</svg>", "", html, count=1, flags=re.S)
+    eager_page.write_text(html.replace("type='application/json' data-plot=",
+                                       "type='application/json' data-eager=1 data-plot="), encoding="utf-8")
+    runs = {"ours (pre-rendered map, Plotly map after, charts when scrolled to)": path,
+            "peer: no pre-rendered map, every chart drawn at load": eager_page}
     # peer 2: the plotly Python package's full plotly.min.js (what include_plotlyjs embeds) for the geo bundle
     try:
         from plotly.offline import get_plotlyjs
@@ -247,15 +256,14 @@ def main() -> None:
         weight_full = folder_bytes(full_page, full_dir / "assets")
         print(f"peer full plotly.min.js: page + shared assets {weight_full / 1e6:.2f} MB")
         runs["peer: full plotly.min.js"] = full_page
-    results = {name: ([], []) for name in runs}
+    results: dict[str, tuple[list[float], ...]] = {name: ([], [], []) for name in runs}
     for _ in range(a.repeat):  # interleaved, so a change in the machine's load hits every variant alike
         for name, page_path in runs.items():
-            f, g = open_times(page_path, 1)
-            results[name][0].extend(f)
-            results[name][1].extend(g)
+            for acc, got in zip(results[name], open_times(page_path, 1)):
+                acc.extend(got)
     print(f"load average during the opens: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min)")
-    for name, (f, g) in results.items():
-        print(f"{name}: first screen {_fmt(f)}; every chart (scrolled) {_fmt(g)}")
+    for name, (f, i, g) in results.items():
+        print(f"{name}:\n  first screen {_fmt(f)}\n  interactive map {_fmt(i)}\n  every chart (scrolled) {_fmt(g)}")
     if not a.keep:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -7,6 +7,7 @@ without Chromium it is skipped. ``.ci/run`` installs Chromium.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -87,6 +88,7 @@ def test_day_page_renders_offline_with_the_lake_numbers(browser, pages):
     o = Opened(browser, path)
     page = o.page
     page.wait_for_selector("#map .choroplethlocation", state="attached", timeout=20_000)
+    assert o.count("#map-static") == 0  # the pre-rendered map gives way to the interactive one
     assert o.count("#rel-root .main-svg") == 0  # charts below the first screen wait until scrolled to
     for div in ("#skill-root", "#skill-event", "#rel-root", "#rel-event"):
         page.locator(div).scroll_into_view_if_needed()
@@ -161,6 +163,27 @@ def test_day_page_renders_offline_with_the_lake_numbers(browser, pages):
 
 def visible_countries(page, selector: str) -> list[str]:
     return [t.get_attribute("data-country") for t in page.locator(selector).all() if t.is_visible()]
+
+
+def test_first_screen_is_there_before_plotly(browser, pages):
+    """With no JavaScript at all, the first screen has its map: the visible trace pre-rendered as SVG links."""
+    sf, path = pages
+    ctx = browser.new_context(java_script_enabled=False, viewport={"width": 1400, "height": 900})
+    page = ctx.new_page()
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file://") else r.abort())
+    page.goto(path.as_uri())
+    fig = json.loads(page.locator("script[data-plot='map']").text_content())
+    shown = next(t for t in fig["data"] if t.get("visible", True))
+    links = page.locator("#map-static a[data-country]")
+    assert links.count() == len(shown["locations"]) >= 3 and page.locator("#map-static path.land").count() == 1
+    for i, (c, z) in enumerate(zip((cd[0] for cd in shown["customdata"]), shown["z"])):
+        a = links.nth(i)
+        assert a.get_attribute("data-country") == c and a.get_attribute("href") == f"countries/{c}.html"
+        assert f"{z:.2f}" in a.locator("title").text_content()
+    box = page.locator("#map-static").bounding_box()
+    assert box["height"] == 430 and box["width"] > 400
+    assert page.locator("#unusual .item").count() > 0  # the watch list's top is plain HTML
+    ctx.close()
 
 
 def test_country_page_and_index(browser, pages):

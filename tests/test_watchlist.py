@@ -219,3 +219,33 @@ def test_flow_cache_key_follows_every_runs_partition_of_the_day(known_lake):
     _write(known_lake, "baseline-persistence", {("AA", "18"): 1.0})
     assert day_state(known_lake, "forecasts", DAY) != before
     assert day_state(known_lake, "country", DAY) == "absent"  # a table without model= keys: the day's partition
+
+
+def test_pre_rendered_map_projects_every_shape():
+    """geo.svg_world: Natural Earth projection (x = 0.8707 λ on the equator), every shape, clipped box."""
+    import re
+
+    w = geo.svg_world()
+    assert set(w.paths) == {s.key for s in geo.shapes()} and w.width == 1000
+    x, y = geo.natural_earth(np.array([0.0, 180.0, 10.0]), np.array([0.0, 0.0, 51.0]))
+    np.testing.assert_allclose(x[:2], [0.0, 0.8707 * np.pi])
+    assert y[0] == 0 and np.radians(51) < y[2] < 1.02 * np.radians(51)  # 51° N: y ≈ 1.007 φ near the equator
+
+    def bbox(path: str) -> tuple[float, float, float, float]:
+        xs, ys = [], []
+        for ring in re.findall(r"M([^z]+)z", path):
+            head, _, rel = ring.partition("l")
+            px, py = map(float, head.split())
+            xs.append(px), ys.append(py)
+            steps = np.array(rel.split(), float).reshape(-1, 2) if rel else np.zeros((0, 2))
+            for dx, dy in steps:
+                px, py = px + dx, py + dy
+                xs.append(px), ys.append(py)
+        return min(xs), max(xs), min(ys), max(ys)
+
+    k = w.width / (2 * 0.8707 * np.pi)  # map units per unit of x
+    x0, x1, y0, y1 = bbox(w.paths["Germany"])  # 5.9–15.0° E, 47.3–55.1° N
+    assert 500 + k * 0.8 * np.radians(5) < x0 < x1 < 500 + k * 0.87 * np.radians(16)
+    assert 0 < y0 < y1 < w.height / 2  # north of the equator, y down
+    fx0, fx1, _, _ = bbox(w.paths["Fiji"])
+    assert fx1 - fx0 < 50  # across the antimeridian: one side, not a band

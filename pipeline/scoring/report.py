@@ -85,6 +85,8 @@ td.l,th.l{text-align:left} td.ph{color:#4b5563;font-size:11.5px;text-align:left;
 details{margin-top:22px} summary{cursor:pointer;font-weight:600} .note{font-size:12.5px;margin:4px 0;color:#4b5563}
 .scroll{max-height:520px;overflow:auto} a{color:#1d4ed8;text-decoration:none} a:hover{text-decoration:underline}
 .chart{width:100%;height:300px} main>.panel{margin-bottom:12px} #map{height:430px}
+.mapbox{position:relative} #map-static{position:absolute;left:0;top:0;width:100%;height:430px;background:#fff;z-index:1}
+#map-static path{stroke:#fff;stroke-width:0.6} #map-static .land{fill:#e5e7eb} #map-static a:hover path{opacity:.8}
 """
 
 JS = """
@@ -100,7 +102,7 @@ function keep(el,q,region,root){
 function applyFilters(){
   const v=id=>(document.getElementById(id)||{value:''}).value;
   const q=v('q').trim().toLowerCase(), region=v('region'), root=v('root');
-  document.querySelectorAll('tr[data-country],.item[data-country],.offmap[data-country]').forEach(el=>{
+  document.querySelectorAll('tr[data-country],.item[data-country],.offmap[data-country],#map-static a').forEach(el=>{
     el.style.display=keep(el,q,region,root)?'':'none';
   });
   filterMap(region);
@@ -122,7 +124,9 @@ function plot(s){
   const fig=JSON.parse(s.textContent), div=s.dataset.plot;
   if(s.dataset.geo){window.MAPFIG=JSON.parse(s.textContent);fig.data.forEach(t=>t.geojson=window.WORLD);}
   return Plotly.newPlot(div,fig.data,fig.layout,Object.assign({displaylogo:false,responsive:true},fig.config||{}))
-    .then(g=>{if(s.dataset.geo)g.on('plotly_click',ev=>{const p=ev.points&&ev.points[0];
+    .then(g=>{if(!s.dataset.geo)return; const st=document.getElementById('map-static'); if(st)st.remove();
+      applyFilters();
+      g.on('plotly_click',ev=>{const p=ev.points&&ev.points[0];
       if(p&&p.customdata&&p.customdata[0])window.location.href='countries/'+p.customdata[0]+'.html';});});
 }
 // The first screen (the map) is drawn at once; every other chart when it comes near the viewport.
@@ -136,9 +140,14 @@ function drawFigures(){
     lazy.forEach(s=>io.observe(document.getElementById(s.dataset.plot)));
   });
 }
+// Plotly.js (1.4 MB) and the shapes load after the first frame is painted, so the first screen
+// (the watch list, the pre-rendered map) never waits for them to be parsed.
+const ASSETS=document.currentScript.src.replace(/[^/]*$/,'');
+function loadAsset(name){return new Promise((ok,fail)=>{const e=document.createElement('script');
+  e.src=ASSETS+name;e.onload=ok;e.onerror=()=>fail(new Error('cannot load '+name));document.head.appendChild(e);});}
 document.addEventListener('DOMContentLoaded',()=>{
-  drawFigures();
   document.querySelectorAll('#q,#root,#region').forEach(e=>e.addEventListener('input',applyFilters));
+  requestAnimationFrame(()=>setTimeout(()=>loadAsset('plotly-geo.min.js').then(()=>loadAsset('world.js')).then(drawFigures),0));
 });
 """
 
@@ -188,8 +197,7 @@ def _page(title: str, header: str, body: str, depth: int) -> str:
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
             f"<meta name=viewport content='width=device-width,initial-scale=1'>"
             f"<link rel=stylesheet href='{up}assets/report.css'>"
-            f"<script defer src='{up}assets/plotly-geo.min.js'></script><script defer src='{up}assets/world.js'>"
-            f"</script><script defer src='{up}assets/report.js'></script></head><body><header>{header}</header>"
+            f"<script defer src='{up}assets/report.js'></script></head><body><header>{header}</header>"
             f"<main>{body}</main></body></html>")
 
 
@@ -381,15 +389,48 @@ def _map_figure(d: DayData) -> tuple[dict[str, Any], dict[str, float], dict[str,
     return {"data": data, "layout": layout, "config": {"scrollZoom": False}}, mv_q4.off_map, rise
 
 
+def _scale_color(v: float, vmax: float, scale: list[list[Any]]) -> str:
+    """The colour of ``v`` on a Plotly colorscale over [0, vmax] (linear in RGB between its stops)."""
+    t = min(max(v / vmax, 0.0), 1.0) if vmax > 0 else 0.0
+    for (t0, c0), (t1, c1) in zip(scale, scale[1:]):
+        if t <= t1:
+            w = (t - t0) / (t1 - t0) if t1 > t0 else 0.0
+            rgb = [round(int(c0[i:i + 2], 16) * (1 - w) + int(c1[i:i + 2], 16) * w) for i in (1, 3, 5)]
+            return "#" + "".join(f"{c:02x}" for c in rgb)
+    return scale[-1][1]
+
+
+def _static_map(fig: dict[str, Any]) -> str:
+    """The map's visible trace pre-rendered as inline SVG (:func:`geo.svg_world`), shown until Plotly has drawn.
+
+    So the first screen does not wait for Plotly.js (≈ 1.4 MB to parse): each coloured country is a link to its
+    page with its value as a tooltip; the rest of the land is one grey path. assets/report.js removes it once the
+    interactive map is drawn in its place.
+    """
+    w = geo.svg_world()
+    tr = next(t for t in fig["data"] if t.get("visible", True))
+    coloured, parts = set(tr["locations"]), []
+    for key, z, (c, name, label, region, cont) in zip(tr["locations"], tr["z"], tr["customdata"]):
+        tip = f"{name} ({c}, {region}): {tr['name']} {z:.2f}" + (f" · {label}" if label else "")
+        parts.append(f"<a href='countries/{_e(c)}.html' {_geo_attrs(c)}><path d='{w.paths[key]}' "
+                     f"fill='{_scale_color(z, tr['zmax'], tr['colorscale'])}'><title>{_e(tip)}</title></path></a>")
+    land = "".join(p for k, p in w.paths.items() if k not in coloured)
+    return (f"<svg id=map-static viewBox='0 0 {w.width:g} {w.height:g}' preserveAspectRatio='xMidYMid meet' "
+            f"role=img aria-label='{_e(tr['name'])} per country'><clipPath id=map-clip><rect width='{w.width:g}' "
+            f"height='{w.height:g}'/></clipPath><g clip-path='url(#map-clip)'><path class=land d='{land}'/>"
+            f"{''.join(parts)}</g></svg>")
+
+
 def _map_html(d: DayData) -> str:
     fig, off_q4, rise = _map_figure(d)
-    # the shapes come from assets/world.js (window.WORLD), shared by every day, not copied into each page
+    # the shapes come from assets/world.js (window.WORLD), shared by every day, not copied into each page;
+    # the first screen shows them pre-rendered (_static_map) until Plotly has drawn the interactive map
     off = ", ".join(f"<span class=offmap {_geo_attrs(c)}><a href='countries/{_e(c)}.html'>{_e(_name(c))}</a> "
                     f"{v:.2f} ({rise.get(c, 0):+.2f})</span>" for c, v in sorted(off_q4.items(), key=lambda x: -x[1]))
     off_html = (f"<div class=meta>Too small for the 1:110m map ({len(off_q4)}): P(material conflict) "
                 f"(largest rise) {off}</div>" if off_q4 else "")
-    return (_plot("map", fig, cls="", eager=True, geo_shapes=True)
-            + "<div class=meta>Click a country for its page. Natural Earth 1:110m shapes, FIPS 10-4 keyed.</div>"
+    return ("<div class=mapbox>" + _static_map(fig) + _plot("map", fig, cls="", eager=True, geo_shapes=True)
+            + "</div><div class=meta>Click a country for its page. Natural Earth 1:110m shapes, FIPS 10-4 keyed.</div>"
             + off_html)
 
 
