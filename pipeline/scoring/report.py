@@ -147,6 +147,7 @@ function loadAsset(name){return new Promise((ok,fail)=>{const e=document.createE
   e.src=ASSETS+name;e.onload=ok;e.onerror=()=>fail(new Error('cannot load '+name));document.head.appendChild(e);});}
 document.addEventListener('DOMContentLoaded',()=>{
   document.querySelectorAll('#q,#root,#region').forEach(e=>e.addEventListener('input',applyFilters));
+  if(!document.querySelector('script[data-plot]'))return;  // a page without charts (the index of days)
   requestAnimationFrame(()=>setTimeout(()=>loadAsset('plotly-geo.min.js').then(()=>loadAsset('world.js')).then(drawFigures),0));
 });
 """
