@@ -9,9 +9,12 @@ Then, for the day after the last (tomorrow, as the daily flow does):
 * build — wall time of :func:`build_report` (day page + 250 country pages + index);
 * weight — the day's folder plus the shared assets (what a browser loads);
 * open — headless Chromium (system ``chromium``), network blocked, from ``goto`` until the
-  map, the watch list and every chart are drawn; median of ``--repeat`` cold loads;
-* peer — the same page with the full ``plotly.min.js`` of the plotly Python package
-  (every trace type, what ``include_plotlyjs`` embeds) instead of the geo bundle we ship.
+  first screen is drawn (the watch list and the map) and until every chart is drawn,
+  scrolling to each in turn (the page draws charts below the first screen when they come into
+  view); median of ``--repeat`` cold loads, the variants interleaved;
+* peers — the same page with every chart drawn at load (the page before lazy drawing), and
+  with the full ``plotly.min.js`` of the plotly Python package (every trace type, what
+  ``include_plotlyjs`` embeds) instead of the geo bundle we ship.
 
 Usage::
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -44,6 +48,7 @@ from pipeline.forecast.baselines import run_baselines  # noqa: E402
 from pipeline.forecast.table import forecast_rows, load_forecast  # noqa: E402
 from pipeline.scoring.evaluate import evaluate  # noqa: E402
 from pipeline.scoring.report import build_report  # noqa: E402
+from pipeline.scoring.watchlist import write_watchlist  # noqa: E402
 
 START = dt.date(2025, 5, 1)
 
@@ -125,14 +130,29 @@ def folder_bytes(*paths: Path) -> int:
     return sum(f.stat().st_size for p in paths for f in (p.rglob("*") if p.is_dir() else [p]) if f.is_file())
 
 
-def open_times(page_path: Path, repeat: int) -> list[float]:
-    """Seconds from ``goto`` until the map, the watch list and all charts are drawn (fresh context each time)."""
+FIRST_SCREEN = ("() => document.querySelector('#unusual .item') !== null && (document.querySelector('#map-static a')"
+                " !== null || document.querySelectorAll('#map .choroplethlocation').length > 0)")
+"""The first screen: the watch list's top and a map (the pre-rendered one, or Plotly's)."""
+INTERACTIVE_MAP = "() => document.querySelectorAll('#map .choroplethlocation').length > 0"
+SCROLL_THROUGH = ("async () => { for (const s of document.querySelectorAll('script[data-plot]')) {"
+                  " document.getElementById(s.dataset.plot).scrollIntoView();"
+                  " await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r))); } }")
+"""Scroll to each chart in turn (a frame each), as a reader scrolling down the page does."""
+ALL_CHARTS = ("() => [...document.querySelectorAll('script[data-plot]')].every(s =>"
+              " document.getElementById(s.dataset.plot).querySelector('.main-svg'))")
+
+
+def open_times(page_path: Path, repeat: int) -> tuple[list[float], list[float], list[float]]:
+    """Seconds from ``goto`` until (a) the first screen is painted (the watch list's top and a map), (b) the
+    interactive (Plotly) map is drawn, (c) every chart is, scrolling to each in turn (charts below the first
+    screen are drawn when they come into view). Checks run in animation frames (``polling="raf"``), so a
+    time is that of a frame that shows it. A fresh browser context each time (cold caches)."""
     from playwright.sync_api import sync_playwright
 
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
         raise SystemExit("no system chromium: apt-get install chromium")
-    out = []
+    first, interactive, full = [], [], []
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
         for _ in range(repeat):
@@ -142,17 +162,31 @@ def open_times(page_path: Path, repeat: int) -> list[float]:
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             t0 = time.perf_counter()
-            page.goto(page_path.as_uri())
-            page.wait_for_function(
-                "() => document.querySelectorAll('#map .choroplethlocation').length > 0 &&"
-                " [...document.querySelectorAll('script[data-plot]')].every(s =>"
-                " document.getElementById(s.dataset.plot).querySelector('.main-svg'))", timeout=60_000)
-            out.append(time.perf_counter() - t0)
+            page.goto(page_path.as_uri(), wait_until="commit")
+            page.wait_for_function(FIRST_SCREEN, polling="raf", timeout=60_000)
+            first.append(time.perf_counter() - t0)
+            page.wait_for_function(INTERACTIVE_MAP, polling="raf", timeout=60_000)
+            interactive.append(time.perf_counter() - t0)
+            page.evaluate(SCROLL_THROUGH)
+            page.wait_for_function(ALL_CHARTS, timeout=60_000)
+            full.append(time.perf_counter() - t0)
             if errors:
                 raise SystemExit(f"page errors: {errors}")
             ctx.close()
         b.close()
-    return out
+    return first, interactive, full
+
+
+def _fmt(ts: list[float]) -> str:
+    return f"median {statistics.median(ts):.2f} s ({', '.join(f'{t:.2f}' for t in ts)})"
+
+
+def peer_copy(reports: Path, root: Path, name: str) -> Path:
+    """A copy of the reports folder to change one thing in (a peer)."""
+    peer_dir = root / name
+    shutil.rmtree(peer_dir, ignore_errors=True)
+    shutil.copytree(reports, peer_dir)
+    return peer_dir
 
 
 def main() -> None:
@@ -175,6 +209,13 @@ def main() -> None:
     else:
         lake, day, cfg = build_lake(root, a.countries, a.days, a.window)
         print(f"synthetic lake: {a.countries} countries, {a.days} days, {time.perf_counter() - t0:.1f} s to make")
+    stage = []
+    for _ in range(3):  # the daily flow's watch-list stage (the report then reads its partition)
+        t0 = time.perf_counter()
+        write_watchlist(lake, day)
+        stage.append(time.perf_counter() - t0)
+    print(f"watchlist stage {day}: wall {statistics.median(stage):.2f} s median of 3 "
+          f"({', '.join(f'{b:.2f}' for b in stage)})")
     builds, cpu = [], []
     for _ in range(3):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -194,23 +235,35 @@ def main() -> None:
           f"whole day folder + assets {weight / 1e6:.2f} MB")
     if a.no_browser:
         return
-    ours = open_times(path, a.repeat)
-    print(f"open in headless chromium (geo bundle, shipped): median {statistics.median(ours):.2f} s "
-          f"({', '.join(f'{t:.2f}' for t in ours)})")
+    # peer 1: no pre-rendered map and every chart drawn at load, as the page did before
+    eager_dir = peer_copy(reports, root, "peer-eager")
+    eager_page = eager_dir / path.parent.name / "index.html"
+    html = eager_page.read_text(encoding="utf-8")
+    html = re.sub(r"<svg id=map-static.*?</svg>", "", html, count=1, flags=re.S)
+    eager_page.write_text(html.replace("type='application/json' data-plot=",
+                                       "type='application/json' data-eager=1 data-plot="), encoding="utf-8")
+    runs = {"ours (pre-rendered map, Plotly map after, charts when scrolled to)": path,
+            "peer: no pre-rendered map, every chart drawn at load": eager_page}
+    # peer 2: the plotly Python package's full plotly.min.js (what include_plotlyjs embeds) for the geo bundle
     try:
         from plotly.offline import get_plotlyjs
     except ImportError:
-        print("peer skipped: the plotly Python package is not installed (pip install plotly)")
-        return
-    peer_dir = root / "peer"
-    shutil.rmtree(peer_dir, ignore_errors=True)
-    shutil.copytree(reports, peer_dir)
-    (peer_dir / "assets" / "plotly-geo.min.js").write_text(get_plotlyjs(), encoding="utf-8")
-    peer_page = peer_dir / path.parent.name / "index.html"
-    peer_first = folder_bytes(peer_page, peer_dir / "assets")
-    peer = open_times(peer_page, a.repeat)
-    print(f"peer, full plotly.min.js: page + shared assets {peer_first / 1e6:.2f} MB; open median "
-          f"{statistics.median(peer):.2f} s ({', '.join(f'{t:.2f}' for t in peer)})")
+        print("full-plotly peer skipped: the plotly Python package is not installed (pip install plotly)")
+    else:
+        full_dir = peer_copy(reports, root, "peer-full")
+        (full_dir / "assets" / "plotly-geo.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+        full_page = full_dir / path.parent.name / "index.html"
+        weight_full = folder_bytes(full_page, full_dir / "assets")
+        print(f"peer full plotly.min.js: page + shared assets {weight_full / 1e6:.2f} MB")
+        runs["peer: full plotly.min.js"] = full_page
+    results: dict[str, tuple[list[float], ...]] = {name: ([], [], []) for name in runs}
+    for _ in range(a.repeat):  # interleaved, so a change in the machine's load hits every variant alike
+        for name, page_path in runs.items():
+            for acc, got in zip(results[name], open_times(page_path, 1)):
+                acc.extend(got)
+    print(f"load average during the opens: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min)")
+    for name, (f, i, g) in results.items():
+        print(f"{name}:\n  first screen {_fmt(f)}\n  interactive map {_fmt(i)}\n  every chart (scrolled) {_fmt(g)}")
     if not a.keep:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -1,6 +1,7 @@
 """The daily run: yesterday's GDELT in, tomorrow's forecast out.
 
-    ingest(d) → reduce(d) → descriptors(d) → forecast(d+1) + baselines(d+1) → evaluate(d) → report(d+1)
+    ingest(d) → reduce(d) → descriptors(d) → forecast(d+1) + baselines(d+1) → evaluate(d)
+              → watchlist(d+1) → report(d+1)
 
 ``d`` defaults to yesterday (UTC) — or, for a scheduled run, the day before its
 scheduled start time — so the 06:00 UTC run forecasts today from the complete
@@ -18,7 +19,7 @@ from prefect import flow, get_run_logger
 from flows.backfill import current_model
 from flows.observe import publish_report_link, publish_summary
 from flows.tasks import (baselines_task, descriptors_task, evaluate_task, forecast_task_for, ingest_for,
-                         lake_of, reduce_task, report_task)
+                         lake_of, reduce_task, report_task, watchlist_task)
 from pipeline.core.config import load_config
 from pipeline.core.registry import run_name
 
@@ -68,6 +69,8 @@ def daily(
         out["model_run"] = run_name(model_dir)
     if lake_of(cfg).has_partition("forecasts", d, model="baseline-climatology"):
         out["evaluate"] = evaluate_task(c, d, d)
+    if lake_of(cfg).has_partition("forecasts", d + dt.timedelta(days=1), model="baseline-climatology"):
+        out["watchlist"] = watchlist_task(c, d + dt.timedelta(days=1), out.get("model_run"))
     if report:
         out["report"] = report_task(c, d + dt.timedelta(days=1))
         publish_report_link(out["report"], key="daily-report")

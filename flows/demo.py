@@ -49,19 +49,24 @@ def demo(config: str = str(DEMO_CONFIG), sample: str = str(SAMPLE)) -> dict[str,
     return out
 
 
-def top_forecasts(lake: Lake, run: str, day: dt.date, n: int = 12) -> list[tuple[Any, ...]]:
-    """The ``n`` most likely (country, event) forecasts of ``run`` for ``day``, busiest countries first."""
-    con = lake.duckdb(["forecasts"])
-    return con.execute(
-        """
-        SELECT country, code, description, round(probability, 2) AS p,
-               list_transform(list_filter(actor_pairs, lambda x: x.actor1 IS NOT NULL OR x.actor2 IS NOT NULL)[1:2],
-                              lambda x: coalesce(x.actor1, '·') || '→' || coalesce(x.actor2, '·')) AS actors
-        FROM forecasts
-        WHERE model = ? AND date = ? AND level = 'event'
-        QUALIFY row_number() OVER (PARTITION BY country ORDER BY probability DESC, code) <= 2
-        ORDER BY sum(probability) OVER (PARTITION BY country) DESC, country, probability DESC
-        LIMIT ?
-        """,
-        [run, str(day), n],
-    ).fetchall()
+def unusual_tomorrow(lake: Lake, day: dt.date, run: str | None = None, n: int = 10) -> list[dict[str, Any]]:
+    """The top of the day's watch list (the ``watchlist`` table): what departs most from the usual tomorrow.
+
+    One dict per line — country, label, level, code, p, usual, difference,
+    direction, actors, phrase — the ``n − 2`` largest rises and the 2 largest
+    falls (:func:`pipeline.scoring.watchlist.headline`).
+    """
+    from pipeline.scoring.watchlist import headline, read_watchlist
+
+    g = headline(read_watchlist(lake, day, run), n, falls=2)
+    return [{"country": r.country_name, "fips": r.country, "label": _sentence(r.description), "level": r.level,
+             "code": r.code, "p": float(r.probability), "usual": float(r.usual),
+             "difference": float(r.difference), "direction": r.direction,
+             "actors": r.actors.split("; ")[0] if r.actors else "", "phrase": r.phrases[0] if len(r.phrases) else ""}
+            for r in g.itertuples()]
+
+
+def _sentence(text: Any) -> str:
+    """CAMEO root descriptions are upper case ("FIGHT"): sentence case them."""
+    t = str(text)
+    return t.capitalize() if t.isupper() else t

@@ -51,10 +51,19 @@ class PartitionState(CachePolicy):
                     **kwargs: Any) -> str | None:
         cfg, d = config_from_dict(inputs["cfg"]), as_date(inputs["day"])
         lake = lake_of(cfg)
-        parts = [lake.fingerprint(t, d + dt.timedelta(days=o)) for t in self.tables for o in self.offsets]
+        parts = [day_state(lake, t, d + dt.timedelta(days=o)) for t in self.tables for o in self.offsets]
         if inputs.get("model_dir"):
             parts.append(model_fingerprint(inputs["model_dir"]))
         return "|".join([*self.tables, *parts])
+
+
+def day_state(lake: Lake, table: str, day: dt.date) -> str:
+    """Fingerprint of ``table``'s partition for ``day``; for a table keyed by ``model=<run>`` (forecasts,
+    futures, scores), of every run's partition for that day."""
+    runs = sorted(p.name.split("=", 1)[1] for p in lake.table_dir(table).glob("model=*"))
+    if not runs:
+        return lake.fingerprint(table, day)
+    return ",".join(f"{r}:{lake.fingerprint(table, day, model=r)}" for r in runs)
 
 
 def cached_on(stage: str, offsets: tuple[int, ...] = (0,)) -> CachePolicy:
@@ -205,6 +214,19 @@ def skill_rows(ev: Any, level: str = "root") -> list[dict[str, Any]]:
     return [{"run": r.run, "level": level, "country-days": int(r.n_country_days), "Brier": float(r.brier),
              "BSS clim": float(r.bss_climatology), "BSS best": float(r.bss_best_baseline),
              "F1w": float(r.glean_f1_w)} for r in s.itertuples()]
+
+
+# --------------------------------------------------------------- watchlist
+@task(name="watchlist", cache_policy=cached_on("watchlist"), task_run_name="watchlist-{day}")
+def watchlist_task(cfg: dict[str, Any], day: dt.date, run: str | None = None) -> dict[str, Any]:
+    """The ``watchlist`` partition of target ``day`` (``run``: the model's, else climatology); needs its forecasts."""
+    from pipeline.scoring.watchlist import write_watchlist
+
+    c = config_from_dict(cfg)
+    w = write_watchlist(lake_of(c), day, run)
+    sizes = {str(k): int(n) for k, n in w.groupby("list", sort=False).size().items()}
+    get_run_logger().info("watchlist %s: %s", day, ", ".join(f"{n} {k}" for k, n in sizes.items()) or "empty")
+    return {"day": str(day), "run": str(w.model_run.iloc[0]) if len(w) else run, "rows": sizes}
 
 
 @task(name="report", cache_policy=NO_CACHE, task_run_name="report-{day}")

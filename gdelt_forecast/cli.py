@@ -280,14 +280,17 @@ def inspect(
 
 # ============================================================ watch list (report)
 def _print_watchlist(out, lake: Lake, date: Optional[str], top: int) -> None:
-    """``inspect watchlist --date D [--top N]``: the day's watch list (pipeline/scoring/watchlist.py)."""
-    from pipeline.scoring.watchlist import WatchlistConfig, watchlist
+    """``inspect watchlist --date D [--top N]``: the day's ``watchlist`` partition (pipeline/scoring/watchlist.py)."""
+    from pipeline.scoring.watchlist import read_watchlist
 
     if date is None:
         raise ValueError("inspect watchlist needs --date YYYY-MM-DD (the forecast's target day)")
-    w = watchlist(lake, date, cfg=WatchlistConfig(top=top))
-    cols = ["rank", "country", "level", "code", "description", "probability", "usual", "difference", "ratio",
-            "climatology", "baseline", "phrases"]
+    w = read_watchlist(lake, date, top=top)
+    if w.empty:
+        out.print(f"{date}: nothing departs from the usual range (watchlist partition is empty)")
+        return
+    cols = ["rank", "country", "region", "level", "code", "description", "probability", "usual", "difference",
+            "ratio", "climatology", "baseline", "phrases"]
     for name, g in w.groupby("list", sort=False):
         rows = [{k: (" | ".join(v) if k == "phrases" else (round(v, 3) if isinstance(v, float) else v))
                  for k, v in r.items()} for r in g[cols].to_dict("records")]
@@ -553,17 +556,35 @@ def calibrate(
 
 
 @command()
+def watchlist(
+    date: Annotated[str, typer.Option("--date", help="Forecast (target) day.")],
+    run: Annotated[Optional[str], typer.Option("--run", help="Forecast run (default: the model's, else climatology).")] = None,
+    top: Annotated[int, typer.Option("--top", help="Rows per list (rises, falls, conflict rises, conflict falls).")] = 10,
+) -> None:
+    """Write the `watchlist` table for --date: the forecasts that depart most from the usual (after forecast)."""
+    from pipeline.scoring.watchlist import WatchlistConfig, write_watchlist
+
+    w = write_watchlist(get_lake(get_config()), date, run, WatchlistConfig(top=top))
+    if w.empty:
+        out().print(f"[bold]watchlist[/] {date}: nothing departs from the usual range", highlight=False)
+        return
+    sizes = ", ".join(f"{n} {name}" for name, n in w.groupby("list", sort=False).size().items())
+    out().print(f"[bold]watchlist[/] {date} ({w.model_run.iloc[0]}): {sizes} "
+                f"(gdelt-forecast inspect watchlist --date {date})", highlight=False)
+
+
+@command()
 def report(
     date: Annotated[str, typer.Option("--date", help="Forecast day of the page.")],
     run: Annotated[Optional[str], typer.Option("--run", help="Forecast run shown (default: the model's, else climatology).")] = None,
-    top: Annotated[int, typer.Option("--top", help="Watch-list rows per list (rises, falls, conflict).")] = 10,
+    top: Annotated[Optional[int], typer.Option("--top", help="Rewrite the watch list with this many rows per list (default: the stored one, 10).")] = None,
 ) -> None:
     """Write `reports/<date>/`: the morning page (watch list, map, track record), a page per country, the index."""
     from pipeline.scoring.report import build_report
     from pipeline.scoring.watchlist import WatchlistConfig
 
     cfg = get_config()
-    path = build_report(get_lake(cfg), date, cfg, run=run, wcfg=WatchlistConfig(top=top))
+    path = build_report(get_lake(cfg), date, cfg, run=run, wcfg=WatchlistConfig(top=top) if top else None)
     out().print(f"[bold]report[/] {path}", highlight=False)
 
 
@@ -698,7 +719,7 @@ def demo() -> None:
 
     from rich.table import Table
 
-    from flows.demo import DEMO_CONFIG, demo as demo_flow, top_forecasts
+    from flows.demo import DEMO_CONFIG, demo as demo_flow, unusual_tomorrow
 
     path = str(_cfg_path() or DEMO_CONFIG)
     res = demo_flow(config=path)
@@ -706,11 +727,13 @@ def demo() -> None:
     lake = get_lake(cfg)
     target = dt.date.fromisoformat(res["daily"]["target"])
     run = res["daily"].get("model_run") or "baseline-climatology"
-    table = Table(title=f"Most likely events on {target} (model {run})")
-    for col in ("country", "code", "event", "p", "actors"):
-        table.add_column(col)
-    for country, code, desc, p, actors in top_forecasts(lake, run, target):
-        table.add_row(country, code, desc, f"{p:.2f}", ", ".join(actors or []))
+    table = Table(title=f"Most unusual on {target}: forecast ({run}) vs usual (the watch list)")
+    for col in ("country", "label", "P", "usual", "diff", "actors · phrase"):
+        table.add_column(col, justify="right" if col in ("P", "usual", "diff") else "left")
+    for r in unusual_tomorrow(lake, target, run):
+        table.add_row(r["country"], f"{r['label']} ({r['level']} {r['code']})", f"{r['p']:.2f}", f"{r['usual']:.2f}",
+                      f"[{'red' if r['direction'] == 'rise' else 'blue'}]{r['difference']:+.2f}[/]",
+                      " · ".join(x for x in (r["actors"], r["phrase"]) if x))
     o = out()
     o.print(table)
     o.print(f"lake:   {Path(res['lake']).resolve()}\nmodel:  {Path(res['model']).resolve()}\n"

@@ -244,18 +244,29 @@ def test_backfill_on_a_cluster_of_processes_gives_the_local_runner_s_lake(runner
     assert len(phrases) == len(set(phrases))
 
 
-def test_demo_summary_lists_the_most_likely_events_per_country(sample_forecasts):
-    from flows.demo import sample_days, top_forecasts
+def test_demo_summary_leads_with_the_watch_list(sample_forecasts):
+    """The demo prints what is unusual tomorrow (the top of the watchlist table), the usual value beside."""
+    from flows.demo import sample_days, unusual_tomorrow
+    from pipeline.scoring.watchlist import read_watchlist, write_watchlist
 
-    day = sample_forecasts.days[-1]
-    rows = top_forecasts(sample_forecasts.lake, sample_forecasts.mr.run, dt.date.fromisoformat(day), n=6)
-    assert 0 < len(rows) <= 6
-    per_country: dict[str, list[float]] = {}
-    for country, code, description, p, actors in rows:
-        assert country in SAMPLE_COUNTRIES and len(code) >= 3 and description and 0.0 <= p <= 1.0
-        assert all("→" in a for a in actors)
-        per_country.setdefault(country, []).append(p)
-    assert all(len(ps) <= 2 and ps == sorted(ps, reverse=True) for ps in per_country.values())
+    lake, day = sample_forecasts.lake, dt.date.fromisoformat(sample_forecasts.days[-1])
+    write_watchlist(lake, day)  # the daily flow's stage (the demo runs it)
+    w = read_watchlist(lake, day)
+    rows = unusual_tomorrow(lake, day, n=6)
+    assert 0 < len(rows) <= 6 and sum(r["direction"] == "fall" for r in rows) <= 2
+    index = {(r.country, r.level, r.code): r for r in w.itertuples()}
+    for r in rows:
+        row = index[(r["fips"], r["level"], r["code"])]  # every line is a watchlist row, with its numbers
+        assert r["fips"] in SAMPLE_COUNTRIES and r["label"] and not r["label"].isupper()
+        assert r["p"] == row.probability and r["usual"] == row.usual
+        assert r["difference"] == pytest.approx(r["p"] - r["usual"]) and abs(r["difference"]) > 0
+        assert (r["direction"] == "rise") == (r["difference"] > 0)
+    rises = [abs(r["difference"]) for r in rows if r["direction"] == "rise"]
+    assert rises == sorted(rises, reverse=True)  # largest departure first, not largest P
+    roots = [(r["fips"], r["code"][:2] if r["level"] != "quad" else r["code"]) for r in rows]
+    assert len(roots) == len(set(roots))  # one line per country and root
+    biggest = w[w.list.isin(["rises", "conflict rises"])].difference.max()
+    assert rows[0]["difference"] == pytest.approx(biggest)
     assert sample_days() == (dt.date(2025, 5, 16), dt.date(2025, 6, 6))
 
 

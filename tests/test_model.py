@@ -74,6 +74,22 @@ def test_tokenizer_roundtrip_and_whole_phrase_truncation():
     assert decode_phrases(tok, t.labels[0].clamp_min(0).tolist()) == phrases[:2]
 
 
+def test_decoded_phrases_have_no_replacement_characters():
+    """A tiny model can emit half a UTF-8 character (the byte decoder writes U+FFFD) or a control byte:
+    the phrases drop both."""
+    tok = train_phrase_tokenizer(phrase_corpus(), vocab_size=512)
+    half = tok.convert_tokens_to_ids("Ã")  # byte 0xC3: the lead byte of "ô", alone it is not UTF-8
+    assert half != tok.unk_token_id
+    enc = lambda text: tok(text, add_special_tokens=False).input_ids  # noqa: E731
+    sep, eos = tok.convert_tokens_to_ids(SEP), tok.eos_token_id
+    ids = (enc("Iran") + [half] + enc(" threaten Israel\x07") + [sep, half, sep] + enc("Côte d'Ivoire\x00 now")
+           + [eos])
+    raw = tok.decode(ids, skip_special_tokens=True)
+    assert "\ufffd" in raw and "\x07" in raw and "\x00" in raw  # what the tokenizer itself gives
+    # no replacement or control characters; the half-only phrase is empty; accents are kept
+    assert decode_phrases(tok, ids) == ["Iran threaten Israel", "Côte d'Ivoire now"]
+
+
 # ------------------------------------------------------------------- pooling
 def test_pooling_is_mass_weighted_mean_and_ignores_padding():
     torch.manual_seed(0)

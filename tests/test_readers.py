@@ -11,22 +11,24 @@ from pipeline.core.lake import Lake
 from tests.conftest import FORECAST_DAYS, SAMPLE_COUNTRIES
 
 TABLES = ("events", "manifest", "country", "embeddings", "descriptors", "descriptor_days", "dataset", "forecasts",
-          "futures", "scores", "gaps")
+          "futures", "scores", "gaps", "watchlist")
 
 
 @pytest.fixture(scope="module")
 def full_lake(sample_forecasts, tmp_path_factory):
-    """A copy of ``sample_forecasts``' lake with every table: plus a dataset, scores and a gap."""
+    """A copy of ``sample_forecasts``' lake with every table: plus a dataset, scores, a watch list and a gap."""
     from pipeline.core.config import DatasetConfig, EvaluateConfig
     from pipeline.core.status import record_gaps
     from pipeline.features.dataset import build_dataset
     from pipeline.scoring.evaluate import evaluate
+    from pipeline.scoring.watchlist import write_watchlist
 
     root = tmp_path_factory.mktemp("full") / "lake"
     shutil.copytree(sample_forecasts.lake.root, root, ignore=shutil.ignore_patterns("_*"))
     lake = Lake(root)
     build_dataset(lake, DatasetConfig(countries=list(SAMPLE_COUNTRIES)), "readers")
     evaluate(lake, FORECAST_DAYS[-1], FORECAST_DAYS[-1], cfg=EvaluateConfig(reports_dir=str(root.parent / "rep")))
+    write_watchlist(lake, FORECAST_DAYS[-1])
     assert record_gaps(lake, [dt.date(2025, 6, 8)], "local") == [dt.date(2025, 6, 8)]
     return lake
 

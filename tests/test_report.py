@@ -57,7 +57,9 @@ def test_report_and_cli(sample_forecasts, tmp_path):
     assert list(w.country) == list(expect.country) and np.allclose(w.difference, expect.difference)
     assert (reports / "assets" / "plotly-geo.min.js").stat().st_size > 1_000_000
     assert "window.WORLD=" in (reports / "assets" / "world.js").read_text()
-    assert "plotly-geo.min.js" in html and "cdn" not in html.lower() and "https://" not in html
+    assert "assets/report.js" in html and "cdn" not in html.lower() and "https://" not in html
+    assert "loadAsset('plotly-geo.min.js')" in (reports / "assets" / "report.js").read_text()  # after the first frame
+    assert html.count("<svg id=map-static") == 1  # the first screen's map, before Plotly
     assert FORECAST_DAYS[-1] in (reports / "index.html").read_text()
     r = runner.invoke(app, [*base, "report", "--date", "2025-01-01"])
     assert r.exit_code == 2 and "no forecasts" in r.output

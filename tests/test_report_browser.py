@@ -7,17 +7,20 @@ without Chromium it is skipped. ``.ci/run`` installs Chromium.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipeline.core.config import Config, EvaluateConfig
 from pipeline.scoring import geo
 from pipeline.scoring.evaluate import evaluate
 from pipeline.scoring.report import build_report
-from pipeline.scoring.watchlist import departures, watchlist
+from pipeline.cameo import regions
+from pipeline.scoring.watchlist import WatchlistConfig, departures, read_watchlist, stored_top, watchlist
 
 
 def chromium_path() -> str | None:
@@ -85,19 +88,27 @@ def test_day_page_renders_offline_with_the_lake_numbers(browser, pages):
     o = Opened(browser, path)
     page = o.page
     page.wait_for_selector("#map .choroplethlocation", state="attached", timeout=20_000)
-    page.wait_for_selector("#rel-root .scatterlayer .trace", state="attached", timeout=20_000)
+    assert o.count("#map-static") == 0  # the pre-rendered map gives way to the interactive one
+    assert o.count("#rel-root .main-svg") == 0  # charts below the first screen wait until scrolled to
+    for div in ("#skill-root", "#skill-event", "#rel-root", "#rel-event"):
+        page.locator(div).scroll_into_view_if_needed()
+        page.wait_for_selector(f"{div} .scatterlayer .trace", state="attached", timeout=20_000)
+    page.evaluate("() => window.scrollTo(0, 0)")
     assert o.blocked == [] and o.errors == []
 
-    # ---- the map: every shape (grey) + one coloured shape per forecast country that has one
+    # ---- the map: the land in grey (one base layer) + one coloured shape per forecast country that has one
     f = departures(lake, day)
     q4 = f[(f.level == "quad") & (f.code == "4")].set_index("country").probability.to_dict()
     mv = geo.map_values(q4)
     assert len(mv.keys) >= 3  # the sample's countries are on the map (Israel, Iran, …)
-    assert o.count("#map .choroplethlocation") == len(geo.shapes()) + len(mv.keys)
+    assert o.count("#map .choroplethlocation") == len(mv.keys)
+    assert o.count("#map .layer.land path") == 1
     assert o.count("#map .updatemenu-button") == 2  # P(material conflict) | largest rise
 
-    # ---- the watch list: the rows the lake gives, the numbers of the forecasts partition
-    w = watchlist(lake, day)
+    # ---- the watch list: the rows of the watchlist table, the numbers of the forecasts partition
+    w = read_watchlist(lake, day)  # as stored (another test may have written it with `report --top 5`)
+    pd.testing.assert_frame_equal(w, watchlist(lake, day, cfg=WatchlistConfig(top=stored_top(w))),
+                                  check_dtype=False)  # the table holds the query's rows
     raw = lake.read("forecasts", day, day, model=sf.mr.run).to_pandas().set_index(["country", "level", "code"])
     clim = lake.read("forecasts", day, day, model="baseline-climatology").to_pandas()
     clim = clim.set_index(["country", "level", "code"]).probability
@@ -121,14 +132,59 @@ def test_day_page_renders_offline_with_the_lake_numbers(browser, pages):
     assert o.count("table.skill[data-level='root'] tr[data-run]") >= 3
     assert o.count(f"table.skill tr[data-run='{sf.mr.run}']") >= 1
 
-    # ---- countries, filter, collapsed diagnostics
+    # ---- countries, filters, collapsed diagnostics
     assert o.count("table.countries tr[data-country]") == len(set(f.country))
     assert not page.locator("#diagnostics").evaluate("e => e.open")
     page.fill("#q", "Israel")
     page.dispatch_event("#q", "input")
-    visible = [t for t in page.locator("table.countries tr[data-country]").all() if t.is_visible()]
-    assert [v.get_attribute("data-country") for v in visible] == ["IS"]
+    assert visible_countries(page, "table.countries tr[data-country]") == ["IS"]
+    page.fill("#q", "")
+    page.dispatch_event("#q", "input")
+
+    # ---- region filter (UN regions of pipeline.cameo.regions): the watch list, the countries and the map
+    stored = read_watchlist(lake, day)  # the page's rows are the watchlist table's
+    assert sorted(stored.region.unique()) == sorted({regions.region(c) for c in stored.country})
+    for value, keep in (("r:Eastern Europe", {"RS", "UP"}), ("c:Asia", {"IS"})):
+        page.select_option("#region", value)
+        page.dispatch_event("#region", "input")
+        assert set(visible_countries(page, "table.countries tr[data-country]")) == keep, value
+        want = stored[stored.country.isin(keep)]
+        shown = visible_countries(page, "table.watch tr[data-country]")
+        assert len(shown) == len(want) and set(shown) <= keep, value
+        coloured = page.evaluate("() => document.getElementById('map').data.find(t => t.visible !== false)"
+                                 ".customdata.map(c => c[0])")
+        assert set(coloured) == keep & set(mv.source)  # the rise trace keeps only the region's countries
+        assert o.count("#map .choroplethlocation") == len(set(coloured))
+    page.select_option("#region", "")
+    page.dispatch_event("#region", "input")
+    assert o.count("#map .choroplethlocation") == len(mv.keys)
+    assert o.errors == []
     page.close()
+
+
+def visible_countries(page, selector: str) -> list[str]:
+    return [t.get_attribute("data-country") for t in page.locator(selector).all() if t.is_visible()]
+
+
+def test_first_screen_is_there_before_plotly(browser, pages):
+    """With no JavaScript at all, the first screen has its map: the visible trace pre-rendered as SVG links."""
+    sf, path = pages
+    ctx = browser.new_context(java_script_enabled=False, viewport={"width": 1400, "height": 900})
+    page = ctx.new_page()
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file://") else r.abort())
+    page.goto(path.as_uri())
+    fig = json.loads(page.locator("script[data-plot='map']").text_content())
+    shown = next(t for t in fig["data"] if t.get("visible", True))
+    links = page.locator("#map-static a[data-country]")
+    assert links.count() == len(shown["locations"]) >= 3 and page.locator("#map-static path.land").count() == 1
+    for i, (c, z) in enumerate(zip((cd[0] for cd in shown["customdata"]), shown["z"])):
+        a = links.nth(i)
+        assert a.get_attribute("data-country") == c and a.get_attribute("href") == f"countries/{c}.html"
+        assert f"{z:.2f}" in a.locator("title").text_content()
+    box = page.locator("#map-static").bounding_box()
+    assert box["height"] == 430 and box["width"] > 400
+    assert page.locator("#unusual .item").count() > 0  # the watch list's top is plain HTML
+    ctx.close()
 
 
 def test_country_page_and_index(browser, pages):

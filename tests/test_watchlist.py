@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
 from gdelt_forecast.cli import app
+from pipeline.cameo import regions
 from pipeline.cameo.labels import LEVELS, label_space
 from pipeline.core.lake import Lake
 from pipeline.core.schemas import FORECASTS_SCHEMA, FUTURES_SCHEMA, SCORES_SCHEMA
+from pipeline.core.status import LakeStatus
+from pipeline.forecast.futures import futures_by_country, futures_rows, phrase_codes, read_futures
 from pipeline.forecast.table import forecast_rows
 from pipeline.scoring import geo
-from pipeline.scoring.watchlist import departures, is_conflict, reference_baseline, watchlist
+from pipeline.scoring.watchlist import (departures, ensure_watchlist, is_conflict, read_watchlist,
+                                        reference_baseline, watchlist, write_watchlist)
 
 DAY = dt.date(2025, 6, 7)
 COUNTRIES = ["AA", "BB", "CC"]
@@ -112,12 +118,67 @@ def test_best_baseline_without_learned_comes_from_scores(known_lake):
     assert reference_baseline(lake, DAY) == "baseline-persistence"
 
 
+def test_watchlist_table_is_written_once_per_day_and_read_back(known_lake):
+    lake = known_lake
+    status = lambda: LakeStatus(lake).done("watchlist", DAY, model_run="m1")  # noqa: E731
+    assert not status()  # forecasts of DAY, no watch list yet
+    with pytest.raises(FileNotFoundError, match="gdelt-forecast watchlist --date 2025-06-07"):
+        read_watchlist(lake, DAY)
+    computed = watchlist(lake, DAY)
+    written = write_watchlist(lake, DAY)
+    pd.testing.assert_frame_equal(written, computed)
+    assert lake.has_partition("watchlist", DAY, model="m1") and status()
+    stored = read_watchlist(lake, DAY)
+    pd.testing.assert_frame_equal(stored, computed, check_dtype=False)
+    assert stored.region.tolist() == [regions.region(c) for c in stored.country]
+    assert set(stored.region) == {"Caribbean"}  # Aruba AA, Barbados BB
+    first = lake.read("watchlist", DAY, DAY, model="m1")
+    write_watchlist(lake, DAY)  # idempotent: the same rows again
+    assert lake.read("watchlist", DAY, DAY, model="m1").equals(first)
+    assert read_watchlist(lake, DAY, top=1).groupby("list").size().max() == 1
+    # a rewritten input makes it stale; ensure_watchlist (what the report calls) rewrites it then
+    time.sleep(0.01)
+    _write(lake, "m1", {("CC", "18"): 0.9})
+    assert not status()
+    again = ensure_watchlist(lake, DAY)
+    assert status() and ("CC", "18") in set(zip(again.country, again.code))
+    assert not (again.country == "AA").any()  # AA's rise is gone from the new forecast
+
+
+def test_futures_reader(known_lake):
+    lake = known_lake
+    t = read_futures(lake, "m1", DAY)
+    assert t.schema == FUTURES_SCHEMA and t.num_rows == 3 and t.column("future").to_pylist() == [0, 1, 2]
+    assert futures_by_country(lake, "m1", DAY) == {"AA": [["police fire on crowd", "talks"],
+                                                          ["police fire on crowd"], ["riot in capital"]]}
+    assert futures_by_country(lake, "m1", DAY, sampling_key="other") == {}
+    assert read_futures(lake, "m1", DAY, ["country"], countries=["BB"]).num_rows == 0
+    assert read_futures(lake, "baseline-climatology", DAY).num_rows == 0  # baselines have no futures
+    assert phrase_codes(lake, "m1", DAY, ["AA"])[2] == ("AA", ["riot in capital"], ["145"])
+    # a partition written before sampling_key existed reads with nulls there
+    old = pa.table({"country": ["BB"], "future": pa.array([0], pa.int32()), "phrases": [["a"]], "codes": [["010"]]})
+    lake.write_partition("futures", old, DAY, schema=old.schema, model="m0")
+    assert read_futures(lake, "m0", DAY).column("sampling_key").to_pylist() == [None]
+    with pytest.raises(ValueError, match="unknown columns"):
+        read_futures(lake, "m1", DAY, ["nope"])
+    rows = futures_rows(["BB", "AA"], [[["x"]], [["y", "z"]]], [[["010"]], [["020", "030"]]], "k")
+    assert rows.column("country").to_pylist() == ["AA", "BB"] and rows.schema == FUTURES_SCHEMA
+    with pytest.raises(ValueError, match="2 phrases but 1 codes"):
+        futures_rows(["AA"], [[["y", "z"]]], [[["020"]]])
+
+
 def test_inspect_watchlist_cli(known_lake):
-    r = CliRunner().invoke(app, ["--lake", str(known_lake.root), "inspect", "watchlist", "--date", str(DAY)],
-                             env={"COLUMNS": "250"})
+    root = str(known_lake.root)
+    r = CliRunner().invoke(app, ["--lake", root, "inspect", "watchlist", "--date", str(DAY)])
+    assert r.exit_code == 2 and "gdelt-forecast watchlist --date" in r.output  # the table is not written yet
+    r = CliRunner().invoke(app, ["--lake", root, "watchlist", "--date", str(DAY)], env={"COLUMNS": "250"})
+    assert r.exit_code == 0 and "3 rises" in r.output, r.output
+    r = CliRunner().invoke(app, ["--lake", root, "inspect", "watchlist", "--date", str(DAY)],
+                           env={"COLUMNS": "250"})
     assert r.exit_code == 0, r.output
     assert "rises" in r.output and "police fire on crowd" in r.output and "0.4" in r.output
-    r = CliRunner().invoke(app, ["--lake", str(known_lake.root), "inspect", "watchlist"])
+    assert "Caribbean" in r.output
+    r = CliRunner().invoke(app, ["--lake", root, "inspect", "watchlist"])
     assert r.exit_code == 2 and "--date" in r.output
 
 
@@ -143,3 +204,48 @@ def test_map_shapes_are_keyed_to_fips():
     ring = world["features"][[s.name for s in geo.shapes()].index("Germany")]["geometry"]["coordinates"][0]
     lon, lat = np.array(ring).T
     assert 5 < lon.min() < lon.max() < 16 and 47 < lat.min() < lat.max() < 56 and ring[0] == ring[-1]
+
+
+def test_flow_cache_key_follows_every_runs_partition_of_the_day(known_lake):
+    """The watchlist task's cache key (``STAGE_INPUTS['watchlist']``) changes when any run's forecast is rewritten."""
+    from flows.tasks import day_state
+    from pipeline.core.status import STAGE_INPUTS
+
+    assert STAGE_INPUTS["watchlist"] == ("forecasts", "futures", "scores")
+    before = day_state(known_lake, "forecasts", DAY)
+    assert before.count(":") == 4 and "absent" not in before  # 3 baselines + m1, each fingerprinted
+    assert day_state(known_lake, "forecasts", DAY + dt.timedelta(days=1)).count("absent") == 4
+    time.sleep(0.01)
+    _write(known_lake, "baseline-persistence", {("AA", "18"): 1.0})
+    assert day_state(known_lake, "forecasts", DAY) != before
+    assert day_state(known_lake, "country", DAY) == "absent"  # a table without model= keys: the day's partition
+
+
+def test_pre_rendered_map_projects_every_shape():
+    """geo.svg_world: Natural Earth projection (x = 0.8707 λ on the equator), every shape, clipped box."""
+    import re
+
+    w = geo.svg_world()
+    assert set(w.paths) == {s.key for s in geo.shapes()} and w.width == 1000
+    x, y = geo.natural_earth(np.array([0.0, 180.0, 10.0]), np.array([0.0, 0.0, 51.0]))
+    np.testing.assert_allclose(x[:2], [0.0, 0.8707 * np.pi])
+    assert y[0] == 0 and np.radians(51) < y[2] < 1.02 * np.radians(51)  # 51° N: y ≈ 1.007 φ near the equator
+
+    def bbox(path: str) -> tuple[float, float, float, float]:
+        xs, ys = [], []
+        for ring in re.findall(r"M([^z]+)z", path):
+            head, _, rel = ring.partition("l")
+            px, py = map(float, head.split())
+            xs.append(px), ys.append(py)
+            steps = np.array(rel.split(), float).reshape(-1, 2) if rel else np.zeros((0, 2))
+            for dx, dy in steps:
+                px, py = px + dx, py + dy
+                xs.append(px), ys.append(py)
+        return min(xs), max(xs), min(ys), max(ys)
+
+    k = w.width / (2 * 0.8707 * np.pi)  # map units per unit of x
+    x0, x1, y0, y1 = bbox(w.paths["Germany"])  # 5.9–15.0° E, 47.3–55.1° N
+    assert 500 + k * 0.8 * np.radians(5) < x0 < x1 < 500 + k * 0.87 * np.radians(16)
+    assert 0 < y0 < y1 < w.height / 2  # north of the equator, y down
+    fx0, fx1, _, _ = bbox(w.paths["Fiji"])
+    assert fx1 - fx0 < 50  # across the antimeridian: one side, not a band

@@ -258,6 +258,34 @@ scores, Glean weighted F1/F2, Hamming loss, reliability) is computed over many
 rows and written by ``evaluate`` to ``reports/eval-<start>_<end>/``."""
 
 
+# ---------------------------------------------------------------- watchlist
+WATCHLIST_SCHEMA: pa.Schema = pa.schema([
+    pa.field("list", pa.string(), nullable=False),  # rises | falls | conflict rises | conflict falls
+    pa.field("rank", pa.int32(), nullable=False),  # 1-based within the list
+    pa.field("direction", pa.string(), nullable=False),  # rise | fall
+    pa.field("conflict", pa.bool_(), nullable=False),  # root 13–20, or QuadClass 3/4 at the quad level
+    pa.field("country", pa.string(), nullable=False),  # FIPS 10-4
+    pa.field("country_name", pa.string(), nullable=False),
+    pa.field("region", pa.string(), nullable=False),  # UN region of the country (pipeline.cameo.regions)
+    pa.field("level", pa.string(), nullable=False),  # root | event | quad
+    pa.field("code", pa.string(), nullable=False),
+    pa.field("description", pa.string()),
+    pa.field("probability", pa.float64(), nullable=False),  # the run's P for the day
+    pa.field("usual", pa.float64(), nullable=False),  # the reference it departs from
+    pa.field("difference", pa.float64(), nullable=False),  # probability − usual
+    pa.field("ratio", pa.float64(), nullable=False),  # (probability + 0.01) / (usual + 0.01)
+    pa.field("climatology", pa.float64(), nullable=False),  # P of baseline-climatology
+    pa.field("baseline", pa.float64(), nullable=False),  # P of the reference baseline
+    pa.field("baseline_run", pa.string(), nullable=False),
+    pa.field("actors", pa.string(), nullable=False),  # most likely actor pairs, "A → B (50%); …"
+    pa.field("phrases", pa.list_(pa.string()), nullable=False),  # phrases of the futures projected onto the label
+    pa.field("model_run", pa.string(), nullable=False),
+])
+"""``watchlist`` table, partitioned ``model=<run>/<target day>``: the day's ranked
+departures of ``run``'s forecasts from the usual (``pipeline.scoring.watchlist``),
+four lists stacked, ``top`` rows each. The morning page and ``inspect watchlist`` read it."""
+
+
 GAPS_SCHEMA = pa.schema([
     pa.field("source", pa.string()),  # the ingest source that had no data for the day
     pa.field("reason", pa.string()),

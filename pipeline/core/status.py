@@ -14,9 +14,12 @@ missing is not "fresh": the stage is done only when the day is a recorded gap
 | forecast     | ``forecasts/model=<run>/d+1``             | ``descriptor_days/d``, the model files |
 | baselines    | ``forecasts/model=baseline-*/d+1``        | ``country/d``                  |
 | evaluate     | ``scores/model=<run>/d``                  | ``forecasts`` and ``country`` of d |
+| watchlist    | ``watchlist/model=<run>/D``               | ``forecasts`` (every run) and ``futures`` of D |
 
 A day ``d`` of a run means "the data added on day d": its forecast is for d+1
-and its evaluation scores the forecasts whose target day is d.
+and its evaluation scores the forecasts whose target day is d. The watch list,
+like evaluate, takes the target day D itself (``forecasts`` of D); the ``scores``
+of the days before D only pick its reference baseline and are not checked.
 
 **Gaps.** GDELT has days without any export. After an ingest, a day with no
 ``events`` partition and no failed file is recorded in the ``gaps`` table
@@ -47,6 +50,7 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "forecast": ("descriptor_days",),
     "baselines": ("country",),
     "evaluate": ("forecasts", "country"),
+    "watchlist": ("forecasts", "futures", "scores"),
 }
 """The lake tables each stage reads for its day: used here and by the flows' cache keys."""
 
@@ -153,7 +157,15 @@ class LakeStatus:
             if obs is None and self.is_gap(d):
                 return True  # nothing observed on a gap: nothing to score
             return _fresh(_mtime(lake, "scores", d, model=model_run), fc, _mtime(lake, "country", d))
-        raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
+        if stage == "watchlist":
+            run = model_run or "baseline-climatology"
+            fc = [_mtime(lake, "forecasts", d, model=p.parent.name.split("=", 1)[1])
+                  for p in lake.table_dir("forecasts").glob(f"model=*/{d}")]
+            if _mtime(lake, "forecasts", d, model=run) is None:
+                return True  # nothing forecast for d by the run: no watch list to make
+            fut = _mtime(lake, "futures", d, model=run)
+            return _fresh(_mtime(lake, "watchlist", d, model=run), *fc, *([fut] if fut is not None else []))
+        raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGE_INPUTS)}")
 
     def _follows(self, out: float | None, src: float | None, d: dt.date, from_events: bool = False) -> bool:
         """A per-day output of one input partition: fresh, or both absent on a gap day."""

@@ -36,7 +36,7 @@ For one country and target day d:
 
 Written to ``forecasts/model=<run>/date=<d>/`` (the label probabilities) and
 ``futures/model=<run>/date=<d>/`` (the K futures and the code each phrase was
-projected onto), each replaced atomically.
+projected onto; :mod:`pipeline.forecast.futures` owns that table), each replaced atomically.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ import pyarrow as pa
 
 from pipeline.cameo import phrases
 from pipeline.cameo.phrases import split_actors
+from pipeline.forecast.futures import futures_by_country, futures_rows, write_futures
 from pipeline.forecast.table import forecast_rows
 from pipeline.forecast.calibrate import Calibration, blend_inputs
 from pipeline.forecast.hierarchy import restore_hierarchy
@@ -61,7 +62,7 @@ from pipeline.core.config import Config, ForecastConfig, load_config
 from pipeline.cameo.labels import LEVELS, LabelSpace, label_space
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.core.progress import console, track
-from pipeline.core.schemas import FORECASTS_SCHEMA, FUTURES_SCHEMA
+from pipeline.core.schemas import FORECASTS_SCHEMA
 
 EmbedFn = Callable[[list[str]], np.ndarray]
 """Phrases (P) → unit vectors (P, D) float32."""
@@ -212,14 +213,8 @@ def forecast_tables(results: Sequence[CountryForecast], model_run: str, K: int, 
              for lv in LEVELS}
     pairs = {(i, lv, j): p for i, r in enumerate(results) for lv in LEVELS for j, p in enumerate(r.pairs[lv]) if p}
     fc = forecast_rows(countries, probs, np.ones(len(countries), bool), model_run, K, issued_at, labels, pairs)
-    fut = pa.table({
-        "country": [r.country for r in results for _ in r.futures],
-        "future": [k for r in results for k in range(len(r.futures))],
-        "phrases": [f for r in results for f in r.futures],
-        "codes": [c for r in results for c in r.codes],
-        "sampling_key": pa.array([sampling_key] * sum(len(r.futures) for r in results), pa.string()),
-    })
-    return fc, pa.Table.from_arrays([fut[f.name].cast(f.type) for f in FUTURES_SCHEMA], schema=FUTURES_SCHEMA)
+    fut = futures_rows(countries, [r.futures for r in results], [r.codes for r in results], sampling_key)
+    return fc, fut
 
 
 # ================================================================ the model run
@@ -271,19 +266,10 @@ def sampling_key(lake: Lake, mr: ModelRun, cfg: ForecastConfig, target: dt.date,
 
 def _stored_futures(lake: Lake, run: str, target: dt.date, key: str) -> dict[str, list[list[str]]]:
     """The futures already sampled for ``target`` under the same ``sampling_key`` ({} when none)."""
-    if not lake.has_partition("futures", target, model=run):
-        return {}
-    t = lake.read("futures", target, target, columns=None, model=run)
-    if "sampling_key" not in t.column_names:
-        return {}
-    out: dict[str, list[tuple[int, list[str]]]] = {}
-    for r in t.select(["country", "future", "phrases", "sampling_key"]).to_pylist():
-        if r["sampling_key"] == key:
-            out.setdefault(r["country"], []).append((r["future"], list(r["phrases"])))
-    return {c: [p for _, p in sorted(v)] for c, v in out.items()}
+    return futures_by_country(lake, run, target, sampling_key=key)
 
 
-SAMPLER = "nucleus-inverse-cdf/per-country-generator/v2"
+SAMPLER = "nucleus-inverse-cdf/per-country-generator/v3-clean-phrases"
 """Names the sampling algorithm in ``sampling_key`` (futures stored by another sampler are not reused)."""
 
 
@@ -394,6 +380,6 @@ def run_forecast(
     issued = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     fc, fut = forecast_tables(results, mr.run, cfg.num_futures, issued, labels, key)
     lake.write_partition("forecasts", fc, target, schema=FORECASTS_SCHEMA, model=mr.run)
-    lake.write_partition("futures", fut, target, schema=FUTURES_SCHEMA, model=mr.run)
+    write_futures(lake, fut, target, mr.run)
     return {"run": mr.run, "date": str(target), "countries": len(results), "rows": fc.num_rows,
             "skipped": skipped, "reused_futures": reused}

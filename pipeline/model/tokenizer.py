@@ -16,6 +16,7 @@ training targets). Byte-level means no phrase is ever out of vocabulary and
 from __future__ import annotations
 
 import csv
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -140,7 +141,8 @@ def encode_targets(
 
 
 def decode_phrases(tokenizer: PreTrainedTokenizerFast, ids: Sequence[int]) -> list[str]:
-    """Generated ids → phrases: split at ``<sep>``, stop at ``</s>``, skip pad and empty pieces."""
+    """Generated ids → phrases: split at ``<sep>``, stop at ``</s>``, skip pad and empty pieces; each phrase
+    cleaned by :func:`clean_phrase` (no U+FFFD from half-decoded bytes)."""
     return decode_phrase_lists(tokenizer, [ids])[0]
 
 
@@ -164,7 +166,29 @@ def decode_phrase_lists(tokenizer: PreTrainedTokenizerFast, rows: Sequence[Seque
                 piece.append(t)
     out: list[list[str]] = [[] for _ in rows]
     for r, text in zip(owner, tokenizer.batch_decode(pieces, skip_special_tokens=True) if pieces else []):
-        text = text.strip()
+        text = clean_phrase(text)
         if text:
             out[r].append(text)
     return out
+
+
+REPLACEMENT_CHAR = "\ufffd"
+"""What a byte-level decoder writes for bytes that are not valid UTF-8 (a tiny model can emit half a character)."""
+
+
+def clean_phrase(text: str) -> str:
+    """A decoded phrase without replacement characters (U+FFFD) or control characters, whitespace runs
+    collapsed, stripped.
+
+    A byte-level BPE can emit any byte: half a UTF-8 character decodes to U+FFFD, a
+    control byte (0x00–0x1F, 0x7F) to an invisible character. Both are dropped (Unicode
+    category ``C*``: control, format, unassigned, private use); tabs and newlines
+    become spaces. The BPE writes spaces as bytes of their own, so dropping the rest
+    keeps the words apart; a phrase of nothing else is empty.
+
+    >>> clean_phrase(" Iran \ufffd\ufffdthreaten  Isr\ufffdael\\x07\\tnow\\x00 ")
+    'Iran threaten Israel now'
+    """
+    kept = (" " if ch.isspace() else ch for ch in text
+            if ch.isspace() or (ch != REPLACEMENT_CHAR and not unicodedata.category(ch).startswith("C")))
+    return " ".join("".join(kept).split())

@@ -53,6 +53,7 @@ from pipeline.cameo.labels import LEVELS, RARE_ROOTS, LabelSpace, Outcomes, labe
 from pipeline.core.lake import DateLike, Lake, as_date, date_range
 from pipeline.core.progress import console, track
 from pipeline.core.schemas import SCORES_SCHEMA
+from pipeline.forecast.futures import futures_by_country, has_futures
 from pipeline.forecast.table import Stack, baseline_run, collect, is_baseline
 from pipeline.cameo.phrases import phrase_rouge
 
@@ -239,10 +240,8 @@ def _attach_rouge(lake: Lake, stack: Stack) -> None:
         if stack.run == baseline_run("persistence"):
             prev = _target_phrases(lake, day - dt.timedelta(days=1))
             generated = {c: [p] for c, p in prev.items()}
-        elif not is_baseline(stack.run) and lake.has_partition("futures", day, model=stack.run):
-            generated: dict[str, list[list[str]]] = {}
-            for r in lake.read("futures", day, day, columns=["country", "phrases"], model=stack.run).to_pylist():
-                generated.setdefault(r["country"], []).append(list(r["phrases"]))
+        elif not is_baseline(stack.run) and has_futures(lake, stack.run, day):
+            generated = futures_by_country(lake, stack.run, day)
         else:
             continue
         for country, futures in generated.items():

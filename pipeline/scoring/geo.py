@@ -142,3 +142,79 @@ def map_values(values: Mapping[str, float]) -> MapValues:
         shown.update(c for _, c in have)
     out.off_map = {c: float(v) for c, v in sorted(values.items()) if c not in shown}
     return out
+
+
+# ------------------------------------------------------------------ a pre-rendered map
+LAT_RANGE = (-57.0, 84.0)
+"""Latitudes shown (the Plotly map's ``lataxis.range``): Antarctica and the Arctic sea are cut off."""
+
+
+def natural_earth(lon_deg: Any, lat_deg: Any) -> tuple[Any, Any]:
+    """The Natural Earth projection (Šavrič, Patterson, Jenny & Hurni, *Cartographic Perspectives* 69, 2011),
+    as d3-geo's ``geoNaturalEarth1`` (which Plotly's ``natural earth`` uses), on the unit sphere.
+
+    With λ, φ in radians: x = λ (0.8707 − 0.131979 φ² + φ⁴ (−0.013791 + φ⁴ (0.003971 φ² − 0.001529 φ⁴))),
+    y = φ (1.007226 + φ² (0.015085 + φ⁴ (−0.044475 + 0.028874 φ² − 0.005916 φ⁴))); y points north.
+
+    On the equator x = 0.8707 λ, so the map is 0.8707 · 2π wide:
+
+    >>> [round(float(v), 6) for v in natural_earth(180.0, 0.0)], round(float(natural_earth(0.0, 90.0)[1]), 6)
+    ([2.735385, 0.0], 1.422391)
+    """
+    import numpy as np
+
+    lam, phi = np.radians(lon_deg), np.radians(lat_deg)
+    p2 = phi * phi
+    p4 = p2 * p2
+    x = lam * (0.8707 - 0.131979 * p2 + p4 * (-0.013791 + p4 * (0.003971 * p2 - 0.001529 * p4)))
+    y = phi * (1.007226 + p2 * (0.015085 + p4 * (-0.044475 + 0.028874 * p2 - 0.005916 * p4)))
+    return x, y
+
+
+@dataclass(frozen=True)
+class SvgWorld:
+    """Every shape as an SVG path in a ``width`` × ``height`` box (x east, y down), Natural Earth projection.
+
+    Paths reach outside the box (Antarctica below, rings across the antimeridian moved to its east
+    side): draw them clipped to it.
+    """
+
+    width: float
+    height: float
+    paths: dict[str, str]  # Shape.key → path data ("M x y …Z" per ring)
+
+
+@lru_cache(maxsize=1)
+def svg_world(width: float = 1000.0, digits: int = 0) -> SvgWorld:
+    """The shipped shapes projected (:func:`natural_earth`) and scaled so that longitudes −180…180 fill ``width``
+    and latitudes :data:`LAT_RANGE` the height; coordinates rounded to ``digits`` (1 of 1000 ≈ 0.36°, about
+    a pixel where the map is shown), as relative steps (``l``), so the paths weigh ≈ 50 KB."""
+    import numpy as np
+
+    x_max, _ = natural_earth(180.0, 0.0)
+    _, y_top = natural_earth(0.0, LAT_RANGE[1])
+    _, y_bottom = natural_earth(0.0, LAT_RANGE[0])
+    k = width / (2 * float(x_max))
+    height = round(k * float(y_top - y_bottom), digits)
+
+    def ring(points: list[list[float]]) -> str:
+        """One closed ring: an absolute move, then relative line steps between the rounded points."""
+        a = np.asarray(points, dtype=np.float64)
+        lon = a[:, 0]
+        if lon.max() - lon.min() > 180:  # a ring across the antimeridian (Fiji, Chukotka): one side, clipped
+            lon = np.where(lon < 0, lon + 360, lon)
+        x, y = natural_earth(lon, a[:, 1])
+        pts = np.stack([np.round(k * (x + x_max), digits), np.round(k * (y_top - y), digits)], axis=1)
+        keep = np.ones(len(pts), bool)
+        keep[1:] = np.any(pts[1:] != pts[:-1], axis=1)  # rounding merges neighbours: drop the repeats
+        pts = pts[keep]
+        steps = np.diff(pts, axis=0)
+        rel = " ".join(f"{u:g} {v:g}" for u, v in steps)
+        return f"M{pts[0, 0]:g} {pts[0, 1]:g}" + (f"l{rel}" if rel else "") + "z"
+
+    paths = {}
+    for f in world_geojson()["features"]:
+        g = f["geometry"]
+        polys = [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
+        paths[f["id"]] = "".join(ring(r) for poly in polys for r in poly)
+    return SvgWorld(width, height, paths)

@@ -13,7 +13,7 @@
 The day page, top to bottom: the most unusual forecasts beside a world map of
 tomorrow (largest rise against the usual, or P(material conflict, QuadClass 4),
 switchable; click a country for its page); the full watch list (rises and falls,
-overall and in conflict, filterable by country and root); the track record over
+overall and in conflict, filterable by country, UN region and root); the track record over
 the ``report_window_days`` scored days before D — daily Brier skill score
 against climatology per run from the ``scores`` table (95 % country-bootstrap
 band for the page's run), the window's skill table on the country-days every
@@ -24,7 +24,10 @@ reliability diagrams with counts per bin at root and event level
 Every number comes from a lake table (``forecasts``, ``futures``, ``scores``,
 ``country``); nothing is re-scored here (``evaluate`` wrote ``scores``). Charts
 are Plotly.js figures written as JSON into the page and drawn by
-``assets/report.js``; pages open from disk with no network (the map's base
+``assets/report.js`` — the map at once, every chart below the first screen when it
+comes near the viewport, so opening a page costs the first screen only; the
+watch list is the ``watchlist`` lake table (:func:`ensure_watchlist`); pages open
+from disk with no network (the map's base
 topology is pre-loaded through ``window.PlotlyGeoAssets``, so Plotly never
 fetches one from its CDN).
 """
@@ -43,12 +46,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cameo import codes as cameo
+from pipeline.cameo import regions
 from pipeline.cameo.labels import Outcomes, label_space, load_outcomes
 from pipeline.core.config import Config
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.scoring import geo
 from pipeline.scoring.evaluate import CLIMATOLOGY, bootstrap_bss, reliability
-from pipeline.scoring.watchlist import WatchlistConfig, departures, watchlist
+from pipeline.scoring.watchlist import WatchlistConfig, departures, ensure_watchlist, headline
 from pipeline.forecast.table import is_baseline
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
@@ -81,28 +85,70 @@ td.l,th.l{text-align:left} td.ph{color:#4b5563;font-size:11.5px;text-align:left;
 details{margin-top:22px} summary{cursor:pointer;font-weight:600} .note{font-size:12.5px;margin:4px 0;color:#4b5563}
 .scroll{max-height:520px;overflow:auto} a{color:#1d4ed8;text-decoration:none} a:hover{text-decoration:underline}
 .chart{width:100%;height:300px} main>.panel{margin-bottom:12px} #map{height:430px}
+.mapbox{position:relative} #map-static{position:absolute;left:0;top:0;width:100%;height:430px;background:#fff;z-index:1}
+#map-static path{stroke:#fff;stroke-width:0.6} #map-static .land{fill:#e5e7eb} #map-static a:hover path{opacity:.8}
 """
 
 JS = """
-// Filters for the watch list and country tables: text (country name/code) and list/root selectors.
+// Filters: text (country name/code), region or continent, and label (root / conflict), on every
+// [data-country] row and first-screen item; the map keeps only the countries of the region.
+function keep(el,q,region,root){
+  const d=el.dataset;
+  const okq=!q||d.country.toLowerCase().includes(q)||(d.name||'').toLowerCase().includes(q);
+  const okg=!region||(region.startsWith('c:')?d.continent===region.slice(2):d.region===region.slice(2));
+  const okr=!root||d.root===undefined||d.root===root||(root==='conflict'&&d.conflict==='1');
+  return okq&&okg&&okr;
+}
 function applyFilters(){
-  const q=(document.getElementById('q')||{value:''}).value.trim().toLowerCase();
-  const root=(document.getElementById('root')||{value:''}).value;
-  document.querySelectorAll('tr[data-country]').forEach(tr=>{
-    const okq=!q||tr.dataset.country.toLowerCase().includes(q)||(tr.dataset.name||'').toLowerCase().includes(q);
-    const okr=!root||tr.dataset.root===root||(root==='conflict'&&tr.dataset.conflict==='1');
-    tr.style.display=(okq&&okr)?'':'none';
+  const v=id=>(document.getElementById(id)||{value:''}).value;
+  const q=v('q').trim().toLowerCase(), region=v('region'), root=v('root');
+  document.querySelectorAll('tr[data-country],.item[data-country],.offmap[data-country],#map-static a').forEach(el=>{
+    el.style.display=keep(el,q,region,root)?'':'none';
   });
+  filterMap(region);
 }
+// The map's traces as drawn first (window.MAPFIG); a region keeps only its countries' shapes coloured.
+function filterMap(region){
+  const m=document.getElementById('map'), f=window.MAPFIG;
+  if(!m||!f||!m.data)return;
+  const idx=[], upd={locations:[],z:[],customdata:[]};
+  f.data.forEach((t,i)=>{
+    if(!t.customdata)return;
+    const ok=t.customdata.map(c=>!region||(region.startsWith('c:')?c[4]===region.slice(2):c[3]===region.slice(2)));
+    idx.push(i);
+    for(const k of ['locations','z','customdata'])upd[k].push(t[k].filter((_,j)=>ok[j]));
+  });
+  Plotly.restyle(m,upd,idx);
+}
+function plot(s){
+  const fig=JSON.parse(s.textContent), div=s.dataset.plot;
+  if(s.dataset.geo){window.MAPFIG=JSON.parse(s.textContent);fig.data.forEach(t=>t.geojson=window.WORLD);}
+  return Plotly.newPlot(div,fig.data,fig.layout,Object.assign({displaylogo:false,responsive:true},fig.config||{}))
+    .then(g=>{if(!s.dataset.geo)return; const st=document.getElementById('map-static'); if(st)st.remove();
+      applyFilters();
+      g.on('plotly_click',ev=>{const p=ev.points&&ev.points[0];
+      if(p&&p.customdata&&p.customdata[0])window.location.href='countries/'+p.customdata[0]+'.html';});});
+}
+// The first screen (the map) is drawn at once; every other chart when it comes near the viewport.
 function drawFigures(){
-  document.querySelectorAll('script[type="application/json"][data-plot]').forEach(s=>{
-    const fig=JSON.parse(s.textContent);
-    Plotly.newPlot(s.dataset.plot, fig.data, fig.layout, Object.assign({displaylogo:false,responsive:true}, fig.config||{}));
+  const all=[...document.querySelectorAll('script[type="application/json"][data-plot]')];
+  const lazy=all.filter(s=>!s.dataset.eager);
+  Promise.all(all.filter(s=>s.dataset.eager).map(plot)).then(()=>{
+    if(!('IntersectionObserver' in window)){lazy.forEach(plot);return;}
+    const io=new IntersectionObserver(es=>es.forEach(e=>{if(!e.isIntersecting)return;io.unobserve(e.target);
+      plot(lazy.find(s=>s.dataset.plot===e.target.id));}),{rootMargin:'300px'});
+    lazy.forEach(s=>io.observe(document.getElementById(s.dataset.plot)));
   });
 }
+// Plotly.js (1.4 MB) and the shapes load after the first frame is painted, so the first screen
+// (the watch list, the pre-rendered map) never waits for them to be parsed.
+const ASSETS=document.currentScript.src.replace(/[^/]*$/,'');
+function loadAsset(name){return new Promise((ok,fail)=>{const e=document.createElement('script');
+  e.src=ASSETS+name;e.onload=ok;e.onerror=()=>fail(new Error('cannot load '+name));document.head.appendChild(e);});}
 document.addEventListener('DOMContentLoaded',()=>{
-  drawFigures();
-  document.querySelectorAll('#q,#root').forEach(e=>e.addEventListener('input',applyFilters));
+  document.querySelectorAll('#q,#root,#region').forEach(e=>e.addEventListener('input',applyFilters));
+  if(!document.querySelector('script[data-plot]'))return;  // a page without charts (the index of days)
+  requestAnimationFrame(()=>setTimeout(()=>loadAsset('plotly-geo.min.js').then(()=>loadAsset('world.js')).then(drawFigures),0));
 });
 """
 
@@ -136,13 +182,15 @@ def _pbar(p: float, usual: float) -> str:
             f"<b style='left:calc({p * 100:.0f}% - 1px)'></b></span>")
 
 
-def _plot(div: str, fig: dict[str, Any], cls: str = "chart") -> str:
-    """A div and its Plotly figure as inline JSON (drawn by assets/report.js)."""
+def _plot(div: str, fig: dict[str, Any], cls: str = "chart", eager: bool = False, geo_shapes: bool = False) -> str:
+    """A div and its Plotly figure as inline JSON, drawn by assets/report.js: ``eager`` ones at once, the others
+    when they come near the viewport; ``geo_shapes`` traces get the shared country shapes (``window.WORLD``)."""
     blob = json.dumps(fig, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     height = fig.get("layout", {}).get("height")
     style = f" style='height:{int(height)}px'" if height else ""
+    flags = (" data-eager=1" if eager else "") + (" data-geo=1" if geo_shapes else "")
     return (f"<div id='{div}' class='{cls}'{style}></div>"
-            f"<script type='application/json' data-plot='{div}'>{blob}</script>")
+            f"<script type='application/json' data-plot='{div}'{flags}>{blob}</script>")
 
 
 def _page(title: str, header: str, body: str, depth: int) -> str:
@@ -150,8 +198,7 @@ def _page(title: str, header: str, body: str, depth: int) -> str:
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
             f"<meta name=viewport content='width=device-width,initial-scale=1'>"
             f"<link rel=stylesheet href='{up}assets/report.css'>"
-            f"<script src='{up}assets/plotly-geo.min.js'></script><script src='{up}assets/world.js'></script>"
-            f"<script src='{up}assets/report.js'></script></head><body><header>{header}</header>"
+            f"<script defer src='{up}assets/report.js'></script></head><body><header>{header}</header>"
             f"<main>{body}</main></body></html>")
 
 
@@ -231,10 +278,9 @@ def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistC
              history_days: int = HISTORY_DAYS, window_days: int = 7) -> DayData:
     """Read what the day page and the country pages show (the lake, once)."""
     day = as_date(day)
-    wcfg = wcfg or WatchlistConfig()
-    frame = departures(lake, day, run, wcfg)
+    frame = departures(lake, day, run, wcfg or WatchlistConfig())
     run = str(frame.model_run.iloc[0]) if len(frame) else (run or CLIMATOLOGY)
-    watch = watchlist(lake, day, run, wcfg, frame=frame)
+    watch = ensure_watchlist(lake, day, run, wcfg, frame=frame)  # the ``watchlist`` table (written when stale)
     head = lake.read("forecasts", day, day, columns=["country", "issued_at"], model=run)
     issued = head.column("issued_at")
     countries = sorted(set(frame.country), key=lambda c: (_name(c), c))
@@ -257,10 +303,7 @@ def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistC
 # ================================================================ day page sections
 def _top_items(watch: pd.DataFrame, n: int = 8) -> str:
     """The first screen: the ``n`` − 2 largest rises and the 2 largest falls, one per (country, root), as a list."""
-    g = watch[watch.list.isin(["rises", "conflict rises", "falls"])]
-    g = g.assign(_root=[c if lv == "quad" else c[:2] for lv, c in zip(g.level, g.code)])
-    g = g.sort_values("difference", key=abs, ascending=False).drop_duplicates(["country", "_root"])
-    g = pd.concat([g[g.direction == "rise"].head(n - 2), g[g.direction == "fall"].head(2)])
+    g = headline(watch, n, falls=2)
     if g.empty:
         return "<p class=meta>Nothing departs from the usual range tomorrow.</p>"
     rows = []
@@ -269,7 +312,8 @@ def _top_items(watch: pd.DataFrame, n: int = 8) -> str:
         tag = "<span class=tag>conflict</span>" if r.conflict else ""
         ph = "; ".join(r.phrases[:2]) if len(r.phrases) else ""
         sub = " · ".join(x for x in (_e(r.actors.split(';')[0]) if r.actors else "", _e(ph)) if x)
-        rows.append(f"<div class=item data-row='{_e(r.country)}|{_e(r.level)}|{_e(r.code)}'>"
+        rows.append(f"<div class=item {_geo_attrs(r.country)} data-root='{_e(r.code[:2])}' "
+                    f"data-conflict='{int(r.conflict)}' data-row='{_e(r.country)}|{_e(r.level)}|{_e(r.code)}'>"
                     f"<div class=what><a href='countries/{_e(r.country)}.html'>{_e(r.country_name)}</a> · "
                     f"{_e(_label(r.description))}{tag}</div>"
                     f"<div class='num {cls}'>{r.probability:.2f} <span class=meta>vs {r.usual:.2f}</span> "
@@ -285,7 +329,7 @@ def _watch_table(watch: pd.DataFrame, name: str) -> str:
     for r in g.itertuples():
         cls = "rise" if r.direction == "rise" else "fall"
         rows.append(
-            f"<tr data-country='{_e(r.country)}' data-name='{_e(r.country_name)}' data-root='{_e(r.code[:2])}' "
+            f"<tr {_geo_attrs(r.country)} data-root='{_e(r.code[:2])}' "
             f"data-conflict='{int(r.conflict)}' data-level='{_e(r.level)}' data-code='{_e(r.code)}'>"
             f"<td>{r.rank}</td><td class=l><a href='countries/{_e(r.country)}.html'>{_e(r.country_name)}</a></td>"
             f"<td class=l>{_e(_label(r.description))} <span class=meta>{_e(r.level)} {_e(r.code)}</span></td>"
@@ -302,7 +346,11 @@ def _watch_table(watch: pd.DataFrame, name: str) -> str:
 
 
 def _map_figure(d: DayData) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
-    """Choropleth traces: every shape (grey), P(QuadClass 4) and the largest rise per country.
+    """Choropleth traces: P(QuadClass 4) and the largest rise per country, over the land in grey.
+
+    The grey land and borders are Plotly's base layers drawn from the shipped topology
+    (``assets/world.js`` pre-loads it), not a third trace of every shape: one path
+    instead of 177 to draw on every open.
 
     Returns the figure, the P(QuadClass 4) of the countries without a shape, and every country's largest rise.
     """
@@ -312,55 +360,86 @@ def _map_figure(d: DayData) -> tuple[dict[str, Any], dict[str, float], dict[str,
     rise = {c: 0.0 for c in d.countries} | rises.set_index("country").difference.to_dict()
     rise_label = rises.set_index("country").description.to_dict()
     mv_q4, mv_rise = geo.map_values(q4), geo.map_values(rise)
-    all_keys = [s.key for s in geo.shapes()]
 
     def trace(mv: geo.MapValues, title: str, scale: str, zmax: float, visible: bool, label: dict[str, str]):
         return {"type": "choropleth", "geojson": None, "featureidkey": "id", "locations": mv.keys, "z": mv.values,
-                "customdata": [[c, _name(c), label.get(c, "")] for c in mv.source], "zmin": 0, "zmax": zmax,
+                "customdata": [[c, _name(c), label.get(c, ""), regions.region(c), regions.continent(c)]
+                               for c in mv.source], "zmin": 0, "zmax": zmax,
                 "colorscale": scale, "marker": {"line": {"color": "#ffffff", "width": 0.4}}, "visible": visible,
                 "colorbar": {"title": {"text": title, "side": "right"}, "thickness": 10, "len": 0.8},
-                "hovertemplate": "%{customdata[1]} (%{customdata[0]})<br>" + title + " %{z:.2f}"
+                "hovertemplate": "%{customdata[1]} (%{customdata[0]}, %{customdata[3]})<br>" + title + " %{z:.2f}"
                                  "<br>%{customdata[2]}<extra></extra>", "name": title}
 
     data = [
-        {"type": "choropleth", "geojson": None, "featureidkey": "id", "locations": all_keys, "z": [0] * len(all_keys),
-         "colorscale": [[0, "#e5e7eb"], [1, "#e5e7eb"]], "showscale": False, "hoverinfo": "skip",
-         "marker": {"line": {"color": "#ffffff", "width": 0.4}}, "name": "no forecast"},
         trace(mv_q4, "P(material conflict)", HEAT, 1.0, False, {}),
         trace(mv_rise, "largest rise vs usual", RISES, max([0.05] + mv_rise.values), True, rise_label),
     ]
     layout = {
         "margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "paper_bgcolor": "#ffffff", "height": 430,
         "geo": {"projection": {"type": "natural earth"}, "showframe": False, "showcoastlines": False,
-                "showland": False, "showcountries": False, "showocean": False, "showlakes": False,
+                "showland": True, "landcolor": "#e5e7eb", "showcountries": True, "countrycolor": "#ffffff",
+                "countrywidth": 0.4, "showocean": False, "showlakes": False,
                 "lataxis": {"range": [-57, 84]}, "bgcolor": "#ffffff"},
         "updatemenus": [{"type": "buttons", "direction": "right", "x": 0.01, "y": 0.02, "xanchor": "left",
                          "yanchor": "bottom", "showactive": True, "font": {"size": 11}, "buttons": [
                              {"label": "largest rise vs usual", "method": "restyle",
-                              "args": [{"visible": [True, False, True]}]},
+                              "args": [{"visible": [False, True]}]},
                              {"label": "P(material conflict)", "method": "restyle",
-                              "args": [{"visible": [True, True, False]}]}]}],
+                              "args": [{"visible": [True, False]}]}]}],
     }
     return {"data": data, "layout": layout, "config": {"scrollZoom": False}}, mv_q4.off_map, rise
 
 
+def _scale_color(v: float, vmax: float, scale: list[list[Any]]) -> str:
+    """The colour of ``v`` on a Plotly colorscale over [0, vmax] (linear in RGB between its stops)."""
+    t = min(max(v / vmax, 0.0), 1.0) if vmax > 0 else 0.0
+    for (t0, c0), (t1, c1) in zip(scale, scale[1:]):
+        if t <= t1:
+            w = (t - t0) / (t1 - t0) if t1 > t0 else 0.0
+            rgb = [round(int(c0[i:i + 2], 16) * (1 - w) + int(c1[i:i + 2], 16) * w) for i in (1, 3, 5)]
+            return "#" + "".join(f"{c:02x}" for c in rgb)
+    return scale[-1][1]
+
+
+def _static_map(fig: dict[str, Any]) -> str:
+    """The map's visible trace pre-rendered as inline SVG (:func:`geo.svg_world`), shown until Plotly has drawn.
+
+    So the first screen does not wait for Plotly.js (≈ 1.4 MB to parse): each coloured country is a link to its
+    page with its value as a tooltip; the rest of the land is one grey path. assets/report.js removes it once the
+    interactive map is drawn in its place.
+    """
+    w = geo.svg_world()
+    tr = next(t for t in fig["data"] if t.get("visible", True))
+    coloured, parts = set(tr["locations"]), []
+    for key, z, (c, name, label, region, cont) in zip(tr["locations"], tr["z"], tr["customdata"]):
+        tip = f"{name} ({c}, {region}): {tr['name']} {z:.2f}" + (f" · {label}" if label else "")
+        parts.append(f"<a href='countries/{_e(c)}.html' {_geo_attrs(c)}><path d='{w.paths[key]}' "
+                     f"fill='{_scale_color(z, tr['zmax'], tr['colorscale'])}'><title>{_e(tip)}</title></path></a>")
+    land = "".join(p for k, p in w.paths.items() if k not in coloured)
+    return (f"<svg id=map-static viewBox='0 0 {w.width:g} {w.height:g}' preserveAspectRatio='xMidYMid meet' "
+            f"role=img aria-label='{_e(tr['name'])} per country'><clipPath id=map-clip><rect width='{w.width:g}' "
+            f"height='{w.height:g}'/></clipPath><g clip-path='url(#map-clip)'><path class=land d='{land}'/>"
+            f"{''.join(parts)}</g></svg>")
+
+
 def _map_html(d: DayData) -> str:
     fig, off_q4, rise = _map_figure(d)
-    blob = json.dumps(fig, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
-    # the shapes come from assets/world.js (window.WORLD), shared by every day, not copied into each page
-    draw = ("<script>document.addEventListener('DOMContentLoaded',()=>{const f=JSON.parse("
-            "document.getElementById('map-fig').textContent);f.data.forEach(t=>t.geojson=window.WORLD);"
-            "Plotly.newPlot('map',f.data,f.layout,{displaylogo:false,responsive:true,scrollZoom:false}).then(()=>{"
-            "document.getElementById('map').on('plotly_click',ev=>{const p=ev.points&&ev.points[0];"
-            "if(p&&p.customdata&&p.customdata[0])window.location.href='countries/'+p.customdata[0]+'.html';});});});"
-            "</script>")
-    off = ", ".join(f"<a href='countries/{_e(c)}.html'>{_e(_name(c))}</a> {v:.2f} ({rise.get(c, 0):+.2f})"
-                    for c, v in sorted(off_q4.items(), key=lambda x: -x[1]))
+    # the shapes come from assets/world.js (window.WORLD), shared by every day, not copied into each page;
+    # the first screen shows them pre-rendered (_static_map) until Plotly has drawn the interactive map
+    off = ", ".join(f"<span class=offmap {_geo_attrs(c)}><a href='countries/{_e(c)}.html'>{_e(_name(c))}</a> "
+                    f"{v:.2f} ({rise.get(c, 0):+.2f})</span>" for c, v in sorted(off_q4.items(), key=lambda x: -x[1]))
     off_html = (f"<div class=meta>Too small for the 1:110m map ({len(off_q4)}): P(material conflict) "
                 f"(largest rise) {off}</div>" if off_q4 else "")
-    return (f"<div id=map></div><script type='application/json' id='map-fig'>{blob}</script>{draw}"
-            f"<div class=meta>Click a country for its page. Natural Earth 1:110m shapes, FIPS 10-4 keyed.</div>"
-            f"{off_html}")
+    return ("<div class=mapbox>" + _static_map(fig) + _plot("map", fig, cls="", eager=True, geo_shapes=True)
+            + "</div><div class=meta>Click a country for its page. Natural Earth 1:110m shapes, FIPS 10-4 keyed.</div>"
+            + off_html)
+
+
+def _geo_attrs(fips: str) -> str:
+    """``data-`` attributes the page's filters read: FIPS code, name, UN region and continent."""
+    p = regions.place(fips)
+    return (f"data-country='{_e(fips)}' data-name='{_e(_name(fips))}' data-region='{_e(p.region)}' "
+            f"data-continent='{_e(p.continent)}'")
 
 
 def _read_scores(lake: Lake, first: dt.date, last: dt.date, level: str) -> pd.DataFrame:
@@ -588,7 +667,7 @@ def _countries_table(d: DayData) -> str:
     for c in d.countries:
         r = rises.loc[c] if c in rises.index else None
         top = f"{_e(_label(r.description))} {r.probability:.2f} vs {r.usual:.2f}" if r is not None else ""
-        rows.append(f"<tr data-country='{_e(c)}' data-name='{_e(_name(c))}'><td class=l>"
+        rows.append(f"<tr {_geo_attrs(c)}><td class=l>"
                     f"<a href='countries/{_e(c)}.html'>{_e(_name(c))}</a></td><td class=l>{_e(c)}</td>"
                     f"<td>{_f(q4.get(c, np.nan))}</td><td class=l>{top}</td></tr>")
     return ("<div class=scroll><table class=countries><tr><th class=l>country</th><th class=l>FIPS</th>"
@@ -604,6 +683,16 @@ def _nav(reports_dir: Path, day: dt.date, depth: int) -> str:
     prev = f"<a href='{up}{days[i - 1]}/index.html'>← {days[i - 1]}</a>" if i > 0 else ""
     nxt = f"<a href='{up}{days[i + 1]}/index.html'>{days[i + 1]} →</a>" if i + 1 < len(days) else ""
     return f"<nav>{prev}<a href='{up}index.html'>all days</a>{nxt}</nav>"
+
+
+def _region_select(countries: list[str]) -> str:
+    """The region menu: per continent of the page's countries, the continent itself then its UN regions."""
+    groups = []
+    for cont, regs in regions.grouped(countries).items():
+        opts = "".join(f"<option value='r:{_e(r)}'>{_e(r)}</option>" for r in regs if r != cont)
+        groups.append(f"<optgroup label='{_e(cont)}'><option value='c:{_e(cont)}'>{_e(cont)} (all)</option>{opts}"
+                      f"</optgroup>")
+    return f"<select id=region><option value=''>all regions</option>{''.join(groups)}</select>"
 
 
 def day_page(lake: Lake, d: DayData, cfg: Config, reports_dir: Path) -> str:
@@ -623,7 +712,8 @@ and <span class=fall>falls</span></div>{_top_items(d.watch)}
 · <code>gdelt-forecast inspect watchlist --date {d.day}</code></div></section>
 <section class=panel id=worldmap>{_map_html(d)}</section></div>
 <h2 id=watchlist>Watch list</h2>
-<div class=filters>filter: <input id=q placeholder="country"> <select id=root><option value="">all labels</option>
+<div class=filters>filter: <input id=q placeholder="country"> {_region_select(d.countries)}
+<select id=root><option value="">all labels</option>
 <option value="conflict">conflict (roots 13–20, QuadClass 3–4)</option>{root_opts}</select>
 <span class=meta>P = forecast; usual = the reference it departs from; bar: grey = usual, tick = forecast;
 ratio = (P + 0.01) / (usual + 0.01); clim / base = climatology / {_e(ref)}</span></div>

@@ -1,9 +1,13 @@
 """The watch list: which (country, label) forecasts for a day depart most from the country's usual.
 
-A documented query over the lake (``forecasts`` and ``futures``; ``scores`` to
-pick the reference baseline), so the morning page holds nothing the lake does
-not: ``gdelt-forecast inspect watchlist --date D`` prints the same rows, and
-the report writes them beside the page as ``watchlist.csv``.
+This module owns the ``watchlist`` lake table (``watchlist/model=<run>/<D>``,
+``WATCHLIST_SCHEMA``): :func:`write_watchlist` is the stage that computes it from
+the lake (``forecasts`` and ``futures``; ``scores`` to pick the reference
+baseline) after the day's forecasts, and :func:`read_watchlist` its one reader,
+used by the morning page, ``gdelt-forecast inspect watchlist --date D`` and the
+demo's summary, so the page holds nothing the lake does not (the report also
+writes the rows beside the page as ``watchlist.csv``). Each row carries the
+country's UN region (:mod:`pipeline.cameo.regions`) for the page's region filter.
 
 For a target day D, a forecast run (the model, see :func:`primary_run`) and
 each label ℓ of country c at the ``root``, ``event`` and ``quad`` levels, with
@@ -42,7 +46,10 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.cameo import codes as cameo
+from pipeline.cameo import regions
 from pipeline.core.lake import DateLike, Lake, as_date
+from pipeline.core.schemas import WATCHLIST_SCHEMA
+from pipeline.forecast.futures import phrase_codes
 from pipeline.forecast.table import baseline_run, is_baseline
 
 CLIMATOLOGY = baseline_run("climatology")
@@ -50,8 +57,13 @@ LEARNED = baseline_run("learned")
 CONFLICT_ROOTS: frozenset[str] = frozenset(f"{r}" for r in range(13, 21))
 LEVELS: tuple[str, ...] = ("root", "event", "quad")
 EPS = 0.01
-COLUMNS: list[str] = ["rank", "direction", "conflict", "country", "country_name", "level", "code", "description",
-                      "probability", "usual", "difference", "ratio", "climatology", "baseline", "baseline_run",
+LISTS: dict[str, tuple[str, bool | None]] = {"rises": ("rise", None), "falls": ("fall", None),
+                                             "conflict rises": ("rise", True), "conflict falls": ("fall", True)}
+"""The four lists: name → (direction, conflict labels only?), in the order they are stacked."""
+TABLE = "watchlist"
+COLUMNS: list[str] = ["rank", "direction", "conflict", "country", "country_name", "region", "level", "code",
+                      "description", "probability", "usual", "difference", "ratio", "climatology", "baseline",
+                      "baseline_run",
                       "actors", "phrases", "model_run"]
 
 
@@ -153,19 +165,11 @@ def future_phrases(lake: Lake, run: str, day: dt.date, keys: set[tuple[str, str,
     (2 digits) labels, once per future. ``keys`` limits the work to those
     labels (the watch list's rows). Empty when the run has no futures.
     """
-    if not lake.has_partition("futures", day, model=run):
+    if keys is not None and not keys:
         return {}
-    filt = None
-    if keys is not None:
-        import pyarrow.compute as pc
-        import pyarrow.dataset as ds
-
-        if not keys:
-            return {}
-        filt = pc.is_in(ds.field("country"), value_set=pa.array(sorted({k[0] for k in keys}), pa.string()))
-    t = lake.read("futures", day, day, model=run, columns=["country", "phrases", "codes"], filter=filt)
+    countries = sorted({k[0] for k in keys}) if keys is not None else None
     counts: dict[tuple[str, str, str], Counter] = {}
-    for country, phrases, codes in zip(*(t.column(c).to_pylist() for c in ("country", "phrases", "codes"))):
+    for country, phrases, codes in phrase_codes(lake, run, day, countries):
         seen: set[tuple[str, str, str, str]] = set()
         for phrase, code in zip(phrases, codes):
             if not code:
@@ -214,6 +218,7 @@ def departures(lake: Lake, day: DateLike, run: str | None = None, cfg: Watchlist
     df["conflict"] = (quad & df.code.isin(["3", "4"])) | (~quad & df.root_code.isin(CONFLICT_ROOTS))
     names = {c: cameo.country_name(c) or c for c in df.country.unique()}
     df["country_name"] = df.country.map(names)
+    df["region"] = df.country.map({c: regions.region(c) for c in names})
     df["baseline_run"] = base_run or CLIMATOLOGY
     df["model_run"] = run
     return df.reset_index(drop=True)
@@ -242,8 +247,7 @@ def watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: WatchlistC
     df = frame if frame is not None else departures(lake, day, run, cfg)
     run = str(df.model_run.iloc[0]) if len(df) else primary_run(lake, day, run)
     parts = []
-    for name, direction, conflict in (("rises", "rise", None), ("falls", "fall", None),
-                                      ("conflict rises", "rise", True), ("conflict falls", "fall", True)):
+    for name, (direction, conflict) in LISTS.items():
         g = rank(df, direction, conflict, cfg.top, cfg.min_difference).copy()
         g.insert(0, "list", name)
         g["rank"] = np.arange(1, len(g) + 1)
@@ -254,3 +258,76 @@ def watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: WatchlistC
     out["phrases"] = [[ph for ph, _ in phrases.get((c, lv, code), [])[:cfg.n_phrases]]
                       for c, lv, code in zip(out.country, out.level, out.code)]
     return out[["list"] + COLUMNS].reset_index(drop=True)
+
+
+# ================================================================ the ``watchlist`` table
+def write_watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: WatchlistConfig | None = None,
+                    frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The stage: compute :func:`watchlist` for ``day`` and replace ``watchlist/model=<run>/<day>``; returns the rows.
+
+    Idempotent: the rows depend only on the lake (``forecasts``, ``futures``,
+    ``scores``) and ``cfg``, so a re-run writes the same rows.
+    """
+    day = as_date(day)
+    w = watchlist(lake, day, run, cfg, frame=frame)
+    run = str(w.model_run.iloc[0]) if len(w) else primary_run(lake, day, run)
+    cols = {f.name: w[f.name].tolist() for f in WATCHLIST_SCHEMA}
+    cols["phrases"] = [list(p) for p in w.phrases]
+    table = pa.Table.from_pydict(cols, schema=WATCHLIST_SCHEMA)
+    lake.write_partition(TABLE, table, day, schema=WATCHLIST_SCHEMA, model=run)
+    return w
+
+
+def read_watchlist(lake: Lake, day: DateLike, run: str | None = None, top: int | None = None) -> pd.DataFrame:
+    """``watchlist/model=<run>/<day>`` (run: :func:`primary_run`) as written, with at most ``top`` rows per list.
+
+    Raises ``FileNotFoundError`` naming the command that writes it when the partition is absent.
+    """
+    day = as_date(day)
+    run = primary_run(lake, day, run)
+    if not lake.has_partition(TABLE, day, model=run):
+        raise FileNotFoundError(f"no {TABLE}/model={run}/{day} in {lake.root}; run `gdelt-forecast watchlist "
+                                f"--date {day}` (the daily flow and `gdelt-forecast report` write it)")
+    w = lake.read(TABLE, day, day, columns=WATCHLIST_SCHEMA.names, model=run).to_pandas()
+    order = {name: i for i, name in enumerate(LISTS)}
+    w = w.sort_values(["list", "rank"], key=lambda s: s.map(order) if s.name == "list" else s, kind="stable")
+    if top is not None:
+        w = w[w["rank"] <= top]
+    w["phrases"] = [list(p) for p in w.phrases]
+    return w[["list"] + COLUMNS].reset_index(drop=True)
+
+
+def stored_top(w: pd.DataFrame) -> int:
+    """The longest list of a stored watch list (≤ the ``top`` it was written with)."""
+    return int(w["rank"].max()) if len(w) else 0
+
+
+def ensure_watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: WatchlistConfig | None = None,
+                     frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The stored watch list of ``day``, written first when absent or older than its inputs (or when ``cfg`` is given).
+
+    What the report calls: after the daily flow's watch-list stage it only reads;
+    ``gdelt-forecast report --top N`` (an explicit ``cfg``) rewrites the partition with N rows per list.
+    """
+    from pipeline.core.status import LakeStatus
+
+    day = as_date(day)
+    run = primary_run(lake, day, run)
+    if cfg is not None or not LakeStatus(lake).done(TABLE, day, model_run=run):
+        write_watchlist(lake, day, run, cfg, frame=frame)
+    return read_watchlist(lake, day, run)
+
+
+def headline(w: pd.DataFrame, n: int = 8, falls: int = 2) -> pd.DataFrame:
+    """The first screen of a watch list: the ``n − falls`` largest rises and the ``falls`` largest falls.
+
+    One row per (country, root) — an event row and its root say the same thing
+    — from the ``rises``, ``conflict rises`` and ``falls`` lists, largest |difference| first within each.
+    """
+    g = w[w.list.isin(["rises", "conflict rises", "falls"])]
+    g = g.assign(_root=[c if lv == "quad" else c[:2] for lv, c in zip(g.level, g.code)])
+    g = g.assign(_abs=g.difference.abs()).sort_values(["_abs", "country", "level", "code"],
+                                                      ascending=[False, True, True, True], kind="stable")
+    g = g.drop_duplicates(["country", "_root"])
+    out = pd.concat([g[g.direction == "rise"].head(n - falls), g[g.direction == "fall"].head(falls)])
+    return out.drop(columns=["_root", "_abs"]).reset_index(drop=True)
