@@ -17,6 +17,18 @@ os.environ.setdefault("GDELT_FORECAST_QUIET", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "data" / "sample" / "gdelt-v2"
+
+
+def copy_sample_days(dst: Path, days, slices: slice = slice(None)) -> Path:
+    """Copy the shipped sample's export zips of ``days`` (dates or ISO strings) into ``dst`` (real files),
+    ``slices`` of each day's sorted slices only; returns ``dst``."""
+    import shutil
+
+    dst.mkdir(parents=True, exist_ok=True)
+    for day in days:
+        for f in sorted(SAMPLE_DIR.glob(f"{str(day).replace('-', '')}*.export.CSV.zip"))[slices]:
+            shutil.copy(f, dst / f.name)
+    return dst
 SAMPLE_START, SAMPLE_END = "2025-05-16", "2025-06-06"
 SHARED_DATA = REPO.parent / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import SAMPLE_COUNTRIES, SAMPLE_DIR
+from tests.conftest import SAMPLE_COUNTRIES, copy_sample_days
 
 pytestmark = pytest.mark.prefect
 
@@ -26,12 +26,7 @@ def test_backfill_over_a_hole(prefect_harness, sample_descriptors, tiny_model_ru
     from pipeline.core.lake import Lake
     from pipeline.features.dataset import build_index
 
-    src = tmp_path / "src"
-    src.mkdir()
-    for d in DAYS:
-        if d != HOLE:  # the source has nothing for the middle day
-            for f in SAMPLE_DIR.glob(f"{d:%Y%m%d}*.export.CSV.zip"):
-                shutil.copy(f, src / f.name)
+    src = copy_sample_days(tmp_path / "src", [d for d in DAYS if d != HOLE])  # nothing for the middle day
     lake_root = tmp_path / "lake"
     shutil.copytree(sample_descriptors.table_dir("embeddings"), lake_root / "embeddings")
     cfg = {"lake": {"root": str(lake_root)}, "descriptors": {"countries": list(SAMPLE_COUNTRIES)},

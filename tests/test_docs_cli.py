@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 import typer
-
 from typer.core import TyperGroup
 
 try:  # typer ≥ 0.29 carries its own copy of click: its commands raise that copy's errors

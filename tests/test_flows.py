@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from tests.conftest import SAMPLE_COUNTRIES, SAMPLE_DIR
+from tests.conftest import SAMPLE_COUNTRIES, copy_sample_days
 
 pytestmark = pytest.mark.prefect
 
@@ -25,15 +25,6 @@ DAYS = [dt.date(2025, 5, 16) + dt.timedelta(days=i) for i in range(3)]  # 16 …
 def harness(prefect_harness):
     """The session's one Prefect test harness (tests/conftest.py)."""
     return prefect_harness
-
-
-def _sample_subset(dst: Path, days: list[dt.date]) -> Path:
-    """The shipped sample's zips for ``days`` (real files, copied)."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for d in days:
-        for f in SAMPLE_DIR.glob(f"{d:%Y%m%d}*.export.CSV.zip"):
-            shutil.copy(f, dst / f.name)
-    return dst
 
 
 def _config(tmp: Path, lake: Path, model: Path | None = None) -> Path:
@@ -70,7 +61,7 @@ def _snapshot(root: Path) -> dict[str, pa.Table]:
 def test_backfill_twice_is_idempotent_and_the_second_run_does_no_work(harness, sample_descriptors, tmp_path):
     from flows.backfill import backfill
 
-    src = _sample_subset(tmp_path / "src", DAYS[:3])
+    src = copy_sample_days(tmp_path / "src", DAYS[:3])
     lake_root = tmp_path / "lake"
     _seed_embeddings(sample_descriptors, lake_root)
     config = str(_config(tmp_path, lake_root))
@@ -98,7 +89,7 @@ def test_a_failed_day_does_not_stop_the_others(harness, sample_descriptors, tmp_
     from flows.backfill import BackfillFailed, backfill
     from pipeline.core.lake import Lake
 
-    src = _sample_subset(tmp_path / "src", DAYS[:3])
+    src = copy_sample_days(tmp_path / "src", DAYS[:3])
     bad = sorted(src.glob(f"{DAYS[1]:%Y%m%d}*.zip"))[0]
     bad.write_bytes(bad.read_bytes()[:5000])  # a truncated zip on the middle day
     lake_root = tmp_path / "lake"
@@ -120,7 +111,7 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
     from pipeline.core.lake import Lake
 
     days = DAYS[:3]  # two days of history (a partial T=7 context is enough), then the daily run for the third
-    src = _sample_subset(tmp_path / "src", days)
+    src = copy_sample_days(tmp_path / "src", days)
     lake_root = tmp_path / "lake"
     _seed_embeddings(sample_descriptors, lake_root)
     config = str(_config(tmp_path, lake_root, tiny_model_run))
@@ -213,7 +204,7 @@ def local_runner_lake(prefect_harness, sample_descriptors, tmp_path_factory):
     from flows.backfill import with_runner
 
     tmp = tmp_path_factory.mktemp("local-runner")
-    src = _sample_subset(tmp / "src", DAYS[:2])
+    src = copy_sample_days(tmp / "src", DAYS[:2])
     lake_root = tmp / "lake"
     _seed_embeddings(sample_descriptors, lake_root)
     with_runner("local", workers=2)(DAYS[0], DAYS[1], config=str(_config(tmp, lake_root)), source="local",

@@ -17,8 +17,7 @@ from pipeline.core.lake import Lake
 from pipeline.ingest.parse import parse_events
 from pipeline.core.schemas import EVENTS_SCHEMA, LAYOUTS
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE_DIR = REPO / "data" / "sample" / "gdelt-v2"
+from tests.conftest import SAMPLE_DIR, copy_sample_days
 LAYOUT_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "gdelt"
 
 
@@ -34,14 +33,6 @@ def raw_lines(path: Path) -> list[bytes]:
 def lake_digest(lake: Lake, table: str = "events") -> str:
     con = lake.duckdb([table])
     return con.sql(f"SELECT md5(string_agg(CAST(t AS VARCHAR), '|' ORDER BY GLOBALEVENTID)) FROM {table} t").fetchall()[0][0]
-
-
-def copy_days(dst: Path, days: list[str], slices: slice = slice(None)) -> Path:
-    dst.mkdir(parents=True, exist_ok=True)
-    for day in days:
-        for f in sorted(SAMPLE_DIR.glob(f"{day.replace('-', '')}*.zip"))[slices]:
-            shutil.copy(f, dst / f.name)
-    return dst
 
 
 def zip_bytes(name: str, text: bytes) -> bytes:
@@ -92,7 +83,7 @@ def test_duckdb_pandas_polars_read_the_lake(sample_lake):
 
 # --------------------------------------------------------- idempotence
 def test_rerun_skips_and_force_gives_identical_rows(tmp_path):
-    src = copy_days(tmp_path / "src", ["2025-05-20", "2025-05-21"])
+    src = copy_sample_days(tmp_path / "src", ["2025-05-20", "2025-05-21"])
     lake = Lake(tmp_path / "lake")
     first = ingest(lake, "local", "2025-05-20", "2025-05-21", IngestConfig(), path=src)
     digest = lake_digest(lake)
@@ -107,7 +98,7 @@ def test_rerun_skips_and_force_gives_identical_rows(tmp_path):
 def test_force_reingest_of_a_changed_file_replaces_its_rows(tmp_path):
     """A file changed since it was ingested: --force leaves exactly its new rows, the now-bad row quarantined."""
     day = "2025-05-27"
-    src = copy_days(tmp_path / "src", [day])
+    src = copy_sample_days(tmp_path / "src", [day])
     lake = Lake(tmp_path / "lake")
     first = ingest(lake, "local", day, day, IngestConfig(), path=src)
     target = sorted(src.glob("*.zip"))[1]
@@ -138,7 +129,7 @@ def test_force_reingest_of_a_changed_file_replaces_its_rows(tmp_path):
 
 def test_lake_without_provenance_is_upgraded_on_reingest(tmp_path):
     """Partitions written before ``source_file`` existed: a forced re-ingest gives the same rows, now with it."""
-    src = copy_days(tmp_path / "src", ["2025-05-20"])
+    src = copy_sample_days(tmp_path / "src", ["2025-05-20"])
     lake = Lake(tmp_path / "lake")
     ingest(lake, "local", "2025-05-20", "2025-05-20", IngestConfig(), path=src)
     old = lake.read("events", columns=None).drop_columns(["date", "source_file"])
@@ -151,11 +142,11 @@ def test_lake_without_provenance_is_upgraded_on_reingest(tmp_path):
 def test_one_more_slice_merges_into_its_day(tmp_path):
     day = "2025-05-22"
     full = Lake(tmp_path / "full")
-    ingest(full, "local", day, day, IngestConfig(), path=copy_days(tmp_path / "all", [day]))
+    ingest(full, "local", day, day, IngestConfig(), path=copy_sample_days(tmp_path / "all", [day]))
     part = Lake(tmp_path / "part")
-    ingest(part, "local", day, day, IngestConfig(), path=copy_days(tmp_path / "a", [day], slice(0, 2)))
+    ingest(part, "local", day, day, IngestConfig(), path=copy_sample_days(tmp_path / "a", [day], slice(0, 2)))
     n2 = part.read("events").num_rows
-    ingest(part, "local", day, day, IngestConfig(), path=copy_days(tmp_path / "b", [day], slice(2, 3)))
+    ingest(part, "local", day, day, IngestConfig(), path=copy_sample_days(tmp_path / "b", [day], slice(2, 3)))
     assert part.read("events").num_rows > n2
     assert lake_digest(part) == lake_digest(full)
 
@@ -337,7 +328,7 @@ def test_cli_ingest_reduce_inspect(tmp_path):
     from gdelt_forecast.cli import app
 
     runner = CliRunner()
-    src = copy_days(tmp_path / "src", ["2025-05-30"])
+    src = copy_sample_days(tmp_path / "src", ["2025-05-30"])
     lake = str(tmp_path / "lake")
     r = runner.invoke(app, ["--lake", lake, "ingest", "--source", "local", "--start", "2025-05-30",
                             "--path", str(src)])

@@ -13,25 +13,16 @@ import random
 import shutil
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from pipeline.core.config import IngestConfig
 from pipeline.core.lake import Lake
 from pipeline.ingest.run import ingest
+from tests.conftest import copy_sample_days
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample" / "gdelt-v2"
 DAYS = ["2025-05-20", "2025-05-21"]
 KILLS = 20
-
-
-def _copy(dst: Path, slices: slice) -> Path:
-    dst.mkdir(parents=True, exist_ok=True)
-    for day in DAYS:
-        for f in sorted(SAMPLE_DIR.glob(f"{day.replace('-', '')}*.zip"))[slices]:
-            shutil.copy(f, dst / f.name)
-    return dst
 
 
 def _ingest(root: str, src: str) -> None:
@@ -58,10 +49,10 @@ def same(a: tuple, b: tuple) -> bool:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_kill_9_at_random_points_then_rerun_gives_the_clean_tables(tmp_path):
-    src = _copy(tmp_path / "src", slice(0, 1))
+    src = copy_sample_days(tmp_path / "src", DAYS, slice(0, 1))
     seed = tmp_path / "seed"
     _ingest(str(seed), str(src))  # each day already has one slice (recorded done in the manifest) ...
-    _copy(src, slice(1, None))  # ... and the run adds the others to it
+    copy_sample_days(src, DAYS, slice(1, None))  # ... and the run adds the others to it
 
     clean = tmp_path / "clean"
     shutil.copytree(seed, clean)
@@ -113,10 +104,10 @@ def _child_killed_after_rename(root: str, src: str, k: int) -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_kill_9_after_every_rename_then_rerun_gives_the_clean_tables(tmp_path):
     """Deterministic kill points: right after each rename the ingest makes, whatever the lake's design."""
-    src = _copy(tmp_path / "src", slice(0, 1))
+    src = copy_sample_days(tmp_path / "src", DAYS, slice(0, 1))
     seed = tmp_path / "seed"
     _ingest(str(seed), str(src))
-    _copy(src, slice(1, None))
+    copy_sample_days(src, DAYS, slice(1, None))
     clean = tmp_path / "clean"
     shutil.copytree(seed, clean)
     _ingest(str(clean), str(src))

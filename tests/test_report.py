@@ -33,7 +33,7 @@ def test_evaluate_model_against_baselines(sample_forecasts, tmp_path):
 
 def test_report_and_cli(sample_forecasts, tmp_path):
     lake, mr = sample_forecasts.lake, sample_forecasts.mr
-    FORECAST_DAYS, SAMPLE_COUNTRIES = sample_forecasts.days, sample_forecasts.countries
+    FORECAST_DAYS = sample_forecasts.days
     cfg_file = tmp_path / "cfg.yaml"
     cfg_file.write_text(yaml.safe_dump({"evaluate": {"reports_dir": str(tmp_path / "reports"), "val_days": 1}}))
     runner = CliRunner()
