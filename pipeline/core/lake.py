@@ -404,10 +404,12 @@ class Lake:
         return out
 
     def undated_files(self, table: str, **keys: str) -> list[Path]:
-        """The table's Parquet files outside day folders (all of a table without dates; the
-        ``write_undated`` file of a day-partitioned one)."""
+        """The table's own Parquet files, beside its day or key folders (the ``write_undated`` file of a
+        day-partitioned table; all of a table without dates): the ``part-<i>.parquet`` names Lake writes,
+        looked up by path, so the cost does not grow with the number of partitions."""
         self._recover_once()
-        return _undated_files(self.partition_dir(table, None, **keys))
+        base = self.partition_dir(table, None, **keys)
+        return [f for f in (base / f"part-{i}.parquet" for i in range(_MAX_FILES)) if f.is_file()]
 
     def read(
         self,
