@@ -273,6 +273,8 @@ def _iter_batches(ds: Dataset, batch_size: int, collate: Callable) -> Iterator[d
 
 def _training_phrases(ds: Dataset, collate: Callable) -> list[str]:
     """Target phrases of the training split, sorted (they join the tokenizer's corpus)."""
+    if callable(getattr(ds, "phrases", None)):  # SequenceDataset: from its index, without building items
+        return list(ds.phrases())
     out: set[str] = set()
     for batch in _iter_batches(ds, 64, collate):
         for phrases in batch["target_phrases"]:
@@ -586,14 +588,21 @@ def _umask() -> int:
 
 
 def _describe(ds: Dataset, collate: Callable) -> dict[str, Any]:
-    """Countries and target-day window of a split (from its batches' ``country`` / ``target_date``)."""
+    """Countries and target-day window of a split (from its batches' ``country`` / ``target_date``;
+    a ``SequenceDataset``'s from its ``keys()``, without building items)."""
     countries: set[str] = set()
     dates: set[Any] = set()
     n = 0
-    for batch in _iter_batches(ds, 64, collate):
-        countries.update(str(c) for c in batch["country"])
-        dates.update(batch["target_date"])
-        n += len(batch["country"])
+    if callable(getattr(ds, "keys", None)):
+        for c, d in ds.keys():
+            countries.add(str(c))
+            dates.add(d)
+            n += 1
+    else:
+        for batch in _iter_batches(ds, 64, collate):
+            countries.update(str(c) for c in batch["country"])
+            dates.update(batch["target_date"])
+            n += len(batch["country"])
     first, last = (str(min(dates)), str(max(dates))) if dates else (None, None)
     return {"n_sequences": n, "countries": sorted(countries), "first_target": first, "last_target": last}
 
