@@ -69,9 +69,11 @@ def build_base(work: Path, countries: list[str], embedder: Embedder) -> Lake:
 def build_long(base: Lake, work: Path, n: int, countries: list[str]) -> Lake:
     """``n`` re-dated days ending LAST: day i is a copy of real day ``REAL[(i - n) % 22]``."""
     root = work / f"long-{n}"
+    lake = Lake(root)
+    if len(lake.partitions("descriptor_days")) == n and (root / "embeddings").exists():
+        return lake  # built by an earlier run
     if root.exists():
         shutil.rmtree(root)
-    lake = Lake(root)
     keep = {t: {d: base.read(t, d, d) for d in REAL} for t in ("descriptors", "descriptor_days")}
     country = {d: base.read("country", d, d) for d in REAL}
     for d in REAL:

@@ -3,7 +3,8 @@
 Layout (``root`` defaults to ``data/lake``)::
 
     <root>/<table>/[<key>=<value>/...]YYYY-MM-DD/part-0.parquet   (part-1 … for big partitions)
-    <root>/<table>/[<key>=<value>/...]part-0.parquet               (tables without a date)
+    <root>/<table>/[<key>=<value>/...]part-0.parquet               (tables without a date; beside day
+                                                                    folders: the rows without a day, ``write_undated``)
     <root>/_staging/<id>/ , <id>.lock   partition writes in progress (never read)
     <root>/_meta/<table>/...            side files of a table (dataset manifests, the events ID index)
 
