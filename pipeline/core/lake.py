@@ -616,8 +616,7 @@ def _trash_target(lake: Lake, entry: Path) -> tuple[str, dt.date | None] | None:
     return (table, days.pop()) if len(days) == 1 else None
 
 
-def move_dated_rows(lake: Lake, table: str, column: str, keys: tuple[str, ...],
-                    schema: pa.Schema | None = None) -> int:
+def move_dated_rows(lake: Lake, table: str, column: str, keys: tuple[str, ...], schema: pa.Schema) -> int:
     """Move the rows of ``table``'s undated files whose ``column`` holds a day into that day's partition.
 
     Older versions kept the ``manifest`` as one file; this splits it by day. A row whose
@@ -630,10 +629,10 @@ def move_dated_rows(lake: Lake, table: str, column: str, keys: tuple[str, ...],
     if not files:
         return 0
     t = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
-    if schema is not None:
-        for f in schema:
-            if f.name not in t.column_names and f.nullable:
-                t = t.append_column(f.name, pa.nulls(t.num_rows, f.type))
+    for f in schema:
+        if f.name not in t.column_names and f.nullable:
+            t = t.append_column(f.name, pa.nulls(t.num_rows, f.type))
+    t = conform(t, schema, where=f"{table} (undated files)")
     dated = pc.is_valid(t.column(column))
     if not pc.any(dated).as_py():
         return 0
@@ -643,10 +642,7 @@ def move_dated_rows(lake: Lake, table: str, column: str, keys: tuple[str, ...],
     for lo, hi in zip(cuts[:-1], cuts[1:]):
         day, part = as_date(days[lo].item()), rows.slice(lo, hi - lo)
         if lake.has_partition(table, day):
-            have = lake.read(table, day, day).drop_columns([DATE])
-            if schema is not None:
-                have = conform(have, schema)
-            part = conform(part, have.schema) if schema is None else conform(part, schema)
+            have = conform(lake.read(table, day, day), schema, where=f"{table} partition {day}")
             seen = _key_strings(have, keys)
             part = part.filter(pc.invert(pc.is_in(_key_strings(part, keys), value_set=seen)))
             part = pa.concat_tables([have, part]).sort_by([(k, "ascending") for k in keys])
