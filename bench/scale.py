@@ -8,8 +8,8 @@ events/country/descriptors/descriptor_days partitions of four real days of
 into the N day folders ending 2025-05-31 (so a 3,000-day lake starts in 2017 and
 costs seconds to build, not a re-ingest). The files' own ``date`` column keeps
 the real day; the folder names carry the synthetic one. The ``manifest`` gets
-the matching re-dated rows (about 40 files a day), so its size grows with N as
-in a real lake. Nothing here is a measurement of forecast quality.
+the matching re-dated rows (about 40 files a day, one partition per day), so its
+size grows with N as in a real lake. Nothing here is a measurement of forecast quality.
 
 Then, for every N, three real later days (2025-06-01 … 03; their GLOBALEVENTIDs
 are above every copied day's, as in a real append) are, one day at a time:
@@ -95,9 +95,8 @@ def build_scaled(base: Lake, work: Path, n: int) -> Lake:
     if root.exists():
         shutil.rmtree(root)
     lake = Lake(root)
-    manifest = base.read("manifest").to_pylist()
+    manifest = base.read("manifest", columns=MANIFEST_SCHEMA.names).to_pylist()
     by_day = {d: [r for r in manifest if r["day"] == d] for d in HISTORY}
-    rows = []
     for i in range(n):
         day = LAST_SYNTHETIC - dt.timedelta(days=n - 1 - i)
         real = HISTORY[i % len(HISTORY)]
@@ -106,10 +105,13 @@ def build_scaled(base: Lake, work: Path, n: int) -> Lake:
             dst.mkdir(parents=True)
             for f in base.files(t, real, real):
                 os.link(f, dst / f.name)
-        for r in by_day[real]:  # the re-dated manifest rows of that day's files
+        rows = []
+        for r in by_day[real]:  # the re-dated manifest rows of that day's files (the manifest's day partition)
             name = r["name"].replace(f"{real:%Y%m%d}", f"{day:%Y%m%d}")
             rows.append(dict(r, name=name, url=str(Path(r["url"]).with_name(name)), day=day))
-    lake.write_partition("manifest", pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), schema=MANIFEST_SCHEMA)
+        rows.sort(key=lambda r: (r["source"], r["url"]))
+        lake.write_partition("manifest", pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), day,
+                             schema=MANIFEST_SCHEMA)
     shutil.copytree(base.table_dir("embeddings"), root / "embeddings")
     return lake
 

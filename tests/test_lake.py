@@ -215,7 +215,50 @@ def test_an_old_layout_lake_is_refused_then_upgraded(tmp_path):
         pq.write_table(_version(2, 1), root / "f" / "model=a" / f"date={d}" / "part-0.parquet")
     with pytest.raises(UserError, match="upgrade"):
         Lake(root).partitions("t")
-    assert upgrade(root) == 4 and upgrade(root) == 0
+    assert upgrade(root).converted == 4 and upgrade(root).converted == 0
     lake = Lake(root)
     assert lake.partitions("t") == lake.partitions("f", model="a") == [dt.date(2025, 1, 1), dt.date(2025, 1, 2)]
     assert lake.read("f").column("date").to_pylist() == [dt.date(2025, 1, 1)] * 2 + [dt.date(2025, 1, 2)] * 2
+
+
+def test_upgrade_restores_a_trash_partition_whose_day_is_missing_and_removes_superseded_ones(sample_lake, tmp_path):
+    """Older versions left ``_trash/<id>/`` after a crash: sometimes the only copy of a day."""
+    import os
+    import time
+
+    import pyarrow.parquet as pq
+
+    from pipeline.core.lake import upgrade
+
+    d1, d2, d3 = dt.date(2025, 5, 20), dt.date(2025, 5, 21), dt.date(2025, 5, 22)
+    root = tmp_path / "lake"
+    lake = Lake(root)
+
+    def trash(name: str, table: pa.Table) -> None:  # as the old code left it: files without `date`, no record of where
+        (root / "_trash" / name).mkdir(parents=True)
+        pq.write_table(table.drop_columns(["date"]) if "date" in table.column_names else table,
+                       root / "_trash" / name / "part-0.parquet")
+        time.sleep(0.01)  # distinct mtimes: the newest copy wins
+
+    events = {d: sample_lake.read("events", d, d) for d in (d1, d2, d3)}
+    lake.write_partition("events", events[d1], d1)  # live: its trash copy is an older version
+    trash("a" * 32, events[d1].slice(0, 10))
+    trash("b" * 32, events[d2])  # the only copy of d2 (a crash between the old swap's two renames)
+    trash("c" * 32, events[d3].slice(0, 5))  # two copies of d3, the newer one wins
+    trash("d" * 32, events[d3])
+    trash("e" * 32, pa.table({"phrase": ["x"], "weight": [1.0]}))  # which table or day: unknown
+    manifest = sample_lake.read("manifest", d1, d2).drop_columns(["date"])
+    trash("f" * 32, manifest)  # the old single-file manifest, moved out while being rewritten
+
+    report = upgrade(root)
+    assert sorted(report.trash_restored) == ["events/2025-05-21", "events/2025-05-22", "manifest"]
+    assert report.trash_removed == 2 and report.trash_kept == ["_trash/" + "e" * 32]
+    assert "left _trash/eeee" in str(report)
+    for d in (d1, d2, d3):
+        got = lake.read("events", d, d)
+        assert got.num_rows == events[d].num_rows and got.column("date").to_pylist() == [d] * got.num_rows
+    assert report.manifest_days == 2 and lake.partitions("manifest") == [d1, d2]  # restored, then split by day
+    assert lake.read("manifest").num_rows == manifest.num_rows
+    assert os.listdir(root / "_trash") == ["e" * 32]  # never the only copy of anything
+    again = upgrade(root)
+    assert not again.trash_restored and again.trash_removed == 0 and again.trash_kept == report.trash_kept

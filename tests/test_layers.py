@@ -21,8 +21,18 @@ PACKAGES = ("pipeline", "flows", "gdelt_forecast")
 
 
 def test_import_linter_contracts_kept(monkeypatch):
+    import logging
+
     monkeypatch.chdir(ROOT)
-    assert importlinter_cli.lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True) == 0
+    # lint_imports configures logging with dictConfig, which disables every logger that exists
+    # (pipeline.model.train's per-epoch lines would vanish for the rest of the session): put them back
+    loggers = [lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    before = [lg.disabled for lg in loggers]
+    try:
+        assert importlinter_cli.lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True) == 0
+    finally:
+        for lg, disabled in zip(loggers, before):
+            lg.disabled = disabled
 
 
 def _module_graph() -> dict[str, set[str]]:

@@ -79,10 +79,9 @@ def test_status_needs_the_manifest_ok(sample_lake, tmp_path):
     shutil.copytree(sample_lake.root / "events", lake.root / "events")
     shutil.copytree(sample_lake.root / "manifest", lake.root / "manifest")
     d1, d2, hole = dt.date(2025, 6, 5), dt.date(2025, 6, 6), dt.date(2025, 6, 7)
-    m = lake.read("manifest").to_pylist()
-    one = next(i for i, r in enumerate(m) if r["day"] == d2)
-    m[one]["status"] = "failed"
-    lake.write_partition("manifest", pa.Table.from_pylist(m, schema=MANIFEST_SCHEMA), schema=MANIFEST_SCHEMA)
+    m = lake.read("manifest", d2, d2).to_pylist()  # the manifest is partitioned by file day
+    m[0]["status"] = "failed"
+    lake.write_partition("manifest", pa.Table.from_pylist(m, schema=MANIFEST_SCHEMA), d2, schema=MANIFEST_SCHEMA)
     assert record_gaps(lake, [d1, d2, hole], "local") == [hole]  # neither a day with data nor a failed one
     steps = {(s.day, s.stage): s.done for s in plan(lake, [d1, d2, hole], ("ingest", "reduce", "descriptors"))}
     assert steps[(d1, "ingest")] and not steps[(d2, "ingest")]

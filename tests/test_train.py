@@ -179,3 +179,27 @@ def test_cli_train_resume(sample_descriptors, tmp_path):
     resumed = runner.invoke(app, args + ["--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert json.loads((tmp_path / "cli" / "metrics.json").read_text())["final"]["steps"] == 2
+
+
+def test_per_epoch_metrics_reach_the_train_flow_log(tmp_path):
+    """A real ``train()`` inside the train flow's log forwarding: one INFO line per epoch with the metrics."""
+    import logging
+
+    from flows.train import pipeline_logs_to
+
+    got: list[str] = []
+
+    class RunLogger:  # the Prefect run logger's interface
+        def log(self, level, msg, *args):
+            got.append(msg % args if args else msg)
+
+    data = (SyntheticSequences(12), SyntheticSequences(4))
+    level, handlers = logging.getLogger("pipeline").level, list(logging.getLogger("pipeline").handlers)
+    with pipeline_logs_to(RunLogger()):
+        train(tiny_cfg(tmp_path), None, datasets=data, collate_fn=stack)
+    epochs = [m for m in got if m.startswith("pipeline.model.train: epoch ")]
+    assert [m.split()[2].rstrip(":") for m in epochs] == ["1/2", "2/2"]
+    for m in epochs:
+        assert all(k in m for k in ("train_loss", "val_nll", "val_sinkhorn", "samples/s")), m
+    source = logging.getLogger("pipeline")
+    assert (source.level, source.handlers) == (level, handlers)  # the forwarding left no trace

@@ -61,7 +61,7 @@ def quarantine_summary(lake: Lake) -> list[dict]:
 
 def manifest_summary(lake: Lake) -> list[dict]:
     """Files per source and status with their row counts."""
-    if not lake.has_partition("manifest"):
+    if not lake.files("manifest"):
         return []
     con = lake.duckdb(["manifest"])
     rows = con.execute(

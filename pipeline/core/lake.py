@@ -3,7 +3,8 @@
 Layout (``root`` defaults to ``data/lake``)::
 
     <root>/<table>/[<key>=<value>/...]YYYY-MM-DD/part-0.parquet   (part-1 … for big partitions)
-    <root>/<table>/[<key>=<value>/...]part-0.parquet               (tables without a date)
+    <root>/<table>/[<key>=<value>/...]part-0.parquet               (tables without a date; beside day
+                                                                    folders: the rows without a day, ``write_undated``)
     <root>/_staging/<id>/ , <id>.lock   partition writes in progress (never read)
     <root>/_meta/<table>/...            side files of a table (dataset manifests, the events ID index)
 
@@ -42,14 +43,18 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline.core.errors import UserError
+from pipeline.core.schemas import COUNTRY_SCHEMA, EVENTS_SCHEMA, LAKE_EVENTS_SCHEMA, MANIFEST_KEYS, MANIFEST_SCHEMA
 
 DateLike = dt.date | str
 
@@ -59,6 +64,9 @@ _STAGING = "_staging"
 _META = "_meta"
 _MAX_FILES = 8  # part-0 … part-7: one digit, so name order is row order
 _ROWS_PER_FILE = 100_000  # a partition is split into files of at least this many rows
+
+INGEST_LOCK = "ingest"
+"""``Lake.lock`` name held by every writer of ``events`` and ``manifest`` (ingest, upgrade)."""
 
 crash_hook: Callable[[str], None] | None = None
 """Tests only: called with the name of each step of a write (``staged``, ``target``,
@@ -221,6 +229,9 @@ class Lake:
             if DATE in data.column_names:
                 data = data.drop_columns([DATE])
             data = data.append_column(DATE, pa.repeat(pa.scalar(as_date(date), pa.date32()), data.num_rows))
+        elif not keys and _has_day_folders(self.table_dir(table)):
+            raise ValueError(f"table {table!r} has day partitions: writing it without a date would replace them "
+                             "all; use write_undated for the rows without a day")
         final = self.partition_dir(table, date, **keys)
         self.recover()
         with self._transaction(final) as txn:
@@ -229,6 +240,38 @@ class Lake:
             _step("staged")
             self._swap_in(txn, final)
         return final
+
+    def write_undated(self, table: str, data: pa.Table, *, schema: pa.Schema | None = None) -> Path | None:
+        """Atomically replace the table's own file (``<table>/part-0.parquet``, beside its day folders).
+
+        For the rows of a day-partitioned table that have no day (the ``manifest``'s files
+        without a date): the new file is written and fsynced in a ``_staging`` transaction
+        and moved over the old one with one ``os.replace``; other undated ``part-*`` files
+        (a big table of an older version) are removed after. An empty ``data`` removes the
+        undated files. The day folders are not touched. Returns the file (None when removed).
+        """
+        if schema is not None:
+            data = conform(data, schema, where=f"{table} (rows without a day)")
+        base = self.table_dir(table)
+        final = base / "part-0.parquet"
+        old = _parquet_in(base)
+        self.recover()
+        if data.num_rows:
+            with self._transaction(final) as txn:
+                tmp = txn / "new.parquet"
+                pq.write_table(data, tmp, compression=self.compression, compression_level=self.compression_level)
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+                base.mkdir(parents=True, exist_ok=True)
+                _step("staged")
+                os.replace(tmp, final)
+                _step("new-in")
+                _fsync_dir(base)
+        for f in old:
+            if f != final or not data.num_rows:
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
+        return final if data.num_rows else None
 
     def delete_partition(self, table: str, date: DateLike | None = None, **keys: str) -> bool:
         """Remove one partition (atomically: one rename, then the files). False when it did not exist."""
@@ -361,6 +404,14 @@ class Lake:
             out += _undated_files(base)
         return out
 
+    def undated_files(self, table: str, **keys: str) -> list[Path]:
+        """The table's own Parquet files, beside its day or key folders (the ``write_undated`` file of a
+        day-partitioned table; all of a table without dates): the ``part-<i>.parquet`` names Lake writes,
+        looked up by path, so the cost does not grow with the number of partitions."""
+        self._recover_once()
+        base = self.partition_dir(table, None, **keys)
+        return [f for f in (base / f"part-{i}.parquet" for i in range(_MAX_FILES)) if f.is_file()]
+
     def read(
         self,
         table: str,
@@ -403,16 +454,48 @@ class Lake:
         return con
 
 
-def upgrade(root: str | Path) -> int:
-    """Convert a lake of the old layout (``date=YYYY-MM-DD`` folders, no ``date`` in the files).
+@dataclass
+class UpgradeReport:
+    """What ``upgrade`` did (see there)."""
 
-    Each old day folder is rewritten as ``YYYY-MM-DD/`` with the ``date`` column added
-    (through ``_staging``, renamed into place, then the old folder removed), so it can be
-    re-run after a crash. Returns how many day folders were converted.
+    converted: int = 0
+    """``date=YYYY-MM-DD`` day folders rewritten as ``YYYY-MM-DD``."""
+    manifest_days: int = 0
+    """Day partitions the single-file ``manifest`` was split into."""
+    trash_restored: list[str] = field(default_factory=list)
+    """Partitions (paths under the root) put back from ``_trash``: their live partition was missing."""
+    trash_removed: int = 0
+    """``_trash`` copies removed because a newer version of their partition is live."""
+    trash_kept: list[str] = field(default_factory=list)
+    """``_trash`` entries left in place: which partition they were could not be told (inspect them)."""
+
+    def __str__(self) -> str:
+        lines = [f"{self.converted} day folders converted to the YYYY-MM-DD layout",
+                 f"manifest split into {self.manifest_days} day partitions" if self.manifest_days else
+                 "manifest already partitioned by day",
+                 f"_trash: {len(self.trash_restored)} partitions restored, {self.trash_removed} superseded copies "
+                 f"removed, {len(self.trash_kept)} left in place"]
+        lines += [f"  restored {p}" for p in self.trash_restored]
+        lines += [f"  left {p} (which partition it held is unknown: inspect it, move it by hand or delete it)"
+                  for p in self.trash_kept]
+        return "\n".join(lines)
+
+
+def upgrade(root: str | Path) -> UpgradeReport:
+    """Convert a lake written by an older version; safe to re-run, also after a crash.
+
+    1. ``date=YYYY-MM-DD`` folders (no ``date`` in the files): each is rewritten as
+       ``YYYY-MM-DD/`` with the ``date`` column added (through ``_staging``, renamed into
+       place, then the old folder removed);
+    2. ``_trash/<id>/`` folders (older versions moved a partition there to replace or
+       delete it, and a crash could leave it there, sometimes as the only copy of a
+       day): see :func:`recover_trash`;
+    3. a single-file ``manifest``: split into one partition per file day
+       (:func:`move_dated_rows`, under the ingest lock).
     """
     root = Path(root)
     lake = Lake(root)
-    n = 0
+    report = UpgradeReport()
     for old in sorted(p for p in root.glob("[!_.]*/**/date=*") if p.is_dir()):
         day = dt.date.fromisoformat(old.name.split("=", 1)[1])
         new = old.with_name(day.isoformat())
@@ -429,8 +512,149 @@ def upgrade(root: str | Path) -> int:
                 _write_target(txn, new.relative_to(root))
                 os.rename(txn / "new", new)
         shutil.rmtree(old)
-        n += 1
-    return n
+        report.converted += 1
+    with lake.lock(INGEST_LOCK):
+        recover_trash(lake, report)
+        report.manifest_days = move_dated_rows(lake, "manifest", "day", MANIFEST_KEYS, MANIFEST_SCHEMA)
+    return report
+
+
+_TRASH = "_trash"
+_TABLES_BY_COLUMNS: dict[frozenset[str], str] = {
+    frozenset(EVENTS_SCHEMA.names): "events",
+    frozenset(LAKE_EVENTS_SCHEMA.names): "events",
+    frozenset(COUNTRY_SCHEMA.names): "country",
+    frozenset(MANIFEST_SCHEMA.names): "manifest",
+    frozenset(n for n in MANIFEST_SCHEMA.names if n != "rows_replaced"): "manifest",
+}
+"""Tables whose ``_trash`` copies can be placed: told apart by their columns (``date`` aside)."""
+_UNDATED_TABLES = ("manifest",)
+_HISTORICAL = dt.date(2013, 4, 1)  # events added before this day are partitioned by SQLDATE
+
+
+def recover_trash(lake: Lake, report: UpgradeReport) -> None:
+    """Put back or remove the partitions older versions left in ``<root>/_trash/<id>/``; never the only copy.
+
+    Each entry is identified from its files: the table by its columns (``events``,
+    ``country``, the single-file ``manifest``), the day by the files' ``date`` column
+    or by the rows' DATEADDED day (the partition rule of ``events``; SQLDATE before
+    2013-04-01). Then:
+
+    - its partition is live → the entry is an older version of it (the old code moved a
+      partition to ``_trash`` only to replace or delete it) → removed;
+    - its partition is missing → the entry is its only copy (a crash between the old
+      swap's two renames, or an interrupted delete) → restored in place (``date`` column
+      added), the newest entry when several are; a deleted partition that comes back
+      this way is visible and a re-run of its stage fixes it, a lost day is not;
+    - it cannot be identified (another table, rows of several days, unreadable) → left
+      where it is and listed.
+    Empty ``_trash`` is removed. Call it holding the ingest lock.
+    """
+    trash = lake.root / _TRASH
+    try:
+        entries = sorted((e for e in trash.iterdir() if e.is_dir()), key=lambda e: e.stat().st_mtime_ns,
+                         reverse=True)  # newest first: it wins a missing partition
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        target = _trash_target(lake, entry)
+        if target is None:
+            report.trash_kept.append(entry.relative_to(lake.root).as_posix())
+            continue
+        table, day = target
+        final = lake.table_dir(table) if day is None else lake.partition_dir(table, day)
+        live = bool(lake.files(table)) if day is None else lake.has_partition(table, day)
+        if live:
+            shutil.rmtree(entry)
+            report.trash_removed += 1
+            continue
+        if day is None:
+            final.mkdir(parents=True, exist_ok=True)
+            for f in _parquet_in(entry):
+                os.replace(f, final / f.name)
+            shutil.rmtree(entry)
+        else:
+            data = pa.concat_tables([pq.read_table(f) for f in _parquet_in(entry)], promote_options="default")
+            lake.write_partition(table, data, day)
+            shutil.rmtree(entry)
+        report.trash_restored.append(final.relative_to(lake.root).as_posix())
+    with contextlib.suppress(OSError):
+        trash.rmdir()  # only when empty
+
+
+def _trash_target(lake: Lake, entry: Path) -> tuple[str, dt.date | None] | None:
+    """(table, day) of the partition a ``_trash`` entry held; None when it cannot be told."""
+    files = _parquet_in(entry)
+    if not files:
+        return None
+    try:
+        schemas = [pq.read_schema(f) for f in files]
+    except (pa.ArrowInvalid, OSError):
+        return None
+    names = {frozenset(n for n in sc.names if n != DATE) for sc in schemas}
+    table = _TABLES_BY_COLUMNS.get(names.pop()) if len(names) == 1 else None
+    if table is None:
+        return None
+    if table in _UNDATED_TABLES:
+        return table, None
+    try:
+        if all(DATE in sc.names for sc in schemas):
+            days = set(pa.concat_arrays([pq.read_table(f, columns=[DATE]).column(DATE).combine_chunks()
+                                         for f in files]).unique().to_pylist())
+        else:
+            t = pa.concat_tables([pq.read_table(f, columns=["DATEADDED", *(["SQLDATE"] if table == "events" else [])])
+                                  for f in files])
+            added = pc.cast(pc.cast(t.column("DATEADDED"), pa.timestamp("s", tz="UTC")), pa.date32())
+            days = set(added.unique().to_pylist())
+            if days and max(days) < _HISTORICAL and table == "events":
+                days = set(t.column("SQLDATE").unique().to_pylist())
+            elif days and min(days) < _HISTORICAL:
+                return None
+    except (pa.ArrowInvalid, OSError, KeyError):
+        return None
+    days.discard(None)
+    return (table, days.pop()) if len(days) == 1 else None
+
+
+def move_dated_rows(lake: Lake, table: str, column: str, keys: tuple[str, ...], schema: pa.Schema) -> int:
+    """Move the rows of ``table``'s undated files whose ``column`` holds a day into that day's partition.
+
+    Older versions kept the ``manifest`` as one file; this splits it by day. A row whose
+    ``keys`` the day's partition already holds is not moved (the partition is newer); each
+    day's partition is sorted by ``keys``; columns ``schema`` has and an old file lacks are
+    added as nulls. The undated file is rewritten last, with the rows without a day, so a
+    run killed midway is finished by running it again. Returns how many days were written.
+    """
+    files = lake.undated_files(table)
+    if not files:
+        return 0
+    t = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+    for f in schema:
+        if f.name not in t.column_names and f.nullable:
+            t = t.append_column(f.name, pa.nulls(t.num_rows, f.type))
+    t = conform(t, schema, where=f"{table} (undated files)")
+    dated = pc.is_valid(t.column(column))
+    if not pc.any(dated).as_py():
+        return 0
+    rows = t.filter(dated).sort_by([(column, "ascending"), *((k, "ascending") for k in keys)])
+    days = rows.column(column).cast(pa.date32()).to_numpy(zero_copy_only=False)
+    cuts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(days)]
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        day, part = as_date(days[lo].item()), rows.slice(lo, hi - lo)
+        if lake.has_partition(table, day):
+            have = conform(lake.read(table, day, day), schema, where=f"{table} partition {day}")
+            seen = _key_strings(have, keys)
+            part = part.filter(pc.invert(pc.is_in(_key_strings(part, keys), value_set=seen)))
+            part = pa.concat_tables([have, part]).sort_by([(k, "ascending") for k in keys])
+        lake.write_partition(table, part, day, schema=schema)
+    lake.write_undated(table, t.filter(pc.invert(dated)), schema=schema)
+    return len(cuts) - 1
+
+
+def _key_strings(t: pa.Table, keys: tuple[str, ...]) -> pa.Array:
+    """One string per row joining its ``keys`` (for set look-ups)."""
+    cols = [pc.cast(t.column(k), pa.string()) for k in keys]
+    return pc.binary_join_element_wise(*cols, "\x00").combine_chunks() if len(cols) > 1 else cols[0].combine_chunks()
 
 
 def _walk_days(base: Path, lo: str | None, hi: str | None) -> Iterator[tuple[str, Path]]:
@@ -471,6 +695,15 @@ def _level_is_days(base: Path) -> bool:
     except (FileNotFoundError, NotADirectoryError):
         pass
     return True  # empty or absent: nothing to find either way
+
+
+def _has_day_folders(base: Path) -> bool:
+    """Does ``base`` hold at least one day folder?"""
+    try:
+        with os.scandir(base) as it:
+            return any(e.is_dir() and _is_day(e.name) for e in it)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def _parquet_in(folder: Path) -> list[Path]:
@@ -590,4 +823,4 @@ if __name__ == "__main__":  # python -m pipeline.core.lake upgrade <root>
 
     if len(sys.argv) != 3 or sys.argv[1] != "upgrade":
         raise SystemExit("usage: python -m pipeline.core.lake upgrade <lake root>")
-    print(f"{upgrade(sys.argv[2])} day folders converted to the YYYY-MM-DD layout")
+    print(upgrade(sys.argv[2]))

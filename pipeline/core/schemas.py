@@ -124,10 +124,12 @@ MANIFEST_SCHEMA: pa.Schema = pa.schema([
     pa.field("error", pa.string()),  # why the file failed or is missing
     pa.field("ingested_at", pa.timestamp("s", tz="UTC"), nullable=False),
 ])
-"""``manifest`` table (one file, no partitions): one row per source file ever
-ingested, keyed by (source, url). Re-running skips rows with status ``ok``
-(local files: only when their size is unchanged and no row was out of range; servers'
-files: when the published MD5 is unchanged)."""
+"""``manifest`` table, partitioned by ``day`` (files without a day: the table's own
+``part-0.parquet``): one row per source file ever ingested, keyed by (source, url)
+(``MANIFEST_KEYS``). Re-running skips rows with status ``ok`` (local files: only when
+their size is unchanged and no row was out of range; servers' files: when the
+published MD5 is unchanged)."""
+MANIFEST_KEYS: tuple[str, ...] = ("source", "url")
 
 QUARANTINE_SCHEMA: pa.Schema = pa.schema([
     pa.field("source", pa.string(), nullable=False),

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.core.registry import model_mtime
@@ -85,7 +86,7 @@ def record_gaps(lake: Lake, days: Iterable[DateLike], source: str,
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     out = []
     for d in sorted({as_date(x) for x in days}):
-        if lake.has_partition("events", d) or d in status.unfinished_days:
+        if lake.has_partition("events", d) or status.unfinished(d):
             continue
         if not lake.has_partition("gaps", d):
             row = pa.Table.from_pylist([dict(source=source, reason=reason, recorded_at=now)], schema=GAPS_SCHEMA)
@@ -96,7 +97,7 @@ def record_gaps(lake: Lake, days: Iterable[DateLike], source: str,
 
 # ------------------------------------------------------------------ status
 class LakeStatus:
-    """Stage status of many days, reading the ``manifest`` and ``gaps`` once.
+    """Stage status of many days, reading ``gaps`` once and the ``manifest`` partition of each day asked about.
 
     ``status`` sits below ``ingest``, so it reads the manifest through the lake, not
     through ``pipeline.ingest.manifest``.
@@ -104,19 +105,31 @@ class LakeStatus:
 
     def __init__(self, lake: Lake):
         self.lake = lake
-        self._unfinished: set[dt.date] | None = None
+        self._unfinished: dict[dt.date, bool] = {}
+        self._undated: dict[dt.date, list[str]] | None = None
         self._gaps: set[dt.date] | None = None
         self._has_events: bool | None = None
 
-    @property
-    def unfinished_days(self) -> set[dt.date]:
-        """Days with a ``failed`` or ``partial`` file in the manifest."""
-        if self._unfinished is None:
-            self._unfinished = set()
-            if self.lake.has_partition("manifest"):
-                m = self.lake.read("manifest", columns=["day", "status"]).to_pydict()
-                self._unfinished = {d for d, s in zip(m["day"], m["status"]) if d is not None and s in NOT_DONE_FILES}
-        return self._unfinished
+    def unfinished(self, day: DateLike) -> bool:
+        """Has ``day`` a ``failed`` or ``partial`` file in the manifest? Reads that day's partition only."""
+        d = as_date(day)
+        if d not in self._unfinished:
+            statuses = list(self._undated_statuses().get(d, []))
+            if self.lake.has_partition("manifest", d):
+                statuses += self.lake.read("manifest", d, d, columns=["status"]).column("status").to_pylist()
+            self._unfinished[d] = any(s in NOT_DONE_FILES for s in statuses)
+        return self._unfinished[d]
+
+    def _undated_statuses(self) -> dict[dt.date, list[str]]:
+        """Statuses by day of the rows in the manifest's own file (an older version's single file holds days)."""
+        if self._undated is None:
+            self._undated = {}
+            for f in self.lake.undated_files("manifest"):
+                m = pq.read_table(f, columns=["day", "status"]).to_pydict()
+                for d, s in zip(m["day"], m["status"]):
+                    if d is not None:
+                        self._undated.setdefault(d, []).append(s)
+        return self._undated
 
     @property
     def gaps(self) -> set[dt.date]:
@@ -132,7 +145,7 @@ class LakeStatus:
         lake, d = self.lake, as_date(day)
         nxt = d + dt.timedelta(days=1)
         if stage == "ingest":
-            return (lake.has_partition("events", d) or self.is_gap(d)) and d not in self.unfinished_days
+            return (lake.has_partition("events", d) or self.is_gap(d)) and not self.unfinished(d)
         if stage == "reduce":
             return self._follows(_mtime(lake, "country", d), _mtime(lake, "events", d), d, from_events=True)
         if stage == "descriptors":

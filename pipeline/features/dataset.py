@@ -250,6 +250,7 @@ class _Clouds:
         self.vocab = vocab
         self.vectors = embed_phrases(lake, embedder, list(vocab))  # (P, D)
         self.dim = self.vectors.shape[1]
+        self._padded = np.vstack([self.vectors, np.zeros((1, self.dim), np.float32)])  # (P + 1, D): row P is padding
 
     def day_stats(self, row: dict | None) -> np.ndarray:
         """(S,) statistics of a ``descriptor_days`` row (zeros when missing)."""
@@ -264,15 +265,16 @@ class _Clouds:
         days = [target_date - (T - k) * _ONE for k in range(T)]
         clouds = [self.points.get((country, d)) for d in days]
         n = max([len(c[0]) for c in clouds if c is not None] + [1])
-        points = np.zeros((T, n, self.dim), np.float32)  # (T, N, D)
+        idx = np.full((T, n), len(self.vectors), np.int64)  # (T, N) phrase ids, padding → the zero row
         weights = np.zeros((T, n), np.float32)  # (T, N)
         mask = np.zeros((T, n), bool)
         for t, c in enumerate(clouds):
             if c is not None:
                 ids, w = c
-                points[t, :len(ids)] = self.vectors[ids]
+                idx[t, :len(ids)] = ids
                 weights[t, :len(ids)] = w
                 mask[t, :len(ids)] = True
+        points = self._padded[idx]  # (T, N, D): one gather, no zero-fill then copy
         rows = [self.days.get((country, d)) for d in days]
         return {
             "points": torch.from_numpy(points), "point_weights": torch.from_numpy(weights),
@@ -368,14 +370,19 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     B = len(items)
     T, _, D = items[0]["points"].shape
     N = max(it["points"].shape[1] for it in items)
-    points = torch.zeros(B, T, N, D)
-    weights = torch.zeros(B, T, N)
-    mask = torch.zeros(B, T, N, dtype=torch.bool)
-    for b, it in enumerate(items):
-        n = it["points"].shape[1]
-        points[b, :, :n] = it["points"]
-        weights[b, :, :n] = it["point_weights"]
-        mask[b, :, :n] = it["point_mask"]
+    if all(it["points"].shape[1] == N for it in items):  # the usual case (days at max_points): no padding
+        points = torch.stack([it["points"] for it in items])  # (B, T, N, D)
+        weights = torch.stack([it["point_weights"] for it in items])  # (B, T, N)
+        mask = torch.stack([it["point_mask"] for it in items])  # (B, T, N)
+    else:
+        points = torch.zeros(B, T, N, D)
+        weights = torch.zeros(B, T, N)
+        mask = torch.zeros(B, T, N, dtype=torch.bool)
+        for b, it in enumerate(items):
+            n = it["points"].shape[1]
+            points[b, :, :n] = it["points"]
+            weights[b, :, :n] = it["point_weights"]
+            mask[b, :, :n] = it["point_mask"]
     batch: dict[str, Any] = {
         "points": points, "point_weights": weights, "point_mask": mask,
         "day_stats": torch.stack([it["day_stats"] for it in items]),  # (B, T, S)

@@ -60,7 +60,7 @@ import pyarrow.parquet as pq
 
 from pipeline.ingest import sources
 from pipeline.core.config import IngestConfig
-from pipeline.core.lake import DateLike, Lake, as_date
+from pipeline.core.lake import INGEST_LOCK, DateLike, Lake, as_date
 from pipeline.core.errors import UserError
 from pipeline.ingest.parse import (DAY, STREAM_BYTES, BadFile, Parsed, first_added, iter_events, parse_batch,
                                    text_size, unpack)
@@ -237,7 +237,7 @@ def lake_lock(lake: Lake) -> contextlib.AbstractContextManager[None]:
     Held while partitions are merged and the manifest is saved, so concurrent
     ingests (e.g. a backfill of several days at once) serialise their writes.
     """
-    return lake.lock("ingest")
+    return lake.lock(INGEST_LOCK)
 
 
 # ------------------------------------------------------------------ merging
@@ -595,11 +595,12 @@ def ingest(
     if source not in SOURCES:
         raise UserError(f"unknown --source {source!r}; choose one of {', '.join(SOURCES)}")
     report = IngestReport(source, lo, hi)
-    manifest = Manifest(lake)
 
-    # 1. list the files; skip those already done
+    # 1. list the files; skip those already done (reading the manifest of their days only)
+    listed = _list_files(source, lo, hi, cfg, path)
+    manifest = Manifest(lake, days={f.day for f in listed})
     todo = []
-    for f in _list_files(source, lo, hi, cfg, path):
+    for f in listed:
         if not force and manifest.done(f):
             report.files.append(FileResult(f.name, f.url, "skipped", day=f.day, source=f.source))
         else:

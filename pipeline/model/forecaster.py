@@ -459,6 +459,7 @@ class OccurrenceHead(nn.Module):
 
         labels = label_space()
         self.levels = [(lv, len(labels[lv])) for lv in LEVELS]
+        self._code_columns: dict[str, list[int]] = {}  # event code → its label columns (``targets``)
         n = sum(size for _, size in self.levels)
         if not encoder and not history_dim:
             raise ValueError("occurrence head: without the encoder term it needs history features (history_dim)")
@@ -494,14 +495,22 @@ class OccurrenceHead(nn.Module):
         from pipeline.cameo.labels import label_space
 
         labels = label_space()
-        y = torch.zeros(len(codes), sum(size for _, size in self.levels))
+        cache = self._code_columns
+        rows: list[int] = []
+        cols: list[int] = []
         for b, row in enumerate(codes):
-            offset = 0
-            for lv, size in self.levels:
-                for code in row:
-                    if code in labels["event"].index:
-                        y[b, offset + labels[lv].index[labels.parent_code(code, lv)]] = 1.0
-                offset += size
+            for code in set(row):
+                if code not in cache:  # the columns of a code at every level (none when unknown)
+                    known, out, offset = code in labels["event"].index, [], 0
+                    for lv, size in self.levels:
+                        if known:
+                            out.append(offset + labels[lv].index[labels.parent_code(code, lv)])
+                        offset += size
+                    cache[code] = out
+                rows += [b] * len(cache[code])
+                cols += cache[code]
+        y = torch.zeros(len(codes), sum(size for _, size in self.levels))
+        y[torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)] = 1.0
         return y
 
     def split(self, p: np.ndarray) -> dict[str, np.ndarray]:

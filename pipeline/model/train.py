@@ -26,8 +26,10 @@ Entry point: :func:`train` (``gdelt-forecast train`` and the Prefect flows call 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import json
 import logging
 import math
@@ -115,6 +117,7 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null_autocast()
     run_dir = Path(tc.models_dir) / tc.run
     ckpt_dir = run_dir / CHECKPOINT_DIR
+    _publish_run(run_dir)  # finish a save that a kill interrupted
     _recover_checkpoint(ckpt_dir)
     if ckpt_dir.exists() and not resume:
         raise RunExistsError(f"{ckpt_dir} exists: pass --resume to continue that run, "
@@ -270,6 +273,8 @@ def _iter_batches(ds: Dataset, batch_size: int, collate: Callable) -> Iterator[d
 
 def _training_phrases(ds: Dataset, collate: Callable) -> list[str]:
     """Target phrases of the training split, sorted (they join the tokenizer's corpus)."""
+    if callable(getattr(ds, "phrases", None)):  # SequenceDataset: from its index, without building items
+        return list(ds.phrases())
     out: set[str] = set()
     for batch in _iter_batches(ds, 64, collate):
         for phrases in batch["target_phrases"]:
@@ -416,6 +421,7 @@ def _recover_checkpoint(ckpt_dir: Path) -> None:
     old = ckpt_dir.with_name(ckpt_dir.name + ".old")
     if not ckpt_dir.exists() and (old / STATE_FILE).exists():
         os.replace(old, ckpt_dir)
+    shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(ckpt_dir.with_name(ckpt_dir.name + ".tmp"), ignore_errors=True)
 
 
@@ -451,18 +457,128 @@ class _null_autocast:
 # =================================================================== outputs
 def save_run(run_dir: Path, model: EventForecaster, cfg: Config, metrics: dict[str, Any],
              history: list[dict[str, Any]], train_ds: Dataset, val_ds: Dataset | None, collate: Callable) -> None:
-    """``models/<run>/``: the model, ``config.yaml`` (resolved), ``metrics.json``, ``README.md`` card."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(run_dir)
+    """``models/<run>/``: the model, ``config.yaml`` (resolved), ``metrics.json``, ``README.md`` card.
+
+    Written whole into ``<models>/.staging/<run>.new/``, then published by ``_publish_run``:
+    a kill at any moment leaves the previous ``models/<run>/`` or the new one, never a mix.
+    """
+    _publish_run(run_dir)  # finish an earlier swap first
+    st = _Staging(run_dir)
+    shutil.rmtree(st.new, ignore_errors=True)
+    st.new.mkdir(parents=True)
+    model.save_pretrained(st.new)
     resolved = cfg.to_dict()
     resolved["model"] = dataclasses.asdict(model.cfg)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    (st.new / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     data = {"train": _describe(train_ds, collate), "val": _describe(val_ds, collate) if val_ds is not None else None}
-    (run_dir / "metrics.json").write_text(json.dumps(
+    (st.new / "metrics.json").write_text(json.dumps(
         {"final": metrics, "history": history, "data": data}, indent=2, default=str) + "\n")
-    (run_dir / "README.md").write_text(model_card(cfg, model, metrics, data))
+    (st.new / "README.md").write_text(model_card(cfg, model, metrics, data))
     for f in ("config.yaml", "metrics.json", "README.md"):
-        (run_dir / f).chmod(0o666 & ~_umask())
+        (st.new / f).chmod(0o666 & ~_umask())
+    _fsync_tree(st.new)
+    st.intent_write(os.stat(st.new).st_ino)  # from here on the new run is complete and will be swapped in
+    os.replace(st.new, st.ready)
+    _publish_run(run_dir)
+
+
+@dataclass
+class _Staging:
+    """``<models>/.staging/<run>.*``: where a run directory is prepared and swapped.
+
+    ``.new`` is being written; ``.ready`` is complete (or, once swapped, the replaced run on
+    its way out); ``.intent`` holds the inode of the new directory, which tells the two apart;
+    ``.old`` is the replaced run, waiting for its ``checkpoint/`` to be moved out.
+    """
+
+    run_dir: Path
+
+    def __post_init__(self) -> None:
+        self.dir = self.run_dir.parent / ".staging"
+        self.new, self.ready, self.old, self.intent = (self.dir / f"{self.run_dir.name}.{k}"
+                                                       for k in ("new", "ready", "old", "intent"))
+
+    def intent_write(self, inode: int) -> None:
+        tmp = self.intent.with_name(self.intent.name + ".tmp")
+        tmp.write_text(str(inode))
+        os.replace(tmp, self.intent)
+
+    def intent_inode(self) -> int | None:
+        try:
+            return int(self.intent.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+
+def _publish_run(run_dir: Path) -> None:
+    """Swap a complete staged run in for ``run_dir``, or finish a swap a kill interrupted.
+
+    Steps: the staged ``.ready`` and ``run_dir`` are exchanged in one ``renameat2(RENAME_EXCHANGE)``
+    (so ``run_dir`` is at every moment the previous run or the new one; where the call is
+    missing, two renames, with ``run_dir`` absent between them); the replaced run goes to
+    ``.old``, its training ``checkpoint/`` moves into the new ``run_dir``, ``.old`` is removed.
+    Every state between two steps is recognised here, so calling this again after a kill
+    (``train`` does, first thing) finishes the swap; an unfinished ``.new`` is removed.
+    """
+    st = _Staging(run_dir)
+    if not st.dir.exists():
+        return
+    shutil.rmtree(st.new, ignore_errors=True)
+    new_ino = st.intent_inode()
+    if st.ready.exists() and (new_ino is None or os.stat(st.ready).st_ino == new_ino):  # not swapped in yet
+        if run_dir.exists():
+            if not _exchange(st.ready, run_dir):
+                os.replace(run_dir, st.old)
+                os.replace(st.ready, run_dir)
+        else:
+            os.replace(st.ready, run_dir)
+    if st.ready.exists():  # the replaced run, after the exchange
+        shutil.rmtree(st.old, ignore_errors=True)
+        os.replace(st.ready, st.old)
+    if st.old.exists():
+        if run_dir.exists():
+            if (st.old / CHECKPOINT_DIR).exists() and not (run_dir / CHECKPOINT_DIR).exists():
+                os.replace(st.old / CHECKPOINT_DIR, run_dir / CHECKPOINT_DIR)
+            shutil.rmtree(st.old)
+        else:
+            os.replace(st.old, run_dir)  # nothing was swapped in: the previous run stays
+    for f in (st.intent, st.intent.with_name(st.intent.name + ".tmp")):
+        with contextlib.suppress(FileNotFoundError):
+            f.unlink()
+    with contextlib.suppress(OSError):
+        st.dir.rmdir()  # when empty
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def _fsync_tree(folder: Path) -> None:
+    """fsync every file of ``folder`` and the folder itself (so a rename publishes durable bytes)."""
+    for f in folder.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -472,14 +588,21 @@ def _umask() -> int:
 
 
 def _describe(ds: Dataset, collate: Callable) -> dict[str, Any]:
-    """Countries and target-day window of a split (from its batches' ``country`` / ``target_date``)."""
+    """Countries and target-day window of a split (from its batches' ``country`` / ``target_date``;
+    a ``SequenceDataset``'s from its ``keys()``, without building items)."""
     countries: set[str] = set()
     dates: set[Any] = set()
     n = 0
-    for batch in _iter_batches(ds, 64, collate):
-        countries.update(str(c) for c in batch["country"])
-        dates.update(batch["target_date"])
-        n += len(batch["country"])
+    if callable(getattr(ds, "keys", None)):
+        for c, d in ds.keys():
+            countries.add(str(c))
+            dates.add(d)
+            n += 1
+    else:
+        for batch in _iter_batches(ds, 64, collate):
+            countries.update(str(c) for c in batch["country"])
+            dates.update(batch["target_date"])
+            n += len(batch["country"])
     first, last = (str(min(dates)), str(max(dates))) if dates else (None, None)
     return {"n_sequences": n, "countries": sorted(countries), "first_target": first, "last_target": last}
 
