@@ -31,7 +31,8 @@ def test_backfill_over_a_hole(prefect_harness, sample_descriptors, tiny_model_ru
     shutil.copytree(sample_descriptors.table_dir("embeddings"), lake_root / "embeddings")
     cfg = {"lake": {"root": str(lake_root)}, "descriptors": {"countries": list(SAMPLE_COUNTRIES)},
            "dataset": {"context_days": 7, "countries": list(SAMPLE_COUNTRIES)},
-           "forecast": {"model": str(tiny_model_run), "num_futures": 2},
+           "forecast": {"model": str(tiny_model_run), "num_futures": 2, "learned_estimator": "logistic",
+                        "learned_max_rows": 20_000},
            "evaluate": {"reports_dir": str(tmp_path / "reports")}, "flow": {"source": "local"}}
     config = tmp_path / "flow.yaml"
     config.write_text(yaml.safe_dump(cfg))

@@ -19,6 +19,8 @@ from tests.conftest import SAMPLE_COUNTRIES, copy_sample_days
 pytestmark = pytest.mark.prefect
 
 DAYS = [dt.date(2025, 5, 16) + dt.timedelta(days=i) for i in range(3)]  # 16 … 18 May
+FAST_LEARNED = {"learned_estimator": "logistic", "learned_max_rows": 20_000}
+"""baseline-learned as a small logistic fit: the flows' mechanics, not its skill (tests/test_learned.py)."""
 
 
 @pytest.fixture
@@ -32,7 +34,7 @@ def _config(tmp: Path, lake: Path, model: Path | None = None) -> Path:
         "lake": {"root": str(lake)},
         "descriptors": {"countries": list(SAMPLE_COUNTRIES)},
         "dataset": {"context_days": 7, "countries": list(SAMPLE_COUNTRIES)},
-        "forecast": {"model": str(model or tmp / "no-model"), "num_futures": 4},
+        "forecast": {"model": str(model or tmp / "no-model"), "num_futures": 4, **FAST_LEARNED},
         "evaluate": {"reports_dir": str(tmp / "reports")},
         "flow": {"cron": "30 5 * * *", "source": "local"},
     }
@@ -170,7 +172,7 @@ def test_train_flow_calibrates_evaluates_and_registers(harness, sample_descripto
     cfg["model"]["max_target_tokens"] = 48
     cfg["train"].update(run="flow-tiny", models_dir=str(tmp_path / "models"), epochs=1, max_steps=4,
                         val_generate=2, max_new_tokens=24)
-    cfg["forecast"] = {"model": str(tmp_path / "models" / "latest"), "num_futures": 4}
+    cfg["forecast"] = {"model": str(tmp_path / "models" / "latest"), "num_futures": 4, **FAST_LEARNED}
     cfg["evaluate"] = {"reports_dir": str(tmp_path / "reports")}
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
 
