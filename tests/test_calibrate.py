@@ -198,3 +198,32 @@ def test_nonnegative_logistic_matches_sklearn_when_unconstrained_and_clips_a_neg
     y_neg = rng.uniform(size=4000) < 1 / (1 + np.exp(-(1.5 * X[:, 0] - 0.8 * X[:, 1])))
     w = nonnegative_logistic(X, y_neg)
     assert w[1] == 0.0 and w[0] > 1.0  # the negative weight is held at 0
+
+
+def test_calibrate_cli_stacks_a_leak_free_learned_baseline(sample_forecasts, tmp_path) -> None:
+    """``gdelt-forecast calibrate`` on the sample: maps, the blend with its learned term, and the stack
+    (refitted on the days before the validation day, as none is stored) saved with the model."""
+    import json
+    import shutil
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from gdelt_forecast.cli import app
+
+    model = tmp_path / sample_forecasts.mr.run  # the run name is the folder's: its forecasts are in the lake
+    shutil.copytree(sample_forecasts.mr.directory, model, ignore=shutil.ignore_patterns("checkpoint"))
+    (model / "calibration.json").unlink(missing_ok=True)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"forecast": {"learned_dir": str(tmp_path / "none"), "learned_estimator": "logistic",
+                                                "learned_max_rows": 20_000}}))
+    day = sample_forecasts.days[0]
+    r = CliRunner().invoke(app, ["-c", str(cfg), "--lake", str(sample_forecasts.lake.root), "calibrate",
+                                 "--model", str(model), "--start", day])
+    assert r.exit_code == 0, r.output
+    assert "logit learned" in r.output and "stack: baseline-learned fitted on" in r.output
+    saved = json.loads((model / "calibration.json").read_text())
+    assert max(saved["stack"]["fitted_on"]) < day and (model / "stack" / "learned.joblib").exists()
+    r = CliRunner().invoke(app, ["-c", str(cfg), "--lake", str(sample_forecasts.lake.root), "calibrate",
+                                 "--model", str(model), "--start", day, "--no-stack"])
+    assert r.exit_code == 0 and "logit learned" not in r.output and not (model / "stack").exists()
