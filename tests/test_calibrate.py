@@ -227,3 +227,38 @@ def test_calibrate_cli_stacks_a_leak_free_learned_baseline(sample_forecasts, tmp
     r = CliRunner().invoke(app, ["-c", str(cfg), "--lake", str(sample_forecasts.lake.root), "calibrate",
                                  "--model", str(model), "--start", day, "--no-stack"])
     assert r.exit_code == 0 and "logit learned" not in r.output and not (model / "stack").exists()
+
+
+def test_one_read_of_outcomes_serves_every_target_exactly_as_a_read_per_target(country_history) -> None:
+    """``Outcomes.until`` (what the backtest slices per day instead of re-reading the ``country`` table) equals
+    a read that ends on that day, countries seen only later excluded; the blend inputs, the stack and the
+    fitted calibration from it equal those from a read per target."""
+    import dataclasses
+    import datetime as dt
+
+    from conftest import write_country_days
+    from pipeline.cameo.labels import load_outcomes
+    from pipeline.core.config import ForecastConfig
+    from pipeline.forecast.calibrate import blend_inputs, stack_for
+
+    write_country_days(country_history, {"2025-01-06": [("DE", "010"), ("US", "190")]})  # DE: only on the last day
+    labels = label_space()
+    whole = load_outcomes(country_history, None, dt.date(2025, 1, 6), labels)
+    assert "DE" in whole.countries
+    for last in (dt.date(2025, 1, 3), dt.date(2025, 1, 5)):
+        read, cut = load_outcomes(country_history, None, last, labels), whole.until(last)
+        assert cut.days == read.days and cut.countries == read.countries == ["FR", "US"]
+        assert np.array_equal(cut.n_events, read.n_events) and np.array_equal(cut.quad_counts, read.quad_counts)
+        for lv in LEVELS:
+            assert np.array_equal(cut.y[lv], read.y[lv]) and np.array_equal(cut.counts[lv], read.counts[lv])
+    with pytest.raises(FileNotFoundError):
+        whole.until(dt.date(2024, 12, 31))
+    cfg = dataclasses.replace(ForecastConfig(), learned_dir=None, learned_estimator="logistic")
+    target, countries = dt.date(2025, 1, 5), ["US", "FR", "DE"]
+    stack_a, stack_b = stack_for(country_history, target, cfg), stack_for(country_history, target, cfg, whole)
+    assert stack_a.last_day == stack_b.last_day == dt.date(2025, 1, 4)
+    a = blend_inputs(country_history, target, countries, labels, stack_a)
+    b = blend_inputs(country_history, target, countries, labels, stack_b, whole)
+    for lv in LEVELS:
+        assert np.array_equal(a[0][lv], b[0][lv]) and np.allclose(a[1][lv], b[1][lv])
+    assert np.all(b[1]["root"][2] == 1e-3)  # DE is unseen before the target in the sliced outcomes too

@@ -152,6 +152,26 @@ class Outcomes:
     def country_index(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.countries)}
 
+    def until(self, last_day) -> "Outcomes":
+        """The outcomes of the days up to ``last_day`` only, as :func:`load_outcomes` with ``end=last_day``
+        would read them (the countries seen on those days); ``dropped`` stays the whole read's.
+
+        Lets one read of the ``country`` table serve many targets (a backtest's days) with no leak from
+        later days. ``FileNotFoundError`` when no day is that early (as for an empty read).
+        """
+        keep = [i for i, d in enumerate(self.days) if d <= last_day]
+        if not keep:
+            raise FileNotFoundError(f"no 'country' day on or before {last_day} in these outcomes")
+        if len(keep) == len(self.days):
+            return self
+        seen = self.n_events[keep].sum(axis=0) > 0
+        cols = np.flatnonzero(seen)
+        take = lambda a: a[keep][:, cols]  # noqa: E731
+        return Outcomes(days=[self.days[i] for i in keep], countries=[self.countries[j] for j in cols],
+                        y={lv: take(a) for lv, a in self.y.items()}, n_events=take(self.n_events),
+                        quad_counts=take(self.quad_counts), dropped=dict(self.dropped),
+                        counts={lv: take(a) for lv, a in self.counts.items()})
+
 
 def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) -> Outcomes:
     """Label indicators of every country-day in the ``country`` table between ``start`` and ``end``.

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
-from pipeline.cameo.labels import LEVELS, LabelSpace, label_space
+from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space
 from pipeline.forecast.hierarchy import HIERARCHY, PROB_FLOOR, logit as _logit, restore_hierarchy
 from pipeline.forecast.learned import LearnedBaseline, learned_probabilities
 
@@ -268,17 +268,24 @@ def _learned_rows(stack: LearnedBaseline, outcomes, countries: dict[dt.date, lis
     return out
 
 
+def _outcomes_until(lake, last_day: dt.date, labels: LabelSpace | None, outcomes: Outcomes | None) -> Outcomes:
+    """The ``country`` days up to ``last_day``: sliced from ``outcomes`` when given (one read serving many
+    targets), else read from the lake. ``FileNotFoundError`` when there is none."""
+    from pipeline.cameo.labels import load_outcomes
+
+    return outcomes.until(last_day) if outcomes is not None else load_outcomes(lake, None, last_day, labels)
+
+
 def blend_inputs(lake, target: dt.date, countries: Sequence[str], labels: LabelSpace | None = None,
-                 stack: LearnedBaseline | None = None
+                 stack: LearnedBaseline | None = None, outcomes: Outcomes | None = None,
                  ) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
     """What a blend needs for ``target``: the countries' climatology and, with a ``stack``, its
     probabilities (each ``{level: (len(countries), L)}``), from one read of the ``country`` days before
-    ``target``. (None, None) when there is no history before it."""
-    from pipeline.cameo.labels import load_outcomes
-
+    ``target`` (or from ``outcomes``, already read, sliced to those days). (None, None) when there is no
+    history before it."""
     labels = labels or label_space()
     try:
-        outcomes = load_outcomes(lake, None, target - dt.timedelta(days=1), labels)
+        outcomes = _outcomes_until(lake, target - dt.timedelta(days=1), labels, outcomes)
     except FileNotFoundError:
         return None, None
     clim = _climatologies(outcomes, {target: list(countries)}).get(target)
@@ -287,37 +294,38 @@ def blend_inputs(lake, target: dt.date, countries: Sequence[str], labels: LabelS
     return clim, _learned_rows(stack, outcomes, {target: list(countries)}, labels).get(target)
 
 
-def stack_for(lake, first: dt.date, cfg) -> LearnedBaseline | None:
+def stack_for(lake, first: dt.date, cfg, outcomes: Outcomes | None = None) -> LearnedBaseline | None:
     """The ``baseline-learned`` to stack for validation days from ``first`` on (``cfg``: the
     ``ForecastConfig``): the artefact in ``cfg.learned_dir`` when it was fitted on days before ``first``,
-    else one fitted (in memory) on the outcome days before ``first``; None when there is no such day."""
-    from pipeline.cameo.labels import load_outcomes
+    else one fitted (in memory) on the outcome days before ``first`` (of ``outcomes`` when given, else
+    read); None when there is no such day."""
     from pipeline.forecast.baselines import learned_model
 
     try:
-        outcomes = load_outcomes(lake, None, first - dt.timedelta(days=1))
+        outcomes = _outcomes_until(lake, first - dt.timedelta(days=1), None, outcomes)
     except FileNotFoundError:
         return None
     return learned_model(outcomes, first, cfg)
 
 
 def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | None = None,
-                  blend: bool = True, stack: LearnedBaseline | None = None) -> Calibration:
+                  blend: bool = True, stack: LearnedBaseline | None = None,
+                  outcomes: Outcomes | None = None) -> Calibration:
     """Fit on the forecasts of ``run`` for ``days`` (validation target days) against what happened.
 
     With ``blend``, also fits the climatology blend when every validation day has history before it;
     with a ``stack`` (a ``baseline-learned`` fitted on days before the first of ``days`` only, else
     ``ValueError``: its validation-day probabilities would be in-sample) the blend has its third input.
+    ``outcomes``: the ``country`` table already read (sliced to the days up to the last of ``days``).
     """
     from pipeline.forecast.table import collect
-    from pipeline.cameo.labels import load_outcomes
 
     labels = labels or label_space()
     if stack is not None and stack.last_day >= min(days):
         raise ValueError(f"calibrate: the stacked baseline-learned was fitted on days up to {stack.last_day}, "
                          f"not before the first validation day {min(days)}; refit it on earlier days")
     # all days up to the last validation day: the outcomes to fit on, and the history of each day's climatology
-    outcomes = load_outcomes(lake, None, max(days), labels)
+    outcomes = _outcomes_until(lake, max(days), labels, outcomes)
     stack_rows = collect(lake, run, list(days), outcomes, labels)
     if not stack_rows.keys:
         raise ValueError(f"calibrate: no forecasts of {run!r} with outcomes on {', '.join(map(str, days))}; "

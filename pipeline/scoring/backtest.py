@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.cameo.labels import label_space, load_outcomes
+from pipeline.cameo.labels import Outcomes, label_space, load_outcomes
 from pipeline.core.config import Config
 from pipeline.core.errors import UserError
 from pipeline.core.lake import DateLike, Lake, as_date, date_range
@@ -90,7 +90,7 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
     # ---- the model, retrained every k days, calibration refitted every day
     origins: list[str] = []
     if refit_every is not None:
-        model_runs, origins = _model_backtest(lake, days, cfg, refit_every, calibration_days, countries)
+        model_runs, origins = _model_backtest(lake, days, cfg, refit_every, calibration_days, countries, outcomes)
         runs = model_runs + runs
 
     # ---- scores: intervals by days, then by countries
@@ -121,8 +121,11 @@ def model_days(days: list[dt.date], k: int, calibration_days: int) -> tuple[list
 
 
 def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibration_days: int,
-                    countries: list[str]) -> tuple[list[str], list[str]]:
-    """Train at every k-th day, forecast raw, calibrate each day on the raw forecasts before it."""
+                    countries: list[str], outcomes: Outcomes) -> tuple[list[str], list[str]]:
+    """Train at every k-th day, forecast raw, calibrate each day on the raw forecasts before it.
+
+    ``outcomes``: the ``country`` table up to the last test day, read once; each day's calibration,
+    stack and blend inputs see only its slice up to the days before that day (``Outcomes.until``)."""
     from pipeline.features.embed import Embedder
     from pipeline.forecast.calibrate import blend_inputs, fit_from_lake, stack_for
     from pipeline.forecast.forecast import load_model_run, run_forecast
@@ -155,11 +158,13 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
         stack = None
         if cfg.train.calibration_blend and cfg.train.calibration_stack:
             if past[0] not in stacks:
-                stacks[past[0]] = stack_for(lake, past[0], dataclasses.replace(cfg.forecast, learned_dir=None))
+                stacks[past[0]] = stack_for(lake, past[0], dataclasses.replace(cfg.forecast, learned_dir=None),
+                                            outcomes)
             stack = stacks[past[0]]
-        cal = fit_from_lake(lake, run, past, labels, blend=cfg.train.calibration_blend, stack=stack)
+        cal = fit_from_lake(lake, run, past, labels, blend=cfg.train.calibration_blend, stack=stack,
+                            outcomes=outcomes)
         cs, probs = load_forecast(lake, run, d, labels)
-        clim, learned = blend_inputs(lake, d, cs, labels, cal.stack) if cal.blend else (None, None)
+        clim, learned = blend_inputs(lake, d, cs, labels, cal.stack, outcomes) if cal.blend else (None, None)
         table = forecast_rows(cs, cal.apply(probs, labels, clim, learned), np.ones(len(cs), bool), f"{run}-cal", 0,
                               dt.datetime.now(dt.timezone.utc).replace(microsecond=0), labels)
         lake.write_partition("forecasts", table, d, schema=FORECASTS_SCHEMA, model=f"{run}-cal")
