@@ -4,6 +4,7 @@
     python bench/forecast.py --futures 2 --sizes 30  # the issue's "before" setting
     python bench/forecast.py --lake L --model M      # an existing lake and trained model
     python bench/forecast.py --sampling-only         # context + sampling alone (what issue 10 sped up)
+    python bench/forecast.py --decoding constrained  # the default decoding only (free: the BPE unconstrained)
 
 Set-up (cached under ``--work``, default ``/tmp/gdelt-bench-forecast``): a lake built from the
 shipped real sample (``data/sample/gdelt-v2``, 22 days × 3 slices: ingest → reduce → descriptors
@@ -16,6 +17,9 @@ country with a descriptor in the context), same lake, same thread count:
 * ``model``      ``pipeline.forecast.forecast.run_forecast``: context → K futures → projection → write,
   with the time spent inside ``generate_phrases`` (sampling) and in the embedder (``embed s``: the
   generated action texts not yet in the lake's embedding cache, ``new texts`` of them) reported apart;
+  once per ``--decoding``: ``constrained`` (the default forecast: phrases of the closed vocabulary only,
+  :mod:`pipeline.model.grammar`, so no text is new to the embedding cache) and ``free`` (the BPE sampled
+  without the grammar, as before it existed: every malformed action text is embedded);
 * ``baselines``  ``pipeline.forecast.baselines.run_baselines`` for the same day and countries (the
   frequency baselines of ``ForecastConfig.baselines``; the reference a model must beat, at its cost).
 
@@ -90,7 +94,8 @@ def busiest(lake, target: dt.date, T: int) -> list[str]:
     return list(g.country)
 
 
-def time_forecast(lake, mr, embedder, target: dt.date, countries: list[str], K: int, seed: int) -> dict:
+def time_forecast(lake, mr, embedder, target: dt.date, countries: list[str], K: int, seed: int,
+                  constrained: bool = True) -> dict:
     """Seconds of one ``run_forecast`` (nothing reused) and of its sampling inside it."""
     from pipeline.core.config import ForecastConfig
     from pipeline.forecast.forecast import run_forecast
@@ -121,7 +126,7 @@ def time_forecast(lake, mr, embedder, target: dt.date, countries: list[str], K: 
     try:
         t = time.perf_counter()
         res = run_forecast(lake, target, ForecastConfig(model=mr.directory, num_futures=K, countries=countries,
-                                                        seed=seed), mr, embedder)
+                                                        seed=seed, constrained=constrained), mr, embedder)
         total = time.perf_counter() - t
     finally:
         mr.model.generate_phrases, embedder.encode = generate, encode
@@ -131,7 +136,7 @@ def time_forecast(lake, mr, embedder, target: dt.date, countries: list[str], K: 
 
 
 def time_sampling(lake, mr, embedder, target: dt.date, countries: list[str], K: int, seed: int,
-                  batch_countries: int = 16) -> dict:
+                  batch_countries: int = 16, constrained: bool = True) -> dict:
     """Seconds of the context read and of sampling alone (``generate_phrases``), batched as ``run_forecast`` does."""
     from pipeline.features.dataset import collate, load_contexts
     from pipeline.forecast.forecast import country_seed
@@ -145,7 +150,7 @@ def time_sampling(lake, mr, embedder, target: dt.date, countries: list[str], K: 
     for i in range(0, len(ready), batch_countries):
         chunk = ready[i:i + batch_countries]
         futures = mr.model.generate_phrases(collate([items[c] for c in chunk]), num_futures=K,
-                                            seed=[country_seed(seed, c) for c in chunk])
+                                            seed=[country_seed(seed, c) for c in chunk], constrained=constrained)
         n_futures += sum(len(f) for f in futures)
         n_phrases += sum(len(p) for f in futures for p in f)
     return {"s": t_ctx + time.perf_counter() - t, "sample_s": time.perf_counter() - t, "embed_s": 0.0,
@@ -173,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sampling-only", action="store_true",
                     help="time the context read + sampling only (no projection, embedding or writes)")
     ap.add_argument("--repeat", type=int, default=1, help="time each size this many times (later: warm cache)")
+    ap.add_argument("--decoding", default="constrained,free",
+                    help="constrained (closed phrase vocabulary, the default forecast) and/or free (BPE unconstrained)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -197,18 +204,21 @@ def main(argv: list[str] | None = None) -> None:
         time_forecast(lake, mr, embedder, target, ranked[: sizes[0]], min(args.futures, 4), args.seed)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, model {mr.directory.name} "
           f"({mr.model.num_parameters():,} parameters, T={T}), target {target}, K={args.futures}\n")
-    head = (f"{'countries':>9} {'model s':>8} {'sampling s':>10} {'embed s':>8} {'new texts':>9} {'s/country':>9} "
+    decodings = [d.strip() for d in args.decoding.split(",") if d.strip()]
+    if not set(decodings) <= {"constrained", "free"}:
+        ap.error(f"--decoding: constrained and/or free, not {args.decoding!r}")
+    head = (f"{'decoding':>11} {'countries':>9} {'model s':>8} {'sampling s':>10} {'embed s':>8} {'new texts':>9} {'s/country':>9} "
             f"{'phrases/future':>14} {'baselines s':>11} {'model/baselines':>15}")
     print(head)
     print("-" * len(head))
-    for n in [n for n in sizes for _ in range(args.repeat)]:
-        countries = ranked[:n]
+    for dec, n in [(d, n) for d in decodings for n in sizes for _ in range(args.repeat)]:
+        countries, constrained = ranked[:n], dec == "constrained"
         if args.sampling_only:
-            r = time_sampling(lake, mr, embedder, target, countries, args.futures, args.seed)
+            r = time_sampling(lake, mr, embedder, target, countries, args.futures, args.seed, constrained=constrained)
         else:
-            r = time_forecast(lake, mr, embedder, target, countries, args.futures, args.seed)
+            r = time_forecast(lake, mr, embedder, target, countries, args.futures, args.seed, constrained)
         b = time_baselines(lake, target, countries)
-        print(f"{r['countries']:>9} {r['s']:>8.1f} {r['sample_s']:>10.1f} {r['embed_s']:>8.1f} {r['embedded']:>9} "
+        print(f"{dec:>11} {r['countries']:>9} {r['s']:>8.1f} {r['sample_s']:>10.1f} {r['embed_s']:>8.1f} {r['embedded']:>9} "
               f"{r['s'] / r['countries']:>9.2f} "
               f"{r['phrases']:>14.1f} {b:>11.2f} {r['s'] / b:>14.0f}x", flush=True)
     sys.stdout.flush()

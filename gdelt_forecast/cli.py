@@ -449,6 +449,9 @@ def forecast(
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
     assignment: Annotated[Optional[Literal["soft", "argmax"]], typer.Option(
                                                       help="Projection onto CAMEO codes.")] = None,
+    constrained: Annotated[Optional[bool], typer.Option(
+        "--constrained/--unconstrained",
+        help="Futures only as phrases of the closed vocabulary (default) or sampled freely.")] = None,
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Also write the baselines.")] = True,
 ) -> None:
     """Forecast --date: K futures per country projected onto CAMEO codes (`forecasts/model=<run>/date=<D>/`)."""
@@ -457,7 +460,8 @@ def forecast(
 
     cfg = get_config(**{"forecast.countries": _csv(countries), "forecast.model": model,
                         "forecast.num_futures": num_futures, "forecast.temperature": temperature,
-                        "forecast.top_p": top_p, "forecast.seed": seed, "forecast.assignment": assignment})
+                        "forecast.top_p": top_p, "forecast.seed": seed, "forecast.assignment": assignment,
+                        "forecast.constrained": constrained})
     lake = get_lake(cfg)
     res = run_forecast(lake, date, cfg.forecast)
     out().print(f"[bold]forecast[/] {res['date']} · run {res['run']} · {res['countries']} countries · "

@@ -85,11 +85,12 @@ def test_row_uniforms_depend_on_the_row_seed_only():
 
 # ------------------------------------------------------------------ the decode loop
 def test_greedy_decode_equals_transformers_generate(model):
-    """The cached loop (finished rows leaving the batch) writes what ``generate`` writes, greedily."""
+    """The cached loop (finished rows leaving the batch) writes what ``generate`` writes, greedily
+    (unconstrained; tests/test_grammar.py checks the constrained loop against ``generate`` too)."""
     from transformers.modeling_outputs import BaseModelOutput
 
     batch = context_batch(4, points_per_row=[5, 2, 4, 1])
-    ids = model.generate_ids(batch, num_futures=1, do_sample=False, max_new_tokens=20)
+    ids = model.generate_ids(batch, num_futures=1, do_sample=False, max_new_tokens=20, constrained=False)
     with eval_mode(model), torch.no_grad():
         enc, mask = model.encode(batch)
         ref = model.t5.generate(encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=mask,

@@ -329,6 +329,10 @@ class ForecastConfig:
     probabilities: Literal["occurrence", "futures"] = "occurrence"
     """Label probabilities from the model's occurrence head (``occurrence``, when it has one) or from the
     share of the K futures containing the label (``futures``)."""
+    constrained: bool = True
+    """Futures written only as phrases of the closed vocabulary (``[country] verb [country]``: constrained
+    decoding, :mod:`pipeline.model.grammar`), so every action text is a CAMEO verb whose embedding is cached;
+    False samples the BPE freely (new texts are embedded before projection)."""
     batch_countries: int = 16
     """Countries sampled together in one ``generate`` call (B = this, B·K sequences at once)."""
     max_actor_pairs: int = 3

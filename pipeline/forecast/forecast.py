@@ -5,7 +5,9 @@ For one country and target day d:
 1. context: the T days of descriptors before d (:func:`pipeline.features.dataset.load_contexts`:
    one read for all countries);
 2. sample K futures (``model.generate_phrases``: temperature, top-p, one seed per country,
-   :func:`country_seed`), each a list of phrases ``"[actor1 country] verb [actor2 country]"``;
+   :func:`country_seed`), each a list of phrases ``"[actor1 country] verb [actor2 country]"``,
+   constrained to that closed vocabulary (``forecast.constrained``, :mod:`pipeline.model.grammar`), so
+   each action text below is a basis verb already in the embedding cache;
 3. split each phrase into its actor countries (leading / trailing FIPS country
    names, mapped back to FIPS codes) and its action text;
 4. embed the action texts (through the lake's embedding cache) and project
@@ -261,6 +263,8 @@ def sampling_key(lake: Lake, mr: ModelRun, cfg: ForecastConfig, target: dt.date,
     context = [lake.fingerprint(t, target - dt.timedelta(days=i)) for i in range(1, T + 1)
                for t in ("descriptors", "descriptor_days")]
     settings = [SAMPLER, cfg.num_futures, cfg.temperature, cfg.top_p, cfg.seed, list(countries)]
+    if cfg.constrained and mr.model.grammar() is not None:
+        settings.append("grammar:closed-phrases/v1")
     return hashlib.sha1(json.dumps([files, settings, context]).encode()).hexdigest()[:16]
 
 
@@ -315,7 +319,8 @@ def sample_futures(mr: ModelRun, items: dict[str, Any], countries: Sequence[str]
             reused += len(chunk)
         else:
             futures = mr.model.generate_phrases(batch, num_futures=cfg.num_futures, temperature=cfg.temperature,
-                                                top_p=cfg.top_p, seed=[country_seed(cfg.seed, c) for c in chunk])
+                                                top_p=cfg.top_p, seed=[country_seed(cfg.seed, c) for c in chunk],
+                                                constrained=cfg.constrained)
         futures_of.update(zip(chunk, futures))
         if cfg.probabilities == "occurrence":
             occurrence = mr.model.occurrence_probs(batch)

@@ -43,6 +43,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast, T5Config, T5For
 from pipeline.core.config import ModelConfig
 from pipeline.core.errors import UserError
 from pipeline.core.progress import quiet_transformers
+from pipeline.model.grammar import PhraseGrammar, phrase_grammar
 from pipeline.model.sampling import row_seeds, sample_futures
 from pipeline.model.tokenizer import (IGNORE_INDEX, SEP, decode_phrase_lists, encode_targets, ensure_separator,
                                       phrase_corpus, train_phrase_tokenizer)
@@ -310,16 +311,24 @@ class EventForecaster(nn.Module):
 
     # .......................................................... generation
     @torch.no_grad()
+    def grammar(self) -> PhraseGrammar | None:
+        """The closed phrase vocabulary as a token automaton for this model's tokenizer (built once; None
+        when the tokenizer does not tokenise phrases piece by piece, see :mod:`pipeline.model.grammar`)."""
+        if not hasattr(self, "_grammar"):
+            self._grammar = phrase_grammar(self.tokenizer, self.t5.config.vocab_size)
+        return self._grammar
+
     def generate_ids(self, batch: Mapping[str, Any], num_futures: int = 1, do_sample: bool = True,
                      temperature: float = 1.0, top_p: float = 0.95, seed: int | Sequence[int] = 0,
-                     max_new_tokens: int | None = None) -> torch.Tensor:
+                     max_new_tokens: int | None = None, constrained: bool = True) -> torch.Tensor:
         """Token ids (B·K, L') of ``K`` futures per row (rows b·K … b·K+K−1 belong to row b).
 
         The encoder runs once per row; its states are repeated for the K futures, which are
         decoded together with a key/value cache (:func:`sample_futures`). ``seed`` is one seed
         per row (e.g. one per country), or an int from which row b's seed is derived
         (:func:`row_seeds`): a row's futures depend only on its inputs and its seed, not on
-        the other rows of the batch. The global torch RNG is untouched.
+        the other rows of the batch. The global torch RNG is untouched. ``constrained``: write only
+        phrases of the closed vocabulary (:meth:`grammar`; unconstrained when the tokenizer has none).
         """
         with eval_mode(self):
             enc, enc_mask = self.encode(batch)  # (B, T·Q, d), (B, T·Q)
@@ -328,17 +337,20 @@ class EventForecaster(nn.Module):
                 raise ValueError(f"generate: {len(seeds)} seeds for a batch of {enc.shape[0]} rows")
             return sample_futures(self.t5, enc, enc_mask, num_futures, seeds,
                                   max_new_tokens or self.cfg.max_target_tokens, self.tokenizer.eos_token_id,
-                                  temperature=temperature if do_sample else None, top_p=top_p)
+                                  temperature=temperature if do_sample else None, top_p=top_p,
+                                  grammar=self.grammar() if constrained else None)
 
     def generate_phrases(self, batch: Mapping[str, Any], num_futures: int = 1, temperature: float = 1.0,
                          top_p: float = 0.95, seed: int | Sequence[int] = 0, max_new_tokens: int | None = None,
-                         do_sample: bool = True) -> list[list[list[str]]]:
+                         do_sample: bool = True, constrained: bool = True) -> list[list[list[str]]]:
         """``K`` sampled futures per row: a list (B) of lists (K) of phrase lists.
 
         ``seed``: one per row, or one int for the batch (see :meth:`generate_ids`).
         ``do_sample=False`` decodes greedily (then all K futures are equal).
+        ``constrained``: every phrase is one of the closed vocabulary (see :meth:`generate_ids`).
         """
-        ids = self.generate_ids(batch, num_futures, do_sample, temperature, top_p, seed, max_new_tokens)
+        ids = self.generate_ids(batch, num_futures, do_sample, temperature, top_p, seed, max_new_tokens,
+                                constrained)
         phrases = decode_phrase_lists(self.tokenizer, ids.tolist())
         K = num_futures
         return [phrases[b * K:(b + 1) * K] for b in range(len(phrases) // K)]

@@ -34,6 +34,8 @@ import torch
 from transformers import T5ForConditionalGeneration
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
+from pipeline.model.grammar import PhraseGrammar
+
 TOP_K_SEARCH = 64
 """Candidates searched for the nucleus before falling back to a full sort of the vocabulary."""
 COMPACT_EVERY = 8
@@ -120,7 +122,7 @@ def _threads_for(work: int) -> Iterator[None]:
 @torch.no_grad()
 def sample_futures(t5: T5ForConditionalGeneration, enc: torch.Tensor, enc_mask: torch.Tensor, K: int,
                    seeds: Sequence[int], max_new_tokens: int, eos_id: int, temperature: float | None = 1.0,
-                   top_p: float = 1.0) -> torch.Tensor:
+                   top_p: float = 1.0, grammar: PhraseGrammar | None = None) -> torch.Tensor:
     """Decode K futures per encoder row: ids (B·K, L') padded after ``</s>``, L' ≤ ``max_new_tokens``.
 
     Args:
@@ -128,9 +130,13 @@ def sample_futures(t5: T5ForConditionalGeneration, enc: torch.Tensor, enc_mask: 
         enc: (B, S, d) encoder states; enc_mask: (B, S) their attention mask.
         K: futures per row; seeds: one per row (``row_uniforms``).
         temperature: τ, or None for greedy decoding (then the K futures of a row are equal).
+        grammar: when given, every step samples only the tokens that continue a phrase of the closed
+            vocabulary (:mod:`pipeline.model.grammar`); a future cut by ``max_new_tokens`` keeps its
+            whole phrases only.
     """
     if temperature is None and K > 1:  # greedy: the K futures are one decode, repeated
-        return sample_futures(t5, enc, enc_mask, 1, seeds, max_new_tokens, eos_id, None).repeat_interleave(K, 0)
+        return sample_futures(t5, enc, enc_mask, 1, seeds, max_new_tokens, eos_id, None,
+                              grammar=grammar).repeat_interleave(K, 0)
     B = enc.shape[0]
     R, dev = B * K, enc.device
     pad = t5.config.pad_token_id if t5.config.pad_token_id is not None else 0
@@ -139,19 +145,24 @@ def sample_futures(t5: T5ForConditionalGeneration, enc: torch.Tensor, enc_mask: 
     u = row_uniforms(seeds, K, max_new_tokens).to(dev) if temperature is not None else None  # (R, L)
     enc = enc.repeat_interleave(K, dim=0)  # (R, S, d): row b·K + k is future k of row b
     enc_mask = enc_mask.repeat_interleave(K, dim=0)
+    grammar = grammar.to(dev) if grammar is not None else None
     with _threads_for(R * t5.config.d_model):
-        return _decode(t5, enc, enc_mask, u, max_new_tokens, eos_id, pad, start, scale, temperature, top_p)
+        return _decode(t5, enc, enc_mask, u, max_new_tokens, eos_id, pad, start, scale, temperature, top_p, grammar)
 
 
 def _decode(t5: T5ForConditionalGeneration, enc: torch.Tensor, enc_mask: torch.Tensor, u: torch.Tensor | None,
             max_new_tokens: int, eos_id: int, pad: int, start: int, scale: float, temperature: float | None,
-            top_p: float) -> torch.Tensor:
+            top_p: float, grammar: PhraseGrammar | None = None) -> torch.Tensor:
     """The decode loop of :func:`sample_futures` on R = B·K expanded encoder rows."""
     R, dev = enc.shape[0], enc.device
     out = torch.full((R, max_new_tokens), pad, dtype=torch.long, device=dev)
     rows = torch.arange(R, device=dev)  # the sequence of each batch row
     done = torch.zeros(R, dtype=torch.bool, device=dev)  # rows that wrote </s> (still in the batch)
     token = torch.full((R, 1), start, dtype=torch.long, device=dev)
+    if grammar is not None:
+        state = torch.full((R,), grammar.start, dtype=torch.long, device=dev)  # each row's grammar state
+        complete = torch.zeros(R, max_new_tokens, dtype=torch.bool, device=dev)  # a whole phrase ends at t
+        finished = torch.zeros(R, dtype=torch.bool, device=dev)  # wrote </s> (by sequence, not batch row)
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
     kw = _cache_kwarg(t5)
     steps = 0
@@ -159,10 +170,16 @@ def _decode(t5: T5ForConditionalGeneration, enc: torch.Tensor, enc_mask: torch.T
         h = t5.decoder(input_ids=token, encoder_hidden_states=enc, encoder_attention_mask=enc_mask,
                        use_cache=True, **{kw: cache}).last_hidden_state[:, -1]  # (R_t, d)
         logits = t5.lm_head(h * scale)  # (R_t, V)
+        if grammar is not None:
+            logits = grammar.mask(logits, state)
         nxt = sample_tokens(logits, u[rows, t] if u is not None else None, temperature, top_p)
         nxt = nxt.masked_fill(done, pad)
         out[rows, t] = nxt
         steps = t + 1
+        if grammar is not None:
+            state = grammar.advance(state, nxt)
+            complete[rows, t] = grammar.complete[state]
+            finished[rows[nxt == eos_id]] = True
         done |= nxt == eos_id
         n_done = int(done.sum())
         if n_done == len(rows):
@@ -170,6 +187,10 @@ def _decode(t5: T5ForConditionalGeneration, enc: torch.Tensor, enc_mask: torch.T
         if n_done * COMPACT_EVERY >= len(rows):  # finished sequences leave the batch, with their cache rows
             keep = (~done).nonzero().squeeze(1)
             rows, nxt, enc, enc_mask, done = rows[keep], nxt[keep], enc[keep], enc_mask[keep], done[keep]
+            if grammar is not None:
+                state = state[keep]
             cache.batch_select_indices(keep)
         token = nxt.unsqueeze(1)
+    if grammar is not None:
+        return grammar.trim(out[:, :steps], finished, complete[:, :steps], pad)
     return out[:, :steps]
