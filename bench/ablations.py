@@ -11,6 +11,8 @@ their summaries compare. Variants:
     T14       dataset.context_days: 14 (needs a longer lake: on the 19 descriptor days here `dataset` refuses
               it, 5 targets for 6 held-out days)
     c100      dataset.top_countries: 100 (the 100 busiest countries)
+    pieces    model.tokenizer: pieces (one token per country name and per verb instead of the BPE)
+    pieces48  the same with model.max_target_tokens: 48 (a target day's 10 phrases are ≤ 40 piece tokens)
 
     PYTHONPATH=. python bench/ablations.py base noenc lam0 c100 [--skip-train]
 
@@ -35,6 +37,8 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "lam0": {"train": {"sinkhorn_lambda": 0.0}},
     "T14": {"dataset": {"context_days": 14}},
     "c100": {"dataset": {"top_countries": 100}},
+    "pieces": {"model": {"tokenizer": "pieces"}},
+    "pieces48": {"model": {"tokenizer": "pieces", "max_target_tokens": 48}},
 }
 
 

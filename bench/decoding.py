@@ -66,7 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--top", type=int, default=30, help="the busiest countries before --start")
     ap.add_argument("--futures", type=int, default=20, help="K")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--decoding", default="constrained,free", help="constrained and/or free")
     args = ap.parse_args(argv)
+    modes = [m.strip() for m in args.decoding.split(",") if m.strip()]
+    if not modes or not set(modes) <= {"constrained", "free"}:
+        ap.error(f"--decoding: constrained and/or free, not {args.decoding!r}")
     torch.set_num_threads(args.threads)
 
     from pipeline.cameo.labels import label_space, load_outcomes
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {mr.directory.name}, {len(countries)} countries, K={args.futures}, days {start} … {end}, "
           f"torch {torch.get_num_threads()} threads\n")
     results = {}
-    for mode in ("constrained", "free"):
+    for mode in modes:
         mr.run = f"{base_run}-{mode}"
         n_new, spent = [0], 0.0
         encode = embedder.encode

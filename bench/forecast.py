@@ -5,6 +5,7 @@
     python bench/forecast.py --lake L --model M      # an existing lake and trained model
     python bench/forecast.py --sampling-only         # context + sampling alone (what issue 10 sped up)
     python bench/forecast.py --decoding constrained  # the default decoding only (free: the BPE unconstrained)
+    python bench/forecast.py --tokenizer pieces      # a bench model with one token per name and verb
 
 Set-up (cached under ``--work``, default ``/tmp/gdelt-bench-forecast``): a lake built from the
 shipped real sample (``data/sample/gdelt-v2``, 22 days × 3 slices: ingest → reduce → descriptors
@@ -69,18 +70,20 @@ def build_lake(root: Path, embedder) -> None:
     build_range(lake, START, END, DescriptorConfig(), embedder)
 
 
-def train_model(lake, models: Path, embedder) -> Path:
-    """A tiny model on the lake's 30 busiest countries (T = 7), once."""
+def train_model(lake, models: Path, embedder, tokenizer: str = "bpe") -> Path:
+    """A tiny model on the lake's 30 busiest countries (T = 7), once (per ``tokenizer``)."""
     from pipeline.core.config import load_config
     from pipeline.model.train import train
 
-    run_dir = models / "bench-tiny"
+    name = "bench-tiny" if tokenizer == "bpe" else f"bench-tiny-{tokenizer}"
+    run_dir = models / name
     if (run_dir / "forecaster.json").exists():
         return run_dir
     print(f"training the bench model in {run_dir} (once) …", flush=True)
     cfg = load_config(REPO / "configs" / "tiny.yaml")
     cfg.dataset.top_countries, cfg.dataset.countries = 30, []
-    cfg.train.run, cfg.train.models_dir, cfg.train.epochs = "bench-tiny", models, 4
+    cfg.train.run, cfg.train.models_dir, cfg.train.epochs = name, models, 4
+    cfg.model.tokenizer = tokenizer
     cfg.train.val_generate = 0
     return train(cfg, lake, embedder=embedder).run_dir
 
@@ -172,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lake", type=Path, default=None, help="an existing lake (default: WORK/lake from the sample)")
     ap.add_argument("--model", type=Path, default=None, help="a trained model directory (default: trained once)")
     ap.add_argument("--futures", type=int, default=100, help="K")
+    ap.add_argument("--tokenizer", choices=["bpe", "pieces"], default="bpe",
+                    help="of the bench model trained once (pieces: one token per country name and verb)")
     ap.add_argument("--sizes", default="30,100,all", help="country counts (comma-separated, 'all')")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.lake is None:
         build_lake(root, embedder)
     lake = Lake(root)
-    model_dir = args.model or train_model(lake, args.work / "models", embedder)
+    model_dir = args.model or train_model(lake, args.work / "models", embedder, args.tokenizer)
     mr = load_model_run(model_dir)
     T = mr.config.dataset.context_days
     target = max(lake.partitions("descriptor_days")) + dt.timedelta(days=1)

@@ -132,19 +132,84 @@ def test_sampled_futures_are_vocabulary_phrases_even_when_cut(model, max_new_tok
     assert model.generate_phrases(batch, **kw) == futures  # still deterministic per seed
 
 
-def test_a_tokenizer_that_merges_across_pieces_gets_no_grammar():
-    """Without a prefix space a piece's first word tokenises differently inside a phrase: the grammar would
-    not match the training tokenisation, so there is none (decoding stays unconstrained)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def _bpe(pre_tokenizer, trained_on) -> "PreTrainedTokenizerFast":  # noqa: F821
+    from tokenizers import Tokenizer, decoders, models, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from pipeline.model.tokenizer import SPECIAL_TOKENS, phrase_corpus
+    from pipeline.model.tokenizer import SPECIAL_TOKENS
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(phrase_corpus(), trainers.BpeTrainer(vocab_size=600, special_tokens=SPECIAL_TOKENS,
-                                                                 show_progress=False))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+    if pre_tokenizer is not None:
+        tok.pre_tokenizer = pre_tokenizer
+        tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(trained_on, trainers.BpeTrainer(vocab_size=800, special_tokens=SPECIAL_TOKENS,
+                                                            show_progress=False))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
                                    additional_special_tokens=[SEP])
-    assert phrase_grammar(fast) is None
+
+
+def test_the_grammar_follows_where_a_piece_stands_and_refuses_tokens_across_pieces():
+    """A BPE without a prefix space writes a phrase's first piece differently from the same piece after
+    another: the grammar takes each piece's tokens where it stands, and accepts the phrases. A tokenizer
+    whose tokens span the space between pieces (no pre-tokenizer, trained on whole phrases) cannot be
+    followed piece by piece: no grammar (decoding stays unconstrained)."""
+    from tokenizers import pre_tokenizers
+
+    from pipeline.model.tokenizer import phrase_corpus
+
+    names, verbs = vocabulary()
+    no_prefix = _bpe(pre_tokenizers.ByteLevel(add_prefix_space=False), phrase_corpus())
+    g = phrase_grammar(no_prefix)
+    assert g is not None
+    phrase = f"{names[3]} {verbs[5]} {names[7]}"
+    walk(g, no_prefix(phrase, add_special_tokens=False)["input_ids"] + [no_prefix.eos_token_id])
+    walk(g, no_prefix(verbs[5], add_special_tokens=False)["input_ids"] + [no_prefix.eos_token_id])
+    rng = random.Random(2)
+    whole = [f"{rng.choice(names)} {rng.choice(verbs)} {rng.choice(names)}" for _ in range(3000)]
+    assert phrase_grammar(_bpe(None, whole)) is None
+
+
+# ------------------------------------------------------------------ one token per piece
+@pytest.fixture(scope="module")
+def pieces_model(one_torch_thread):
+    return EventForecaster.build(ModelConfig(tokenizer="pieces"), point_dim=16, stats_dim=5, seed=0).eval()
+
+
+def test_the_piece_tokenizer_writes_a_phrase_as_its_pieces_and_round_trips(tmp_path):
+    """Every vocabulary phrase is 1–3 tokens, one per piece, and decodes back to itself, also after a
+    save/load; text outside the vocabulary becomes <unk>."""
+    from transformers import AutoTokenizer
+
+    from pipeline.model.tokenizer import train_piece_tokenizer
+
+    tok = train_piece_tokenizer()
+    names, verbs = vocabulary()
+    rng = random.Random(1)
+    phrases = [f"{rng.choice(names)} {v} {rng.choice(names)}" for v in verbs] + verbs
+    phrases += [f"{n} {rng.choice(verbs)}" for n in names]
+    ids = tok(phrases, add_special_tokens=False)["input_ids"]
+    assert [len(i) for i in ids] == [3] * len(verbs) + [1] * len(verbs) + [2] * len(names)
+    assert [tok.decode(i) for i in ids] == phrases
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again(phrases, add_special_tokens=False)["input_ids"] == ids
+    assert tok("event 999", add_special_tokens=False)["input_ids"] == [tok.unk_token_id]
+
+
+def test_a_piece_model_decodes_only_vocabulary_phrases_in_a_third_of_the_steps(pieces_model, model):
+    """The grammar of the piece tokenizer (a verb opening a phrase has its own token) accepts every
+    vocabulary phrase and its sampled futures parse; the same phrases take ~3× fewer tokens than BPE."""
+    g = pieces_model.grammar()
+    assert g is not None
+    tok, sep, eos = pieces_model.tokenizer, pieces_model.tokenizer.convert_tokens_to_ids(SEP), 1
+    names, verbs = vocabulary()
+    phrases = [f"{names[i % len(names)]} {v} {names[-1 - i % len(names)]}" for i, v in enumerate(verbs)] + verbs
+    ids = tok(phrases, add_special_tokens=False)["input_ids"]
+    for i in range(0, len(ids), 4):
+        walk(g, [t for p in ids[i:i + 4] for t in p + [sep]][:-1] + [eos])
+    bpe = model.tokenizer(phrases, add_special_tokens=False)["input_ids"]
+    assert sum(map(len, bpe)) > 3 * sum(map(len, ids))
+    batch = context_batch(3, points_per_row=[5, 2, 4])
+    futures = pieces_model.generate_phrases(batch, num_futures=6, seed=[1, 2, 3], max_new_tokens=10)
+    flat = [p for b in futures for f in b for p in f]
+    assert flat and all(parse_phrase(p) is not None for p in flat)

@@ -225,6 +225,10 @@ class ModelConfig:
     """Dropout in T5 and the day pooling (None: the preset's; 0.1)."""
     vocab_size: int | None = None
     """BPE vocabulary size of the trained tokenizer (None: the preset's; tiny 1024, small 4096)."""
+    tokenizer: Literal["bpe", "pieces"] = "bpe"
+    """The trained tokenizer (without ``pretrained``): ``bpe`` (byte-level BPE on the phrase vocabulary,
+    ``vocab_size`` tokens) or ``pieces`` (one token per country name and per verb: a phrase is 1–3 tokens,
+    ``pipeline.model.tokenizer.train_piece_tokenizer``)."""
     max_days: int = 64
     """Largest context T the day-position embedding supports."""
     point_dim: int | None = None

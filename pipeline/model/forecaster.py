@@ -46,7 +46,7 @@ from pipeline.core.progress import quiet_transformers
 from pipeline.model.grammar import PhraseGrammar, phrase_grammar
 from pipeline.model.sampling import row_seeds, sample_futures
 from pipeline.model.tokenizer import (IGNORE_INDEX, SEP, decode_phrase_lists, encode_targets, ensure_separator,
-                                      phrase_corpus, train_phrase_tokenizer)
+                                      phrase_corpus, train_phrase_tokenizer, train_piece_tokenizer)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(d_model=64, num_layers=2, num_heads=4, d_ff=128, dropout=0.1, vocab_size=1024),
@@ -227,7 +227,8 @@ class EventForecaster(nn.Module):
             if ensure_separator(tokenizer):
                 t5.resize_token_embeddings(len(tokenizer))
         else:
-            tokenizer = train_phrase_tokenizer(phrase_corpus(phrases), cfg.vocab_size)
+            tokenizer = (train_piece_tokenizer() if cfg.tokenizer == "pieces"
+                         else train_phrase_tokenizer(phrase_corpus(phrases), cfg.vocab_size))
             t5 = T5ForConditionalGeneration(T5Config(
                 vocab_size=len(tokenizer), d_model=cfg.d_model, d_kv=cfg.d_model // cfg.num_heads, d_ff=cfg.d_ff,
                 num_layers=cfg.num_layers, num_decoder_layers=cfg.num_layers, num_heads=cfg.num_heads,

@@ -12,19 +12,23 @@ cannot continue a vocabulary phrase are set to −∞ before sampling (the rest 
 row's state advances with the token it wrote. So every generated phrase is a vocabulary phrase, its
 action text is a basis verb whose embedding is already cached, and its actors are read off exactly.
 
-Construction. Two token tries, one of the names and one of the verbs, each piece tokenised as a
-target phrase is (``tokenizer(piece, add_special_tokens=False)``); a nondeterministic automaton over
-(segment, trie node), segment ∈ {first name, verb, last name}, with ε-moves name-end → verb root and
-verb-end → last-name root; its subset construction (each DFA state a set of NFA states) is built once,
-breadth-first. A state that ends a whole phrase (a verb, or a last name) also allows ``<sep>`` (back to
-a phrase start) and ``</s>``; the initial state allows ``</s>`` (a day with no events).
+Construction. Token tries of the names and of the verbs, each piece tokenised as it stands in a target
+phrase (``tokenizer(phrase, add_special_tokens=False)``): a piece opening the phrase alone, a piece after
+another as the tokens it adds after a name (:func:`piece_tokens`); a nondeterministic automaton over
+(segment, trie node), segment ∈ {first name, opening verb, verb after a name, last name}, with ε-moves
+name-end → verb root and verb-end → last-name root; its subset construction (each DFA state a set of NFA
+states) is built once, breadth-first. A state that ends a whole phrase (a verb, or a last name) also
+allows ``<sep>`` (back to a phrase start) and ``</s>``; the initial state allows ``</s>`` (a day with no
+events).
 
 The tries follow the *canonical* tokenisation of each piece, the one the model was trained on (a
-character-level automaton would also admit spellings the model never saw, e.g. a name split into
-unusual pieces). That needs the tokenizer to tokenise a phrase as the concatenation of its pieces'
-tokens, which a byte-level BPE with a prefix space does (words are tokenised one by one);
-:func:`phrase_grammar` checks it on the vocabulary and returns None (decode unconstrained) for a
-tokenizer that does not, e.g. a pretrained one that merges across words.
+character-level automaton, e.g. a regex index, would also admit spellings the model never saw, such as
+a name split into unusual pieces). That needs a tokenizer that writes a phrase as its pieces' tokens
+concatenated, each piece's tokens depending only on where it stands: a byte-level BPE with a prefix
+space (words are tokenised one by one), or without one (the first piece differs, and is handled), and
+the piece tokenizer (one token per piece, :func:`pipeline.model.tokenizer.train_piece_tokenizer`) do.
+:func:`piece_tokens` checks it on the whole vocabulary and :func:`phrase_grammar` returns None (decode
+unconstrained) for a tokenizer whose tokens span pieces.
 
 A future cut by ``max_new_tokens`` inside a phrase keeps only its whole phrases (:meth:`trim`).
 """
@@ -108,20 +112,22 @@ class _Trie:
         self.end[node] = True
 
 
-def build_grammar(names: Sequence[Sequence[int]], verbs: Sequence[Sequence[int]], vocab_size: int,
-                  sep_id: int, eos_id: int) -> PhraseGrammar:
-    """The DFA of phrases ``[name] verb [name]`` (token ids of each piece), joined by ``sep_id``, ended by
-    ``eos_id`` (see the module docstring)."""
-    if not verbs:
+def build_grammar(pieces: "PieceTokens", vocab_size: int, sep_id: int, eos_id: int) -> PhraseGrammar:
+    """The DFA of phrases ``[name] verb [name]`` (the token ids of each piece where it stands), joined by
+    ``sep_id``, ended by ``eos_id`` (see the module docstring)."""
+    if not pieces.verbs:
         raise ValueError("build_grammar: no verbs")
-    tries = {"first": _Trie(), "verb": _Trie(), "last": None}
-    for ids in names:
-        if ids:
-            tries["first"].add(ids)
-    for ids in verbs:
-        if ids:
-            tries["verb"].add(ids)
-    tries["last"] = tries["first"]
+
+    def trie(seqs: Sequence[Sequence[int]]) -> _Trie:
+        t = _Trie()
+        for ids in seqs:
+            if ids:
+                t.add(ids)
+        return t
+
+    tries = {"first": trie(pieces.first_names), "verb": trie(pieces.verbs), "last": trie(pieces.last_names)}
+    # a verb opening a phrase: the same trie when it is written as after a name (a BPE with a prefix space)
+    tries["verb0"] = tries["verb"] if pieces.first_verbs == pieces.verbs else trie(pieces.first_verbs)
 
     def closure(items: set[tuple[str, int]]) -> frozenset[tuple[str, int]]:
         todo, out = list(items), set(items)
@@ -129,7 +135,7 @@ def build_grammar(names: Sequence[Sequence[int]], verbs: Sequence[Sequence[int]]
             seg, node = todo.pop()
             trie = tries[seg]
             if trie.end[node] and seg != "last":
-                nxt = ("verb", 0) if seg == "first" else ("last", 0)
+                nxt = ("verb", 0) if seg == "first" else ("last", 0)  # verb0 / verb → the last name
                 if nxt not in out:
                     out.add(nxt)
                     todo.append(nxt)
@@ -138,7 +144,7 @@ def build_grammar(names: Sequence[Sequence[int]], verbs: Sequence[Sequence[int]]
     def is_complete(items: frozenset[tuple[str, int]]) -> bool:
         return any(seg != "first" and tries[seg].end[node] for seg, node in items)
 
-    phrase_start = closure({("first", 0), ("verb", 0)})
+    phrase_start = closure({("first", 0), ("verb0", 0)})
     INIT, START, DONE = ("init", phrase_start), ("start", phrase_start), ("done", frozenset())
     ids: dict[tuple, int] = {INIT: 0, START: 1, DONE: 2}
     edges: dict[int, dict[int, int]] = {}
@@ -196,29 +202,65 @@ def _encode(tokenizer, texts: Sequence[str]) -> list[list[int]]:
     return tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
 
 
-def is_compositional(tokenizer, names: Sequence[str], verbs: Sequence[str]) -> bool:
-    """Whether ``tokenizer`` tokenises ``"name verb name"`` as the concatenation of the pieces' tokens, for
-    every name and verb given (each in both name positions)."""
+def _encode_after(tokenizer, texts: Sequence[str], context: str) -> list[list[int]] | None:
+    """Token ids of each text as it is tokenised after ``context + " "`` inside a phrase (None when the
+    context's own tokens change with what follows: the tokenizer merges across pieces)."""
+    head = _encode(tokenizer, [context])[0]
+    out = []
+    for ids in _encode(tokenizer, [f"{context} {t}" for t in texts]):
+        if ids[:len(head)] != head:
+            return None
+        out.append(ids[len(head):])
+    return out
+
+
+@dataclass
+class PieceTokens:
+    """The vocabulary's token ids: names and verbs opening a phrase, and verbs and names after a piece."""
+
+    first_names: list[list[int]]
+    first_verbs: list[list[int]]
+    verbs: list[list[int]]
+    last_names: list[list[int]]
+
+
+def piece_tokens(tokenizer) -> PieceTokens | None:
+    """How ``tokenizer`` writes each piece where a target phrase has it, or None when phrases are not
+    tokenised piece by piece: ``tok("a v b") == tok(a) + after(v) + after(b)`` must hold for every name
+    and verb (each in both name positions), and ``tok("v b") == tok(v) + after(b)``. A byte-level BPE
+    with a prefix space writes a piece alike in every position; the piece tokenizer
+    (:func:`pipeline.model.tokenizer.train_piece_tokenizer`) gives a piece after another its own token."""
+    names, verbs = vocabulary()
     if not names or not verbs:
-        return True
+        return None
+    context = names[0]
+    pt = PieceTokens(_encode(tokenizer, names), _encode(tokenizer, verbs),
+                     _encode_after(tokenizer, verbs, context) or [], _encode_after(tokenizer, names, context) or [])
+    if not pt.verbs or not pt.last_names:
+        return None
+    name_of = dict(zip(names, zip(pt.first_names, pt.last_names)))
+    verb_of = dict(zip(verbs, zip(pt.first_verbs, pt.verbs)))
     triples = [(names[i % len(names)], v, names[(i * 7 + 3) % len(names)]) for i, v in enumerate(verbs)]
     triples += [(n, verbs[i % len(verbs)], n) for i, n in enumerate(names)]
-    pieces = sorted({p for t in triples for p in t})
-    of = dict(zip(pieces, _encode(tokenizer, pieces)))
     whole = _encode(tokenizer, [" ".join(t) for t in triples])
-    return all(w == of[a] + of[v] + of[b] for w, (a, v, b) in zip(whole, triples))
+    if any(w != name_of[a][0] + verb_of[v][1] + name_of[b][1] for w, (a, v, b) in zip(whole, triples)):
+        return None
+    pairs = [(v, names[i % len(names)]) for i, v in enumerate(verbs)]
+    whole = _encode(tokenizer, [f"{v} {b}" for v, b in pairs])
+    if any(w != verb_of[v][0] + name_of[b][1] for w, (v, b) in zip(whole, pairs)):
+        return None
+    return pt
 
 
 def phrase_grammar(tokenizer, vocab_size: int | None = None) -> PhraseGrammar | None:
     """The grammar of ``tokenizer``'s phrase vocabulary, or None when the tokenizer does not tokenise
-    phrases piece by piece (see the module docstring) or has no ``<sep>``."""
+    phrases piece by piece (:func:`piece_tokens`) or has no ``<sep>``."""
     from pipeline.model.tokenizer import SEP
 
     sep_id = tokenizer.convert_tokens_to_ids(SEP)
     if sep_id is None or sep_id == tokenizer.unk_token_id or tokenizer.eos_token_id is None:
         return None
-    names, verbs = vocabulary()
-    if not is_compositional(tokenizer, names, verbs):
+    pt = piece_tokens(tokenizer)
+    if pt is None:
         return None
-    return build_grammar(_encode(tokenizer, names), _encode(tokenizer, verbs), vocab_size or len(tokenizer),
-                         sep_id, tokenizer.eos_token_id)
+    return build_grammar(pt, vocab_size or len(tokenizer), sep_id, tokenizer.eos_token_id)
