@@ -15,6 +15,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GDELT_FORECAST_QUIET", "1")
 
+# Prefect configures logging once, when first imported (``prefect.main``: ``logging.config.dictConfig``), and
+# that closes every logging handler in the process. absl's handler (created when rouge-score is imported)
+# then closes its stream unless it is the ``sys.stderr`` of that moment: inside a CliRunner (its own
+# stderr) that stream was pytest's capture, and the run died ("I/O operation on closed file") when a CLI
+# test imported Prefect after a test had used ROUGE. Prefect is configured here, before either.
+import prefect.main  # noqa: E402,F401
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "data" / "sample" / "gdelt-v2"
 
