@@ -94,6 +94,12 @@ def test_top_actor_pairs():
     assert out[0][0] == {"actor1": "IR", "actor2": "IS", "share": pytest.approx(2 / 2.6)}
     assert out[0][1]["actor2"] is None and len(out[0]) == 2
     assert out[1][0]["actor1"] == "US" and out[1][0]["share"] == pytest.approx(1 / 1.4)
+    # a sliver of a label's mass (soft assignment) is not a pair worth showing, except as the only one
+    a = np.array([[1.0, 0.0], [0.995, 0.005], [0.002, 0.998]])
+    out = top_actor_pairs(a, [("IR", "IS"), ("US", None), ("FR", None)], np.eye(2), top=3)
+    assert [p["actor1"] for p in out[0]] == ["IR", "US"] and [p["actor1"] for p in out[1]] == ["FR"]
+    out = top_actor_pairs(np.array([[0.001, 0.999]]), [("IR", None)], np.eye(2), top=3)
+    assert [p["actor1"] for p in out[0]] == ["IR"]
 
 
 def test_fake_model_forecast_tables(basis, embedder, tmp_path):

@@ -143,9 +143,15 @@ def aggregate(assign: np.ndarray, future: np.ndarray, K: int, labels: LabelSpace
     return out
 
 
+MIN_PAIR_SHARE = 0.01
+"""Actor pairs below this share of a label's mass are not kept after the first (with soft assignment every
+phrase gives every code a sliver of mass: such pairs would read "0 %" on the page)."""
+
+
 def top_actor_pairs(assign: np.ndarray, pairs: Sequence[tuple[str | None, str | None]], level_matrix: np.ndarray,
                     top: int) -> list[list[dict]]:
-    """Per label of a level (L_lv): the ``top`` (actor1, actor2) pairs by assigned mass, with their share."""
+    """Per label of a level (L_lv): the ``top`` (actor1, actor2) pairs by assigned mass, with their share;
+    after the first, only pairs with at least :data:`MIN_PAIR_SHARE` of the label's mass."""
     if not len(pairs):
         return [[] for _ in range(level_matrix.shape[1])]
     mass = assign @ level_matrix  # (P, L_lv)
@@ -162,7 +168,7 @@ def top_actor_pairs(assign: np.ndarray, pairs: Sequence[tuple[str | None, str | 
             continue
         order = np.argsort(-row, kind="stable")[:top]
         out.append([{"actor1": keys[j][0], "actor2": keys[j][1], "share": float(row[j] / total)}
-                    for j in order if row[j] > 0])
+                    for i, j in enumerate(order) if row[j] > 0 and (i == 0 or row[j] >= MIN_PAIR_SHARE * total)])
     return out
 
 
