@@ -280,3 +280,27 @@ def test_published_probabilities_source_then_calibration():
     blended = Calibration(knots={}, fitted_on=[], n={}, blend={lv: (0.0, 1.0, 0.0) for lv in LEVELS})
     assert np.allclose(published_probabilities(futures, None, blended, clim, labels)["root"], 0.9)
     assert np.allclose(published_probabilities(futures, None, blended, None, labels)["root"], 0.25)
+
+
+def test_constrained_futures_of_the_trained_model_are_vocabulary_phrases_and_keyed(sample_forecasts):
+    """The sample's forecasts (the default, constrained) hold only vocabulary phrases, each projected onto
+    its own verb's code; the sampling key names the decoding, so free futures are never reused as
+    constrained ones (or back)."""
+    from pipeline.cameo.phrases import parse_phrase
+    from pipeline.forecast.forecast import sampling_key
+
+    lake, mr = sample_forecasts.lake, sample_forecasts.mr
+    day = dt.date.fromisoformat(sample_forecasts.days[-1])
+    fut = lake.read("futures", day, day, model=mr.run).to_pandas()
+    phrases = [p for ps in fut.phrases for p in ps]
+    assert phrases and all(parse_phrase(p) is not None for p in phrases)
+    basis_codes = set(label_space()["event"].codes)
+    for ps, cs in zip(fut.phrases, fut.codes):
+        for p, c in zip(ps, cs):
+            code = parse_phrase(p)[1]
+            if code in basis_codes:  # a verb of an event code is projected onto that code
+                assert c == code, (p, c)
+    countries = sample_forecasts.countries
+    key = sampling_key(lake, mr, ForecastConfig(), day, countries)
+    assert key == sampling_key(lake, mr, ForecastConfig(), day, countries)
+    assert key != sampling_key(lake, mr, ForecastConfig(constrained=False), day, countries)
