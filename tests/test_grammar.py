@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.cameo.phrases import make_phrase, parse_phrase
+from pipeline.cameo.phrases import make_phrase, parse_phrase, vocabulary
 from pipeline.core.config import ModelConfig
 from pipeline.model.forecaster import EventForecaster, eval_mode
-from pipeline.model.grammar import phrase_grammar, vocabulary
+from pipeline.model.grammar import phrase_grammar
 from pipeline.model.tokenizer import SEP, decode_phrase_lists
 from test_sampling import PHRASES, context_batch
 

@@ -138,14 +138,19 @@ def split_actors(phrase: str) -> tuple[str | None, str, str | None]:
     return a1, text.strip(), a2
 
 
+def vocabulary() -> tuple[list[str], list[str]]:
+    """The closed phrase vocabulary's two kinds of piece: every country name and every verb (each sorted)."""
+    names = sorted({n for n in (cameo.country_name(c) for c in cameo.fips_countries()) if n})
+    return names, sorted({verb(c) for c in cameo.event_codes()})
+
+
 def vocabulary_pieces() -> list[str]:
     """The closed phrase vocabulary's pieces, sorted: every verb and every country name.
 
     Train a tokenizer on these (every phrase is ``[name] verb [name]``).
     """
-    names = {cameo.country_name(c) for c in cameo.fips_countries()}
-    verbs = {verb(c) for c in cameo.event_codes()}
-    return sorted(n for n in names | verbs if n)
+    names, verbs = vocabulary()
+    return sorted(set(names) | set(verbs))
 
 
 def join_phrases(phrases: list[str], sep: str = PHRASE_SEP) -> str:

@@ -41,9 +41,7 @@ from dataclasses import dataclass
 
 import torch
 
-SEGMENTS = ("first", "verb", "last")
-
-
+from pipeline.cameo.phrases import vocabulary
 @dataclass
 class PhraseGrammar:
     """A token-level DFA of the phrase vocabulary (S states, V tokens).
@@ -187,15 +185,6 @@ def build_grammar(pieces: "PieceTokens", vocab_size: int, sep_id: int, eos_id: i
     return PhraseGrammar(allowed, torch.tensor([keys[i] for i in order], dtype=torch.long),
                          torch.tensor([nexts[i] for i in order], dtype=torch.long),
                          torch.tensor(complete, dtype=torch.bool), ids[INIT])
-
-
-def vocabulary() -> tuple[list[str], list[str]]:
-    """The phrase vocabulary's pieces: every country name and every verb (sorted)."""
-    from pipeline.cameo import codes as cameo
-    from pipeline.cameo.phrases import verb
-
-    names = sorted({n for n in (cameo.country_name(c) for c in cameo.fips_countries()) if n})
-    return names, sorted({verb(c) for c in cameo.event_codes()})
 
 
 def _encode(tokenizer, texts: Sequence[str]) -> list[list[int]]:
