@@ -153,3 +153,16 @@ def test_unique_rows_rejects_rows_that_only_share_a_key():
     x[20:] = x[:20]
     x[25, 12] += 1.0  # same first coordinates as row 5, different elsewhere
     assert unique_rows(x) is None
+
+
+def test_generation_builds_no_autograd_graph(model):
+    """Generating runs the encoder without autograd (no graph kept for the encoder states of B·K futures)."""
+    grad_enabled = []
+    encode = model.encode
+    model.encode = lambda batch: (grad_enabled.append(torch.is_grad_enabled()), encode(batch))[1]
+    try:
+        model.generate_ids(context_batch(2), num_futures=2, max_new_tokens=4)
+        model.generate_ids(context_batch(2), num_futures=2, max_new_tokens=4, constrained=False)
+    finally:
+        del model.encode
+    assert grad_enabled == [False, False]

@@ -311,7 +311,6 @@ class EventForecaster(nn.Module):
         return self.occurrence.split(p)
 
     # .......................................................... generation
-    @torch.no_grad()
     def grammar(self) -> PhraseGrammar | None:
         """The closed phrase vocabulary as a token automaton for this model's tokenizer (built once; None
         when the tokenizer does not tokenise phrases piece by piece, see :mod:`pipeline.model.grammar`)."""
@@ -319,6 +318,7 @@ class EventForecaster(nn.Module):
             self._grammar = phrase_grammar(self.tokenizer, self.t5.config.vocab_size)
         return self._grammar
 
+    @torch.no_grad()
     def generate_ids(self, batch: Mapping[str, Any], num_futures: int = 1, do_sample: bool = True,
                      temperature: float = 1.0, top_p: float = 0.95, seed: int | Sequence[int] = 0,
                      max_new_tokens: int | None = None, constrained: bool = True) -> torch.Tensor:
