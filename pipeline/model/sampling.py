@@ -162,7 +162,6 @@ def _decode(t5: T5ForConditionalGeneration, enc: torch.Tensor, enc_mask: torch.T
     if grammar is not None:
         state = torch.full((R,), grammar.start, dtype=torch.long, device=dev)  # each row's grammar state
         complete = torch.zeros(R, max_new_tokens, dtype=torch.bool, device=dev)  # a whole phrase ends at t
-        finished = torch.zeros(R, dtype=torch.bool, device=dev)  # wrote </s> (by sequence, not batch row)
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
     kw = _cache_kwarg(t5)
     steps = 0
@@ -179,7 +178,6 @@ def _decode(t5: T5ForConditionalGeneration, enc: torch.Tensor, enc_mask: torch.T
         if grammar is not None:
             state = grammar.advance(state, nxt)
             complete[rows, t] = grammar.complete[state]
-            finished[rows[nxt == eos_id]] = True
         done |= nxt == eos_id
         n_done = int(done.sum())
         if n_done == len(rows):
@@ -192,5 +190,6 @@ def _decode(t5: T5ForConditionalGeneration, enc: torch.Tensor, enc_mask: torch.T
             cache.batch_select_indices(keep)
         token = nxt.unsqueeze(1)
     if grammar is not None:
-        return grammar.trim(out[:, :steps], finished, complete[:, :steps], pad)
+        ids = out[:, :steps]
+        return grammar.trim(ids, (ids == eos_id).any(dim=1), complete[:, :steps], pad)
     return out[:, :steps]
