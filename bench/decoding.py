@@ -47,10 +47,7 @@ def futures_share(rows, labels, countries: list[str]) -> dict[str, np.ndarray]:
     for country, _, codes in rows:
         K[country] = K.get(country, 0) + 1
         for lv in LEVELS:
-            if lv == "quad":
-                continue
-            cut = {"event": None, "base": 3, "root": 2}[lv]
-            hit = {labels[lv].index.get(c if cut is None else c[:cut]) for c in codes} - {None}
+            hit = {labels[lv].index.get(labels.parent_code(c, lv)) for c in codes} - {None}
             out[lv][ci[country], list(hit)] += 1
     for lv in out:
         out[lv] /= np.array([max(K.get(c, 0), 1) for c in countries])[:, None]
