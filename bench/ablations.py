@@ -8,8 +8,11 @@ their summaries compare. Variants:
     base      occurrence head g(encoder) + f(history), λ = 1, T = 7 (the model as shipped)
     noenc     model.occurrence_encoder: false (the head without the encoder term: history only)
     lam0      train.sinkhorn_lambda: 0 (no Sinkhorn term; NLL + occurrence BCE)
-    T14       dataset.context_days: 14 (needs a longer lake: on the 19 descriptor days here `dataset` refuses
-              it, 5 targets for 6 held-out days)
+    T14       dataset.context_days: 14 (on descriptors from 05-16: 2 training target days, 05-30 and 05-31)
+    T<k>-<n>d context T = k on n training target days (``dataset.first_target``): T3-3d, T7-3d, T13-3d train on
+              the same 3 days 05-29 … 05-31, so they differ only in context length; T7-6d, T7-9d and T3-13d
+              give more training days (the learning curve). Needs the descriptors from 05-16
+              (``scripts/build_experiment_lake.sh``).
     c100      dataset.top_countries: 100 (the 100 busiest countries)
     pieces    model.tokenizer: pieces (one token per country name and per verb instead of the BPE)
     pieces48  the same with model.max_target_tokens: 48 (a target day's 10 phrases are ≤ 40 piece tokens)
@@ -40,6 +43,9 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "pieces": {"model": {"tokenizer": "pieces"}},
     "pieces48": {"model": {"tokenizer": "pieces", "max_target_tokens": 48}},
 }
+_FIRST_TARGET = {3: "2025-05-29", 6: "2025-05-26", 9: "2025-05-23", 13: "2025-05-19"}  # last training day 05-31
+for _T, _n in [(3, 3), (7, 3), (13, 3), (7, 6), (7, 9), (3, 13)]:
+    VARIANTS[f"T{_T}-{_n}d"] = {"dataset": {"context_days": _T, "first_target": _FIRST_TARGET[_n]}}
 
 
 def config_for(variant: str, out_dir: Path) -> Path:
@@ -64,6 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("variants", nargs="+", choices=list(VARIANTS))
     ap.add_argument("--skip-train", action="store_true", help="models already trained")
+    ap.add_argument("--skip-baselines", action="store_true", help="baselines already written for these countries")
     args = ap.parse_args()
     py = sys.executable
     baselines_done: set[int] = set()
@@ -72,7 +79,7 @@ def main() -> None:
         cfg = yaml.safe_load(cfg_path.read_text())
         model = Path(cfg["train"]["models_dir"]) / cfg["train"]["run"]
         top = cfg["dataset"]["top_countries"]
-        if top not in baselines_done:  # baselines + baseline-learned for this country set
+        if top not in baselines_done and not args.skip_baselines:  # baselines + baseline-learned for this country set
             run([py, "bench/skill.py", "-c", str(cfg_path), f"--tag=-baselines{top}"])
             baselines_done.add(top)
         if not args.skip_train:

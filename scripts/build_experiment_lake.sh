@@ -16,5 +16,5 @@ print(",".join(r[0] for r in duckdb.sql(q).fetchall()))
 PY
 )
 echo "$TOP" > data/experiment/top100.txt
-$G descriptors --start 2025-05-19 --end 2025-06-06 --countries "$TOP"
+$G descriptors --start 2025-05-16 --end 2025-06-06 --countries "$TOP"
 echo BUILD-DONE

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from gdelt_forecast.cli import app
 from pipeline.core.config import DatasetConfig
+from pipeline.core.errors import ConfigError
 from pipeline.features.dataset import (DAY_STATS, SequenceDataset, build_dataset, build_index, manifest_path, check_no_leakage, collate,
                               load_context, split_days)
 
@@ -27,6 +28,18 @@ def test_split_days():
     assert [s[d] for d in sorted(s)] == ["train"] * 11 + ["val"] * 2 + ["test"] * 2
     with pytest.raises(ValueError, match="context_days"):
         split_days(days[:9], CFG)
+
+
+def test_first_target_holds_the_targets_equal_across_context_lengths():
+    days = [dt.date(2025, 5, 16) + dt.timedelta(days=i) for i in range(22)]
+    splits = {T: split_days(days, DatasetConfig(**{**CFG.__dict__, "context_days": T, "first_target": "2025-05-30"}))
+              for T in (3, 7, 14)}
+    assert splits[3] == splits[7] == splits[14]  # the same targets, each with its own context length
+    assert min(splits[7]) == dt.date(2025, 5, 30) and list(splits[7].values()).count("train") == 4
+    with pytest.raises(ValueError, match="first_target=2025-06-04"):
+        split_days(days, DatasetConfig(**{**CFG.__dict__, "first_target": "2025-06-04"}))
+    with pytest.raises(ConfigError, match="dataset.first_target must be an ISO day"):
+        DatasetConfig(first_target="30 May")
 
 
 def test_index_no_leakage_and_manifest(sample_descriptors):

@@ -13,6 +13,7 @@ out-of-range value raises ``ConfigError`` with one line naming the key and the f
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import difflib
 import functools
 import types
@@ -41,6 +42,16 @@ def _gt(lo: float) -> Rule:
 
 def _within(lo: float, hi: float) -> Rule:
     return f"in [{lo}, {hi}]", lambda v: lo <= v <= hi
+
+
+def _iso_day() -> Rule:
+    def ok(v: Any) -> bool:
+        try:
+            dt.date.fromisoformat(str(v))
+        except ValueError:
+            return False
+        return True
+    return "an ISO day (YYYY-MM-DD)", ok
 
 
 def _check(obj: Any, section: str, **rules: Rule) -> None:
@@ -195,10 +206,13 @@ class DatasetConfig:
     until: str | None = None
     """Ignore descriptor days after this ISO day (None: all); the walk-forward backtest trains each origin's
     model on its past only."""
+    first_target: str | None = None
+    """No target day before this ISO day (None: every day with T days before it). Earlier descriptor days
+    still serve as context, so runs with different ``context_days`` can train on the same target days."""
 
     def __post_init__(self) -> None:
         _check(self, "dataset", context_days=_ge(1), max_points=_ge(1), top_countries=_ge(1), val_days=_ge(0),
-               test_days=_ge(0))
+               test_days=_ge(0), until=_iso_day(), first_target=_iso_day())
 
 
 # -------------------------------------------------------------------- model

@@ -113,11 +113,15 @@ def split_days(days: Sequence[dt.date], cfg: DatasetConfig) -> dict[dt.date, str
         return {}
     first = min(days)
     targets = sorted(d for d in days if (d - first).days >= cfg.context_days)
+    since = ""
+    if cfg.first_target:
+        targets = [d for d in targets if d >= as_date(cfg.first_target)]
+        since = f", from first_target={cfg.first_target}"
     n_eval = cfg.val_days + cfg.test_days
     if len(targets) <= n_eval:
         raise ValueError(
-            f"dataset: {len(targets)} target days (descriptor days {first}…{max(days)} minus T={cfg.context_days}) "
-            f"but val_days + test_days = {n_eval}; build more descriptor days or lower dataset.context_days"
+            f"dataset: {len(targets)} target days (descriptor days {first}…{max(days)} minus T={cfg.context_days}"
+            f"{since}) but val_days + test_days = {n_eval}; build more descriptor days or lower dataset.context_days"
         )
     out = {}
     for i, d in enumerate(targets):
