@@ -603,7 +603,7 @@ def backtest(
     countries: Annotated[Optional[str], typer.Option("--countries", help="FIPS codes, comma-separated (default: dataset.countries or the busiest).")] = None,
 ) -> None:
     """Walk-forward backtest: each test day forecast from its past only (baseline-learned refitted per day; the model
-    every k days); writes reports/backtest-<start>_<end>/summary.{csv,md}."""
+    every k days); writes `reports/backtest-<start>_<end>/summary.{csv,md}`."""
     from pipeline.core.errors import UserError
     from pipeline.scoring.backtest import backtest as run_backtest
     from pipeline.scoring.backtest import markdown

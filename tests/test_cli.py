@@ -36,6 +36,18 @@ def test_help_version_and_choices():
     assert r.exit_code == 2 and "spark" in r.stderr
 
 
+def test_every_placeholder_of_a_command_doc_survives_the_help_markup():
+    import re
+
+    import typer.main
+
+    for info in typer.main.get_command(app).commands.values():
+        doc = " ".join((info.help or "").split())
+        shown = " ".join(_run(info.name, "-h", env={"COLUMNS": "400"}).stdout.replace("│", " ").split())
+        for placeholder in re.findall(r"<[^<>\s]+>", doc):  # e.g. reports/backtest-<start>_<end>/
+            assert placeholder in shown, f"{info.name} --help drops {placeholder}"
+
+
 def test_user_errors_are_one_line_with_exit_2_and_a_traceback_only_when_debugging(tmp_path):
     missing = str(tmp_path / "nope.yaml")
     r = _run("--config", missing, "inspect")
