@@ -89,7 +89,8 @@ def test_origins_fall_every_k_raw_days_from_the_first_calibration_day():
 
 
 def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration(sample_descriptors, embedder,
-                                                                                   tmp_path, one_torch_thread):
+                                                                                   tmp_path, one_torch_thread,
+                                                                                   monkeypatch):
     """``--refit-every k`` on the real sample: a model trained at each origin on the days before it only,
     raw forecasts, a calibration per day (stacked with a baseline-learned fitted before its days), scored."""
     import json
@@ -108,7 +109,15 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     cfg.train.max_new_tokens, cfg.model.max_target_tokens = 16, 32
     cfg.forecast.num_futures, cfg.forecast.learned_estimator, cfg.forecast.learned_max_rows = 2, "logistic", 5_000
     cfg.evaluate.val_days, cfg.evaluate.bootstrap, cfg.evaluate.reports_dir = 1, 50, tmp_path / "reports"
+    from pipeline.forecast import learned
+
+    fitted_before = []  # the first day after each baseline-learned fit's training days
+    fit = learned.fit_learned
+    monkeypatch.setattr(learned, "fit_learned", lambda o, days, *a, **k: fitted_before.append(max(days)) or fit(o, days, *a, **k))
     bt = backtest(lake, "2025-06-05", "2025-06-06", cfg, refit_every=4, calibration_days=1)
+    # one fit per day: the baselines' of 06-04 … 06-06, and the stack for 06-04's calibration day 06-03; the stacks
+    # for 06-05 and 06-06 (calibrated on 06-04, 06-05) are the baselines' fits of those days
+    assert sorted(fitted_before) == [dt.date(2025, 6, d) for d in (2, 3, 4, 5)]
     # raw days 06-03 (calibration), 06-04 (thresholds), 06-05, 06-06: one origin (where they fall: below)
     assert bt.origins == ["2025-06-03"]
     assert bt.runs[:2] == ["bt-tiny-bt-cal", "bt-tiny-bt"]

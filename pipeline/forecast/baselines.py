@@ -126,6 +126,7 @@ def run_baselines(
     end: DateLike | None = None,
     cfg: ForecastConfig | None = None,
     outcomes: Outcomes | None = None,
+    learned_fits: dict | None = None,
 ) -> dict[str, int]:
     """Write the baselines' forecasts for every target day in [start, end].
 
@@ -133,7 +134,8 @@ def run_baselines(
     (the target day itself may not exist yet: forecasting tomorrow). Replaces
     ``forecasts/model=baseline-<name>/date=<day>/`` for each name in
     ``cfg.baselines``. ``cfg.countries`` restricts the countries (default:
-    every country with an event before the day). Returns rows written per run.
+    every country with an event before the day). ``learned_fits``: see
+    :func:`learned_model`. Returns rows written per run.
     """
     cfg = cfg or ForecastConfig()
     start = as_date(start)
@@ -155,7 +157,7 @@ def run_baselines(
         )
     probs = {t: {n: v for n, v in by_name.items() if n in names} for t, by_name in probs.items()}
     if LEARNED in cfg.baselines:
-        learned = learned_model(outcomes, start, cfg)
+        learned = learned_model(outcomes, start, cfg, learned_fits)
         if learned is not None:
             from pipeline.forecast.learned import learned_probabilities
 
@@ -179,13 +181,19 @@ def run_baselines(
             written[baseline_run(name)] = written.get(baseline_run(name), 0) + table.num_rows
     return written
 
-def learned_model(outcomes: Outcomes, start: dt.date, cfg: ForecastConfig):
+def learned_model(outcomes: Outcomes, start: dt.date, cfg: ForecastConfig, fits: dict | None = None):
     """The ``baseline-learned`` model for forecasts from ``start`` on, leak-free.
 
     The artefact in ``cfg.learned_dir`` when it was fitted on days before
     ``start`` only; otherwise a fit (in memory, not saved) on the outcome days
     before ``start``. None, with a printed note, when there is no such day.
+    ``fits``: in-memory fits by ``start`` of one read of the outcomes, reused and
+    added to (the walk-forward backtest forecasts and stacks with the same fit).
     """
+    if fits is not None:
+        if start not in fits:
+            fits[start] = learned_model(outcomes, start, cfg)
+        return fits[start]
     from pipeline.core.progress import console
     from pipeline.forecast.learned import LearnedBaseline, fit_learned, training_days
 

@@ -294,18 +294,21 @@ def blend_inputs(lake, target: dt.date, countries: Sequence[str], labels: LabelS
     return clim, _learned_rows(stack, outcomes, {target: list(countries)}, labels).get(target)
 
 
-def stack_for(lake, first: dt.date, cfg, outcomes: Outcomes | None = None) -> LearnedBaseline | None:
+def stack_for(lake, first: dt.date, cfg, outcomes: Outcomes | None = None,
+              fits: dict | None = None) -> LearnedBaseline | None:
     """The ``baseline-learned`` to stack for validation days from ``first`` on (``cfg``: the
     ``ForecastConfig``): the artefact in ``cfg.learned_dir`` when it was fitted on days before ``first``,
     else one fitted (in memory) on the outcome days before ``first`` (of ``outcomes`` when given, else
-    read); None when there is no such day."""
+    read; ``fits``: see :func:`pipeline.forecast.baselines.learned_model`); None when there is no such day."""
     from pipeline.forecast.baselines import learned_model
 
+    if fits is not None and first in fits:
+        return fits[first]
     try:
         outcomes = _outcomes_until(lake, first - dt.timedelta(days=1), None, outcomes)
     except FileNotFoundError:
         return None
-    return learned_model(outcomes, first, cfg)
+    return learned_model(outcomes, first, cfg, fits)
 
 
 def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | None = None,

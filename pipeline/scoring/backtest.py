@@ -83,14 +83,16 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
     fcfg = dataclasses.replace(cfg.forecast, countries=countries, learned_dir=None)
     from pipeline.forecast.baselines import run_baselines
 
+    fits: dict[dt.date, Any] = {}  # baseline-learned by first forecast day: the model's stack reuses them
     for d in days:
-        run_baselines(lake, d, d, fcfg, outcomes)
+        run_baselines(lake, d, d, fcfg, outcomes, learned_fits=fits)
     runs = [baseline_run(n) for n in fcfg.baselines]
 
     # ---- the model, retrained every k days, calibration refitted every day
     origins: list[str] = []
     if refit_every is not None:
-        model_runs, origins = _model_backtest(lake, days, cfg, refit_every, calibration_days, countries, outcomes)
+        model_runs, origins = _model_backtest(lake, days, cfg, refit_every, calibration_days, countries, outcomes,
+                                              fits)
         runs = model_runs + runs
 
     # ---- scores: intervals by days, then by countries
@@ -121,11 +123,14 @@ def model_days(days: list[dt.date], k: int, calibration_days: int) -> tuple[list
 
 
 def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibration_days: int,
-                    countries: list[str], outcomes: Outcomes) -> tuple[list[str], list[str]]:
+                    countries: list[str], outcomes: Outcomes, fits: dict[dt.date, Any]
+                    ) -> tuple[list[str], list[str]]:
     """Train at every k-th day, forecast raw, calibrate each day on the raw forecasts before it.
 
     ``outcomes``: the ``country`` table up to the last test day, read once; each day's calibration,
-    stack and blend inputs see only its slice up to the days before that day (``Outcomes.until``)."""
+    stack and blend inputs see only its slice up to the days before that day (``Outcomes.until``).
+    ``fits``: the baselines' ``baseline-learned`` fits by first forecast day; a stack for calibration
+    days from d on is the one the baselines used for day d (one fit, not two)."""
     from pipeline.features.embed import Embedder
     from pipeline.forecast.calibrate import blend_inputs, fit_from_lake, stack_for
     from pipeline.forecast.forecast import load_model_run, run_forecast
@@ -152,15 +157,11 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
         run_forecast(lake, d, fcfg, mr, embedder)
     # calibration per day from the raw forecasts of the days before it (stacked with a baseline-learned
     # fitted on the days before those), then applied to that day's raw forecast
-    stacks: dict[dt.date, Any] = {}
     for d in days:
         past = [p for p in raw_days if p < d][-calibration_days:]
         stack = None
         if cfg.train.calibration_blend and cfg.train.calibration_stack:
-            if past[0] not in stacks:
-                stacks[past[0]] = stack_for(lake, past[0], dataclasses.replace(cfg.forecast, learned_dir=None),
-                                            outcomes)
-            stack = stacks[past[0]]
+            stack = stack_for(lake, past[0], dataclasses.replace(cfg.forecast, learned_dir=None), outcomes, fits)
         cal = fit_from_lake(lake, run, past, labels, blend=cfg.train.calibration_blend, stack=stack,
                             outcomes=outcomes)
         cs, probs = load_forecast(lake, run, d, labels)
