@@ -18,6 +18,7 @@ their summaries compare. Variants:
     pieces48  the same with model.max_target_tokens: 48 (a target day's 10 phrases are ≤ 40 piece tokens)
 
     PYTHONPATH=. python bench/ablations.py base noenc lam0 c100 [--skip-train]
+    PYTHONPATH=. python bench/ablations.py T7-3d T7-9d --table     # the summaries as one Markdown table
 
 The baselines (and ``baseline-learned``) are written once by ``bench/skill.py`` without ``--model``
 for each country set; each summary lands in ``data/experiment/reports/skill-<test days>-<variant>/``.
@@ -66,12 +67,42 @@ def run(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def table(variants: list[str], reports: Path = Path("data/experiment/reports"),
+          test: str = "2025-06-04_2025-06-06", group: str = "all") -> str:
+    """One row per variant's stacked run (``-cal``): BSS in % against climatology and against
+    ``baseline-learned`` (95 % interval by countries) per level, from its ``summary.csv``."""
+    import pandas as pd
+
+    levels = ("event", "base", "root", "rare")
+    head = "| run | country-days | " + " | ".join(f"{lv} clim | {lv} learned" for lv in levels) + " |"
+    lines = [head, "|" + "---|" * (2 + 2 * len(levels))]
+    pct = lambda v: f"{100 * v:+.1f}"  # noqa: E731
+    for v in variants:
+        s = pd.read_csv(reports / f"skill-{test}-{v}" / "summary.csv")
+        cal = sorted(r for r in s.run.unique() if r.endswith("-cal"))  # the variant's stacked run
+        s = s[(s.run == cal[0]) & (s.group == group)].set_index("level")
+        cells = []
+        for lv in levels:
+            r = s.loc[lv]
+            cells += [pct(r.bss_climatology),
+                      f"{pct(r.bss_learned)} [{pct(r.learned_lo_country)}, {pct(r.learned_hi_country)}]"]
+        lines.append(f"| {v} | {int(s.loc['event'].n_country_days)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("variants", nargs="+", choices=list(VARIANTS))
+    ap.add_argument("variants", nargs="+", help=f"of {', '.join(VARIANTS)} (with --table: any summary's tag)")
     ap.add_argument("--skip-train", action="store_true", help="models already trained")
     ap.add_argument("--skip-baselines", action="store_true", help="baselines already written for these countries")
+    ap.add_argument("--table", action="store_true", help="print the variants' scored summaries; run nothing")
     args = ap.parse_args()
+    if args.table:
+        print(table(args.variants))
+        return
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        ap.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     py = sys.executable
     baselines_done: set[int] = set()
     for v in args.variants:
