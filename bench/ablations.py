@@ -13,6 +13,7 @@ their summaries compare. Variants:
               the same 3 days 05-29 … 05-31, so they differ only in context length; T7-6d, T7-9d and T3-13d
               give more training days (the learning curve). Needs the descriptors from 05-16
               (``scripts/build_experiment_lake.sh``).
+    c100-T3-13d  the 100 busiest countries, T = 3, every training day the lake allows (13)
     c100      dataset.top_countries: 100 (the 100 busiest countries)
     pieces    model.tokenizer: pieces (one token per country name and per verb instead of the BPE)
     pieces48  the same with model.max_target_tokens: 48 (a target day's 10 phrases are ≤ 40 piece tokens)
@@ -47,6 +48,7 @@ VARIANTS: dict[str, dict[str, dict]] = {
 _FIRST_TARGET = {3: "2025-05-29", 6: "2025-05-26", 9: "2025-05-23", 13: "2025-05-19"}  # last training day 05-31
 for _T, _n in [(3, 3), (7, 3), (13, 3), (7, 6), (7, 9), (3, 13)]:
     VARIANTS[f"T{_T}-{_n}d"] = {"dataset": {"context_days": _T, "first_target": _FIRST_TARGET[_n]}}
+VARIANTS["c100-T3-13d"] = {"dataset": {"top_countries": 100, "context_days": 3, "first_target": _FIRST_TARGET[13]}}
 
 
 def config_for(variant: str, out_dir: Path) -> Path:

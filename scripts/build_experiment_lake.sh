@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The 22-day experiment lake of docs/forecast.md ("Beating baseline-learned", "Stacked calibration and ablations"):
-# the real days of ../shared/data ingested and reduced, descriptors for the 100 busiest countries before 06-01.
+# the real days of ../shared/data ingested and reduced, descriptors (05-16 … 06-06) for the 100 busiest countries
+# before 06-01.
 # About 15 min on 2 cores (mostly embedding phrases). Then: PYTHONPATH=. python bench/ablations.py base noenc lam0 c100
 set -euo pipefail
 cd "$(dirname "$0")/.."
