@@ -42,6 +42,8 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.cameo.phrases import vocabulary
+
+
 @dataclass
 class PhraseGrammar:
     """A token-level DFA of the phrase vocabulary (S states, V tokens).
