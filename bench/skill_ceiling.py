@@ -31,6 +31,7 @@ from pipeline.cameo.labels import load_outcomes
 from pipeline.core.lake import Lake
 from pipeline.features.history import history_features, smoothed_climatology
 from pipeline.forecast.learned import fit_learned, learned_probabilities, make_estimator, training_days
+from pipeline.scoring.evaluate import bootstrap_bss, row_brier
 
 LEVELS = ("event", "base", "root")
 
@@ -73,14 +74,13 @@ def oracles(o, test: list[dt.date], level: str, max_rows: int, folds: int = 5, s
     return out
 
 
-def bss_by_countries(P: np.ndarray, C: np.ndarray, Y: np.ndarray, n_boot: int = 2000, seed: int = 0
-                     ) -> tuple[float, float, float]:
-    """BSS of P against C on (n_t, c, L) arrays, with a 95 % interval by resampling countries."""
-    bp = ((P - Y) ** 2).sum(axis=(0, 2))
-    bc = ((C - Y) ** 2).sum(axis=(0, 2))
-    idx = np.random.default_rng(seed).integers(0, len(bp), (n_boot, len(bp)))
-    boot = 1 - bp[idx].sum(1) / bc[idx].sum(1)
-    return 1 - bp.sum() / bc.sum(), *np.percentile(boot, [2.5, 97.5])
+def bss_by_countries(P: np.ndarray, C: np.ndarray, Y: np.ndarray) -> tuple[float, float, float]:
+    """BSS of P against C on (n_t, c, L) arrays, with the 95 % interval of :func:`bootstrap_bss` by countries."""
+    rows = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731  (n_t · c, L): one row per country-day
+    b_run, b_ref = row_brier(rows(P), rows(Y)), row_brier(rows(C), rows(Y))
+    countries = np.broadcast_to(np.arange(P.shape[1]), P.shape[:2]).ravel()
+    lo, hi, _ = bootstrap_bss(b_run, b_ref, countries)
+    return 1 - b_run.sum() / b_ref.sum(), lo, hi
 
 
 def main() -> None:
