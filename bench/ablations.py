@@ -100,7 +100,10 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="print the variants' scored summaries; run nothing")
     args = ap.parse_args()
     if args.table:
-        print(table(args.variants))
+        try:
+            print(table(args.variants))
+        except FileNotFoundError as e:
+            ap.error(f"no scored summary: {e.filename} (score the variant first)")
         return
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
