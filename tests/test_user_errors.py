@@ -63,13 +63,16 @@ def test_missing_config_file_and_bad_flags(tmp_path):
         TrainConfig(betas=[0.9, 1.5])
 
 
-def test_every_shipped_config_and_the_resolved_config_round_trip():
+def test_every_shipped_config_and_the_resolved_config_round_trip(tmp_path):
     for path in sorted((REPO / "configs").glob("*.yaml")):
         cfg = load_config(path)
         assert config_from_dict(cfg.to_dict()) == cfg, path
     assert config_from_dict(Config().to_dict()) == Config()
     cfg = load_config(None, {"ingest.timeout_s": "7", "dataset.countries": "IS,RS", "ingest.keep_downloads": "no"})
     assert (cfg.ingest.timeout_s, cfg.dataset.countries, cfg.ingest.keep_downloads) == (7.0, ["IS", "RS"], False)
+    # an unquoted day in YAML is a date there; a day field takes it as its ISO string
+    cfg = load_config(write(tmp_path, "dataset:\n  until: 2025-06-03\n  first_target: '2025-05-29'\n"))
+    assert (cfg.dataset.until, cfg.dataset.first_target) == ("2025-06-03", "2025-05-29")
 
 
 def test_cli_bad_config_fails_with_the_message(tmp_path):

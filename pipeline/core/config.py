@@ -474,7 +474,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 
     Accepted: numbers for numeric fields (an integral float for an int; numeric strings from flags),
     ``true/false`` (or yes/no/1/0 strings) for bools, a list or a comma/space separated string for
-    lists, strings or numbers for strings. Booleans are never taken as numbers or strings
+    lists, strings, numbers or (unquoted YAML) dates for strings. Booleans are never taken as numbers or strings
     (YAML reads an unquoted ``NO``, Norway's FIPS code, as false).
     """
     origin = typing.get_origin(tp)
@@ -511,6 +511,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             return value.lower() in ("1", "true", "yes", "on")
         raise ConfigError(f"config: {where} expects true/false, got {value!r}")
     if tp is str:
+        if isinstance(value, dt.date):  # YAML reads an unquoted 2025-05-29 as a date: the day's ISO string
+            return value.isoformat()
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             hint = " (quote it: YAML reads an unquoted NO/YES/ON/OFF as a boolean)" if isinstance(value, bool) else ""
             raise ConfigError(f"config: {where} expects a string, got {value!r}{hint}")
