@@ -133,3 +133,8 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     raw = lake.read("forecasts", "2025-06-06", "2025-06-06", model="bt-tiny-bt").to_pandas()
     calibrated = lake.read("forecasts", "2025-06-06", "2025-06-06", model="bt-tiny-bt-cal").to_pandas()
     assert len(raw) == len(calibrated) and not np.allclose(raw.probability.to_numpy(), calibrated.probability.to_numpy())
+    # the same command again (each origin's model dir exists now): it trains them afresh, to the same forecasts
+    again = backtest(lake, "2025-06-05", "2025-06-06", cfg, refit_every=4, calibration_days=1)
+    assert again.origins == bt.origins
+    rerun = lake.read("forecasts", "2025-06-06", "2025-06-06", model="bt-tiny-bt").to_pandas()
+    np.testing.assert_allclose(rerun.probability.to_numpy(), raw.probability.to_numpy(), atol=1e-6)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,9 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
             tcfg.dataset = dataclasses.replace(cfg.dataset, until=str(d - dt.timedelta(days=1)), test_days=0,
                                                countries=countries)
             tcfg.train = dataclasses.replace(cfg.train, run=f"{run}-{d}", models_dir=models_dir)
+            # the origin's model is the backtest's own: a rerun (or one after a kill) trains it afresh, which
+            # gives the same model for the same config, and a model of a changed config otherwise
+            shutil.rmtree(models_dir / tcfg.train.run, ignore_errors=True)
             result = train(tcfg, lake, embedder=embedder, resume=False)
             mr = load_model_run(result.run_dir)
             mr.run = run  # every origin's forecasts form one run
