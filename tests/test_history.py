@@ -94,3 +94,36 @@ def test_targets_need_not_be_outcome_days():
     assert h.targets[0] < h.targets[1] and h.n_days.tolist() == [10, 10]
     np.testing.assert_array_equal(h.X[0, :, :, :FEATURES.index("weekday_sin")],
                                   h.X[1, :, :, :FEATURES.index("weekday_sin")])
+
+
+def test_world_features_weigh_every_country_by_its_log_volume():
+    o = _outcomes()
+    o.n_events[:, 0] = 3  # FR now has 3 events a day, and root 01 on days 8 and 9
+    r01 = label_space()["root"].index["01"]
+    o.y["root"][[8, 9], 0, r01] = True
+    h = history_features(o, [D0 + dt.timedelta(days=10)], "root")
+    w_fr, w_us = np.log1p(3.0), np.log1p(np.arange(1, 11, dtype=float))  # per day 0 … 9
+    y_fr, y_us = np.isin(np.arange(10), [8, 9]), np.isin(np.arange(10), [0, 2, 3, 9])
+    share = lambda days: (w_fr * y_fr[days] + w_us[days] * y_us[days]).sum() / (w_fr + w_us[days]).sum()  # noqa: E731
+    for c in (0, 1):  # the same value for every country: a world feature
+        assert _f(h, "world_yesterday", c=c) == pytest.approx(1.0)
+        assert _f(h, "world_share7", c=c) == pytest.approx(share(np.arange(3, 10)), rel=1e-6)
+        assert _f(h, "world_share_all", c=c) == pytest.approx(share(np.arange(10)), rel=1e-6)
+    assert _f(h, "world_share_all", code="02") == 0.0
+    # FR's day-9 outcome moves US's world features (and not its own-label features)
+    o.y["root"][9, 0, r01] = False
+    h2 = history_features(o, [D0 + dt.timedelta(days=10)], "root")
+    assert _f(h2, "world_yesterday") == pytest.approx(w_us[9] / (w_fr + w_us[9]), rel=1e-6)
+    own = slice(0, FEATURES.index("world_yesterday"))
+    np.testing.assert_array_equal(h.X[0, 1, :, own], h2.X[0, 1, :, own])
+
+
+def test_a_country_never_seen_gets_the_world_features():
+    from pipeline.features.history import country_rows
+
+    o = _outcomes()
+    h = history_features(o, [D0 + dt.timedelta(days=10)], "root")
+    rows = country_rows(h, ["US", "XX"])  # XX: no row in the outcomes
+    world = [FEATURES.index(n) for n in ("world_yesterday", "world_share7", "world_share_all")]
+    np.testing.assert_array_equal(rows[0, 1][:, world], rows[0, 0][:, world])
+    assert rows[0, 1, label_space()["root"].index["01"], world[0]] == 1.0

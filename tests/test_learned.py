@@ -82,6 +82,31 @@ def test_save_load_round_trip(tmp_path):
         fit_learned(o, o.days[:1])
 
 
+def test_an_artefact_fitted_on_fewer_features_still_loads_and_reads_the_first_ones(tmp_path):
+    """An artefact of an older version (before the ``world_*`` features) forecasts from the first F columns."""
+    from pipeline.features.history import FEATURES
+    from pipeline.forecast.hierarchy import PROB_FLOOR
+    from pipeline.forecast.learned import make_estimator, training_rows
+
+    o = _persistent_outcomes()
+    days = training_days(o, o.days[20])
+    old = list(FEATURES[:FEATURES.index("world_yesterday")])
+    estimators = {}
+    for lv in LEVELS:
+        X, y = training_rows(o, days, lv)
+        estimators[lv] = make_estimator("logistic").fit(X[:, :len(old)], y) if y.any() and not y.all() else None
+    fitted = {lv: e for lv, e in estimators.items() if e is not None}
+    full = fit_learned(o, days, "logistic")  # constant levels as fit_learned makes them
+    model = LearnedBaseline({**full.estimators, **fitted}, "logistic", full.fitted_on, {}, old)
+    model.save(tmp_path / "old")
+    again = LearnedBaseline.load(tmp_path / "old")
+    assert again.features == old
+    P = learned_probabilities(again, o, [o.days[20]])[o.days[20]]["root"][0]
+    X, _ = training_rows(o, [o.days[20]], "root")
+    expected = fitted["root"].predict_proba(X[:, :len(old)])[:, 1].reshape(P.shape)
+    np.testing.assert_allclose(P[:, :2], np.clip(expected, PROB_FLOOR, 1 - PROB_FLOOR)[:, :2], rtol=1e-6)
+
+
 def test_written_as_a_baseline_with_parent_at_least_child(country_history, tmp_path):
     lake = country_history
     cfg = ForecastConfig(baselines=["learned"], learned_dir=tmp_path / "none")

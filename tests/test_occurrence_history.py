@@ -87,3 +87,17 @@ def test_save_load_keeps_the_history_term_and_old_dirs_still_load(tmp_path):
     (tmp_path / "old" / "forecaster.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="from_the_future"):
         EventForecaster.from_pretrained(tmp_path / "old")
+
+
+def test_a_head_trained_on_fewer_features_reads_the_first_ones(tmp_path):
+    """A model of an older version (fewer history features) still forecasts from today's wider batches."""
+    batch = _with_history(synthetic_batch())
+    narrow = {**batch, "history": batch["history"][..., :N_FEATURES - 3]}
+    model = _build(narrow)
+    model.save_pretrained(tmp_path / "old")
+    again = EventForecaster.from_pretrained(tmp_path / "old")
+    a, b = again.occurrence_probs(batch), again.occurrence_probs(narrow)
+    for lv in a:
+        torch.testing.assert_close(torch.from_numpy(a[lv]), torch.from_numpy(b[lv]))
+    with pytest.raises(ValueError, match=f"reads {N_FEATURES - 3} history features, the batch has {N_FEATURES - 4}"):
+        again.occurrence_probs({**batch, "history": batch["history"][..., :N_FEATURES - 4]})

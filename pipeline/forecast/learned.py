@@ -77,7 +77,7 @@ class LearnedBaseline:
         """{level: (n_t, C, L)} P(label occurs), parent ≥ child, from ``history_features`` of every level."""
         out = {}
         for lv in LEVELS:
-            X = history[lv].X  # (n_t, C, L, F)
+            X = history[lv].X[..., :len(self.features)]  # (n_t, C, L, F); FEATURES only grows at its end
             p = self.estimators[lv].predict_proba(X.reshape(-1, X.shape[-1]))[:, 1]
             out[lv] = np.clip(p.reshape(X.shape[:-1]), PROB_FLOOR, 1 - PROB_FLOOR)
         return restore_hierarchy(out, labels)
@@ -107,10 +107,10 @@ class LearnedBaseline:
         if not (src / SETTINGS_FILE).exists() or not (src / MODEL_FILE).exists():
             return None
         s = json.loads((src / SETTINGS_FILE).read_text())
-        if s["features"] != list(FEATURES):
+        if s["features"] != list(FEATURES)[:len(s["features"])]:  # an older artefact reads the first F features
             raise UserError(f"{src / SETTINGS_FILE}: fitted on features {s['features']}, this code computes "
                             f"{list(FEATURES)}; refit it (`gdelt-forecast retrain`, or delete {src})")
-        return cls(joblib.load(src / MODEL_FILE), s["estimator"], s["fitted_on"], s.get("n_rows", {}))
+        return cls(joblib.load(src / MODEL_FILE), s["estimator"], s["fitted_on"], s.get("n_rows", {}), s["features"])
 
 
 def training_rows(outcomes: Outcomes, days: Sequence[dt.date], level: str, max_rows: int | None = None,

@@ -500,7 +500,11 @@ class OccurrenceHead(nn.Module):
             if history is None:
                 raise ValueError("this model's occurrence head reads history features, but the batch has none: "
                                  "build batches with pipeline.features.dataset from a lake with a 'country' table")
-            z = z + self.history(history.to(enc.device)).squeeze(-1).float() + self.label_bias
+            width = self.history[0].in_features  # F it was trained on; FEATURES only grows at its end
+            if history.shape[-1] < width:
+                raise ValueError(f"this model's occurrence head reads {width} history features, the batch has "
+                                 f"{history.shape[-1]}: forecast with the gdelt-forecast version that trained it")
+            z = z + self.history(history[..., :width].to(enc.device)).squeeze(-1).float() + self.label_bias
         return z  # (B, L_all)
 
     def targets(self, codes: Sequence[Sequence[str]]) -> torch.Tensor:
