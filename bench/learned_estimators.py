@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from pipeline.cameo.labels import load_outcomes
+from pipeline.core.config import ForecastConfig
 from pipeline.core.lake import Lake
 from pipeline.features.history import smoothed_climatology
 from pipeline.forecast.learned import ESTIMATORS, fit_learned, learned_probabilities, training_days
@@ -25,7 +26,7 @@ def main() -> None:
     ap.add_argument("--lake", default="data/experiment/lake")
     ap.add_argument("--split", default="2025-06-01")
     ap.add_argument("--top", type=int, nargs="+", default=[30, 100])
-    ap.add_argument("--max-rows", type=int, default=200_000)
+    ap.add_argument("--max-rows", type=int, default=ForecastConfig().learned_max_rows)
     args = ap.parse_args()
     o = load_outcomes(Lake(args.lake))
     split = dt.date.fromisoformat(args.split)

@@ -367,7 +367,7 @@ class ForecastConfig:
     learned_estimator: str = "hgb"
     """``logistic`` (scikit-learn LogisticRegression on standardised features) or ``hgb``
     (HistGradientBoostingClassifier); docs/forecast.md compares them."""
-    learned_max_rows: int = 100_000
+    learned_max_rows: int = 1_000_000
     """Training rows (day × country × label) per level, uniformly subsampled (seeded by ``forecast.seed``)."""
     ewm_halflife_days: float = 7.0
     """Half-life in days of the exponentially weighted frequency baseline."""

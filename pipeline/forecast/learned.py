@@ -4,7 +4,7 @@ One classifier per level, pooled over labels and countries: each training row
 is one (target day, country, label) with the :data:`pipeline.features.history.FEATURES`
 of the days before that target and its outcome y ∈ {0, 1}::
 
-    P(y_{d,c,l} = 1) = g_level(h(d, c, l))        h: history features (F = 16)
+    P(y_{d,c,l} = 1) = g_level(h(d, c, l))        h: history features (F = 19)
 
 ``g`` is scikit-learn's ``LogisticRegression`` on standardised features
 (``estimator = "logistic"``) or ``HistGradientBoostingClassifier``
@@ -130,7 +130,7 @@ def training_rows(outcomes: Outcomes, days: Sequence[dt.date], level: str, max_r
 
 
 def fit_learned(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "hgb",
-                max_rows: int | None = 100_000, seed: int = 0, labels: LabelSpace | None = None) -> LearnedBaseline:
+                max_rows: int | None = 1_000_000, seed: int = 0, labels: LabelSpace | None = None) -> LearnedBaseline:
     """Fit one classifier per level on the target ``days`` (outcome days with history before them).
 
     Raises ``UserError`` when no such day exists. A level whose outcome never
