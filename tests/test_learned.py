@@ -107,6 +107,28 @@ def test_an_artefact_fitted_on_fewer_features_still_loads_and_reads_the_first_on
     np.testing.assert_allclose(P[:, :2], np.clip(expected, PROB_FLOOR, 1 - PROB_FLOOR)[:, :2], rtol=1e-6)
 
 
+@pytest.mark.parametrize("max_rows", [None, 700])
+def test_training_rows_do_not_depend_on_the_chunking(max_rows):
+    """Rows are drawn over the whole index, features computed a chunk of days at a time: the same rows as
+    computing every row's features at once and drawing from them."""
+    from pipeline.features.history import history_features
+    from pipeline.forecast.learned import training_rows
+
+    o = _persistent_outcomes()
+    o.n_events[:3, 5] = 0  # a country first seen on day 3: its earlier rows are not training rows
+    days = o.days[:30]
+    h = history_features(o, days, "root")
+    keep = h.seen & (h.n_days > 0)[:, None]
+    X, y = h.X[keep].reshape(-1, h.X.shape[-1]), o.y["root"][:30][keep].reshape(-1)
+    if max_rows:
+        pick = np.sort(np.random.default_rng(3).choice(len(y), max_rows, replace=False))
+        X, y = X[pick], y[pick]
+    for chunk_bytes in (1, 10_000, 1 << 30):  # one day per chunk … all days at once
+        Xc, yc = training_rows(o, days, "root", max_rows, seed=3, chunk_bytes=chunk_bytes)
+        np.testing.assert_array_equal(Xc, X)
+        np.testing.assert_array_equal(yc, y)
+
+
 def test_written_as_a_baseline_with_parent_at_least_child(country_history, tmp_path):
     lake = country_history
     cfg = ForecastConfig(baselines=["learned"], learned_dir=tmp_path / "none")

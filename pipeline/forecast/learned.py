@@ -33,7 +33,7 @@ import numpy as np
 
 from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space
 from pipeline.core.errors import UserError
-from pipeline.features.history import FEATURES, History, history_features
+from pipeline.features.history import FEATURES, N_FEATURES, History, history_features
 from pipeline.forecast.hierarchy import PROB_FLOOR, restore_hierarchy
 
 ESTIMATORS: tuple[str, ...] = ("logistic", "hgb")
@@ -114,19 +114,40 @@ class LearnedBaseline:
 
 
 def training_rows(outcomes: Outcomes, days: Sequence[dt.date], level: str, max_rows: int | None = None,
-                  seed: int = 0, labels: LabelSpace | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  seed: int = 0, labels: LabelSpace | None = None, chunk_bytes: int = 256 << 20
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """(X (n, F) float32, y (n,) bool) of every (day, seen country, label) of ``level`` on outcome ``days``
-    with history before them; uniformly subsampled to ``max_rows`` (seeded)."""
+    with history before them; uniformly subsampled to ``max_rows`` (seeded).
+
+    The rows to keep are drawn first, over the index of all rows; the features are then computed for
+    chunks of days of about ``chunk_bytes`` each and only the drawn rows kept, so a year of history
+    never holds every row's features at once. The result does not depend on ``chunk_bytes``."""
     days = sorted(d for d in set(days) if outcomes.day_index(d) is not None)
-    h = history_features(outcomes, days, level, labels)
-    keep = h.seen & (h.n_days > 0)[:, None]  # (n_t, C)
-    Y = outcomes.y[level][[outcomes.day_index(d) for d in days]] if days else np.zeros((0,) + h.X.shape[1:3], bool)
-    X, y = h.X[keep], Y[keep]  # (n_rows_c, L, F), (n_rows_c, L)
-    X, y = X.reshape(-1, X.shape[-1]), y.reshape(-1)
-    if max_rows and len(y) > max_rows:
-        pick = np.sort(np.random.default_rng(seed).choice(len(y), max_rows, replace=False))
-        X, y = X[pick], y[pick]
-    return X, y
+    idx = np.array([outcomes.day_index(d) for d in days], np.int64)
+    y_all = outcomes.y[level]
+    L = y_all.shape[2]
+    before = np.concatenate([np.zeros((1, y_all.shape[1])), np.cumsum(outcomes.n_events, axis=0, dtype=np.float64)])
+    keep = (before[idx] > 0) & (idx > 0)[:, None]  # (n_t, C): a seen country on a day with history
+    per_day = keep.sum(axis=1) * L  # rows of each day
+    pick = None
+    if max_rows and per_day.sum() > max_rows:
+        pick = np.sort(np.random.default_rng(seed).choice(int(per_day.sum()), max_rows, replace=False))
+    step = max(1, chunk_bytes // max(1, y_all.shape[1] * L * N_FEATURES * 4))  # days per chunk
+    Xs, ys, offset = [], [], 0
+    for lo in range(0, len(days), step):
+        sl = slice(lo, lo + step)
+        h = history_features(outcomes, days[sl], level, labels)
+        X = h.X[keep[sl]].reshape(-1, N_FEATURES)  # rows in (day, country, label) order
+        y = y_all[idx[sl]][keep[sl]].reshape(-1)
+        if pick is not None:
+            n = int(per_day[sl].sum())
+            mine = pick[(pick >= offset) & (pick < offset + n)] - offset
+            X, y, offset = X[mine], y[mine], offset + n
+        Xs.append(X)
+        ys.append(y)
+    if not Xs:
+        return np.zeros((0, N_FEATURES), np.float32), np.zeros(0, bool)
+    return np.concatenate(Xs), np.concatenate(ys)
 
 
 def fit_learned(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "hgb",
