@@ -127,3 +127,16 @@ def test_a_country_never_seen_gets_the_world_features():
     world = [FEATURES.index(n) for n in ("world_yesterday", "world_share7", "world_share_all")]
     np.testing.assert_array_equal(rows[0, 1][:, world], rows[0, 0][:, world])
     assert rows[0, 1, label_space()["root"].index["01"], world[0]] == 1.0
+
+
+def test_a_subset_of_countries_gets_the_same_rows():
+    o = _outcomes()
+    o.n_events[:, 0] = 3
+    o.y["root"][[4, 8], 0, 1] = True
+    targets = [D0 + dt.timedelta(days=i) for i in (1, 5, 10)]
+    for lv in LEVELS:
+        full = history_features(o, targets, lv)
+        only = history_features(o, targets, lv, countries=["US", "ZZ"])  # ZZ: not in the outcomes
+        assert only.countries == ["US"] and only.X.shape[1] == 1
+        np.testing.assert_array_equal(only.X[:, 0], full.X[:, 1])  # world features still count FR
+        np.testing.assert_array_equal(only.seen[:, 0], full.seen[:, 1])

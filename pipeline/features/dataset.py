@@ -90,7 +90,7 @@ def label_history(lake: Lake, countries: Sequence[str], targets: Sequence[dt.dat
         _HISTORY_CACHE.clear()
         _HISTORY_CACHE.update(key=key, outcomes=load_outcomes(lake, None, targets[-1] - _ONE))
     outcomes = _HISTORY_CACHE["outcomes"]
-    per_level = [country_rows(history_features(outcomes, targets, lv), countries) for lv in LEVELS]
+    per_level = [country_rows(history_features(outcomes, targets, lv, countries=countries), countries) for lv in LEVELS]
     X = np.concatenate(per_level, axis=2)  # (n_t, C, L_all, F)
     return {(c, t): X[i, j] for i, t in enumerate(targets) for j, c in enumerate(countries)}
 

@@ -81,7 +81,7 @@ class History:
 
     Attributes:
         targets: the target days (length n_t), sorted.
-        countries: ``outcomes.countries`` (length C).
+        countries: ``outcomes.countries``, or the ones asked for (length C).
         X: (n_t, C, L, F) float32 features (:data:`FEATURES`).
         seen: (n_t, C) bool, the country had an event before the target (only those are forecast).
         n_days: (n_t,) int, history days (partitions) before each target.
@@ -127,11 +127,13 @@ def _per_label(y: np.ndarray, counts: np.ndarray, k: np.ndarray) -> dict[str, np
 
 
 def history_features(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
-                     labels: LabelSpace | None = None) -> History:
+                     labels: LabelSpace | None = None, countries: Sequence[str] | None = None) -> History:
     """The :data:`FEATURES` of every (target, country, label of ``level``) from the days before each target.
 
     Targets need not be outcome days (forecasting tomorrow). A target with no
-    history gets zeros (``n_days`` 0, ``seen`` False).
+    history gets zeros (``n_days`` 0, ``seen`` False). ``countries`` keeps only those rows of
+    ``outcomes.countries`` (in its order; the ``world_*`` features still see every country), so a
+    model of 30 countries does not hold the features of all of them.
     """
     labels = labels or label_space()
     targets = sorted(set(targets))
@@ -139,13 +141,16 @@ def history_features(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
                         np.asarray(targets, dtype="datetime64[D]"), side="left").astype(np.int64)  # days < target
     parent = PARENT[level]
     counts = getattr(outcomes, "counts", None) or {}
-    own = _per_label(outcomes.y[level], counts.get(level, outcomes.y[level]), k)
-    up = own if parent == level else _per_label(outcomes.y[parent], counts.get(parent, outcomes.y[parent]), k)
+    wanted = set(outcomes.countries if countries is None else countries)
+    rows = np.array([i for i, c in enumerate(outcomes.countries) if c in wanted], np.int64)
+    pick = lambda a: a if len(rows) == len(outcomes.countries) else a[:, rows]  # noqa: E731 - (Dy, C, …) rows
+    own = _per_label(pick(outcomes.y[level]), pick(counts.get(level, outcomes.y[level])), k)
+    up = own if parent == level else _per_label(pick(outcomes.y[parent]), pick(counts.get(parent, outcomes.y[parent])), k)
     if parent != level:
         cols = labels.parent_matrix(level, parent).argmax(axis=1)  # (L,) parent column of each label
         up = {name: v[:, :, cols] for name, v in up.items() if name in ("yesterday", "share7")}
     # country volume (all labels): yesterday and the mean of the last 7 days
-    ce = np.concatenate([np.zeros((1, len(outcomes.countries))), np.cumsum(outcomes.n_events, axis=0, dtype=np.float64)])
+    ce = np.concatenate([np.zeros((1, len(rows))), np.cumsum(pick(outcomes.n_events), axis=0, dtype=np.float64)])
     v1, _ = _window(ce, k, 1)
     v7, n7 = _window(ce, k, 7)
     vol1 = np.log1p(v1)[:, :, None]
@@ -163,7 +168,7 @@ def history_features(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
     }
     X = np.stack([columns[name] for name in FEATURES], axis=-1).astype(np.float32)  # (n_t, C, L, F)
     seen = ce[k] > 0  # (n_t, C)
-    return History(targets=list(targets), countries=list(outcomes.countries), X=X, seen=seen, n_days=k)
+    return History(targets=list(targets), countries=[outcomes.countries[i] for i in rows], X=X, seen=seen, n_days=k)
 
 
 def _world(y: np.ndarray, n_events: np.ndarray, k: np.ndarray) -> dict[str, np.ndarray]:
