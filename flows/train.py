@@ -50,10 +50,12 @@ class _ToRunLogger(logging.Handler):
 
 @contextmanager
 def pipeline_logs_to(run_logger: Any, name: str = "pipeline") -> Iterator[None]:
-    """Inside the block, INFO and above from the ``name`` loggers also go to ``run_logger`` (the flow's log)."""
+    """Inside the block, INFO and above from the ``name`` loggers go to ``run_logger`` (the flow's log) instead
+    of on up to the root logger, whose console handler would print every line a second time."""
     source = logging.getLogger(name)
-    handler, level = _ToRunLogger(run_logger), source.level
+    handler, level, propagate = _ToRunLogger(run_logger), source.level, source.propagate
     source.addHandler(handler)
+    source.propagate = False
     if source.getEffectiveLevel() > logging.INFO:
         source.setLevel(logging.INFO)
     try:
@@ -61,6 +63,7 @@ def pipeline_logs_to(run_logger: Any, name: str = "pipeline") -> Iterator[None]:
     finally:
         source.removeHandler(handler)
         source.setLevel(level)
+        source.propagate = propagate
 
 
 @task(name="train", cache_policy=NO_CACHE)

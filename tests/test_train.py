@@ -193,13 +193,24 @@ def test_per_epoch_metrics_reach_the_train_flow_log(tmp_path):
         def log(self, level, msg, *args):
             got.append(msg % args if args else msg)
 
+    class Console(logging.Handler):  # what the root logger's console handler would print
+        def emit(self, record):
+            printed.append(record.getMessage())
+
+    printed: list[str] = []
+    console = Console(logging.INFO)
+    logging.getLogger().addHandler(console)
     data = (SyntheticSequences(12), SyntheticSequences(4))
     level, handlers = logging.getLogger("pipeline").level, list(logging.getLogger("pipeline").handlers)
-    with pipeline_logs_to(RunLogger()):
-        train(tiny_cfg(tmp_path), None, datasets=data, collate_fn=stack)
+    try:
+        with pipeline_logs_to(RunLogger()):
+            train(tiny_cfg(tmp_path), None, datasets=data, collate_fn=stack)
+    finally:
+        logging.getLogger().removeHandler(console)
+    assert not [m for m in printed if m.startswith("epoch ")]  # once in the run's log, not twice on the terminal
     epochs = [m for m in got if m.startswith("pipeline.model.train: epoch ")]
     assert [m.split()[2].rstrip(":") for m in epochs] == ["1/2", "2/2"]
     for m in epochs:
         assert all(k in m for k in ("train_loss", "val_nll", "val_sinkhorn", "samples/s")), m
     source = logging.getLogger("pipeline")
-    assert (source.level, source.handlers) == (level, handlers)  # the forwarding left no trace
+    assert (source.level, source.handlers, source.propagate) == (level, handlers, True)  # no trace left
