@@ -140,3 +140,17 @@ def test_a_subset_of_countries_gets_the_same_rows():
         assert only.countries == ["US"] and only.X.shape[1] == 1
         np.testing.assert_array_equal(only.X[:, 0], full.X[:, 1])  # world features still count FR
         np.testing.assert_array_equal(only.seen[:, 0], full.seen[:, 1])
+
+
+def test_unseen_rows_need_no_seen_country_in_the_request():
+    """Asking only for countries the outcomes lack still gives them the world, weekday and length features."""
+    from pipeline.features.history import country_rows
+
+    o = _outcomes()
+    target = D0 + dt.timedelta(days=10)
+    full = country_rows(history_features(o, [target], "root"), ["XX"])
+    alone = history_features(o, [target], "root", countries=["XX"])
+    assert alone.X.shape[1] == 0
+    np.testing.assert_array_equal(country_rows(alone, ["XX"]), full)
+    assert full[0, 0, label_space()["root"].index["01"], FEATURES.index("world_yesterday")] == 1.0
+    assert full[0, 0, 0, FEATURES.index("weekday_sin")] == pytest.approx(np.sin(2 * np.pi * 5 / 7), abs=1e-6)

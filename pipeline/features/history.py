@@ -71,6 +71,8 @@ FEATURES: tuple[str, ...] = (
 The tuple only grows at its end: a model or ``baseline-learned`` artefact fitted when it was
 shorter reads the first F columns, so upgrading never breaks a trained model."""
 N_FEATURES = len(FEATURES)
+WORLD: tuple[str, ...] = ("world_yesterday", "world_share7", "world_share_all")
+"""The features that are the same for every country (over every country of the lake)."""
 PARENT: dict[str, str] = {"event": "base", "base": "root", "root": "quad", "quad": "quad"}
 """The level whose label gives ``parent_*`` (quad labels have no parent: their own history)."""
 
@@ -85,6 +87,8 @@ class History:
         X: (n_t, C, L, F) float32 features (:data:`FEATURES`).
         seen: (n_t, C) bool, the country had an event before the target (only those are forecast).
         n_days: (n_t,) int, history days (partitions) before each target.
+        world: (n_t, L, 3) float32, the ``world_*`` features (the same for every country, kept apart
+            so a country without a row gets them too).
     """
 
     targets: list[dt.date]
@@ -92,6 +96,7 @@ class History:
     X: np.ndarray
     seen: np.ndarray
     n_days: np.ndarray
+    world: np.ndarray | None = None
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -158,7 +163,8 @@ def history_features(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
     weekday = np.array([t.weekday() for t in targets], np.float64) * (2 * np.pi / 7)
     n_t, C, L = own["yesterday"].shape
     full = lambda a: np.broadcast_to(a, (n_t, C, L))  # noqa: E731
-    world = {name: full(v[:, None, :]) for name, v in _world(outcomes.y[level], outcomes.n_events, k).items()}
+    world_only = _world(outcomes.y[level], outcomes.n_events, k)
+    world = {name: full(v[:, None, :]) for name, v in world_only.items()}
     columns = {
         **own, "log_volume1": full(vol1), "log_volume7": full(vol7),
         "parent_yesterday": up["yesterday"], "parent_share7": up["share7"],
@@ -168,7 +174,8 @@ def history_features(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
     }
     X = np.stack([columns[name] for name in FEATURES], axis=-1).astype(np.float32)  # (n_t, C, L, F)
     seen = ce[k] > 0  # (n_t, C)
-    return History(targets=list(targets), countries=[outcomes.countries[i] for i in rows], X=X, seen=seen, n_days=k)
+    return History(targets=list(targets), countries=[outcomes.countries[i] for i in rows], X=X, seen=seen, n_days=k,
+                   world=np.stack([world_only[name] for name in WORLD], axis=-1).astype(np.float32))
 
 
 def _world(y: np.ndarray, n_events: np.ndarray, k: np.ndarray) -> dict[str, np.ndarray]:
@@ -178,7 +185,7 @@ def _world(y: np.ndarray, n_events: np.ndarray, k: np.ndarray) -> dict[str, np.n
     cw = np.concatenate([np.zeros(1), np.cumsum(w.sum(axis=1))])  # (Dy+1,)
     cwy = np.concatenate([np.zeros((1, y.shape[2])), np.cumsum(np.einsum("dc,dcl->dl", w, y.astype(np.float64)), axis=0)])
     out = {}
-    for name, window in (("world_yesterday", 1), ("world_share7", 7), ("world_share_all", None)):
+    for name, window in zip(WORLD, (1, 7, None)):
         lo = np.zeros_like(k) if window is None else np.maximum(k - window, 0)
         den = (cw[k] - cw[lo])[:, None]
         out[name] = np.where(den > 0, (cwy[k] - cwy[lo]) / np.maximum(den, 1e-12), 0.0)
@@ -203,8 +210,11 @@ def _unseen_row(history: History) -> np.ndarray:
     x = np.zeros((n_t, L, N_FEATURES), np.float32)
     x[..., FEATURES.index("logit_all")] = _logit(0.5 / (n + 1.0))
     x[..., FEATURES.index("logit7")] = _logit(0.5 / (np.minimum(n, 7) + 1.0))
-    for name in ("weekday_sin", "weekday_cos", "log_days", "world_yesterday", "world_share7", "world_share_all"):
-        x[..., FEATURES.index(name)] = history.X[:, 0, :, FEATURES.index(name)] if history.X.shape[1] else 0.0
+    weekday = np.array([t.weekday() for t in history.targets], np.float64)[:, None] * (2 * np.pi / 7)
+    x[..., FEATURES.index("weekday_sin")], x[..., FEATURES.index("weekday_cos")] = np.sin(weekday), np.cos(weekday)
+    x[..., FEATURES.index("log_days")] = np.log1p(n)
+    if history.world is not None:
+        x[..., [FEATURES.index(name) for name in WORLD]] = history.world
     return x
 
 
