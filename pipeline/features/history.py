@@ -96,11 +96,28 @@ class History:
     X: np.ndarray
     seen: np.ndarray
     n_days: np.ndarray
-    world: np.ndarray | None = None
+    world: np.ndarray
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
+
+
+def prefix_sums(a: np.ndarray) -> np.ndarray:
+    """Σ of ``a`` over its first axis up to each position: (Dy + 1, …) float64, row 0 zeros, row k = Σ_{t<k} a_t."""
+    return np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0, dtype=np.float64)])
+
+
+def days_before(outcomes: Outcomes, targets: Sequence[dt.date]) -> np.ndarray:
+    """(n_t,) int64: how many outcome days lie before each target (the row of ``prefix_sums`` to read)."""
+    return np.searchsorted(np.asarray(outcomes.days, dtype=object).astype("datetime64[D]"),
+                           np.asarray(targets, dtype="datetime64[D]"), side="left").astype(np.int64)
+
+
+def seen_before(events_prefix: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(n_t, C) bool from ``prefix_sums(n_events)``: the country had an event on one of the first ``k`` days
+    (``History.seen``)."""
+    return events_prefix[k] > 0
 
 
 def _window(cum: np.ndarray, k: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,8 +128,7 @@ def _window(cum: np.ndarray, k: np.ndarray, w: int) -> tuple[np.ndarray, np.ndar
 
 def _per_label(y: np.ndarray, counts: np.ndarray, k: np.ndarray) -> dict[str, np.ndarray]:
     """Indicator and count features of one level: name → (n_t, C, L) float64, for history lengths ``k`` (n_t,)."""
-    cy = np.concatenate([np.zeros((1,) + y.shape[1:]), np.cumsum(y, axis=0, dtype=np.float64)])
-    cn = np.concatenate([np.zeros((1,) + y.shape[1:]), np.cumsum(counts, axis=0, dtype=np.float64)])
+    cy, cn = prefix_sums(y), prefix_sums(counts)
     d = lambda n: np.maximum(n, 1.0)[:, None, None]  # noqa: E731 - (n_t,) days → broadcastable denominators
     out: dict[str, np.ndarray] = {}
     s1, n1 = _window(cy, k, 1)
@@ -142,20 +158,20 @@ def history_features(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
     """
     labels = labels or label_space()
     targets = sorted(set(targets))
-    k = np.searchsorted(np.asarray(outcomes.days, dtype=object).astype("datetime64[D]"),
-                        np.asarray(targets, dtype="datetime64[D]"), side="left").astype(np.int64)  # days < target
+    k = days_before(outcomes, targets)
     parent = PARENT[level]
     counts = getattr(outcomes, "counts", None) or {}
     wanted = set(outcomes.countries if countries is None else countries)
     rows = np.array([i for i, c in enumerate(outcomes.countries) if c in wanted], np.int64)
     pick = lambda a: a if len(rows) == len(outcomes.countries) else a[:, rows]  # noqa: E731 - (Dy, C, …) rows
     own = _per_label(pick(outcomes.y[level]), pick(counts.get(level, outcomes.y[level])), k)
-    up = own if parent == level else _per_label(pick(outcomes.y[parent]), pick(counts.get(parent, outcomes.y[parent])), k)
+    up = own if parent == level else _per_label(pick(outcomes.y[parent]),
+                                                pick(counts.get(parent, outcomes.y[parent])), k)
     if parent != level:
         cols = labels.parent_matrix(level, parent).argmax(axis=1)  # (L,) parent column of each label
         up = {name: v[:, :, cols] for name, v in up.items() if name in ("yesterday", "share7")}
     # country volume (all labels): yesterday and the mean of the last 7 days
-    ce = np.concatenate([np.zeros((1, len(rows))), np.cumsum(pick(outcomes.n_events), axis=0, dtype=np.float64)])
+    ce = prefix_sums(pick(outcomes.n_events))
     v1, _ = _window(ce, k, 1)
     v7, n7 = _window(ce, k, 7)
     vol1 = np.log1p(v1)[:, :, None]
@@ -173,7 +189,7 @@ def history_features(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
         **world,
     }
     X = np.stack([columns[name] for name in FEATURES], axis=-1).astype(np.float32)  # (n_t, C, L, F)
-    seen = ce[k] > 0  # (n_t, C)
+    seen = seen_before(ce, k)  # (n_t, C)
     return History(targets=list(targets), countries=[outcomes.countries[i] for i in rows], X=X, seen=seen, n_days=k,
                    world=np.stack([world_only[name] for name in WORLD], axis=-1).astype(np.float32))
 
@@ -182,13 +198,12 @@ def _world(y: np.ndarray, n_events: np.ndarray, k: np.ndarray) -> dict[str, np.n
     """The ``world_*`` features of one level: name → (n_t, L) float64, the log-volume-weighted share of the
     countries' days on which each label occurred, over the last 1 and 7 and all of the first ``k`` days."""
     w = np.log1p(n_events.astype(np.float64))  # (Dy, C)
-    cw = np.concatenate([np.zeros(1), np.cumsum(w.sum(axis=1))])  # (Dy+1,)
-    cwy = np.concatenate([np.zeros((1, y.shape[2])), np.cumsum(np.einsum("dc,dcl->dl", w, y.astype(np.float64)), axis=0)])
+    cw, cwy = prefix_sums(w.sum(axis=1)), prefix_sums(np.einsum("dc,dcl->dl", w, y.astype(np.float64)))
     out = {}
-    for name, window in zip(WORLD, (1, 7, None)):
-        lo = np.zeros_like(k) if window is None else np.maximum(k - window, 0)
-        den = (cw[k] - cw[lo])[:, None]
-        out[name] = np.where(den > 0, (cwy[k] - cwy[lo]) / np.maximum(den, 1e-12), 0.0)
+    for name, window in zip(WORLD, (1, 7, len(w))):
+        den, _ = _window(cw, k, window)
+        num, _ = _window(cwy, k, window)
+        out[name] = np.where(den[:, None] > 0, num / np.maximum(den, 1e-12)[:, None], 0.0)
     return out
 
 
@@ -213,16 +228,13 @@ def _unseen_row(history: History) -> np.ndarray:
     weekday = np.array([t.weekday() for t in history.targets], np.float64)[:, None] * (2 * np.pi / 7)
     x[..., FEATURES.index("weekday_sin")], x[..., FEATURES.index("weekday_cos")] = np.sin(weekday), np.cos(weekday)
     x[..., FEATURES.index("log_days")] = np.log1p(n)
-    if history.world is not None:
-        x[..., [FEATURES.index(name) for name in WORLD]] = history.world
+    x[..., [FEATURES.index(name) for name in WORLD]] = history.world
     return x
 
 
 def smoothed_climatology(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
                          alpha: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """(Σ_t y_t + α) / (n + 2α) over the days before each target: ((n_t, C, L) float64, (n_t,) days n)."""
-    k = np.searchsorted(np.asarray(outcomes.days, dtype=object).astype("datetime64[D]"),
-                        np.asarray(sorted(set(targets)), dtype="datetime64[D]"), side="left").astype(np.int64)
-    y = outcomes.y[level]
-    cy = np.concatenate([np.zeros((1,) + y.shape[1:]), np.cumsum(y, axis=0, dtype=np.float64)])
+    k = days_before(outcomes, sorted(set(targets)))
+    cy = prefix_sums(outcomes.y[level])
     return (cy[k] + alpha) / (k[:, None, None] + 2 * alpha), k

@@ -33,7 +33,7 @@ import numpy as np
 
 from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space
 from pipeline.core.errors import UserError
-from pipeline.features.history import FEATURES, N_FEATURES, History, history_features
+from pipeline.features.history import FEATURES, N_FEATURES, History, history_features, prefix_sums, seen_before
 from pipeline.forecast.hierarchy import PROB_FLOOR, restore_hierarchy
 
 ESTIMATORS: tuple[str, ...] = ("logistic", "hgb")
@@ -126,8 +126,7 @@ def training_rows(outcomes: Outcomes, days: Sequence[dt.date], level: str, max_r
     idx = np.array([outcomes.day_index(d) for d in days], np.int64)
     y_all = outcomes.y[level]
     L = y_all.shape[2]
-    before = np.concatenate([np.zeros((1, y_all.shape[1])), np.cumsum(outcomes.n_events, axis=0, dtype=np.float64)])
-    keep = (before[idx] > 0) & (idx > 0)[:, None]  # (n_t, C): a seen country on a day with history
+    keep = seen_before(prefix_sums(outcomes.n_events), idx) & (idx > 0)[:, None]  # (n_t, C): seen, with history
     per_day = keep.sum(axis=1) * L  # rows of each day
     pick = None
     if max_rows and per_day.sum() > max_rows:
