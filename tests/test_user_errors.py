@@ -38,6 +38,7 @@ def write(tmp_path: Path, text: str) -> Path:
     ("train:\n  lr: fast\n", "train.lr expects a number, got 'fast'"),
     ("ingest:\n  concurrency: true\n", "ingest.concurrency expects an integer, got True"),
     ("model:\n  preset: huge\n", "model.preset must be one of 'tiny', 'small', 'pretrained', got 'huge'"),
+    ("forecast:\n  learned_max_rows: -5\n", "forecast.learned_max_rows must be >= 1"),
     ("ingest: 3\n", "ingest must be a mapping"),
     ("- a\n- b\n", "the top level must be a mapping of sections"),
     ("ingest:\n  retries: [1\n", "is not valid YAML at line"),

@@ -377,7 +377,7 @@ class ForecastConfig:
     def __post_init__(self) -> None:
         _check(self, "forecast", num_futures=_ge(1), temperature=_gt(0), top_p=_within(0, 1),
                projection_temperature=_gt(0), batch_countries=_ge(1), max_actor_pairs=_ge(0),
-               ewm_halflife_days=_gt(0), baseline_smoothing=_ge(0))
+               ewm_halflife_days=_gt(0), baseline_smoothing=_ge(0), learned_max_rows=_ge(1))
 
 
 @dataclass
