@@ -18,7 +18,7 @@ from pipeline.cameo.labels import load_outcomes
 from pipeline.core.config import ForecastConfig
 from pipeline.core.lake import Lake
 from pipeline.features.history import smoothed_climatology
-from pipeline.forecast.learned import ESTIMATORS, fit_learned, learned_probabilities, training_days
+from pipeline.model.learned import ESTIMATORS, fit_learned, learned_probabilities, training_days
 
 
 def main() -> None:

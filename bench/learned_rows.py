@@ -20,7 +20,7 @@ CASE = r"""
 import datetime as dt, json, resource, sys, time
 import numpy as np
 from pipeline.cameo.labels import LEVELS, Outcomes, label_space
-from pipeline.forecast.learned import training_rows
+from pipeline.model.learned import training_rows
 D, chunk, C = int(sys.argv[1]), int(sys.argv[2]), 246
 labels = label_space()
 rng = np.random.default_rng(0)

@@ -88,7 +88,7 @@ def main() -> None:
                                     "-maps"))
     if not args.skip_baselines:
         from pipeline.forecast.baselines import run_baselines
-        from pipeline.forecast.learned import fit_learned, training_days
+        from pipeline.model.learned import fit_learned, training_days
 
         outcomes = load_outcomes(lake, None, test[-1])
         learned = fit_learned(outcomes, training_days(outcomes, val[0]), cfg.forecast.learned_estimator,

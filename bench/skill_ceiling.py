@@ -30,7 +30,7 @@ import numpy as np
 from pipeline.cameo.labels import load_outcomes
 from pipeline.core.lake import Lake
 from pipeline.features.history import history_features, smoothed_climatology
-from pipeline.forecast.learned import fit_learned, learned_probabilities, make_estimator, training_days
+from pipeline.model.learned import fit_learned, learned_probabilities, make_estimator, training_days
 from pipeline.scoring.evaluate import bootstrap_bss, row_brier
 
 LEVELS = ("event", "base", "root")

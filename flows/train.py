@@ -1,7 +1,7 @@
 """Training: dataset → refit baseline-learned → train → calibrate on validation days → evaluate on test days
 against the baselines → register.
 
-``baseline-learned`` (:mod:`pipeline.forecast.learned`) is refitted on the outcome days before the first
+``baseline-learned`` (:mod:`pipeline.model.learned`) is refitted on the outcome days before the first
 validation day (it needs no T-day descriptor context, so it may use the earliest days too) and saved to ``<train.models_dir>/baseline-learned/``; the flow's baselines use that artefact.
 
 The new run becomes ``models/latest`` (``register=True``) — the model the daily
@@ -94,7 +94,7 @@ def learned_task(cfg: dict[str, Any], before: str) -> dict[str, Any]:
     """Refit ``baseline-learned`` on the outcome days before ``before`` (the first validation or test
     target day) and save it to ``forecast.learned_dir``."""
     from pipeline.cameo.labels import load_outcomes
-    from pipeline.forecast.learned import fit_learned, training_days
+    from pipeline.model.learned import fit_learned, training_days
 
     c = config_from_dict(cfg)
     first = dt.date.fromisoformat(before)

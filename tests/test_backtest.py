@@ -109,7 +109,7 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     cfg.train.max_new_tokens, cfg.model.max_target_tokens = 16, 32
     cfg.forecast.num_futures, cfg.forecast.learned_estimator, cfg.forecast.learned_max_rows = 2, "logistic", 5_000
     cfg.evaluate.val_days, cfg.evaluate.bootstrap, cfg.evaluate.reports_dir = 1, 50, tmp_path / "reports"
-    from pipeline.forecast import learned
+    from pipeline.model import learned
 
     fitted_before = []  # the first day after each baseline-learned fit's training days
     fit = learned.fit_learned

@@ -150,7 +150,7 @@ def test_a_stack_is_saved_with_the_calibration_and_must_be_leak_free(country_his
     from pipeline.cameo.labels import load_outcomes
     from pipeline.core.errors import UserError
     from pipeline.forecast.calibrate import STACK_DIR, blend_inputs, fit_from_lake
-    from pipeline.forecast.learned import fit_learned, training_days
+    from pipeline.model.learned import fit_learned, training_days
 
     labels = label_space()
     outcomes = load_outcomes(country_history, None, dt.date(2025, 1, 3), labels)

@@ -193,7 +193,7 @@ def test_train_flow_calibrates_evaluates_and_registers(harness, sample_descripto
         assert lake.has_partition("scores", day, model="baseline-learned")
     assert out["evaluation"]["runs"][0] == "flow-tiny"
     # baseline-learned was refitted on the training target days only and saved beside the runs
-    from pipeline.forecast.learned import LearnedBaseline
+    from pipeline.model.learned import LearnedBaseline
 
     learned = LearnedBaseline.load(tmp_path / "models" / "baseline-learned")
     assert learned.fitted_on == out["learned"]["days"] and learned.last_day < dt.date.fromisoformat(val[0])

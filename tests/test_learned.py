@@ -11,7 +11,7 @@ from pipeline.cameo.labels import LEVELS, Outcomes, label_space
 from pipeline.core.config import ForecastConfig
 from pipeline.core.errors import UserError
 from pipeline.forecast.baselines import run_baselines
-from pipeline.forecast.learned import LearnedBaseline, fit_learned, learned_probabilities, training_days
+from pipeline.model.learned import LearnedBaseline, fit_learned, learned_probabilities, training_days
 
 D0 = dt.date(2025, 3, 1)
 
@@ -85,8 +85,8 @@ def test_save_load_round_trip(tmp_path):
 def test_an_artefact_fitted_on_fewer_features_still_loads_and_reads_the_first_ones(tmp_path):
     """An artefact of an older version (before the ``world_*`` features) forecasts from the first F columns."""
     from pipeline.features.history import FEATURES
-    from pipeline.forecast.hierarchy import PROB_FLOOR
-    from pipeline.forecast.learned import make_estimator, training_rows
+    from pipeline.model.hierarchy import PROB_FLOOR
+    from pipeline.model.learned import make_estimator, training_rows
 
     o = _persistent_outcomes()
     days = training_days(o, o.days[20])
@@ -112,7 +112,7 @@ def test_training_rows_do_not_depend_on_the_chunking(max_rows):
     """Rows are drawn over the whole index, features computed a chunk of days at a time: the same rows as
     computing every row's features at once and drawing from them."""
     from pipeline.features.history import history_features
-    from pipeline.forecast.learned import training_rows
+    from pipeline.model.learned import training_rows
 
     o = _persistent_outcomes()
     o.n_events[:3, 5] = 0  # a country first seen on day 3: its earlier rows are not training rows

@@ -359,7 +359,7 @@ class ForecastConfig:
         default_factory=lambda: ["climatology", "persistence", "freq7", "freq30", "ewm", "learned"]
     )
     """Baselines written by ``baselines`` (``model=baseline-<name>``); ``learned`` is the frequency model
-    of ``pipeline.forecast.learned`` fitted on the history features."""
+    of ``pipeline.model.learned`` fitted on the history features."""
     learned_dir: Path | None = Path("models/baseline-learned")
     """Artefact of ``baseline-learned`` (``learned.joblib`` + ``learned.json``), refitted by the training flow.
     When it is missing (or None), or was fitted on a day ≥ the first forecast day, the baseline is fitted

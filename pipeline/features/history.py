@@ -34,7 +34,7 @@ BSS against climatology at event and base level (docs/forecast.md,
 "History features").
 
 The result is a dense ``(targets, C, L, F)`` float32 array: the same function
-feeds the learned baseline (:mod:`pipeline.forecast.learned`, pooled over
+feeds the learned baseline (:mod:`pipeline.model.learned`, pooled over
 countries and labels) and the model's occurrence head
 (:mod:`pipeline.features.dataset`). One pass of cumulative sums over the days:
 O(Dy·C·L) memory and time.

@@ -15,7 +15,7 @@ counted) and α the additive smoothing (0 by default):
 | `freq30`      | (Σ_{t≤30} y_t + α) / (min(n, 30) + 2α)               |
 | `ewm`         | (Σ_t λ^(t−1) y_t + α) / (Σ_t λ^(t−1) + 2α), λ = 2^(−1/h) |
 
-| `learned`     | g_level(history features), fitted on earlier days (:mod:`pipeline.forecast.learned`) |
+| `learned`     | g_level(history features), fitted on earlier days (:mod:`pipeline.model.learned`) |
 
 Because each is a (weighted) frequency of the indicator, a parent label's
 probability is at least any child's, like the model's (``learned`` restores
@@ -42,7 +42,7 @@ from pipeline.forecast.table import baseline_run, forecast_rows
 BASELINES: tuple[str, ...] = ("climatology", "persistence", "freq7", "freq30", "ewm")
 """The frequency baselines computed here in one pass over the history."""
 LEARNED = "learned"
-"""The fitted baseline (:mod:`pipeline.forecast.learned`), written as ``baseline-learned``."""
+"""The fitted baseline (:mod:`pipeline.model.learned`), written as ``baseline-learned``."""
 
 class _History:
     """Running sums over history days for one level: (C, L) arrays, updated one day at a time."""
@@ -159,7 +159,7 @@ def run_baselines(
     if LEARNED in cfg.baselines:
         learned = learned_model(outcomes, start, cfg, learned_fits)
         if learned is not None:
-            from pipeline.forecast.learned import learned_probabilities
+            from pipeline.model.learned import learned_probabilities
 
             for t, per_level in learned_probabilities(learned, outcomes, targets).items():
                 probs[t][LEARNED] = per_level
@@ -195,7 +195,7 @@ def learned_model(outcomes: Outcomes, start: dt.date, cfg: ForecastConfig, fits:
             fits[start] = learned_model(outcomes, start, cfg)
         return fits[start]
     from pipeline.core.progress import console
-    from pipeline.forecast.learned import LearnedBaseline, fit_learned, training_days
+    from pipeline.model.learned import LearnedBaseline, fit_learned, training_days
 
     stored = LearnedBaseline.load(cfg.learned_dir) if cfg.learned_dir else None
     if stored is not None and stored.last_day < start:

@@ -56,8 +56,8 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
 from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space
-from pipeline.forecast.hierarchy import HIERARCHY, PROB_FLOOR, logit as _logit, restore_hierarchy
-from pipeline.forecast.learned import LearnedBaseline, learned_probabilities
+from pipeline.model.hierarchy import HIERARCHY, PROB_FLOOR, logit as _logit, restore_hierarchy
+from pipeline.model.learned import LearnedBaseline, learned_probabilities
 
 __all__ = ["Calibration", "fit", "fit_blend", "fit_from_lake", "climatology", "blend_inputs",
            "restore_hierarchy", "PROB_FLOOR", "HIERARCHY", "FILE", "STACK_DIR"]

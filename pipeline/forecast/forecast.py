@@ -59,7 +59,7 @@ from pipeline.cameo.phrases import split_actors
 from pipeline.forecast.futures import futures_by_country, futures_rows, write_futures
 from pipeline.forecast.table import forecast_rows
 from pipeline.forecast.calibrate import Calibration, blend_inputs
-from pipeline.forecast.hierarchy import restore_hierarchy
+from pipeline.model.hierarchy import restore_hierarchy
 from pipeline.core.config import Config, ForecastConfig, load_config
 from pipeline.cameo.labels import LEVELS, LabelSpace, label_space
 from pipeline.core.lake import DateLike, Lake, as_date

@@ -1,7 +1,7 @@
 """Probabilities over the CAMEO hierarchy: the floor they stay within, their logit, parent ≥ child.
 
-The lowest module of the forecast layer: the calibration, ``baseline-learned`` and the forecast all
-use it, so none of them has to import another for it.
+In the model layer because ``baseline-learned`` (:mod:`pipeline.model.learned`, also the occurrence
+head's prior) uses it; the calibration and the forecast above use the same functions.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ of the days before that target and its outcome y ∈ {0, 1}::
 (``"hgb"``). Rows come from the training target days only (each with at least
 one history day; countries with an event before the day), uniformly
 subsampled to ``max_rows`` per level with a fixed seed. The forecast restores
-the hierarchy (parent ≥ child, :func:`pipeline.forecast.hierarchy.restore_hierarchy`)
+the hierarchy (parent ≥ child, :func:`pipeline.model.hierarchy.restore_hierarchy`)
 and keeps probabilities within [PROB_FLOOR, 1 − PROB_FLOOR].
 
 The fitted model is a small artefact: ``learned.joblib`` (the estimators) and
@@ -34,7 +34,7 @@ import numpy as np
 from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space
 from pipeline.core.errors import UserError
 from pipeline.features.history import FEATURES, N_FEATURES, History, history_features, prefix_sums, seen_before
-from pipeline.forecast.hierarchy import PROB_FLOOR, restore_hierarchy
+from pipeline.model.hierarchy import PROB_FLOOR, restore_hierarchy
 
 ESTIMATORS: tuple[str, ...] = ("logistic", "hgb")
 MODEL_FILE = "learned.joblib"
