@@ -259,11 +259,24 @@ class ModelConfig:
     """Keep the encoder term g of the occurrence head (False: history only, the ablation)."""
     history_dim: int | None = None
     """F of the history features (None: taken from the data at setup; 0: the data had none)."""
+    occurrence_prior: bool = False
+    """The occurrence head adds its terms to the logit of ``baseline-learned`` (``pipeline.model.learned``,
+    fitted by ``train`` on the outcome days before the first validation day, with the ``forecast.learned_*``
+    settings, and saved in the model directory): logit_l = logit r_l + f(history_l) + g(encoder)_l + c_l,
+    every term but the prior starting at 0, so the model begins as the bar and learns only what it misses.
+    On the training days r is out of fold (``prior_folds``), never fitted on the day it is given for.
+    Needs ``history_features``."""
+    prior_folds: int = 3
+    """Contiguous blocks of training target days for the out-of-fold prior: the prior of a training day
+    comes from a fit on the outcome days outside its block (one extra fit per block)."""
 
     def __post_init__(self) -> None:
         _check(self, "model", tokens_per_day=_ge(1), max_target_tokens=_ge(1), d_model=_ge(1), num_layers=_ge(1),
                num_heads=_ge(1), d_ff=_ge(1), dropout=_within(0, 1), vocab_size=_ge(1), max_days=_ge(1),
-               point_dim=_ge(1), stats_dim=_ge(1))
+               point_dim=_ge(1), stats_dim=_ge(1), prior_folds=_ge(2))
+        if self.occurrence_prior and not (self.occurrence_head and self.history_features):
+            raise ConfigError("model.occurrence_prior needs model.occurrence_head and model.history_features "
+                              "(the prior is computed from the history features)")
 
 
 @dataclass

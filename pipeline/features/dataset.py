@@ -27,6 +27,8 @@ Shapes (``collate``)::
                                           (:mod:`pipeline.features.history`, labels in level order
                                           event, base, root, quad; present when the lake has a
                                           ``country`` table)
+    prior          (B, L_all) float32     logits of the occurrence head's prior (training and validation
+                                          items of a model with ``model.occurrence_prior``)
 
 N and M are padded to the largest item of the batch (at least 1).
 """
@@ -330,6 +332,9 @@ class SequenceDataset(torch.utils.data.Dataset):
         countries = sorted({r["country"] for r in self.index})
         self.clouds = _Clouds(lake, embedder, countries, start, end, cfg.max_points)
         self.history = label_history(lake, countries, sorted({r["target_date"] for r in self.index}))
+        self.prior: dict[tuple[str, dt.date], np.ndarray] | None = None
+        """(country, target) → (L_all,) logits of the occurrence head's prior, set by the trainer
+        (``pipeline.model.train.fit_prior``) when the model has one."""
 
     def __len__(self) -> int:
         return len(self.index)
@@ -340,6 +345,8 @@ class SequenceDataset(torch.utils.data.Dataset):
         item.update(self.clouds.target(r["country"], r["target_date"]))
         if self.history is not None:
             item["history"] = torch.from_numpy(self.history[(r["country"], r["target_date"])])
+        if self.prior is not None:
+            item["prior"] = torch.from_numpy(self.prior[(r["country"], r["target_date"])])
         return item
 
     def keys(self) -> list[tuple[str, dt.date]]:
@@ -398,6 +405,11 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         if not all(with_history):
             raise ValueError("collate: mixing items with and without history features")
         batch["history"] = torch.stack([it["history"] for it in items])  # (B, L_all, F)
+    with_prior = ["prior" in it for it in items]
+    if any(with_prior):
+        if not all(with_prior):
+            raise ValueError("collate: mixing items with and without a prior")
+        batch["prior"] = torch.stack([it["prior"] for it in items])  # (B, L_all)
     with_targets = ["target_points" in it for it in items]
     if any(with_targets):
         if not all(with_targets):

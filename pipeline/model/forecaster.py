@@ -19,7 +19,8 @@ tokenizer (``ModelConfig.pretrained``).
 
 A saved model is one directory: the T5 in Hugging Face layout (``config.json``,
 ``model.safetensors``), the tokenizer files, ``descriptor_encoder.safetensors``
-(day pooling + point head) and ``forecaster.json`` (the model config).
+(day pooling + point head + occurrence head), ``forecaster.json`` (the model config) and, with
+``model.occurrence_prior``, ``prior/`` (the ``baseline-learned`` fit the occurrence head adds to).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from pipeline.core.config import ModelConfig
 from pipeline.core.errors import UserError
 from pipeline.core.progress import quiet_transformers
 from pipeline.model.grammar import PhraseGrammar, phrase_grammar
+from pipeline.model.learned import LearnedBaseline
 from pipeline.model.sampling import row_seeds, sample_futures
 from pipeline.model.tokenizer import (IGNORE_INDEX, SEP, decode_phrase_lists, encode_targets, ensure_separator,
                                       phrase_corpus, train_phrase_tokenizer, train_piece_tokenizer)
@@ -56,6 +58,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 CONFIG_FILE = "forecaster.json"
 ENCODER_FILE = "descriptor_encoder.safetensors"
+PRIOR_DIR = "prior"
+"""The occurrence head's ``baseline-learned`` prior inside a model directory (``model.occurrence_prior``)."""
 
 
 def resolve_model_config(cfg: ModelConfig) -> ModelConfig:
@@ -206,7 +210,11 @@ class EventForecaster(nn.Module):
         self.pooler = DayPooler(cfg.point_dim, cfg.stats_dim, d_model, cfg.tokens_per_day, heads, cfg.max_days, dropout)
         self.point_head = PointHead(d_model, cfg.point_dim)
         self.occurrence = (OccurrenceHead(d_model, cfg.history_dim if cfg.history_features else None,
-                                          cfg.occurrence_encoder) if cfg.occurrence_head else None)
+                                          cfg.occurrence_encoder, cfg.occurrence_prior)
+                           if cfg.occurrence_head else None)
+        self.prior: LearnedBaseline | None = None
+        """The occurrence head's prior (``model.occurrence_prior``): ``baseline-learned`` as fitted by ``train``,
+        saved in ``prior/`` of the model directory."""
         self.sep_id = tokenizer.convert_tokens_to_ids(SEP)
 
     # ............................................................ building
@@ -220,6 +228,9 @@ class EventForecaster(nn.Module):
         cfg.point_dim, cfg.stats_dim = int(point_dim), int(stats_dim)
         cfg.history_dim = int(history_dim or 0)
         cfg.history_features = cfg.history_features and cfg.history_dim > 0
+        if cfg.occurrence_prior and not cfg.history_features:
+            raise UserError("model.occurrence_prior needs the history features, and the data has none: build the "
+                            "lake's 'country' table (`gdelt-forecast reduce`) or set model.occurrence_prior: false")
         torch.manual_seed(seed)
         if cfg.pretrained:
             tokenizer = AutoTokenizer.from_pretrained(cfg.pretrained)
@@ -292,7 +303,7 @@ class EventForecaster(nn.Module):
         loss = nll + sinkhorn_lambda * sinkhorn if sinkhorn_lambda > 0 else nll
         occurrence = None
         if self.occurrence is not None and "target_codes" in batch:
-            z = self.occurrence(enc, enc_mask, batch.get("history"))  # (B, L_all) logits
+            z = self.occurrence(enc, enc_mask, batch.get("history"), self.prior_logits(batch))  # (B, L_all)
             y = self.occurrence.targets(batch["target_codes"]).to(dev)  # (B, L_all) in {0, 1}
             occurrence = F.binary_cross_entropy_with_logits(z.float(), y)
             if occurrence_lambda > 0:
@@ -307,8 +318,23 @@ class EventForecaster(nn.Module):
             return None
         with eval_mode(self):
             enc, enc_mask = self.encode(batch)
-            p = torch.sigmoid(self.occurrence(enc, enc_mask, batch.get("history")).float()).cpu().numpy()  # (B, L_all)
+            z = self.occurrence(enc, enc_mask, batch.get("history"), self.prior_logits(batch))  # (B, L_all)
+            p = torch.sigmoid(z.float()).cpu().numpy()
         return self.occurrence.split(p)
+
+    def prior_logits(self, batch: Mapping[str, Any]) -> torch.Tensor | None:
+        """(B, L_all) logits of the occurrence head's prior: the batch's ``prior`` when it has one (the training
+        days' out-of-fold prior, set by ``train``), else :attr:`prior` on its ``history``; None without a prior."""
+        if self.occurrence is None or not self.occurrence.prior:
+            return None
+        if "prior" in batch:
+            return batch["prior"]
+        if self.prior is None:
+            raise ValueError("this model adds to a baseline-learned prior but has none loaded (its prior/ folder)")
+        if "history" not in batch:
+            raise ValueError("this model's prior reads history features, but the batch has none: build batches "
+                             "with pipeline.features.dataset from a lake with a 'country' table")
+        return torch.from_numpy(self.prior.logits(batch["history"].numpy()))
 
     # .......................................................... generation
     def grammar(self) -> PhraseGrammar | None:
@@ -382,6 +408,8 @@ class EventForecaster(nn.Module):
         if self.occurrence is not None:
             state |= {f"occurrence.{k}": v for k, v in self.occurrence.state_dict().items()}
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(out / ENCODER_FILE))
+        if self.prior is not None:
+            self.prior.save(out / PRIOR_DIR)
         meta = {"format": 1, "model": dataclasses.asdict(self.cfg), "sep_token": SEP,
                 "n_parameters": self.num_parameters()}
         (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
@@ -429,6 +457,12 @@ class EventForecaster(nn.Module):
             model.occurrence.load_state_dict(occurrence)
         else:  # saved without the head (older runs)
             model.occurrence, model.cfg.occurrence_head = None, False
+        if model.occurrence is not None and model.occurrence.prior:
+            model.prior = _model_files_step(src / PRIOR_DIR, "cannot be loaded",
+                                            lambda: LearnedBaseline.load(src / PRIOR_DIR))
+            if model.prior is None:
+                raise ModelFilesError(f"{src / PRIOR_DIR} not found: this model adds to a baseline-learned prior "
+                                      "saved there; copy the whole run directory again or retrain")
         if device is not None:
             model.to(device)
         return model.eval()
@@ -455,7 +489,7 @@ class OccurrenceHead(nn.Module):
 
     ::
 
-        logit_l = g(encoder)_l + f(h_l) + c_l
+        logit_l = [logit r_l] + g(encoder)_l + f(h_l) + c_l
 
     g: the encoder states (B, T·Q, d) mean-pooled over valid tokens, then a two-layer MLP
     → (B, L_all), L_all = Σ_levels L_level (``pipeline.cameo.labels.label_space``), in level order
@@ -463,10 +497,14 @@ class OccurrenceHead(nn.Module):
     features h_l (F, :mod:`pipeline.features.history`), and c_l a per-label bias. With f, g's last
     layer starts at zero, so the encoder learns what the history misses. Either term can be
     absent (``history_dim=None``: encoder only, the older head; ``encoder=False``: history only).
+    With ``prior=True`` (``model.occurrence_prior``) the logits are offsets on a fixed prior r, the
+    probability ``baseline-learned`` gives the label (passed to :meth:`forward` as its logit); f then
+    starts at zero too, so the untrained head is the prior and training learns only what it misses.
     Trained with BCE against the target day's codes.
     """
 
-    def __init__(self, d_model: int, history_dim: int | None = None, encoder: bool = True) -> None:
+    def __init__(self, d_model: int, history_dim: int | None = None, encoder: bool = True,
+                 prior: bool = False) -> None:
         super().__init__()
         from pipeline.cameo.labels import LEVELS, label_space
 
@@ -487,11 +525,20 @@ class OccurrenceHead(nn.Module):
             if self.mlp is not None:  # the encoder starts as a zero residual on top of the history
                 nn.init.zeros_(self.mlp[-1].weight)
                 nn.init.zeros_(self.mlp[-1].bias)
+            if prior:  # and the history term as a zero residual on top of the prior
+                nn.init.zeros_(self.history[-1].weight)
+                nn.init.zeros_(self.history[-1].bias)
+        self.prior = prior
 
-    def forward(self, enc: torch.Tensor, enc_mask: torch.Tensor, history: torch.Tensor | None = None
-                ) -> torch.Tensor:
-        """enc (B, T·Q, d), enc_mask (B, T·Q), history (B, L_all, F) → logits (B, L_all)."""
+    def forward(self, enc: torch.Tensor, enc_mask: torch.Tensor, history: torch.Tensor | None = None,
+                prior: torch.Tensor | None = None) -> torch.Tensor:
+        """enc (B, T·Q, d), enc_mask (B, T·Q), history (B, L_all, F), prior (B, L_all) logits → logits (B, L_all)."""
         z = torch.zeros(enc.shape[0], sum(size for _, size in self.levels), device=enc.device)
+        if self.prior:
+            if prior is None:
+                raise ValueError("this model's occurrence head adds to a prior (model.occurrence_prior), but none "
+                                 "was given: EventForecaster computes it from the batch's history features")
+            z = z + prior.to(enc.device).float()
         if self.mlp is not None:
             m = enc_mask.unsqueeze(-1).to(enc.dtype)  # (B, T·Q, 1)
             pooled = (enc * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, d)

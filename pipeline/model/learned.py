@@ -34,7 +34,7 @@ import numpy as np
 from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space
 from pipeline.core.errors import UserError
 from pipeline.features.history import FEATURES, N_FEATURES, History, history_features, prefix_sums, seen_before
-from pipeline.model.hierarchy import PROB_FLOOR, restore_hierarchy
+from pipeline.model.hierarchy import PROB_FLOOR, logit, restore_hierarchy
 
 ESTIMATORS: tuple[str, ...] = ("logistic", "hgb")
 MODEL_FILE = "learned.joblib"
@@ -81,6 +81,23 @@ class LearnedBaseline:
             p = self.estimators[lv].predict_proba(X.reshape(-1, X.shape[-1]))[:, 1]
             out[lv] = np.clip(p.reshape(X.shape[:-1]), PROB_FLOOR, 1 - PROB_FLOOR)
         return restore_hierarchy(out, labels)
+
+    def logits(self, X: np.ndarray, labels: LabelSpace | None = None) -> np.ndarray:
+        """(..., L_all, F) history features of every label, levels in :data:`LEVELS` order (as
+        ``pipeline.features.dataset`` builds them) → (..., L_all) float32 logit of P(label occurs), parent ≥ child,
+        P within [PROB_FLOOR, 1 − PROB_FLOOR]: the occurrence head's prior."""
+        labels = labels or label_space()
+        sizes = [len(labels[lv]) for lv in LEVELS]
+        if X.shape[-2] != sum(sizes):
+            raise ValueError(f"baseline-learned logits: {X.shape[-2]} labels, expected {sum(sizes)} (every level)")
+        per_level, offset = {}, 0
+        for lv, size in zip(LEVELS, sizes):
+            x = X[..., offset:offset + size, :len(self.features)]  # (..., L, F)
+            p = self.estimators[lv].predict_proba(x.reshape(-1, x.shape[-1]))[:, 1]
+            per_level[lv] = np.clip(p.reshape(x.shape[:-1]), PROB_FLOOR, 1 - PROB_FLOOR)
+            offset += size
+        p = np.concatenate([restore_hierarchy(per_level, labels)[lv] for lv in LEVELS], axis=-1)
+        return logit(p).astype(np.float32)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``learned.joblib`` + ``learned.json`` into ``directory`` (atomically each)."""
@@ -170,6 +187,26 @@ def fit_learned(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "h
             est = make_estimator(estimator, seed).fit(X, y)
         estimators[lv], n_rows[lv] = est, int(len(y))
     return LearnedBaseline(estimators, estimator, [str(d) for d in usable], n_rows)
+
+
+def fit_out_of_fold(outcomes: Outcomes, days: Sequence[dt.date], targets: Sequence[dt.date], folds: int,
+                    estimator: str = "hgb", max_rows: int | None = 1_000_000, seed: int = 0,
+                    labels: LabelSpace | None = None) -> tuple[LearnedBaseline, dict[dt.date, LearnedBaseline]]:
+    """The fit on every outcome day of ``days`` and, for each training target of ``targets``, a fit that never saw it.
+
+    ``targets`` are cut into ``folds`` contiguous blocks (fewer when there are fewer targets); the block's fit
+    uses ``days`` less the block's days. Returns (the full fit, {target: its out-of-fold fit}): the prior of
+    :class:`pipeline.model.forecaster.OccurrenceHead` is the full fit's on validation days and later, the
+    out-of-fold fit's on the training days, so what the head learns on top of it is what a fit that did not see
+    the day misses (stacking's out-of-fold rule; Wolpert 1992)."""
+    full = fit_learned(outcomes, days, estimator, max_rows, seed, labels)
+    targets = sorted(set(targets))
+    oof: dict[dt.date, LearnedBaseline] = {}
+    for block in np.array_split(np.array(targets, dtype=object), min(folds, len(targets))):
+        held = set(block.tolist())
+        model = fit_learned(outcomes, [d for d in days if d not in held], estimator, max_rows, seed, labels)
+        oof.update({d: model for d in held})
+    return full, oof
 
 
 class _Constant:

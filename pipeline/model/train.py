@@ -138,6 +138,7 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
     if tc.max_steps is not None:
         total_steps = min(tc.max_steps, total_steps)
 
+    prior = fit_prior(cfg, lake, train_ds, val_ds) if cfg.model.occurrence_prior else None
     state = TrainState()
     resumed_from = None
     if resume and ckpt_dir.exists():
@@ -148,6 +149,7 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
     else:
         _seed_everything(tc.seed)
         model = _build_model(cfg, train_ds, collate).to(device)
+    model.prior = prior  # the same fit on resume: seeded, from the same days
     model.train()
     optimizer = _make_optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(tc, total_steps))
@@ -250,6 +252,50 @@ def build_datasets(cfg: Config, lake: Lake | None, embedder: Any = None) -> tupl
         log.warning("no validation split: %s", exc)
         val_ds = None
     return train_ds, val_ds
+
+
+def fit_prior(cfg: Config, lake: Lake | None, train_ds: Dataset, val_ds: Dataset | None) -> Any:
+    """``model.occurrence_prior``: fit ``baseline-learned`` for the occurrence head to add to, and give every item
+    of both datasets its prior (``ds.prior``: (country, target) → (L_all,) logits).
+
+    The fit the model keeps (and the validation items use) is on the outcome days before the first validation
+    target; each training target gets the prior of a fit without its block of days
+    (:func:`pipeline.model.learned.fit_out_of_fold`, ``model.prior_folds`` blocks). Settings: ``forecast.learned_*``.
+    Returns the kept fit (a :class:`pipeline.model.learned.LearnedBaseline`)."""
+    from pipeline.cameo.labels import load_outcomes
+    from pipeline.model.learned import fit_out_of_fold, training_days
+
+    if lake is None or not all(getattr(ds, "history", None) is not None for ds in (train_ds, val_ds) if ds is not None):
+        raise UserError("model.occurrence_prior needs the lake's 'country' table (the history features): "
+                        "run `gdelt-forecast reduce`, or set model.occurrence_prior: false")
+    t0 = time.perf_counter()
+    targets = sorted({t for _, t in train_ds.keys()})
+    end = min(t for _, t in val_ds.keys()) if val_ds is not None else targets[-1] + dt.timedelta(days=1)
+    outcomes = load_outcomes(lake, None, end - dt.timedelta(days=1))
+    days = training_days(outcomes, end)
+    fc = cfg.forecast
+    full, oof = fit_out_of_fold(outcomes, days, targets, cfg.model.prior_folds, fc.learned_estimator,
+                                fc.learned_max_rows, fc.seed)
+    train_ds.prior = _priors(train_ds, oof.__getitem__)
+    if val_ds is not None:
+        val_ds.prior = _priors(val_ds, lambda _t: full)
+    log.info("prior: baseline-learned (%s) on %d outcome days before %s, %d out-of-fold fits for %d training "
+             "days, %.1f s", fc.learned_estimator, len(full.fitted_on), end, len(set(map(id, oof.values()))),
+             len(targets), time.perf_counter() - t0)
+    return full
+
+
+def _priors(ds: Any, fit_for: Callable[[dt.date], Any]) -> dict[tuple[str, dt.date], np.ndarray]:
+    """(country, target) → (L_all,) prior logits of every item of ``ds``, each from ``fit_for(target)``."""
+    groups: dict[int, tuple[Any, list[tuple[str, dt.date]]]] = {}
+    for key in ds.keys():
+        fit = fit_for(key[1])
+        groups.setdefault(id(fit), (fit, []))[1].append(key)
+    out = {}
+    for fit, keys in groups.values():
+        z = fit.logits(np.stack([ds.history[k] for k in keys]))  # (n, L_all)
+        out.update(zip(keys, z))
+    return out
 
 
 def default_collate() -> Callable[[list[Any]], dict[str, Any]]:
