@@ -41,8 +41,15 @@ MODEL_FILE = "learned.joblib"
 SETTINGS_FILE = "learned.json"
 
 
-def make_estimator(kind: str, seed: int = 0) -> Any:
-    """A fresh scikit-learn classifier of ``kind`` (:data:`ESTIMATORS`)."""
+HGB_LEAVES, HGB_MIN_LEAF = 15, 200
+"""The trees' size: small, well-populated leaves. Chosen on held-out real days before the walk-forward's test
+days (fitted before 2025-05-27, scored on 05-27 … 05-31; ``bench/learned_estimators.py --hgb``): larger trees
+(31 leaves of ≥ 50 rows, the earlier setting) fit the training period's quirks."""
+
+
+def make_estimator(kind: str, seed: int = 0, leaves: int = HGB_LEAVES, min_leaf: int = HGB_MIN_LEAF) -> Any:
+    """A fresh scikit-learn classifier of ``kind`` (:data:`ESTIMATORS`); ``leaves`` / ``min_leaf`` size the trees
+    of ``hgb``."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -51,8 +58,8 @@ def make_estimator(kind: str, seed: int = 0) -> Any:
     if kind == "logistic":
         return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500))
     if kind == "hgb":
-        return HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, max_leaf_nodes=31,
-                                              min_samples_leaf=50, l2_regularization=1.0,
+        return HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, max_leaf_nodes=leaves,
+                                              min_samples_leaf=min_leaf, l2_regularization=1.0,
                                               early_stopping=False, random_state=seed)
     raise UserError(f"forecast.learned_estimator must be one of {list(ESTIMATORS)}, not {kind!r}")
 
