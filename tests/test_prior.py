@@ -71,11 +71,27 @@ def test_untrained_head_is_exactly_the_prior():
     assert not torch.equal(plain(enc, mask, history), torch.zeros(3, n))
 
 
+def test_head_without_history_term_is_prior_plus_encoder():
+    torch.manual_seed(0)
+    n = sum(len(label_space()[lv]) for lv in LEVELS)
+    head = OccurrenceHead(16, history_dim=None, encoder=True, prior=True)
+    assert head.history is None
+    enc, mask, prior = torch.randn(2, 5, 16), torch.ones(2, 5, dtype=torch.long), torch.randn(2, n)
+    assert torch.equal(head(enc, mask, None, prior), prior)  # g starts at zero
+    torch.nn.init.normal_(head.mlp[-1].weight)
+    m = mask.unsqueeze(-1).float()
+    g = head.mlp((enc * m).sum(1) / m.sum(1))
+    assert torch.allclose(head(enc, mask, None, prior), prior + g)
+
+
 def test_config_checks():
     with pytest.raises(ConfigError, match="occurrence_prior needs"):
         ModelConfig(occurrence_prior=True, history_features=False)
     with pytest.raises(ConfigError, match="prior_folds"):
         ModelConfig(prior_folds=1)
+    with pytest.raises(ConfigError, match="no term"):
+        ModelConfig(occurrence_history_term=False, occurrence_encoder=False)
+    ModelConfig(occurrence_prior=True, occurrence_history_term=False, occurrence_encoder=False)  # the prior alone
 
 
 @pytest.fixture(scope="module")

@@ -266,6 +266,9 @@ class ModelConfig:
     every term but the prior starting at 0, so the model begins as the bar and learns only what it misses.
     On the training days r is out of fold (``prior_folds``), never fitted on the day it is given for.
     Needs ``history_features``."""
+    occurrence_history_term: bool = True
+    """Keep the history term f(history_l) + c_l of the occurrence head (False: with ``occurrence_prior``, the
+    head is logit r_l + g(encoder)_l, the prior already being a model of the history features)."""
     prior_folds: int = 3
     """Contiguous blocks of training target days for the out-of-fold prior: the prior of a training day
     comes from a fit on the outcome days outside its block (one extra fit per block)."""
@@ -277,6 +280,9 @@ class ModelConfig:
         if self.occurrence_prior and not (self.occurrence_head and self.history_features):
             raise ConfigError("model.occurrence_prior needs model.occurrence_head and model.history_features "
                               "(the prior is computed from the history features)")
+        if not (self.occurrence_history_term or self.occurrence_encoder or self.occurrence_prior):
+            raise ConfigError("model.occurrence_history_term and model.occurrence_encoder are both off: "
+                              "the occurrence head would have no term; keep one of them")
 
 
 @dataclass

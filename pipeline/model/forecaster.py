@@ -209,7 +209,8 @@ class EventForecaster(nn.Module):
         dropout = cfg.dropout if cfg.dropout is not None else t5.config.dropout_rate
         self.pooler = DayPooler(cfg.point_dim, cfg.stats_dim, d_model, cfg.tokens_per_day, heads, cfg.max_days, dropout)
         self.point_head = PointHead(d_model, cfg.point_dim)
-        self.occurrence = (OccurrenceHead(d_model, cfg.history_dim if cfg.history_features else None,
+        history_term = cfg.history_features and cfg.occurrence_history_term
+        self.occurrence = (OccurrenceHead(d_model, cfg.history_dim if history_term else None,
                                           cfg.occurrence_encoder, cfg.occurrence_prior)
                            if cfg.occurrence_head else None)
         self.prior: LearnedBaseline | None = None
@@ -512,7 +513,7 @@ class OccurrenceHead(nn.Module):
         self.levels = [(lv, len(labels[lv])) for lv in LEVELS]
         self._code_columns: dict[str, list[int]] = {}  # event code → its label columns (``targets``)
         n = sum(size for _, size in self.levels)
-        if not encoder and not history_dim:
+        if not encoder and not history_dim and not prior:
             raise ValueError("occurrence head: without the encoder term it needs history features (history_dim)")
         self.mlp = (nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(),
                                   nn.Linear(d_model, n)) if encoder else None)
@@ -522,12 +523,12 @@ class OccurrenceHead(nn.Module):
             self.history = nn.Sequential(nn.Linear(history_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden),
                                          nn.GELU(), nn.Linear(hidden, 1))
             self.label_bias = nn.Parameter(torch.zeros(n))
-            if self.mlp is not None:  # the encoder starts as a zero residual on top of the history
-                nn.init.zeros_(self.mlp[-1].weight)
-                nn.init.zeros_(self.mlp[-1].bias)
-            if prior:  # and the history term as a zero residual on top of the prior
+            if prior:  # the history term starts as a zero residual on top of the prior
                 nn.init.zeros_(self.history[-1].weight)
                 nn.init.zeros_(self.history[-1].bias)
+        if self.mlp is not None and (history_dim or prior):  # the encoder: a zero residual on top of the rest
+            nn.init.zeros_(self.mlp[-1].weight)
+            nn.init.zeros_(self.mlp[-1].bias)
         self.prior = prior
 
     def forward(self, enc: torch.Tensor, enc_mask: torch.Tensor, history: torch.Tensor | None = None,

@@ -695,7 +695,8 @@ probability of every CAMEO event, base and root code.
 - Base: {base}; {model.num_parameters():,} parameters; {m.tokens_per_day} tokens per day.
 - Objective: token NLL + λ·Sinkhorn divergence (λ = {cfg.train.sinkhorn_lambda}, ε = {cfg.train.sinkhorn_eps},
   cost 1 − cos) + {cfg.train.occurrence_lambda}·occurrence BCE (head reads history features:
-  {m.history_features}, encoder term: {m.occurrence_encoder}).
+  {m.history_features}, encoder term: {m.occurrence_encoder}, added to the `baseline-learned` prior in
+  `prior/`: {m.occurrence_prior}).
 - Trained {metrics.get('steps')} steps ({cfg.train.epochs} epochs max,
   batch {cfg.train.batch_size}×{cfg.train.grad_accum},
   lr {cfg.train.lr}, seed {cfg.train.seed}) on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}.
