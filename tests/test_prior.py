@@ -143,3 +143,14 @@ def test_model_directory_without_its_prior_is_a_one_line_error(prior_run, tmp_pa
     shutil.rmtree(copy / PRIOR_DIR)
     with pytest.raises(ModelFilesError, match="prior"):
         EventForecaster.from_pretrained(copy)
+
+
+def test_prior_without_history_features_is_a_one_line_error(tmp_path):
+    from pipeline.core.errors import UserError
+    from pipeline.model.train import train
+    from tests.test_train import SyntheticSequences, stack, tiny_cfg
+
+    cfg = tiny_cfg(tmp_path)
+    cfg.model.occurrence_prior = True
+    with pytest.raises(UserError, match="country' table"):
+        train(cfg, None, datasets=(SyntheticSequences(4), None), collate_fn=stack)
