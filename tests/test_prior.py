@@ -108,10 +108,14 @@ def prior_run(sample_descriptors, embedder, tmp_path_factory):
     return train(cfg, sample_descriptors, embedder=embedder).run_dir
 
 
-def test_trained_model_keeps_its_prior_and_forecasts_with_it(prior_run, sample_descriptors, embedder):
+def test_trained_model_keeps_its_prior_and_forecasts_with_it(prior_run, sample_descriptors, embedder, tmp_path):
     import json
 
+    from pipeline.core.lake import Lake
     from pipeline.forecast.forecast import load_model_run, run_forecast
+
+    lake = Lake(tmp_path / "lake")  # a copy: the session's sample lake must not gain this run's forecasts
+    shutil.copytree(sample_descriptors.root, lake.root)
 
     metrics = json.loads((prior_run / "metrics.json").read_text())
     first_val = dt.date.fromisoformat(metrics["data"]["val"]["first_target"])
@@ -122,10 +126,11 @@ def test_trained_model_keeps_its_prior_and_forecasts_with_it(prior_run, sample_d
     # the forecast's probabilities are the head on top of the saved prior, not the head alone
     mr = load_model_run(prior_run)
     day = "2025-06-06"
-    run_forecast(sample_descriptors, day, ForecastConfig(num_futures=2), mr, embedder)
+    run_forecast(lake, day, ForecastConfig(num_futures=2), mr, embedder)
+    assert lake.has_partition("forecasts", day, model=mr.run)
     from pipeline.features.dataset import collate, load_contexts
 
-    items, _ = load_contexts(sample_descriptors, list(SAMPLE_COUNTRIES), day, mr.config.dataset, embedder)
+    items, _ = load_contexts(lake, list(SAMPLE_COUNTRIES), day, mr.config.dataset, embedder)
     batch = collate([items[c] for c in SAMPLE_COUNTRIES])
     with_prior = model.occurrence_probs(batch)["root"]
     z_prior = model.prior_logits(batch)
