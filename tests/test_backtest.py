@@ -125,9 +125,9 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
 
     monkeypatch.setattr(calibrate, "blend_inputs", spy)
     bt = backtest(lake, "2025-06-05", "2025-06-06", cfg, refit_every=4, calibration_days=1)
-    # the stack is applied with baseline-learned's forecast of the day (fitted on every day before it), not with
-    # the older fit its weights were learned with (fitted before the calibration day)
-    assert {d: s.last_day for d, s in applied.items()} == {dt.date(2025, 6, d): dt.date(2025, 6, d - 1)
+    # the stack is applied with the fit its weights were learned with (before the calibration day d − 1), not
+    # with the fresher fit of d, which measured worse (docs/forecast.md, session 8)
+    assert {d: s.last_day for d, s in applied.items()} == {dt.date(2025, 6, d): dt.date(2025, 6, d - 2)
                                                             for d in (4, 5, 6)}
     # one fit per day: the baselines' of 06-04 … 06-06, and the stack for 06-04's calibration day 06-03; the stacks
     # for 06-05 and 06-06 (calibrated on 06-04, 06-05) are the baselines' fits of those days

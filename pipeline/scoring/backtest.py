@@ -11,8 +11,8 @@ For each test day d in [start, end]:
    (run ``<run>``); its calibration (isotonic maps + climatology blend, stacked with a
    ``baseline-learned`` fitted on the days before those calibration days unless
    ``train.calibration_stack`` is off) is refitted for each day d on the raw forecasts of the
-   ``calibration_days`` days before d and written as run ``<run>-cal`` (applied with the stack's input on d
-   being ``baseline-learned``'s forecast of d, the fit of step 1);
+   ``calibration_days`` days before d and written as run ``<run>-cal`` (applied with the same
+   ``baseline-learned`` fit its weights were learned with);
 3. every run is scored by :func:`pipeline.scoring.evaluate.evaluate` on [start, end] (thresholds
    tuned on the ``evaluate.val_days`` days before ``start``, which are forecast the same way),
    once with intervals by days and once by countries.
@@ -170,10 +170,10 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
         cal = fit_from_lake(lake, run, past, labels, blend=cfg.train.calibration_blend, stack=stack,
                             outcomes=outcomes)
         cs, probs = load_forecast(lake, run, d, labels)
-        # the stack's third input on day d is baseline-learned's forecast of d (the baselines' fit of d, on every
-        # day before it), as scored, not the older fit its weights were learned with: both are out of sample
-        fresh = (fits.get(d) or cal.stack) if cal.stack is not None else None
-        clim, learned = blend_inputs(lake, d, cs, labels, fresh, outcomes) if cal.blend else (None, None)
+        # the stack's third input on day d comes from the fit its weights were learned with (fitted before the
+        # calibration days), not the fresher fit of d: weights learned on an older fit's probabilities, applied
+        # to a sharper one, scored worse (docs/forecast.md, session 8)
+        clim, learned = blend_inputs(lake, d, cs, labels, cal.stack, outcomes) if cal.blend else (None, None)
         table = forecast_rows(cs, cal.apply(probs, labels, clim, learned), np.ones(len(cs), bool), f"{run}-cal", 0,
                               dt.datetime.now(dt.timezone.utc).replace(microsecond=0), labels)
         lake.write_partition("forecasts", table, d, schema=FORECASTS_SCHEMA, model=f"{run}-cal")
