@@ -51,6 +51,7 @@ from pipeline.core.config import Config, TrainConfig
 from pipeline.core.errors import UserError
 from pipeline.core.lake import Lake
 from pipeline.model.forecaster import EventForecaster, eval_mode, resolve_model_config
+from pipeline.model.learned import LearnedBaseline
 from pipeline.core.progress import make_progress
 
 log = logging.getLogger(__name__)
@@ -254,14 +255,14 @@ def build_datasets(cfg: Config, lake: Lake | None, embedder: Any = None) -> tupl
     return train_ds, val_ds
 
 
-def fit_prior(cfg: Config, lake: Lake | None, train_ds: Dataset, val_ds: Dataset | None) -> Any:
+def fit_prior(cfg: Config, lake: Lake | None, train_ds: Dataset, val_ds: Dataset | None) -> LearnedBaseline:
     """``model.occurrence_prior``: fit ``baseline-learned`` for the occurrence head to add to, and give every item
     of both datasets its prior (``ds.prior``: (country, target) → (L_all,) logits).
 
     The fit the model keeps (and the validation items use) is on the outcome days before the first validation
     target; each training target gets the prior of a fit without its block of days
     (:func:`pipeline.model.learned.fit_out_of_fold`, ``model.prior_folds`` blocks). Settings: ``forecast.learned_*``.
-    Returns the kept fit (a :class:`pipeline.model.learned.LearnedBaseline`)."""
+    Returns the kept fit."""
     from pipeline.cameo.labels import load_outcomes
     from pipeline.model.learned import fit_out_of_fold, training_days
 
@@ -285,9 +286,9 @@ def fit_prior(cfg: Config, lake: Lake | None, train_ds: Dataset, val_ds: Dataset
     return full
 
 
-def _priors(ds: Any, fit_for: Callable[[dt.date], Any]) -> dict[tuple[str, dt.date], np.ndarray]:
+def _priors(ds: Any, fit_for: Callable[[dt.date], LearnedBaseline]) -> dict[tuple[str, dt.date], np.ndarray]:
     """(country, target) → (L_all,) prior logits of every item of ``ds``, each from ``fit_for(target)``."""
-    groups: dict[int, tuple[Any, list[tuple[str, dt.date]]]] = {}
+    groups: dict[int, tuple[LearnedBaseline, list[tuple[str, dt.date]]]] = {}
     for key in ds.keys():
         fit = fit_for(key[1])
         groups.setdefault(id(fit), (fit, []))[1].append(key)
