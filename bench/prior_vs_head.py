@@ -46,9 +46,7 @@ def main() -> None:
             P[name] = {lv: p[lv][[at[c] for c in countries]] for lv in LEVELS}
         h = label_history(lake, countries, [d])
         z = prior.logits(np.stack([h[(c, d)] for c in countries]))  # (C, L_all)
-        p, offset, P["prior"] = 1 / (1 + np.exp(-z.astype(float))), 0, {}
-        for lv in LEVELS:
-            P["prior"][lv], offset = p[:, offset:offset + len(labels[lv])], offset + len(labels[lv])
+        P["prior"] = labels.split(1 / (1 + np.exp(-z.astype(float))))
         Y = {lv: outcomes.y[lv][outcomes.day_index(d)][[row[c] for c in countries]] for lv in LEVELS}
         for name in sq:
             for lv in LEVELS:

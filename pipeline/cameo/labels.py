@@ -81,6 +81,14 @@ class LabelSpace:
             return str(self.quad_of(code))
         raise KeyError(f"unknown label level {level!r}")
 
+    def split(self, a: np.ndarray, axis: int = -1) -> dict[str, np.ndarray]:
+        """An array whose ``axis`` holds every label, levels in :data:`LEVELS` order (L_all = Σ L_level, as the
+        occurrence head and the dataset's history features lay them out) → {level: its slice (views)}."""
+        bounds = np.cumsum([len(self[lv]) for lv in LEVELS])
+        if a.shape[axis] != bounds[-1]:
+            raise ValueError(f"split: {a.shape[axis]} labels on axis {axis}, expected {bounds[-1]} (every level)")
+        return dict(zip(LEVELS, np.split(a, bounds[:-1], axis=axis)))
+
     def parent_matrix(self, child: str, parent: str) -> np.ndarray:
         """(L_child, L_parent) 0/1 matrix: entry (i, j) is 1 when child code i lies under parent code j."""
         c, p = self[child], self[parent]

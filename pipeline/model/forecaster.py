@@ -580,11 +580,9 @@ class OccurrenceHead(nn.Module):
 
     def split(self, p: np.ndarray) -> dict[str, np.ndarray]:
         """(B, L_all) → {level: (B, L_level)}."""
-        out, offset = {}, 0
-        for lv, size in self.levels:
-            out[lv] = p[:, offset:offset + size]
-            offset += size
-        return out
+        from pipeline.cameo.labels import label_space
+
+        return label_space().split(p)
 
 
 def _make_readable(directory: Path) -> None:

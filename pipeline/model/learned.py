@@ -82,29 +82,24 @@ class LearnedBaseline:
     def probabilities(self, history: dict[str, History], labels: LabelSpace | None = None
                       ) -> dict[str, np.ndarray]:
         """{level: (n_t, C, L)} P(label occurs), parent ≥ child, from ``history_features`` of every level."""
-        out = {}
-        for lv in LEVELS:
-            X = history[lv].X[..., :len(self.features)]  # (n_t, C, L, F); FEATURES only grows at its end
-            p = self.estimators[lv].predict_proba(X.reshape(-1, X.shape[-1]))[:, 1]
-            out[lv] = np.clip(p.reshape(X.shape[:-1]), PROB_FLOOR, 1 - PROB_FLOOR)
-        return restore_hierarchy(out, labels)
+        return self._predict({lv: history[lv].X for lv in LEVELS}, labels)  # X: (n_t, C, L, F)
 
     def logits(self, X: np.ndarray, labels: LabelSpace | None = None) -> np.ndarray:
         """(..., L_all, F) history features of every label, levels in :data:`LEVELS` order (as
         ``pipeline.features.dataset`` builds them) → (..., L_all) float32 logit of P(label occurs), parent ≥ child,
         P within [PROB_FLOOR, 1 − PROB_FLOOR]: the occurrence head's prior."""
         labels = labels or label_space()
-        sizes = [len(labels[lv]) for lv in LEVELS]
-        if X.shape[-2] != sum(sizes):
-            raise ValueError(f"baseline-learned logits: {X.shape[-2]} labels, expected {sum(sizes)} (every level)")
-        per_level, offset = {}, 0
-        for lv, size in zip(LEVELS, sizes):
-            x = X[..., offset:offset + size, :len(self.features)]  # (..., L, F)
+        P = self._predict(labels.split(X, axis=-2), labels)
+        return logit(np.concatenate([P[lv] for lv in LEVELS], axis=-1)).astype(np.float32)
+
+    def _predict(self, X: dict[str, np.ndarray], labels: LabelSpace | None) -> dict[str, np.ndarray]:
+        """{level: (..., L, F)} features → {level: (..., L)} P within [PROB_FLOOR, 1 − PROB_FLOOR], parent ≥ child."""
+        out = {}
+        for lv, x in X.items():
+            x = x[..., :len(self.features)]  # FEATURES only grows at its end: an older fit reads the first F
             p = self.estimators[lv].predict_proba(x.reshape(-1, x.shape[-1]))[:, 1]
-            per_level[lv] = np.clip(p.reshape(x.shape[:-1]), PROB_FLOOR, 1 - PROB_FLOOR)
-            offset += size
-        p = np.concatenate([restore_hierarchy(per_level, labels)[lv] for lv in LEVELS], axis=-1)
-        return logit(p).astype(np.float32)
+            out[lv] = np.clip(p.reshape(x.shape[:-1]), PROB_FLOOR, 1 - PROB_FLOOR)
+        return restore_hierarchy(out, labels)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``learned.joblib`` + ``learned.json`` into ``directory`` (atomically each)."""
