@@ -14,6 +14,7 @@ side with the shipped one (``pipeline.model.learned.HGB_LEAVES`` / ``HGB_MIN_LEA
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import time
 from unittest import mock
@@ -23,9 +24,44 @@ import numpy as np
 from pipeline.cameo.labels import load_outcomes
 from pipeline.core.config import ForecastConfig
 from pipeline.core.lake import Lake
-from pipeline.features.history import smoothed_climatology
+from pipeline.features.history import FEATURES, smoothed_climatology
 from pipeline.model import learned
 from pipeline.model.learned import ESTIMATORS, fit_learned, learned_probabilities, training_days
+
+
+INCREASING = {"yesterday", "share3", "share7", "share30", "share_all", "logit_all", "logit7", "log_count1",
+              "log_count7", "parent_yesterday", "parent_share7", "world_yesterday", "world_share7",
+              "world_share_all", "log_mentions1", "log_mentions7", "log_volume1", "log_volume7"}
+MONOTONE = [1 if name in INCREASING else 0 for name in FEATURES]
+"""HGB ``monotonic_cst`` for ``…:mono``: +1 for the features above, unconstrained for weekday and history length."""
+
+
+class _Weighted:
+    """An estimator fitted with its rows' weights taken from the last column of X (``recentH``)."""
+
+    def __init__(self, est) -> None:
+        self.est = est
+
+    def fit(self, X, y):
+        self.est.fit(X[:, :-1], y, sample_weight=X[:, -1])
+        return self
+
+    def predict_proba(self, X):
+        return self.est.predict_proba(X)
+
+
+def with_age_weights(split: dt.date, half_life: float):
+    """``history_features`` with a last column 0.5 ** ((split − target) / half_life), for ``training_rows``."""
+    shipped = learned.history_features
+
+    def features(outcomes, targets, level, labels=None, countries=None):
+        h = shipped(outcomes, targets, level, labels, countries)
+        age = np.array([(split - t).days for t in h.targets], np.float32)
+        w = np.broadcast_to((0.5 ** (age / half_life))[:, None, None, None], h.X.shape[:3] + (1,))
+        h.X = np.concatenate([h.X, w.astype(np.float32)], -1)
+        return h
+
+    return features
 
 
 def main() -> None:
@@ -47,14 +83,26 @@ def main() -> None:
     order = np.argsort(-totals, kind="stable")
     print(f"train: {len(training_days(o, split))} days before {split}; test: {test[0]} … {test[-1]}")
     variants = [(kind, None) for kind in args.estimators]
-    variants += [("hgb", tuple(int(v) for v in size.split(":"))) for size in args.hgb]
+    variants += [("hgb", size.split(":")) for size in args.hgb]
     for kind, size in variants:
-        name = kind if size is None else f"hgb {size[0]}:{size[1]}"
+        name = kind if size is None else f"hgb {':'.join(size)}"
         if kind == "hgb" and size is None:
             name = f"hgb {learned.HGB_LEAVES}:{learned.HGB_MIN_LEAF} (shipped)"
         make = learned.make_estimator
-        with mock.patch.object(learned, "make_estimator",
-                               lambda k, seed=0: make(k, seed, *size) if size else make(k, seed)):
+
+        def sized(k, seed=0, size=size):
+            if not size:
+                return make(k, seed)
+            est = make(k, seed, int(size[0]), int(size[1]))
+            if size[2:] == ["mono"]:
+                return est.set_params(monotonic_cst=MONOTONE)
+            return _Weighted(est) if size[2:] and size[2].startswith("recent") else est
+
+        recent = size[2][len("recent"):] if size and size[2:] and size[2].startswith("recent") else None
+        weighted = ({"history_features": with_age_weights(split, float(recent)), "N_FEATURES": learned.N_FEATURES + 1}
+                    if recent else {})
+        with mock.patch.object(learned, "make_estimator", sized), \
+                (mock.patch.multiple(learned, **weighted) if weighted else contextlib.nullcontext()):
             t0 = time.perf_counter()
             model = fit_learned(o, training_days(o, split), kind, args.max_rows)
             fit_s = time.perf_counter() - t0

@@ -251,6 +251,7 @@ def test_one_read_of_outcomes_serves_every_target_exactly_as_a_read_per_target(c
         assert np.array_equal(cut.n_events, read.n_events) and np.array_equal(cut.quad_counts, read.quad_counts)
         for lv in LEVELS:
             assert np.array_equal(cut.y[lv], read.y[lv]) and np.array_equal(cut.counts[lv], read.counts[lv])
+            assert np.array_equal(cut.mentions[lv], read.mentions[lv])
     with pytest.raises(FileNotFoundError):
         whole.until(dt.date(2024, 12, 31))
     cfg = dataclasses.replace(ForecastConfig(), learned_dir=None, learned_estimator="logistic")

@@ -154,3 +154,40 @@ def test_unseen_rows_need_no_seen_country_in_the_request():
     np.testing.assert_array_equal(country_rows(alone, ["XX"]), full)
     assert full[0, 0, label_space()["root"].index["01"], FEATURES.index("world_yesterday")] == 1.0
     assert full[0, 0, 0, FEATURES.index("weekday_sin")] == pytest.approx(np.sin(2 * np.pi * 5 / 7), abs=1e-6)
+
+
+def test_mention_features_and_their_fallback_to_counts():
+    o = _outcomes()
+    target = D0 + dt.timedelta(days=10)
+    h = history_features(o, [target], "root")  # no mentions kept: each event counts as one mention
+    assert _f(h, "log_mentions1") == pytest.approx(np.log1p(2)) == _f(h, "log_count1")
+    assert _f(h, "log_mentions7") == pytest.approx(np.log1p(4 / 7))
+    labels = label_space()
+    o.mentions = {lv: np.zeros(o.y[lv].shape, np.float32) for lv in LEVELS}
+    r01 = labels["root"].index["01"]
+    o.mentions["root"][[3, 9], 1, r01] = [30.0, 500.0]  # day 9 is yesterday, day 3 within the last 7 days
+    h = history_features(o, [target], "root")
+    assert _f(h, "log_mentions1") == pytest.approx(np.log1p(500.0))
+    assert _f(h, "log_mentions7") == pytest.approx(np.log1p(530.0 / 7))
+    assert _f(h, "log_count1") == pytest.approx(np.log1p(2))  # counts are unchanged
+    assert _f(h, "log_mentions1", c=0) == 0.0  # FR: no events, no mentions
+
+
+def test_outcomes_sum_the_mentions_of_real_rows(sample_lake):
+    """Σ NumMentions per (day, country, root) of ``load_outcomes`` against an independent pyarrow/pandas read."""
+    import pyarrow.dataset as ds
+
+    from pipeline.cameo.labels import load_outcomes
+
+    o = load_outcomes(sample_lake)
+    t = ds.dataset(sample_lake.root / "country", format="parquet", partitioning="hive").to_table(
+        columns=["date", "ActionGeo_CountryCode", "EventRootCode", "NumMentions"]).to_pandas()
+    t = t[t.ActionGeo_CountryCode.notna() & (t.ActionGeo_CountryCode != "")]
+    want = t.groupby([t.date.astype(str), "ActionGeo_CountryCode", "EventRootCode"]).NumMentions.sum()
+    labels, ci = label_space(), o.country_index()
+    got = {(str(o.days[d]), o.countries[c], labels["root"].codes[r]): float(o.mentions["root"][d, c, r])
+           for d, c, r in zip(*np.nonzero(o.mentions["root"]))}
+    want = {k: float(v) for k, v in want.items() if v > 0 and k[2] in labels["root"].index}
+    assert len(want) > 1000 and got == want
+    us = ci["US"]
+    assert o.mentions["event"][:, us].sum() == o.mentions["root"][:, us].sum() > o.counts["root"][:, us].sum()

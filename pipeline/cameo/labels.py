@@ -141,6 +141,8 @@ class Outcomes:
             codes outside the CAMEO table); events are never dropped silently.
         counts: level → (Dy, C, L_level) int32 events per label (empty when built by hand:
             readers fall back to ``y``).
+        mentions: level → (Dy, C, L_level) float32 Σ NumMentions of the label's events (empty when built
+            by hand: readers fall back to ``counts``).
     """
 
     days: list
@@ -150,6 +152,7 @@ class Outcomes:
     quad_counts: np.ndarray
     dropped: dict[str, int]
     counts: dict[str, np.ndarray] = field(default_factory=dict)
+    mentions: dict[str, np.ndarray] = field(default_factory=dict)
 
     def day_index(self, day) -> int | None:
         try:
@@ -178,7 +181,8 @@ class Outcomes:
         return Outcomes(days=[self.days[i] for i in keep], countries=[self.countries[j] for j in cols],
                         y={lv: take(a) for lv, a in self.y.items()}, n_events=take(self.n_events),
                         quad_counts=take(self.quad_counts), dropped=dict(self.dropped),
-                        counts={lv: take(a) for lv, a in self.counts.items()})
+                        counts={lv: take(a) for lv, a in self.counts.items()},
+                        mentions={lv: take(a) for lv, a in self.mentions.items()})
 
 
 def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) -> Outcomes:
@@ -205,7 +209,7 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
         """
         SELECT CAST(date AS DATE) AS day, ActionGeo_CountryCode AS country, EventCode AS event,
                EventBaseCode AS base, EventRootCode AS root, CAST(QuadClass AS VARCHAR) AS quad,
-               count(*) AS n
+               count(*) AS n, sum(coalesce(NumMentions, 0)) AS mentions
         FROM read_parquet(?, hive_partitioning = true)
         GROUP BY ALL
         """,
@@ -222,11 +226,13 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
     day_ix = np.array([di[d.date() if hasattr(d, "date") else d] for d in df["day"]], dtype=np.int64)
     c_ix = np.array([ci[c] for c in df["country"].astype(str)], dtype=np.int64)
     n = df["n"].to_numpy(dtype=np.int64)
+    m = df["mentions"].to_numpy(dtype=np.float32)
     shape = (len(days), len(countries))
     n_events = np.zeros(shape, dtype=np.int64)
     np.add.at(n_events, (day_ix, c_ix), n)
     y: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
+    mentions: dict[str, np.ndarray] = {}
     quad_counts = np.zeros(shape + (4,), dtype=np.int64)
     for level in LEVELS:
         lv = labels[level]
@@ -240,7 +246,9 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
         y[level] = arr
         counts[level] = np.zeros(shape + (len(lv),), dtype=np.int32)
         np.add.at(counts[level], (day_ix[ok], c_ix[ok], l_ix[ok]), n[ok].astype(np.int32))
+        mentions[level] = np.zeros(shape + (len(lv),), dtype=np.float32)
+        np.add.at(mentions[level], (day_ix[ok], c_ix[ok], l_ix[ok]), m[ok])
         if level == "quad":
             np.add.at(quad_counts, (day_ix[ok], c_ix[ok], l_ix[ok]), n[ok])
     return Outcomes(days=days, countries=countries, y=y, n_events=n_events, quad_counts=quad_counts, dropped=dropped,
-                    counts=counts)
+                    counts=counts, mentions=mentions)

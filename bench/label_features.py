@@ -1,0 +1,221 @@
+"""Which per-label columns help baseline-learned? Appends columns to the 19 history features of session 8 and
+compares, side by side on the same split (docs/forecast.md, session 9). The shipped
+:data:`pipeline.features.history.FEATURES` are ``mentions+mentions7`` (the 19 + ``log_mentions1``, ``log_mentions7``).
+
+Variants:
+- ``none``: the 19 features before session 9 (the shipped ones less the two mention columns);
+- ``root``: + the label's root code as a categorical feature (20 values; the QuadClass at quad level), so the
+  pooled trees can learn root-specific dynamics (protests are bursty, statements are not);
+- ``base``: ``root`` + the label's base code as a second categorical (147 values; the root at root level);
+- ``surge``: + the label's event count yesterday and over the last 7 days against its all-history daily mean,
+  log(1 + n_1) − log(1 + mean n) and log(1 + mean_7 n) − log(1 + mean n): the change against the country's usual
+  in counts, which the shares (0/1 a day) cannot see once a label occurs every day;
+- ``root+surge``: both;
+- ``late``: + log(1 + the label's events yesterday published in the last 6 hours of the day, DATEADDED ≥ 18:00 UTC):
+  a story still running at the end of the day is more likely tomorrow;
+- ``mentions``: + log(1 + the mentions of the label's events yesterday, Σ NumMentions): big stories have follow-ups;
+- ``fresh``: + log(1 + the label's events yesterday whose SQLDATE is that day or the one before): new events, not
+  old ones re-reported;
+- ``mentions+mentions7``: ``mentions`` and the same over the last 7 days (daily mean);
+- ``…+lead+lead7``: + the label's events yesterday and 7-day mean that are their article's lead event (IsRootEvent);
+- ``…+cmentions``: + the country's mentions over all labels, yesterday and the 7-day mean;
+- ``mpe``: + the mentions per event of the label (log (1 + m) / (1 + n)), yesterday and over 7 days (scale-free);
+- ``…+pmentions``: + the parent label's mentions, yesterday and the 7-day mean;
+- ``…+wmentions``: + the label's mentions over every country, yesterday and the 7-day mean;
+- ``weekly``: + the label yesterday-a-week (same weekday as the target, 7 days before it) and its share over the
+  earlier days of the target's kind (weekend or weekday; the lake's volume halves on weekends).
+
+``late``, ``mentions`` and ``fresh`` read the ``country`` table once more (DuckDB) for counts the outcomes do not keep.
+
+    PYTHONPATH=. OMP_NUM_THREADS=1 python bench/label_features.py --split 2025-06-01 [--end D] [--variants ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+from unittest import mock
+
+import numpy as np
+
+from pipeline.cameo.labels import Outcomes, label_space, load_outcomes
+from pipeline.core.lake import Lake
+from pipeline.features import history as H
+from pipeline.model import learned
+
+VARIANTS = ("none", "root", "base", "surge", "root+surge", "late", "mentions", "fresh", "weekly", "late+mentions+fresh",
+            "mentions+mentions7", "mentions+mentions7+lead+lead7", "mentions+mentions7+cmentions",
+            "mentions+mentions7+cmentions+wmentions", "mentions+mentions7+pmentions", "mpe",
+            "mentions+mentions7+mpe")
+BEFORE = H.FEATURES.index("log_mentions1")
+"""The history features before session 9 (the columns this bench appends to)."""
+EXTRA = ("late", "mentions", "fresh", "lead")
+
+
+def label_ids(level: str, kind: str) -> np.ndarray:
+    """(L,) integer id of each label's root (``kind="root"``) or base code, at ``level``."""
+    ls = label_space()
+    codes = ls[level].codes
+    if level == "quad":
+        return np.arange(len(codes))
+    if kind == "root" or level == "root":
+        return np.array([ls["root"].index[ls.root_of[c]] for c in codes])
+    return np.array([ls["base"].index[c[:3]] for c in codes])
+
+
+def extra_counts(lake: Lake, outcomes: Outcomes) -> dict[str, dict[str, np.ndarray]]:
+    """{``late``/``mentions``/``fresh``: {level: (Dy, C, L) float64}} on the outcomes' day and country axes."""
+    import duckdb
+
+    df = duckdb.connect().execute(
+        """SELECT CAST(date AS DATE) AS day, ActionGeo_CountryCode AS country, EventCode AS event,
+                  EventBaseCode AS base, EventRootCode AS root,
+                  sum(CASE WHEN hour(DATEADDED) >= 18 THEN 1 ELSE 0 END) AS late,
+                  sum(NumMentions) AS mentions,
+                  sum(CASE WHEN SQLDATE >= CAST(date AS DATE) - 1 THEN 1 ELSE 0 END) AS fresh,
+                  sum(CASE WHEN IsRootEvent THEN 1 ELSE 0 END) AS lead
+           FROM read_parquet(?, hive_partitioning = true) GROUP BY ALL""",
+        [[f.as_posix() for f in lake.files("country")]]).df()
+    di = {d: i for i, d in enumerate(outcomes.days)}
+    ci = {c: i for i, c in enumerate(outcomes.countries)}
+    df = df[df["country"].isin(ci.keys())]
+    d_ix = np.array([di[d.date() if hasattr(d, "date") else d] for d in df["day"]])
+    c_ix = df["country"].map(ci).to_numpy()
+    ls = label_space()
+    out: dict[str, dict[str, np.ndarray]] = {name: {} for name in EXTRA}
+    for level in ("event", "base", "root", "quad"):
+        if level == "quad":
+            l_ix = np.array([ls["quad"].index[str(ls.quad_of_root.get(str(r), 0))] if str(r) in ls.quad_of_root
+                             else -1 for r in df["root"]])
+        else:
+            l_ix = np.array([ls[level].index.get(str(c), -1) for c in df[level]])
+        ok = l_ix >= 0
+        for name in EXTRA:
+            a = np.zeros(outcomes.y[level].shape, np.float64)
+            np.add.at(a, (d_ix[ok], c_ix[ok], l_ix[ok]), df[name].to_numpy(np.float64)[ok])
+            out[name][level] = a
+    return out
+
+
+def with_columns(variant: str, extra: dict[str, dict[str, np.ndarray]] | None = None):
+    """``history_features`` with the variant's columns appended; returns (features, number of categorical columns)."""
+    shipped = H.history_features
+    parts = variant.split("+")
+
+    def features(outcomes: Outcomes, targets, level, labels=None, countries=None) -> H.History:
+        h = shipped(outcomes, targets, level, labels, countries)
+        h.X = h.X[..., :BEFORE]
+        n_t, C, L, _ = h.X.shape
+        cols = []
+        if "root" in parts or "base" in parts:
+            cols.append(np.broadcast_to(label_ids(level, "root")[None, None], (n_t, C, L)))
+        if "base" in parts:
+            cols.append(np.broadcast_to(label_ids(level, "base")[None, None], (n_t, C, L)))
+        if "surge" in parts:
+            k = H.days_before(outcomes, sorted(set(targets)))
+            wanted = set(outcomes.countries if countries is None else countries)
+            rows = np.array([i for i, c in enumerate(outcomes.countries) if c in wanted], np.int64)
+            cum = H.prefix_sums(outcomes.counts[level][:, rows].astype(np.float64))  # (Dy+1, C, L)
+            n1, _ = H._window(cum, k, 1)
+            n7, w7 = H._window(cum, k, 7)
+            usual = np.log1p(cum[k] / np.maximum(k, 1)[:, None, None])
+            cols += [np.log1p(n1) - usual, np.log1p(n7 / np.maximum(w7, 1)[:, None, None]) - usual]
+        k = H.days_before(outcomes, sorted(set(targets)))
+        rows = np.array([i for i, c in enumerate(outcomes.countries)
+                         if countries is None or c in set(countries)], np.int64)
+        for name in EXTRA:
+            if name in parts:
+                cum = H.prefix_sums(extra[name][level][:, rows])
+                cols.append(np.log1p(H._window(cum, k, 1)[0]))
+                if f"{name}7" in parts:
+                    s7, w7 = H._window(cum, k, 7)
+                    cols.append(np.log1p(s7 / np.maximum(w7, 1)[:, None, None]))
+        if "mpe" in parts:  # mentions per event (scale-free), yesterday and over the last 7 days
+            cm, cn = (H.prefix_sums(a[:, rows].astype(np.float64)) for a in (outcomes.mentions[level], outcomes.counts[level]))
+            for w in (1, 7):
+                m, _ = H._window(cm, k, w)
+                n, _ = H._window(cn, k, w)
+                cols.append(np.log((m + 1) / (n + 1)))
+        if "pmentions" in parts:  # the parent label's mentions (event → base → root → quad), yesterday and 7-day mean
+            parent = H.PARENT[level]
+            cols_of = (label_space().parent_matrix(level, parent).argmax(axis=1) if parent != level
+                       else np.arange(outcomes.y[level].shape[-1]))
+            cum = H.prefix_sums(extra["mentions"][parent][:, rows])[..., cols_of]
+            s7, w7 = H._window(cum, k, 7)
+            cols += [np.log1p(H._window(cum, k, 1)[0]), np.log1p(s7 / np.maximum(w7, 1)[:, None, None])]
+        if "wmentions" in parts:  # the label's mentions over every country of the lake, yesterday and 7-day mean
+            cum = H.prefix_sums(extra["mentions"][level].sum(1))  # (Dy+1, L)
+            s7, w7 = H._window(cum, k, 7)
+            for v in (H._window(cum, k, 1)[0], s7 / np.maximum(w7, 1)[:, None]):
+                cols.append(np.broadcast_to(np.log1p(v)[:, None, :], h.X.shape[:3]))
+        if "weekly" in parts:
+            y = outcomes.y[level][:, rows].astype(np.float64)
+            cum = H.prefix_sums(y)
+            cols.append(np.where((k >= 7)[:, None, None], cum[np.maximum(k - 6, 0)] - cum[np.maximum(k - 7, 0)], 0.5))
+            weekend = np.array([d.weekday() >= 5 for d in outcomes.days])
+            same = []
+            for i, t in enumerate(sorted(set(targets))):
+                mask = (weekend == (t.weekday() >= 5))[:k[i]]
+                same.append(y[:k[i]][mask].mean(0) if mask.any() else y[:k[i]].mean(0) if k[i] else y[0] * 0)
+            cols.append(np.stack(same))
+        if "cmentions" in parts:  # the country's mentions over all labels, yesterday and the 7-day mean
+            cum = H.prefix_sums(extra["mentions"]["quad"][:, rows].sum(-1))
+            s7, w7 = H._window(cum, k, 7)
+            for v in (H._window(cum, k, 1)[0], s7 / np.maximum(w7, 1)[:, None]):
+                cols.append(np.broadcast_to(np.log1p(v)[:, :, None], cols[0].shape if cols else h.X.shape[:3]))
+        if cols:
+            h.X = np.concatenate([h.X, np.stack(cols, -1).astype(np.float32)], -1)
+        return h
+
+    n_cat = ("root" in parts or "base" in parts) + ("base" in parts)
+    return features, n_cat
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lake", default="data/experiment/lake")
+    ap.add_argument("--split", default="2025-06-01")
+    ap.add_argument("--end", default=None, help="last test day (default: the lake's last)")
+    ap.add_argument("--top", type=int, nargs="+", default=[30, 100, 246])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    args = ap.parse_args()
+    o = load_outcomes(Lake(args.lake))
+    split = dt.date.fromisoformat(args.split)
+    end = dt.date.fromisoformat(args.end) if args.end else o.days[-1]
+    test = [d for d in o.days if split <= d <= end]
+    extra = None
+    order = np.argsort(-o.n_events[[i for i, d in enumerate(o.days) if d < split]].sum(0), kind="stable")
+    for variant in args.variants:
+        if extra is None and "mentions" in variant or any(name in variant for name in EXTRA):
+            extra = extra_counts(Lake(args.lake), o)
+        features, n_cat = with_columns(variant, extra)
+        F = features(o, [o.days[3]], "root").X.shape[-1]
+        names = tuple(f"f{i}" for i in range(F))
+        cats = list(range(BEFORE, BEFORE + n_cat))  # the categorical columns come first
+        shipped_estimator = learned.make_estimator
+
+        def make(kind, seed=0, **kw):
+            est = shipped_estimator(kind, seed, **kw)
+            return est.set_params(categorical_features=cats) if cats else est
+
+        with mock.patch.object(learned, "history_features", features), \
+                mock.patch.object(learned, "N_FEATURES", F), mock.patch.object(learned, "FEATURES", names), \
+                mock.patch.object(learned, "make_estimator", make):
+            t0 = time.perf_counter()
+            model = learned.fit_learned(o, learned.training_days(o, split), "hgb")
+            fit_s = time.perf_counter() - t0
+            model.features = list(names)
+            P = learned.learned_probabilities(model, o, test)
+        for top in args.top:
+            cs, cells = order[:top], []
+            for lv in ("event", "base", "root"):
+                Pm = np.stack([P[d][lv][0][cs] for d in test])
+                Y = np.stack([o.y[lv][o.day_index(d)][cs] for d in test])
+                C = H.smoothed_climatology(o, test, lv, 0.0)[0][:, cs]
+                cells.append(f"{lv} {100 * (1 - ((Pm - Y) ** 2).mean() / ((C - Y) ** 2).mean()):+.2f} %")
+            print(f"{variant:10s} F={F:2d} top {top:3d}  fit {fit_s:4.0f} s  " + " | ".join(cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()
