@@ -601,6 +601,7 @@ def backtest(
     refit_every: Annotated[Optional[int], typer.Option("--refit-every", help="Also backtest the model, retrained every k days (default: baselines only).")] = None,
     calibration_days: Annotated[int, typer.Option("--calibration-days", help="Raw forecast days before each test day its calibration is fitted on.")] = 3,
     countries: Annotated[Optional[str], typer.Option("--countries", help="FIPS codes, comma-separated (default: dataset.countries or the busiest).")] = None,
+    stack: Annotated[str, typer.Option("--stack", help="The stack's baseline-learned: 'rolling' (each calibration day's own fit, and the test day's) or 'fixed' (one fit before the calibration days).")] = "rolling",
 ) -> None:
     """Walk-forward backtest: each test day forecast from its past only (baseline-learned refitted per day; the model
     every k days); writes `reports/backtest-<start>_<end>/summary.{csv,md}`."""
@@ -611,7 +612,7 @@ def backtest(
     cfg = get_config()
     try:
         bt = run_backtest(get_lake(cfg), start, end, cfg, refit_every, calibration_days,
-                          [c for c in (countries or "").replace(" ", ",").split(",") if c] or None)
+                          [c for c in (countries or "").replace(" ", ",").split(",") if c] or None, stack=stack)
     except (UserError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)

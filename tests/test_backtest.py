@@ -125,9 +125,9 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
 
     monkeypatch.setattr(calibrate, "blend_inputs", spy)
     bt = backtest(lake, "2025-06-05", "2025-06-06", cfg, refit_every=4, calibration_days=1)
-    # the stack is applied with the fit its weights were learned with (before the calibration day d − 1), not
-    # with the fresher fit of d, which measured worse (docs/forecast.md, session 8)
-    assert {d: s.last_day for d, s in applied.items()} == {dt.date(2025, 6, d): dt.date(2025, 6, d - 2)
+    # "rolling" (the default): the weights were learned on the calibration day's own fit, and the stack is applied
+    # on d with d's own fit, the one baseline-learned forecast d with (fitted on the days up to d − 1)
+    assert {d: s.last_day for d, s in applied.items()} == {dt.date(2025, 6, d): dt.date(2025, 6, d - 1)
                                                             for d in (4, 5, 6)}
     # one fit per day: the baselines' of 06-04 … 06-06, and the stack for 06-04's calibration day 06-03; the stacks
     # for 06-05 and 06-06 (calibrated on 06-04, 06-05) are the baselines' fits of those days
@@ -147,8 +147,17 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     raw = lake.read("forecasts", "2025-06-06", "2025-06-06", model="bt-tiny-bt").to_pandas()
     calibrated = lake.read("forecasts", "2025-06-06", "2025-06-06", model="bt-tiny-bt-cal").to_pandas()
     assert len(raw) == len(calibrated) and not np.allclose(raw.probability.to_numpy(), calibrated.probability.to_numpy())
-    # the same command again (each origin's model dir exists now): it trains them afresh, to the same forecasts
-    again = backtest(lake, "2025-06-05", "2025-06-06", cfg, refit_every=4, calibration_days=1)
+    # the same command again (each origin's model dir exists now): it trains them afresh, to the same forecasts;
+    # with --stack fixed, the stack is applied with the fit its weights were learned with (before the calibration
+    # day d − 1), not with the fresher fit of d (session 8's behaviour)
+    applied.clear()
+    again = backtest(lake, "2025-06-05", "2025-06-06", cfg, refit_every=4, calibration_days=1, stack="fixed")
     assert again.origins == bt.origins
     rerun = lake.read("forecasts", "2025-06-06", "2025-06-06", model="bt-tiny-bt").to_pandas()
     np.testing.assert_allclose(rerun.probability.to_numpy(), raw.probability.to_numpy(), atol=1e-6)
+    assert {d: s.last_day for d, s in applied.items()} == {dt.date(2025, 6, d): dt.date(2025, 6, d - 2)
+                                                            for d in (4, 5, 6)}
+    fixed = lake.read("forecasts", "2025-06-06", "2025-06-06", model="bt-tiny-bt-cal").to_pandas()
+    assert not np.allclose(fixed.probability.to_numpy(), calibrated.probability.to_numpy())
+    with pytest.raises(UserError, match="--stack must be one of rolling, fixed"):
+        backtest(lake, "2025-06-05", "2025-06-06", cfg, refit_every=4, stack="latest")

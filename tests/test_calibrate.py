@@ -182,6 +182,13 @@ def test_a_stack_is_saved_with_the_calibration_and_must_be_leak_free(country_his
         Calibration.load(model_dir)
     with pytest.raises(ValueError, match="not before the first validation day"):
         fit_from_lake(country_history, "any-run", [dt.date(2025, 1, 3)], labels, stack=stack)
+    # one fit per validation day (a walk-forward's): each must be fitted before its own day
+    with pytest.raises(ValueError, match="stacked baseline-learned of 2025-01-03 was fitted on days up to 2025-01-03"):
+        fit_from_lake(country_history, "any-run", [dt.date(2025, 1, 3), dt.date(2025, 1, 4)], labels,
+                      stacks={dt.date(2025, 1, 4): stack, dt.date(2025, 1, 3): stack})
+    with pytest.raises(ValueError, match="not both"):
+        fit_from_lake(country_history, "any-run", [dt.date(2025, 1, 4)], labels, stack=stack,
+                      stacks={dt.date(2025, 1, 4): stack})
 
 
 def test_nonnegative_logistic_matches_sklearn_when_unconstrained_and_clips_a_negative_weight() -> None:

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -311,20 +311,31 @@ def stack_for(lake, first: dt.date, cfg, outcomes: Outcomes | None = None,
 
 def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | None = None,
                   blend: bool = True, stack: LearnedBaseline | None = None,
-                  outcomes: Outcomes | None = None) -> Calibration:
+                  outcomes: Outcomes | None = None,
+                  stacks: Mapping[dt.date, LearnedBaseline] | None = None) -> Calibration:
     """Fit on the forecasts of ``run`` for ``days`` (validation target days) against what happened.
 
     With ``blend``, also fits the climatology blend when every validation day has history before it;
     with a ``stack`` (a ``baseline-learned`` fitted on days before the first of ``days`` only, else
     ``ValueError``: its validation-day probabilities would be in-sample) the blend has its third input.
+    ``stacks`` instead gives each validation day its own ``baseline-learned``, fitted on the days before
+    that day (a walk-forward's daily fits; ``ValueError`` otherwise): the weights are then learned on
+    probabilities as fresh as the ones they are applied to (the stored stack is the last day's).
     ``outcomes``: the ``country`` table already read (sliced to the days up to the last of ``days``).
     """
     from pipeline.forecast.table import collect
 
     labels = labels or label_space()
+    if stack is not None and stacks is not None:
+        raise ValueError("fit_from_lake: pass one stack or one per day, not both")
     if stack is not None and stack.last_day >= min(days):
         raise ValueError(f"calibrate: the stacked baseline-learned was fitted on days up to {stack.last_day}, "
                          f"not before the first validation day {min(days)}; refit it on earlier days")
+    per_day = dict(stacks) if stacks is not None else ({d: stack for d in days} if stack is not None else None)
+    for d, s in (stacks or {}).items():
+        if s.last_day >= d:
+            raise ValueError(f"calibrate: the stacked baseline-learned of {d} was fitted on days up to "
+                             f"{s.last_day}, not before that validation day; refit it on earlier days")
     # all days up to the last validation day: the outcomes to fit on, and the history of each day's climatology
     outcomes = _outcomes_until(lake, max(days), labels, outcomes)
     stack_rows = collect(lake, run, list(days), outcomes, labels)
@@ -342,9 +353,15 @@ def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | 
         return cal  # a validation day without history: no blend
     order = np.concatenate([rows[d] for d in fitted_days])
     R = None
-    if stack is not None:
-        learned = _learned_rows(stack, outcomes, countries, labels)
+    if per_day is not None:
+        if not set(fitted_days) <= set(per_day):
+            raise ValueError(f"calibrate: no stacked baseline-learned for {sorted(set(fitted_days) - set(per_day))}")
+        learned = {}
+        for fit_ in {id(per_day[d]): per_day[d] for d in fitted_days}.values():  # one pass per distinct fit
+            mine = {d: countries[d] for d in fitted_days if per_day[d] is fit_}
+            learned.update(_learned_rows(fit_, outcomes, mine, labels))
         R = {lv: np.concatenate([learned[d][lv] for d in fitted_days]) for lv in LEVELS}
+        stack = per_day[fitted_days[-1]]
     return fit_blend(cal, {lv: stack_rows.P[lv][order] for lv in LEVELS},
                      {lv: stack_rows.Y[lv][order] for lv in LEVELS},
                      {lv: np.concatenate([clim[d][lv] for d in fitted_days]) for lv in LEVELS}, R, stack)

@@ -11,8 +11,11 @@ For each test day d in [start, end]:
    (run ``<run>``); its calibration (isotonic maps + climatology blend, stacked with a
    ``baseline-learned`` fitted on the days before those calibration days unless
    ``train.calibration_stack`` is off) is refitted for each day d on the raw forecasts of the
-   ``calibration_days`` days before d and written as run ``<run>-cal`` (applied with the same
-   ``baseline-learned`` fit its weights were learned with);
+   ``calibration_days`` days before d and written as run ``<run>-cal``. The stack's input on each
+   calibration day p is, by default (``stack="rolling"``), the ``baseline-learned`` of step 1 for p
+   (fitted on the days before p), and on d the one of d: weights learned on fits as fresh as the one
+   they are applied to. ``stack="fixed"`` (before session 9): one fit before the calibration days,
+   applied on d too;
 3. every run is scored by :func:`pipeline.scoring.evaluate.evaluate` on [start, end] (thresholds
    tuned on the ``evaluate.val_days`` days before ``start``, which are forecast the same way),
    once with intervals by days and once by countries.
@@ -61,14 +64,21 @@ class Backtest:
     directory: Path | None = None
 
 
+STACKS = ("rolling", "fixed")
+
+
 def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_every: int | None = None,
-             calibration_days: int = 3, countries: list[str] | None = None, write: bool = True) -> Backtest:
+             calibration_days: int = 3, countries: list[str] | None = None, write: bool = True,
+             stack: str = "rolling") -> Backtest:
     """Run the walk-forward backtest over the test days [start, end] (see the module doc).
 
     ``refit_every`` None: baselines only; k ≥ 1: also the model, retrained every k days.
     ``countries``: the countries forecast and scored (default: ``cfg.dataset.countries``, else the
-    ``cfg.dataset.top_countries`` busiest before the first forecast day).
+    ``cfg.dataset.top_countries`` busiest before the first forecast day). ``stack``: which
+    ``baseline-learned`` fits the calibration's stack reads (:data:`STACKS`, module doc).
     """
+    if stack not in STACKS:
+        raise UserError(f"backtest: --stack must be one of {', '.join(STACKS)}, not {stack!r}")
     start, end = as_date(start), as_date(end)
     if end < start:
         raise UserError(f"backtest: --end {end} is before --start {start}")
@@ -94,7 +104,7 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
     origins: list[str] = []
     if refit_every is not None:
         model_runs, origins = _model_backtest(lake, days, cfg, refit_every, calibration_days, countries, outcomes,
-                                              fits)
+                                              fits, stack)
         runs = model_runs + runs
 
     # ---- scores: intervals by days, then by countries
@@ -125,14 +135,14 @@ def model_days(days: list[dt.date], k: int, calibration_days: int) -> tuple[list
 
 
 def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibration_days: int,
-                    countries: list[str], outcomes: Outcomes, fits: dict[dt.date, Any]
+                    countries: list[str], outcomes: Outcomes, fits: dict[dt.date, Any], stack: str = "rolling"
                     ) -> tuple[list[str], list[str]]:
     """Train at every k-th day, forecast raw, calibrate each day on the raw forecasts before it.
 
     ``outcomes``: the ``country`` table up to the last test day, read once; each day's calibration,
     stack and blend inputs see only its slice up to the days before that day (``Outcomes.until``).
-    ``fits``: the baselines' ``baseline-learned`` fits by first forecast day; a stack for calibration
-    days from d on is the one the baselines used for day d (one fit, not two)."""
+    ``fits``: the baselines' ``baseline-learned`` fits by first forecast day; the stack's fit for day p
+    is the one the baselines used for p (one fit, not two). ``stack``: see :func:`backtest`."""
     from pipeline.features.embed import Embedder
     from pipeline.forecast.calibrate import blend_inputs, fit_from_lake, stack_for
     from pipeline.forecast.forecast import load_model_run, run_forecast
@@ -162,18 +172,25 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
         run_forecast(lake, d, fcfg, mr, embedder)
     # calibration per day from the raw forecasts of the days before it (stacked with a baseline-learned
     # fitted on the days before those), then applied to that day's raw forecast
+    stacked = cfg.train.calibration_blend and cfg.train.calibration_stack
+    scfg = dataclasses.replace(cfg.forecast, learned_dir=None)
     for d in days:
         past = [p for p in raw_days if p < d][-calibration_days:]
-        stack = None
-        if cfg.train.calibration_blend and cfg.train.calibration_stack:
-            stack = stack_for(lake, past[0], dataclasses.replace(cfg.forecast, learned_dir=None), outcomes, fits)
-        cal = fit_from_lake(lake, run, past, labels, blend=cfg.train.calibration_blend, stack=stack,
-                            outcomes=outcomes)
+        one, per_day, apply = None, None, None
+        if stacked and stack == "fixed":
+            one = stack_for(lake, past[0], scfg, outcomes, fits)
+        elif stacked:
+            per_day = {p: f for p in past if (f := stack_for(lake, p, scfg, outcomes, fits)) is not None}
+            per_day = per_day if len(per_day) == len(past) else None  # a day without history: no stack
+            apply = stack_for(lake, d, scfg, outcomes, fits) if per_day else None
+        cal = fit_from_lake(lake, run, past, labels, blend=cfg.train.calibration_blend, stack=one,
+                            outcomes=outcomes, stacks=per_day)
         cs, probs = load_forecast(lake, run, d, labels)
-        # the stack's third input on day d comes from the fit its weights were learned with (fitted before the
-        # calibration days), not the fresher fit of d: weights learned on an older fit's probabilities, applied
-        # to a sharper one, scored worse (docs/forecast.md, session 8)
-        clim, learned = blend_inputs(lake, d, cs, labels, cal.stack, outcomes) if cal.blend else (None, None)
+        # "fixed": the stack's input on d comes from the fit its weights were learned with (before the calibration
+        # days), not d's fresher fit: weights learned on an older fit, applied to a sharper one, scored worse
+        # (docs/forecast.md, session 8). "rolling": every calibration day had its own fresh fit, and so has d
+        apply = apply if cal.stack is not None and apply is not None else cal.stack
+        clim, learned = blend_inputs(lake, d, cs, labels, apply, outcomes) if cal.blend else (None, None)
         table = forecast_rows(cs, cal.apply(probs, labels, clim, learned), np.ones(len(cs), bool), f"{run}-cal", 0,
                               dt.datetime.now(dt.timezone.utc).replace(microsecond=0), labels)
         lake.write_partition("forecasts", table, d, schema=FORECASTS_SCHEMA, model=f"{run}-cal")
