@@ -1,5 +1,6 @@
 """Would cross-label context help baseline-learned? Appends features of the country's whole day to every label's
-row and compares with the shipped 19 features, side by side (docs/forecast.md, session 8; not shipped: no gain).
+row and compares with the shipped features, side by side (docs/forecast.md, session 8: 19 features then, 21 since
+session 9; not shipped: no gain).
 
 Variants: ``none`` (the shipped features), ``quad`` (+7: yesterday's share of the country's events in each
 QuadClass, the conflict QuadClasses' (3, 4) share yesterday minus their all-history share, and the log-volume
