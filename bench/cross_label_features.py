@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import time
-from unittest import mock
 
 import numpy as np
 
+from bench.label_features import fit_and_score
 from pipeline.cameo.labels import Outcomes, load_outcomes
 from pipeline.core.lake import Lake
 from pipeline.features import history as H
-from pipeline.model import learned
 
 
 def with_context(variant: str):
@@ -66,25 +64,7 @@ def main() -> None:
     test = [d for d in o.days if d >= split]
     order = np.argsort(-o.n_events[[i for i, d in enumerate(o.days) if d < split]].sum(0), kind="stable")
     for variant in args.variants:
-        features = with_context(variant)
-        F = features(o, [o.days[3]], "root").X.shape[-1]
-        names = tuple(f"f{i}" for i in range(F))
-        with mock.patch.object(learned, "history_features", features), \
-                mock.patch.object(learned, "N_FEATURES", F), mock.patch.object(learned, "FEATURES", names):
-            t0 = time.perf_counter()
-            model = learned.fit_learned(o, learned.training_days(o, split), "hgb")
-            fit_s = time.perf_counter() - t0
-            model.features = list(names)
-            P = learned.learned_probabilities(model, o, test)
-        for top in args.top:
-            cs, cells = order[:top], []
-            for lv in ("event", "base", "root"):
-                Pm = np.stack([P[d][lv][0][cs] for d in test])
-                Y = np.stack([o.y[lv][o.day_index(d)][cs] for d in test])
-                C = H.smoothed_climatology(o, test, lv, 0.0)[0][:, cs]
-                cells.append(f"{lv} {100 * (1 - ((Pm - Y) ** 2).mean() / ((C - Y) ** 2).mean()):+.2f} %")
-            print(f"{variant:6s} F={F:2d} top {top:3d}  fit {fit_s:4.0f} s  " + " | ".join(cells), flush=True)
-
+        fit_and_score(o, split, test, with_context(variant), order, args.top, f"{variant:6s}")
 
 if __name__ == "__main__":
     main()

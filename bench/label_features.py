@@ -187,11 +187,9 @@ def main() -> None:
     extra = None
     order = np.argsort(-o.n_events[[i for i, d in enumerate(o.days) if d < split]].sum(0), kind="stable")
     for variant in args.variants:
-        if extra is None and "mentions" in variant or any(name in variant for name in EXTRA):
+        if extra is None and any(name in variant for name in EXTRA):
             extra = extra_counts(Lake(args.lake), o)
         features, n_cat = with_columns(variant, extra)
-        F = features(o, [o.days[3]], "root").X.shape[-1]
-        names = tuple(f"f{i}" for i in range(F))
         cats = list(range(BEFORE, BEFORE + n_cat))  # the categorical columns come first
         shipped_estimator = learned.make_estimator
 
@@ -199,23 +197,32 @@ def main() -> None:
             est = shipped_estimator(kind, seed, **kw)
             return est.set_params(categorical_features=cats) if cats else est
 
-        with mock.patch.object(learned, "history_features", features), \
-                mock.patch.object(learned, "N_FEATURES", F), mock.patch.object(learned, "FEATURES", names), \
-                mock.patch.object(learned, "make_estimator", make):
-            t0 = time.perf_counter()
-            model = learned.fit_learned(o, learned.training_days(o, split), "hgb")
-            fit_s = time.perf_counter() - t0
-            model.features = list(names)
-            P = learned.learned_probabilities(model, o, test)
-        for top in args.top:
-            cs, cells = order[:top], []
-            for lv in ("event", "base", "root"):
-                Pm = np.stack([P[d][lv][0][cs] for d in test])
-                Y = np.stack([o.y[lv][o.day_index(d)][cs] for d in test])
-                C = H.smoothed_climatology(o, test, lv, 0.0)[0][:, cs]
-                cells.append(f"{lv} {100 * (1 - ((Pm - Y) ** 2).mean() / ((C - Y) ** 2).mean()):+.2f} %")
-            print(f"{variant:10s} F={F:2d} top {top:3d}  fit {fit_s:4.0f} s  " + " | ".join(cells), flush=True)
+        fit_and_score(o, split, test, features, order, args.top, f"{variant:10s}", make)
 
+
+def fit_and_score(o: Outcomes, split: dt.date, test: list, features, order: np.ndarray, tops: list[int],
+                  name: str, make=None) -> None:
+    """Fit baseline-learned on the days before ``split`` with ``features`` in place of ``history_features`` (and
+    ``make`` in place of ``make_estimator``), then print its BSS against climatology on ``test`` for the ``tops``
+    busiest countries of ``order``."""
+    F = features(o, [o.days[3]], "root").X.shape[-1]
+    names = tuple(f"f{i}" for i in range(F))
+    with mock.patch.object(learned, "history_features", features), \
+            mock.patch.object(learned, "N_FEATURES", F), mock.patch.object(learned, "FEATURES", names), \
+            mock.patch.object(learned, "make_estimator", make or learned.make_estimator):
+        t0 = time.perf_counter()
+        model = learned.fit_learned(o, learned.training_days(o, split), "hgb")
+        fit_s = time.perf_counter() - t0
+        model.features = list(names)
+        P = learned.learned_probabilities(model, o, test)
+    for top in tops:
+        cs, cells = order[:top], []
+        for lv in ("event", "base", "root"):
+            Pm = np.stack([P[d][lv][0][cs] for d in test])
+            Y = np.stack([o.y[lv][o.day_index(d)][cs] for d in test])
+            C = H.smoothed_climatology(o, test, lv, 0.0)[0][:, cs]
+            cells.append(f"{lv} {100 * (1 - ((Pm - Y) ** 2).mean() / ((C - Y) ** 2).mean()):+.2f} %")
+        print(f"{name} F={F:2d} top {top:3d}  fit {fit_s:4.0f} s  " + " | ".join(cells), flush=True)
 
 if __name__ == "__main__":
     main()
