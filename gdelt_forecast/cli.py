@@ -604,7 +604,7 @@ def backtest(
     stack: Annotated[str, typer.Option("--stack", help="The stack's baseline-learned: 'rolling' (each calibration day's own fit, and the test day's) or 'fixed' (one fit before the calibration days).")] = "rolling",
 ) -> None:
     """Walk-forward backtest: each test day forecast from its past only (baseline-learned refitted per day; the model
-    every k days); writes `reports/backtest-<start>_<end>/summary.{csv,md}`."""
+    every k days); writes `reports/backtest-<start>_<end>-<what>/summary.{csv,md}` (<what>: train.run or baselines, and the number of countries)."""
     from pipeline.core.errors import UserError
     from pipeline.scoring.backtest import backtest as run_backtest
     from pipeline.scoring.backtest import markdown

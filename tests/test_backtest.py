@@ -52,6 +52,9 @@ def test_baselines_backtest_scores_every_day_with_both_interval_units(history, t
     assert other.clim_lo_country <= other.bss_climatology <= other.clim_hi_country
     assert other.learned_lo_country <= other.bss_learned <= other.learned_hi_country
     assert (bt.directory / "summary.csv").exists() and "95 % countries" in (bt.directory / "summary.md").read_text()
+    assert bt.directory.name == "backtest-2025-02-07_2025-02-10-baselines-3c"  # US, FR, DE
+    two = backtest(history, "2025-02-07", "2025-02-10", _cfg(tmp_path), countries=["US", "FR"])
+    assert two.directory.name.endswith("-baselines-2c") and (bt.directory / "summary.csv").exists()  # both kept
     # the threshold-tuning day (02-06) was forecast too, from its own past
     assert history.has_partition("forecasts", "2025-02-06", model="baseline-learned")
 
@@ -72,7 +75,7 @@ def test_cli(history, tmp_path):
     res = CliRunner().invoke(app, ["-c", str(cfg), "--lake", str(history.root), "backtest",
                                    "--start", "2025-02-10", "--end", "2025-02-10"])
     assert res.exit_code == 0, res.output
-    assert "baseline-learned" in res.output and (tmp_path / "r" / "backtest-2025-02-10_2025-02-10").exists()
+    assert "baseline-learned" in res.output and (tmp_path / "r" / "backtest-2025-02-10_2025-02-10-baselines-3c").exists()
     res = CliRunner().invoke(app, ["--lake", str(history.root), "backtest", "--start", "2025-03-09",
                                    "--end", "2025-03-10"])
     assert res.exit_code == 2 and "error" in res.output
@@ -134,6 +137,7 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     assert sorted(fitted_before) == [dt.date(2025, 6, d) for d in (2, 3, 4, 5)]
     # raw days 06-03 (calibration), 06-04 (thresholds), 06-05, 06-06: one origin (where they fall: below)
     assert bt.origins == ["2025-06-03"]
+    assert bt.directory.name == f"backtest-2025-06-05_2025-06-06-bt-tiny-{len(SAMPLE_COUNTRIES)}c"
     assert bt.runs[:2] == ["bt-tiny-bt-cal", "bt-tiny-bt"]
     for origin in bt.origins:
         metrics = json.loads((tmp_path / "models" / "backtest" / f"bt-tiny-bt-{origin}" / "metrics.json").read_text())

@@ -20,7 +20,9 @@ For each test day d in [start, end]:
    tuned on the ``evaluate.val_days`` days before ``start``, which are forecast the same way),
    once with intervals by days and once by countries.
 
-The summary (``reports/backtest-<start>_<end>/summary.csv``, ``summary.md``) has per run × group ×
+The summary (``reports/backtest-<start>_<end>-<what>/summary.csv``, ``summary.md``; ``<what>`` is the model's
+``train.run``, or ``baselines``, and the number of countries, e.g. ``exp22-wf100-100c``, so backtests of other
+configs or country sets over the same days never overwrite each other) has per run × group ×
 level: Brier, log loss, weighted F1 and the BSS against climatology and against ``baseline-learned``,
 each with its 95 % cluster-bootstrap interval by days and by countries.
 """
@@ -62,6 +64,9 @@ class Backtest:
     origins: list[str] = field(default_factory=list)
     """Days on which a model was (re)trained."""
     directory: Path | None = None
+    name: str = "baselines"
+    """What was backtested: the model's ``train.run`` and the number of countries (``<run>-<N>c``), or
+    ``baselines-<N>c``; the summary's directory name ends with it."""
 
 
 STACKS = ("rolling", "fixed")
@@ -115,7 +120,8 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
         ev = evaluate(lake, start, end, runs, ecfg, write=write and unit == "day")
         out[unit] = ev.summary
     summary = _merge(out["day"], out["country"])
-    bt = Backtest(start, end, runs, summary, origins)
+    name = f"{cfg.train.run if refit_every is not None else 'baselines'}-{len(countries)}c"
+    bt = Backtest(start, end, runs, summary, origins, name=name)
     if write:
         bt.directory = write_backtest(bt, Path(cfg.evaluate.reports_dir))
     return bt
@@ -226,8 +232,8 @@ def markdown(summary: pd.DataFrame, group: str = "all") -> str:
 
 
 def write_backtest(bt: Backtest, reports_dir: Path) -> Path:
-    """``reports/backtest-<start>_<end>/summary.csv`` and ``summary.md`` (one table per group)."""
-    out = Path(reports_dir) / f"backtest-{bt.start}_{bt.end}"
+    """``reports/backtest-<start>_<end>-<what>/summary.csv`` and ``summary.md`` (one table per group)."""
+    out = Path(reports_dir) / f"backtest-{bt.start}_{bt.end}-{bt.name}"
     out.mkdir(parents=True, exist_ok=True)
     bt.summary.to_csv(out / "summary.csv", index=False)
     text = f"# Walk-forward backtest {bt.start} … {bt.end}\n\nRuns: {', '.join(bt.runs)}\n"
