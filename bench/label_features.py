@@ -163,7 +163,7 @@ def with_columns(variant: str, extra: dict[str, dict[str, np.ndarray]] | None = 
             cum = H.prefix_sums(extra["mentions"]["quad"][:, rows].sum(-1))
             s7, w7 = H._window(cum, k, 7)
             for v in (H._window(cum, k, 1)[0], s7 / np.maximum(w7, 1)[:, None]):
-                cols.append(np.broadcast_to(np.log1p(v)[:, :, None], cols[0].shape if cols else h.X.shape[:3]))
+                cols.append(np.broadcast_to(np.log1p(v)[:, :, None], h.X.shape[:3]))
         if cols:
             h.X = np.concatenate([h.X, np.stack(cols, -1).astype(np.float32)], -1)
         return h

@@ -302,6 +302,8 @@ def stack_for(lake, first: dt.date, cfg, outcomes: Outcomes | None = None,
     read; ``fits``: see :func:`pipeline.forecast.baselines.learned_model`); None when there is no such day."""
     from pipeline.forecast.baselines import learned_model
 
+    if fits is not None and first in fits:  # fitted already: no need to slice the outcomes again
+        return fits[first]
     try:
         outcomes = _outcomes_until(lake, first - dt.timedelta(days=1), None, outcomes)
     except FileNotFoundError:

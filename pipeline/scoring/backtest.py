@@ -182,21 +182,22 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
     scfg = dataclasses.replace(cfg.forecast, learned_dir=None)
     for d in days:
         past = [p for p in raw_days if p < d][-calibration_days:]
-        one, per_day, apply = None, None, None
+        one, per_day = None, None
         if stacked and stack == "fixed":
             one = stack_for(lake, past[0], scfg, outcomes, fits)
         elif stacked:
             per_day = {p: f for p in past if (f := stack_for(lake, p, scfg, outcomes, fits)) is not None}
             per_day = per_day if len(per_day) == len(past) else None  # a day without history: no stack
-            apply = stack_for(lake, d, scfg, outcomes, fits) if per_day else None
         cal = fit_from_lake(lake, run, past, labels, blend=cfg.train.calibration_blend, stack=one,
                             outcomes=outcomes, stacks=per_day)
         cs, probs = load_forecast(lake, run, d, labels)
         # "fixed": the stack's input on d comes from the fit its weights were learned with (before the calibration
         # days), not d's fresher fit: weights learned on an older fit, applied to a sharper one, scored worse
         # (docs/forecast.md, session 8). "rolling": every calibration day had its own fresh fit, and so has d
-        apply = apply if cal.stack is not None and apply is not None else cal.stack
-        clim, learned = blend_inputs(lake, d, cs, labels, apply, outcomes) if cal.blend else (None, None)
+        on_d = cal.stack
+        if stack == "rolling" and cal.stack is not None:
+            on_d = stack_for(lake, d, scfg, outcomes, fits)  # d's own fit, the one baseline-learned forecast d with
+        clim, learned = blend_inputs(lake, d, cs, labels, on_d, outcomes) if cal.blend else (None, None)
         table = forecast_rows(cs, cal.apply(probs, labels, clim, learned), np.ones(len(cs), bool), f"{run}-cal", 0,
                               dt.datetime.now(dt.timezone.utc).replace(microsecond=0), labels)
         lake.write_partition("forecasts", table, d, schema=FORECASTS_SCHEMA, model=f"{run}-cal")
