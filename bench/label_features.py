@@ -1,6 +1,7 @@
 """Which per-label columns help baseline-learned? Appends columns to the 19 history features of session 8 and
-compares, side by side on the same split (docs/forecast.md, session 9). The shipped
-:data:`pipeline.features.history.FEATURES` are ``mentions+mentions7`` (the 19 + ``log_mentions1``, ``log_mentions7``).
+compares, side by side on the same split (docs/forecast.md, sessions 9 and 10). The shipped
+:data:`pipeline.features.history.FEATURES` are ``mentions+mentions7+actor`` (the 19 + ``log_mentions1``,
+``log_mentions7`` since session 9, + ``log_actor1`` since session 10).
 
 Variants:
 - ``none``: the 19 features before session 9 (the shipped ones less the two mention columns);
@@ -22,6 +23,15 @@ Variants:
 - ``mpe``: + the mentions per event of the label (log (1 + m) / (1 + n)), yesterday and over 7 days (scale-free);
 - ``…+pmentions``: + the parent label's mentions, yesterday and the 7-day mean;
 - ``…+wmentions``: + the label's mentions over every country, yesterday and the 7-day mean;
+- ``…+actor(+actor7)``: + the label's events yesterday (and 7-day mean) that involve the country as an actor (an
+  actor's geography, Actor1Geo or Actor2Geo, is the country) but are located in another country
+  (``Outcomes.actor``): the country's part in the label's events abroad, which GDELT's geolocation may place at
+  home tomorrow;
+- ``…+partner(+partner7)``: + the label's share yesterday (and over 7 days) among the country's partners, each
+  partner weighted by the events linking the two (located in one, an actor's geography in the other) on the days
+  before the target;
+- ``…+dyad(+dyad7)``: + the label's events yesterday (7-day mean) located in the country with an actor from another
+  country (its cross-border share of the label);
 - ``weekly``: + the label yesterday-a-week (same weekday as the target, 7 days before it) and its share over the
   earlier days of the target's kind (weekend or weekday; the lake's volume halves on weekends).
 
@@ -47,10 +57,17 @@ from pipeline.model import learned
 VARIANTS = ("none", "root", "base", "surge", "root+surge", "late", "mentions", "fresh", "weekly", "late+mentions+fresh",
             "mentions+mentions7", "mentions+mentions7+lead+lead7", "mentions+mentions7+cmentions",
             "mentions+mentions7+cmentions+wmentions", "mentions+mentions7+pmentions", "mpe",
-            "mentions+mentions7+mpe")
+            "mentions+mentions7+mpe", "mentions+mentions7+actor", "mentions+mentions7+actor+actor7",
+            "mentions+mentions7+partner", "mentions+mentions7+partner+partner7",
+            "mentions+mentions7+actor+actor7+partner+partner7", "mentions+mentions7+dyad", "mentions+mentions7+dyad+dyad7",
+            "mentions+mentions7+actor+partner")
 BEFORE = H.FEATURES.index("log_mentions1")
-"""The history features before session 9 (the columns this bench appends to)."""
-EXTRA = ("late", "mentions", "fresh", "lead")
+"""The history features before session 9 (the columns this bench appends to; ``mentions+mentions7+actor`` is
+what ships since session 10)."""
+SQL_EXTRA = ("late", "mentions", "fresh", "lead", "dyad")
+"""The per-label counts ``extra_counts`` reads from the ``country`` table."""
+EXTRA = SQL_EXTRA + ("actor",)
+"""Every per-label count of ``extra_counts`` (``actor`` is ``Outcomes.actor``, behind the shipped ``log_actor1``)."""
 
 
 def label_ids(level: str, kind: str) -> np.ndarray:
@@ -65,7 +82,7 @@ def label_ids(level: str, kind: str) -> np.ndarray:
 
 
 def extra_counts(lake: Lake, outcomes: Outcomes) -> dict[str, dict[str, np.ndarray]]:
-    """{``late``/``mentions``/``fresh``: {level: (Dy, C, L) float64}} on the outcomes' day and country axes."""
+    """{name of :data:`EXTRA`: {level: (Dy, C, L) float64}} on the outcomes' day and country axes."""
     import duckdb
 
     df = duckdb.connect().execute(
@@ -74,7 +91,10 @@ def extra_counts(lake: Lake, outcomes: Outcomes) -> dict[str, dict[str, np.ndarr
                   sum(CASE WHEN hour(DATEADDED) >= 18 THEN 1 ELSE 0 END) AS late,
                   sum(NumMentions) AS mentions,
                   sum(CASE WHEN SQLDATE >= CAST(date AS DATE) - 1 THEN 1 ELSE 0 END) AS fresh,
-                  sum(CASE WHEN IsRootEvent THEN 1 ELSE 0 END) AS lead
+                  sum(CASE WHEN IsRootEvent THEN 1 ELSE 0 END) AS lead,
+                  sum(CASE WHEN coalesce(Actor1Geo_CountryCode, ActionGeo_CountryCode) <> ActionGeo_CountryCode
+                           OR coalesce(Actor2Geo_CountryCode, ActionGeo_CountryCode) <> ActionGeo_CountryCode
+                           THEN 1 ELSE 0 END) AS dyad
            FROM read_parquet(?, hive_partitioning = true) GROUP BY ALL""",
         [[f.as_posix() for f in lake.files("country")]]).df()
     di = {d: i for i, d in enumerate(outcomes.days)}
@@ -84,6 +104,7 @@ def extra_counts(lake: Lake, outcomes: Outcomes) -> dict[str, dict[str, np.ndarr
     c_ix = df["country"].map(ci).to_numpy()
     ls = label_space()
     out: dict[str, dict[str, np.ndarray]] = {name: {} for name in EXTRA}
+    out["actor"] = {lv: a.astype(np.float64) for lv, a in outcomes.actor.items()}
     for level in ("event", "base", "root", "quad"):
         if level == "quad":
             l_ix = np.array([ls["quad"].index[str(ls.quad_of_root.get(str(r), 0))] if str(r) in ls.quad_of_root
@@ -91,14 +112,37 @@ def extra_counts(lake: Lake, outcomes: Outcomes) -> dict[str, dict[str, np.ndarr
         else:
             l_ix = np.array([ls[level].index.get(str(c), -1) for c in df[level]])
         ok = l_ix >= 0
-        for name in EXTRA:
+        for name in SQL_EXTRA:
             a = np.zeros(outcomes.y[level].shape, np.float64)
             np.add.at(a, (d_ix[ok], c_ix[ok], l_ix[ok]), df[name].to_numpy(np.float64)[ok])
             out[name][level] = a
     return out
 
 
-def with_columns(variant: str, extra: dict[str, dict[str, np.ndarray]] | None = None):
+def partner_weights(lake: Lake, outcomes: Outcomes) -> np.ndarray:
+    """(Dy + 1, C, C) cumulative links between countries: [k, c, c'] = the events on the first k outcome days
+    located in c' with an actor's geography in c, or located in c with an actor's geography in c' (c' ≠ c)."""
+    import duckdb
+
+    df = duckdb.connect().execute(
+        """SELECT CAST(date AS DATE) AS day, ActionGeo_CountryCode AS g, a, count(*) AS n FROM (
+               SELECT date, ActionGeo_CountryCode, Actor1Geo_CountryCode AS a FROM read_parquet(?, hive_partitioning = true)
+               UNION ALL
+               SELECT date, ActionGeo_CountryCode, Actor2Geo_CountryCode FROM read_parquet(?, hive_partitioning = true))
+           WHERE a IS NOT NULL AND g IS NOT NULL AND a <> g GROUP BY ALL""",
+        [[f.as_posix() for f in lake.files("country")]] * 2).df()
+    di = {d: i for i, d in enumerate(outcomes.days)}
+    ci = {c: i for i, c in enumerate(outcomes.countries)}
+    df = df[df["g"].isin(ci.keys()) & df["a"].isin(ci.keys())]
+    W = np.zeros((len(outcomes.days), len(ci), len(ci)))
+    d_ix = np.array([di[d.date() if hasattr(d, "date") else d] for d in df["day"]])
+    g_ix, a_ix = df["g"].map(ci).to_numpy(), df["a"].map(ci).to_numpy()
+    np.add.at(W, (d_ix, a_ix, g_ix), df["n"].to_numpy(np.float64))
+    W = W + W.transpose(0, 2, 1)
+    return H.prefix_sums(W)
+
+
+def with_columns(variant: str, extra: dict[str, dict[str, np.ndarray]] | None = None, links: np.ndarray | None = None):
     """``history_features`` with the variant's columns appended; returns (features, number of categorical columns)."""
     shipped = H.history_features
     parts = variant.split("+")
@@ -149,6 +193,14 @@ def with_columns(variant: str, extra: dict[str, dict[str, np.ndarray]] | None = 
             s7, w7 = H._window(cum, k, 7)
             for v in (H._window(cum, k, 1)[0], s7 / np.maximum(w7, 1)[:, None]):
                 cols.append(np.broadcast_to(np.log1p(v)[:, None, :], h.X.shape[:3]))
+        if "partner" in parts:  # the label among the country's partners, weighted by the links before the target
+            y = outcomes.y[level].astype(np.float64)  # (Dy, C_all, L)
+            cum = H.prefix_sums(y)
+            for w in ((1, 7) if "partner7" in parts else (1,)):
+                s_w, n_w = H._window(cum, k, w)  # (n_t, C_all, L): occurrences over the last w days, and w
+                Wk = links[k][:, rows]  # (n_t, C, C_all): links before each target
+                share = np.matmul(Wk, s_w / np.maximum(n_w, 1)[:, None, None])  # (n_t, C, L)
+                cols.append(share / np.maximum(Wk.sum(-1), 1e-9)[..., None])
         if "weekly" in parts:
             y = outcomes.y[level][:, rows].astype(np.float64)
             cum = H.prefix_sums(y)
@@ -184,12 +236,14 @@ def main() -> None:
     split = dt.date.fromisoformat(args.split)
     end = dt.date.fromisoformat(args.end) if args.end else o.days[-1]
     test = [d for d in o.days if split <= d <= end]
-    extra = None
+    extra = links = None
     order = np.argsort(-o.n_events[[i for i, d in enumerate(o.days) if d < split]].sum(0), kind="stable")
     for variant in args.variants:
         if extra is None and any(name in variant for name in EXTRA):
             extra = extra_counts(Lake(args.lake), o)
-        features, n_cat = with_columns(variant, extra)
+        if links is None and "partner" in variant:
+            links = partner_weights(Lake(args.lake), o)
+        features, n_cat = with_columns(variant, extra, links)
         cats = list(range(BEFORE, BEFORE + n_cat))  # the categorical columns come first
         shipped_estimator = learned.make_estimator
 

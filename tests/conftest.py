@@ -186,7 +186,7 @@ def tiny_run(sample_descriptors, embedder, tmp_path_factory):
 
 # ------------------------------------------------------------ forecast / evaluate
 def write_country_days(lake, days: dict) -> None:
-    """Write a hand-made ``country`` table: ``{date: [(location FIPS, EventCode), ...]}``.
+    """Write a hand-made ``country`` table: ``{date: [(location FIPS, EventCode[, Actor2Geo FIPS]), ...]}``.
 
     Every other column is derived (base = code[:3], root = code[:2], QuadClass
     from the root) or filled with plausible constants.
@@ -207,12 +207,12 @@ def write_country_days(lake, days: dict) -> None:
             "GLOBALEVENTID": list(range(gid, gid + n)), "SQLDATE": [day] * n,
             "MonthYear": [day.year * 100 + day.month] * n, "Year": [day.year] * n,
             "FractionDate": [day.year + 0.5] * n, "IsRootEvent": [True] * n,
-            "EventCode": [c for _, c in events], "EventBaseCode": [c[:3] for _, c in events],
-            "EventRootCode": [c[:2] for _, c in events],
-            "QuadClass": [labels.quad_of_root.get(c[:2], 1) for _, c in events],
-            "GoldsteinScale": [0.0] * n, "Actor1Geo_CountryCode": [loc for loc, _ in events],
-            "Actor2Geo_CountryCode": [loc for loc, _ in events], "Multi_Country_Flag": [False] * n,
-            "ActionGeo_CountryCode": [loc for loc, _ in events],
+            "EventCode": [e[1] for e in events], "EventBaseCode": [e[1][:3] for e in events],
+            "EventRootCode": [e[1][:2] for e in events],
+            "QuadClass": [labels.quad_of_root.get(e[1][:2], 1) for e in events],
+            "GoldsteinScale": [0.0] * n, "Actor1Geo_CountryCode": [e[0] for e in events],
+            "Actor2Geo_CountryCode": [e[2] if len(e) > 2 else e[0] for e in events], "Multi_Country_Flag": [False] * n,
+            "ActionGeo_CountryCode": [e[0] for e in events],
             "DATEADDED": [dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.timezone.utc)] * n,
             "NumMentions": [1] * n,
         }

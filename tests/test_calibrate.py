@@ -248,17 +248,23 @@ def test_one_read_of_outcomes_serves_every_target_exactly_as_a_read_per_target(c
     from pipeline.core.config import ForecastConfig
     from pipeline.forecast.calibrate import blend_inputs, stack_for
 
-    write_country_days(country_history, {"2025-01-06": [("DE", "010"), ("US", "190")]})  # DE: only on the last day
+    # DE: first on 01-06, with FR acting in the US and DE in FR; IT: only on the last day
+    write_country_days(country_history, {"2025-01-06": [("DE", "010"), ("US", "190"), ("US", "190", "FR"),
+                                                        ("FR", "010", "DE")],
+                                         "2025-01-07": [("IT", "010", "FR")]})
     labels = label_space()
-    whole = load_outcomes(country_history, None, dt.date(2025, 1, 6), labels)
-    assert "DE" in whole.countries
-    for last in (dt.date(2025, 1, 3), dt.date(2025, 1, 5)):
+    whole = load_outcomes(country_history, None, dt.date(2025, 1, 7), labels)
+    assert "IT" in whole.countries and whole.actor["root"][-2].sum() == 2 and whole.actor["root"][-1].sum() == 1
+    for last in (dt.date(2025, 1, 3), dt.date(2025, 1, 5), dt.date(2025, 1, 6)):
         read, cut = load_outcomes(country_history, None, last, labels), whole.until(last)
-        assert cut.days == read.days and cut.countries == read.countries == ["FR", "US"]
+        seen = ["FR", "US"] if last < dt.date(2025, 1, 6) else ["DE", "FR", "US"]
+        assert cut.days == read.days and cut.countries == read.countries == seen
+        assert cut.actor["root"].sum() == (2 if len(seen) == 3 else 0)
         assert np.array_equal(cut.n_events, read.n_events) and np.array_equal(cut.quad_counts, read.quad_counts)
         for lv in LEVELS:
             assert np.array_equal(cut.y[lv], read.y[lv]) and np.array_equal(cut.counts[lv], read.counts[lv])
             assert np.array_equal(cut.mentions[lv], read.mentions[lv])
+            assert np.array_equal(cut.actor[lv], read.actor[lv])
     with pytest.raises(FileNotFoundError):
         whole.until(dt.date(2024, 12, 31))
     cfg = dataclasses.replace(ForecastConfig(), learned_dir=None, learned_estimator="logistic")

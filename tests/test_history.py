@@ -191,3 +191,47 @@ def test_outcomes_sum_the_mentions_of_real_rows(sample_lake):
     assert len(want) > 1000 and got == want
     us = ci["US"]
     assert o.mentions["event"][:, us].sum() == o.mentions["root"][:, us].sum() > o.counts["root"][:, us].sum()
+
+
+def test_actor_feature_and_its_fallback_to_zero():
+    o = _outcomes()
+    target = D0 + dt.timedelta(days=10)
+    assert _f(history_features(o, [target], "root"), "log_actor1") == 0.0  # hand-built: no events abroad
+    labels = label_space()
+    o.actor = {lv: np.zeros(o.y[lv].shape, np.int32) for lv in LEVELS}
+    r01 = labels["root"].index["01"]
+    o.actor["root"][[8, 9], 0, r01] = [7, 3]  # FR's part in root-01 events abroad, day 9 is yesterday
+    h = history_features(o, [target], "root")
+    assert _f(h, "log_actor1", c=0) == pytest.approx(np.log1p(3.0))
+    assert _f(h, "log_actor1", c=1) == 0.0 and _f(h, "log_actor1", c=0, code="02") == 0.0
+    assert _f(history_features(o, [D0 + dt.timedelta(days=9)], "root"), "log_actor1", c=0) == pytest.approx(
+        np.log1p(7.0))  # the target day's own events abroad are never read
+    own = slice(0, FEATURES.index("log_actor1"))
+    np.testing.assert_array_equal(h.X[..., own], history_features(_outcomes(), [target], "root").X[..., own])
+
+
+def test_outcomes_count_each_countrys_events_abroad(sample_lake):
+    """``Outcomes.actor`` per (day, country, root) against an independent pandas read of the real sample: each
+    event once per country of its actors' geographies other than where it happened."""
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    from pipeline.cameo.labels import load_outcomes
+
+    o = load_outcomes(sample_lake)
+    t = ds.dataset(sample_lake.root / "country", format="parquet", partitioning="hive").to_table(
+        columns=["date", "GLOBALEVENTID", "ActionGeo_CountryCode", "Actor1Geo_CountryCode", "Actor2Geo_CountryCode",
+                 "EventRootCode"]).to_pandas()
+    t = t[t.ActionGeo_CountryCode.notna() & (t.ActionGeo_CountryCode != "")]
+    long = pd.concat([t.rename(columns={"Actor1Geo_CountryCode": "a"}), t.rename(columns={"Actor2Geo_CountryCode": "a"})])
+    long = long[long.a.notna() & (long.a != "") & (long.a != long.ActionGeo_CountryCode)]
+    long = long.drop_duplicates(["date", "GLOBALEVENTID", "a"])  # both actors from one third country: once
+    labels = label_space()
+    long = long[long.a.isin(o.countries) & long.EventRootCode.isin(labels["root"].index)]
+    want = long.groupby([long.date.astype(str), "a", "EventRootCode"]).size()
+    want = {k: int(v) for k, v in want.items()}
+    got = {(str(o.days[d]), o.countries[c], labels["root"].codes[r]): int(o.actor["root"][d, c, r])
+           for d, c, r in zip(*np.nonzero(o.actor["root"]))}
+    assert len(want) > 500 and got == want
+    us = o.country_index()["US"]
+    assert o.actor["event"][:, us].sum() <= o.actor["root"][:, us].sum() == o.actor["quad"][:, us].sum() > 0

@@ -21,6 +21,7 @@ Events whose code is not in it are counted, never silently dropped
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -143,6 +144,9 @@ class Outcomes:
             readers fall back to ``y``).
         mentions: level → (Dy, C, L_level) float32 Σ NumMentions of the label's events (empty when built
             by hand: readers fall back to ``counts``).
+        actor: level → (Dy, C, L_level) int32 the label's events located in *another* country with an actor
+            from this one (Actor1Geo or Actor2Geo, counted once per event and country): the country's part in
+            the label's events abroad (empty when built by hand: readers take zeros).
     """
 
     days: list
@@ -153,6 +157,7 @@ class Outcomes:
     dropped: dict[str, int]
     counts: dict[str, np.ndarray] = field(default_factory=dict)
     mentions: dict[str, np.ndarray] = field(default_factory=dict)
+    actor: dict[str, np.ndarray] = field(default_factory=dict)
 
     def day_index(self, day) -> int | None:
         try:
@@ -182,7 +187,23 @@ class Outcomes:
                         y={lv: take(a) for lv, a in self.y.items()}, n_events=take(self.n_events),
                         quad_counts=take(self.quad_counts), dropped=dict(self.dropped),
                         counts={lv: take(a) for lv, a in self.counts.items()},
-                        mentions={lv: take(a) for lv, a in self.mentions.items()})
+                        mentions={lv: take(a) for lv, a in self.mentions.items()},
+                        actor={lv: take(a) for lv, a in self.actor.items()})
+
+
+ABROAD_SQL = """
+    SELECT CAST(date AS DATE) AS day, a, g, EventCode AS event, EventBaseCode AS base, EventRootCode AS root,
+           CAST(QuadClass AS VARCHAR) AS quad FROM (
+        SELECT date, Actor1Geo_CountryCode AS a, ActionGeo_CountryCode AS g, EventCode, EventBaseCode,
+               EventRootCode, QuadClass FROM read_parquet($paths, hive_partitioning = true)
+        UNION ALL
+        SELECT date, Actor2Geo_CountryCode, ActionGeo_CountryCode, EventCode, EventBaseCode, EventRootCode, QuadClass
+        FROM read_parquet($paths, hive_partitioning = true)
+        WHERE Actor2Geo_CountryCode IS DISTINCT FROM Actor1Geo_CountryCode)
+    WHERE a IS NOT NULL AND a <> '' AND g IS NOT NULL AND g <> '' AND a <> g
+"""
+"""Each event located in country g once per other country a of its actors' geographies (Actor1Geo, and
+Actor2Geo when it is a third country): the rows behind ``Outcomes.actor``."""
 
 
 def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) -> Outcomes:
@@ -192,7 +213,9 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
     Events without a location belong to no country: they are counted in
     ``Outcomes.dropped["no_location"]`` and nowhere else. Located events whose code
     is not a CAMEO code are counted in ``Outcomes.dropped`` (per level) and still
-    count in their country's ``n_events``.
+    count in their country's ``n_events``. A second pass over the events located
+    away from an actor's country (:data:`ABROAD_SQL`) gives ``actor`` (for the
+    countries seen as locations).
     """
     labels = labels or label_space()
     files = lake.files("country", start, end)
@@ -204,30 +227,30 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
     import duckdb
 
     con = duckdb.connect()
-    paths = [f.as_posix() for f in files]
+    paths = {"paths": [f.as_posix() for f in files]}
     df = con.execute(
         """
         SELECT CAST(date AS DATE) AS day, ActionGeo_CountryCode AS country, EventCode AS event,
                EventBaseCode AS base, EventRootCode AS root, CAST(QuadClass AS VARCHAR) AS quad,
                count(*) AS n, sum(coalesce(NumMentions, 0)) AS mentions
-        FROM read_parquet(?, hive_partitioning = true)
+        FROM read_parquet($paths, hive_partitioning = true)
         GROUP BY ALL
         """,
-        [paths],
+        paths,
     ).df()
+    abroad = con.execute(f"SELECT day, a AS country, event, base, root, quad, count(*) AS n FROM ({ABROAD_SQL}) "
+                         "GROUP BY ALL", paths).df()
     con.close()
-    days = sorted({d.date() if hasattr(d, "date") else d for d in df["day"]})
+    days = sorted({_day(d) for d in df["day"]})
     located = df["country"].notna() & (df["country"].astype(str).str.len() > 0)
     dropped = {"no_location": int(df.loc[~located, "n"].sum())}
     df = df[located]
     countries = sorted(set(df["country"].astype(str)))
     di = {d: i for i, d in enumerate(days)}
     ci = {c: i for i, c in enumerate(countries)}
-    day_ix = np.array([di[d.date() if hasattr(d, "date") else d] for d in df["day"]], dtype=np.int64)
-    c_ix = np.array([ci[c] for c in df["country"].astype(str)], dtype=np.int64)
-    n = df["n"].to_numpy(dtype=np.int64)
-    m = df["mentions"].to_numpy(dtype=np.float32)
     shape = (len(days), len(countries))
+    day_ix, c_ix = _index(df["day"].map(_day), di), _index(df["country"].astype(str), ci)
+    n = df["n"].to_numpy(dtype=np.int64)
     n_events = np.zeros(shape, dtype=np.int64)
     np.add.at(n_events, (day_ix, c_ix), n)
     y: dict[str, np.ndarray] = {}
@@ -235,20 +258,46 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
     mentions: dict[str, np.ndarray] = {}
     quad_counts = np.zeros(shape + (4,), dtype=np.int64)
     for level in LEVELS:
-        lv = labels[level]
-        col = df[level].astype(object).to_numpy()
-        l_ix = np.array([lv.index.get(str(c), -1) if c is not None else -1 for c in col], dtype=np.int64)
+        l_ix = _label_index(df[level], labels[level])
         ok = l_ix >= 0
         if (~ok).any():
             dropped[f"unknown_{level}_code"] = int(n[~ok].sum())
-        arr = np.zeros(shape + (len(lv),), dtype=bool)
-        arr[day_ix[ok], c_ix[ok], l_ix[ok]] = True
-        y[level] = arr
-        counts[level] = np.zeros(shape + (len(lv),), dtype=np.int32)
-        np.add.at(counts[level], (day_ix[ok], c_ix[ok], l_ix[ok]), n[ok].astype(np.int32))
-        mentions[level] = np.zeros(shape + (len(lv),), dtype=np.float32)
-        np.add.at(mentions[level], (day_ix[ok], c_ix[ok], l_ix[ok]), m[ok])
+        at = (day_ix[ok], c_ix[ok], l_ix[ok])
+        y[level] = np.zeros(shape + (len(labels[level]),), dtype=bool)
+        y[level][at] = True
+        counts[level] = _scatter(shape + (len(labels[level]),), at, n[ok], np.int32)
+        mentions[level] = _scatter(shape + (len(labels[level]),), at, df["mentions"].to_numpy()[ok], np.float32)
         if level == "quad":
-            np.add.at(quad_counts, (day_ix[ok], c_ix[ok], l_ix[ok]), n[ok])
+            np.add.at(quad_counts, at, n[ok])
+    # the countries' events abroad (a country seen only as an actor, never as a location, has no row)
+    abroad = abroad[abroad["country"].isin(ci.keys())]
+    a_day, a_c, a_n = _index(abroad["day"].map(_day), di), _index(abroad["country"], ci), abroad["n"].to_numpy()
+    actor = {}
+    for level in LEVELS:
+        l_ix = _label_index(abroad[level], labels[level])
+        ok = l_ix >= 0
+        actor[level] = _scatter(shape + (len(labels[level]),), (a_day[ok], a_c[ok], l_ix[ok]), a_n[ok], np.int32)
     return Outcomes(days=days, countries=countries, y=y, n_events=n_events, quad_counts=quad_counts, dropped=dropped,
-                    counts=counts, mentions=mentions)
+                    counts=counts, mentions=mentions, actor=actor)
+
+
+def _day(d) -> dt.date:
+    return d.date() if hasattr(d, "date") else d
+
+
+def _index(values, index: dict) -> np.ndarray:
+    """(n,) int64 positions of ``values`` (all present) in ``index``."""
+    return np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
+
+
+def _label_index(codes, level: Level) -> np.ndarray:
+    """(n,) int64 label columns of ``codes`` in ``level``, −1 for a code outside the CAMEO table (or none)."""
+    return np.fromiter((level.index.get(str(c), -1) if c is not None else -1 for c in codes.astype(object)),
+                       dtype=np.int64, count=len(codes))
+
+
+def _scatter(shape: tuple[int, ...], at: tuple[np.ndarray, ...], values, dtype) -> np.ndarray:
+    """A zero array of ``shape`` with ``values`` summed at the index arrays ``at``."""
+    out = np.zeros(shape, dtype=dtype)
+    np.add.at(out, at, np.asarray(values).astype(dtype))
+    return out

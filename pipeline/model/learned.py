@@ -4,7 +4,7 @@ One classifier per level, pooled over labels and countries: each training row
 is one (target day, country, label) with the :data:`pipeline.features.history.FEATURES`
 of the days before that target and its outcome y ∈ {0, 1}::
 
-    P(y_{d,c,l} = 1) = g_level(h(d, c, l))        h: history features (F = 21)
+    P(y_{d,c,l} = 1) = g_level(h(d, c, l))        h: history features (F = 22)
 
 ``g`` is scikit-learn's ``LogisticRegression`` on standardised features
 (``estimator = "logistic"``) or ``HistGradientBoostingClassifier``

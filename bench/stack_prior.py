@@ -1,0 +1,159 @@
+"""Should the stack lean toward the bar? Refits the walk-forward's calibration stack from its stored forecasts.
+
+The published forecast of ``backtest --refit-every k`` is, per test day d, the model's raw forecast through
+the isotonic maps and the stack p = σ(a·logit p_cal + b·logit climatology + s·logit r + k), fitted on the
+raw forecasts of the ``--calibration-days`` before d (r: ``baseline-learned`` of the same day, from its own
+fit on the days before it). ``nonnegative_logistic`` penalises ‖w‖² toward w = 0, i.e. toward *no*
+forecast; with little evidence a stack should fall back on the bar instead. This bench refits the stack of
+every test day with the penalty λ/2 · ‖(a, b, s − 1)‖² (mean log loss units) for several λ, side by side
+with the shipped fit (λ = 0 toward the bar, the tiny L2 of scikit-learn's C = 1 toward zero), from what the
+walk-forward stored: the raw forecasts ``<train.run>-bt`` and the ``baseline-learned`` forecasts of the
+calibration and test days (the calibration days before the backtest's first day are forecast here, each
+from its own past, as the backtest's ``stack_for`` fits them). No model is trained.
+
+    PYTHONPATH=. OMP_NUM_THREADS=1 python bench/stack_prior.py -c configs/experiment-walkforward-100countries.yaml \
+        --start 2025-06-01 --end 2025-06-06 --calibration-days 6 --lambdas 0.001 0.01 0.1
+
+Prints, per λ, BSS against climatology and against ``baseline-learned`` (95 % interval by countries) at
+event, base, root level and on the rare roots, over the test days [start, end] (the shipped row reproduces
+the backtest's ``<run>-bt-cal`` scores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+from unittest import mock
+
+import numpy as np
+
+from pipeline.cameo.labels import LEVELS, RARE_ROOTS, label_space, load_outcomes
+from pipeline.core.config import load_config
+from pipeline.core.lake import Lake, date_range
+from pipeline.forecast import calibrate
+from pipeline.forecast.baselines import run_baselines
+from pipeline.forecast.table import collect, load_forecast
+from pipeline.scoring.backtest import model_days
+
+LEARNED = "baseline-learned"
+
+
+def toward_bar(lam: float):
+    """``nonnegative_logistic`` with the penalty λ/2 · ‖w − w₀‖², w₀ = (0, 0, 1): the bar, r itself."""
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_expit
+
+    def fit(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> np.ndarray:
+        n, f = X.shape
+        y = np.asarray(y, float)
+        w0 = np.zeros(f)
+        w0[-1] = 1.0 if f == 3 else 0.0
+
+        def loss_and_grad(theta):
+            w, k = theta[:f], theta[f]
+            z = X @ w + k
+            loss = -np.mean(y * log_expit(z) + (1 - y) * log_expit(-z)) + lam / 2 * (w - w0) @ (w - w0)
+            g = expit(z) - y
+            return float(loss), np.concatenate([X.T @ g / n + lam * (w - w0), [g.mean()]])
+
+        res = minimize(loss_and_grad, np.concatenate([w0 if f == 3 else np.full(f, 1.0 / f), [0.0]]), jac=True,
+                       method="L-BFGS-B", bounds=[(0.0, None)] * f + [(None, None)], options={"maxiter": 500})
+        return res.x
+
+    return fit
+
+
+def rows_of(lake: Lake, run: str, day: dt.date, countries: list[str], labels) -> dict[str, np.ndarray]:
+    """A stored forecast's rows in the order of ``countries`` (a country it lacks: ``PROB_FLOOR``)."""
+    cs, probs = load_forecast(lake, run, day, labels)
+    at = {c: i for i, c in enumerate(cs)}
+    out = {}
+    for lv in LEVELS:
+        P = np.full((len(countries), len(labels[lv])), calibrate.PROB_FLOOR)
+        for j, c in enumerate(countries):
+            if c in at:
+                P[j] = probs[lv][at[c]]
+        out[lv] = P
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-c", "--config", required=True)
+    ap.add_argument("--start", required=True)
+    ap.add_argument("--end", required=True)
+    ap.add_argument("--calibration-days", type=int, default=6)
+    ap.add_argument("--lambdas", type=float, nargs="+", default=[0.001, 0.01, 0.1])
+    ap.add_argument("--boot", type=int, default=1000)
+    args = ap.parse_args()
+    cfg = load_config(args.config)
+    lake, labels = Lake(cfg.lake.root), label_space()
+    start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
+    days = date_range(start - dt.timedelta(days=cfg.evaluate.val_days), end)
+    raw_days, _ = model_days(days, 1, args.calibration_days)
+    run = f"{cfg.train.run}-bt"
+    outcomes = load_outcomes(lake, None, end)
+    have = set(lake.partitions("forecasts", model=run))
+    if not set(raw_days) <= have:
+        raise SystemExit(f"no raw forecasts of {run} for {sorted(set(raw_days) - have)}: run the backtest first")
+    countries = sorted(load_forecast(lake, run, raw_days[0], labels)[0])
+    missing = [d for d in raw_days if d not in set(lake.partitions("forecasts", model=LEARNED))]
+    if missing:  # the calibration days before the backtest's first: baseline-learned from each day's own past
+        fcfg = dataclasses.replace(cfg.forecast, countries=countries, learned_dir=None, baselines=("learned",))
+        for d in missing:
+            run_baselines(lake, d, d, fcfg, outcomes)
+    test = [d for d in days if start <= d <= end]
+    variants = {"shipped (toward 0)": calibrate.nonnegative_logistic,
+                **{f"toward the bar, λ = {lam:g}": toward_bar(lam) for lam in args.lambdas}}
+    scored = {}  # variant → {level: (days, C, L) squared errors}
+    ref = {name: {lv: [] for lv in LEVELS + ("rare",)} for name in ("climatology", LEARNED)}
+    for name, fitter in variants.items():
+        err = {lv: [] for lv in LEVELS + ("rare",)}
+        for d in test:
+            past = [p for p in raw_days if p < d][-args.calibration_days:]
+            o = outcomes.until(past[-1])
+            st = collect(lake, run, past, o, labels)
+            cal = calibrate.fit(st.P, st.Y, past)
+            per = {p: [c for q, c in st.keys if q == p] for p in past}
+            clim = calibrate._climatologies(o, per)
+            R = {lv: np.concatenate([rows_of(lake, LEARNED, p, per[p], labels)[lv] for p in past]) for lv in LEVELS}
+            C = {lv: np.concatenate([clim[p][lv] for p in past]) for lv in LEVELS}
+            with mock.patch.object(calibrate, "nonnegative_logistic", fitter):
+                cal = calibrate.fit_blend(cal, st.P, st.Y, C, R, stack=object())
+            cs, probs = load_forecast(lake, run, d, labels)
+            clim_d, _ = calibrate.blend_inputs(lake, d, cs, labels, None, outcomes)
+            out = cal.apply(probs, labels, clim_d, rows_of(lake, LEARNED, d, cs, labels))
+            di, oc = outcomes.day_index(d), outcomes.country_index()
+            Y = {lv: np.stack([outcomes.y[lv][di, oc[c]] if c in oc else np.zeros(len(labels[lv]), bool)
+                               for c in cs]) for lv in LEVELS}
+            rare = [labels["root"].index[c] for c in RARE_ROOTS]
+            for lv in LEVELS + ("rare",):
+                y = Y["root"][:, rare] if lv == "rare" else Y[lv]
+                pick = (lambda P: P["root"][:, rare]) if lv == "rare" else (lambda P, lv=lv: P[lv])  # noqa: E731
+                err[lv].append((pick(out) - y) ** 2)
+                if name == next(iter(variants)):
+                    for r, runname in (("climatology", "baseline-climatology"), (LEARNED, LEARNED)):
+                        ref[r][lv].append((pick(rows_of(lake, runname, d, cs, labels)) - y) ** 2)
+        scored[name] = {lv: np.stack(v) for lv, v in err.items()}
+        print(name, summary(scored[name], {r: {lv: np.stack(v) for lv, v in ref[r].items()} for r in ref},
+                            args.boot), flush=True)
+
+
+def summary(err: dict, ref: dict, boot: int) -> str:
+    """BSS against climatology and baseline-learned per level, with the 95 % interval by countries."""
+    rng = np.random.default_rng(0)
+    cells = []
+    for lv, e in err.items():
+        per_c = e.sum(axis=(0, 2))  # (C,) summed squared error
+        c_clim, c_bar = ref["climatology"][lv].sum(axis=(0, 2)), ref[LEARNED][lv].sum(axis=(0, 2))
+        idx = rng.integers(0, len(per_c), (boot, len(per_c)))
+        bs = 100 * (1 - per_c[idx].sum(1) / c_bar[idx].sum(1))
+        lo, hi = np.percentile(bs, [2.5, 97.5])
+        cells.append(f"{lv} {100 * (1 - per_c.sum() / c_clim.sum()):+.2f} / "
+                     f"{100 * (1 - per_c.sum() / c_bar.sum()):+.2f} [{lo:+.2f}, {hi:+.2f}]")
+    return " | ".join(cells)
+
+
+if __name__ == "__main__":
+    main()
