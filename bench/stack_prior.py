@@ -14,6 +14,9 @@ from its own past, as the backtest's ``stack_for`` fits them). No model is train
     PYTHONPATH=. OMP_NUM_THREADS=1 python bench/stack_prior.py -c configs/experiment-walkforward-100countries.yaml \
         --start 2025-06-01 --end 2025-06-06 --calibration-days 6 --lambdas 0.001 0.01 0.1
 
+A last variant chooses λ per level (among 0 and ``--lambdas``) by leave-one-day-out on each test day's
+calibration days, the only honest way to pick it here (``--only-by-day``: that one and the shipped stack).
+
 Prints, per λ, BSS against climatology and against ``baseline-learned`` (95 % interval by countries) at
 event, base, root level and on the rare roots, over the test days [start, end] (the shipped row reproduces
 the backtest's ``<run>-bt-cal`` scores).
@@ -64,6 +67,36 @@ def toward_bar(lam: float):
     return fit
 
 
+GROUPS: list = []
+"""The calibration day of each forecast row the stack is fitted on (set per test day; ``by_day`` reads it)."""
+
+
+def by_day(lams: tuple[float, ...]):
+    """``toward_bar`` with λ chosen per level among ``lams`` by leave-one-day-out on the calibration days
+    (the Brier score of each held-out day; the rows of a level are ``GROUPS`` repeated L times, row-major)."""
+    from scipy.special import expit
+
+    def fit(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> np.ndarray:
+        days = np.repeat(np.asarray(GROUPS), len(X) // len(GROUPS))
+        best, best_err = None, np.inf
+        for lam in lams:
+            err = 0.0
+            for d in np.unique(days):
+                out = days == d
+                w = toward_bar(lam)(X[~out], y[~out])
+                err += float(((expit(X[out] @ w[:-1] + w[-1]) - y[out]) ** 2).sum())
+            if err < best_err:
+                best, best_err = lam, err
+        CHOSEN.append(best)
+        return toward_bar(best)(X, y)
+
+    return fit
+
+
+CHOSEN: list = []
+"""The λ ``by_day`` chose, in the order of its fits (per test day: event, base, root, quad)."""
+
+
 def rows_of(lake: Lake, run: str, day: dt.date, countries: list[str], labels) -> dict[str, np.ndarray]:
     """A stored forecast's rows in the order of ``countries`` (a country it lacks: ``PROB_FLOOR``)."""
     cs, probs = load_forecast(lake, run, day, labels)
@@ -85,6 +118,7 @@ def main() -> None:
     ap.add_argument("--end", required=True)
     ap.add_argument("--calibration-days", type=int, default=6)
     ap.add_argument("--lambdas", type=float, nargs="+", default=[0.001, 0.01, 0.1])
+    ap.add_argument("--only-by-day", action="store_true", help="only the shipped stack and the λ chosen by day")
     ap.add_argument("--boot", type=int, default=1000)
     args = ap.parse_args()
     cfg = load_config(args.config)
@@ -105,7 +139,10 @@ def main() -> None:
             run_baselines(lake, d, d, fcfg, outcomes)
     test = [d for d in days if start <= d <= end]
     variants = {"shipped (toward 0)": calibrate.nonnegative_logistic,
-                **{f"toward the bar, λ = {lam:g}": toward_bar(lam) for lam in args.lambdas}}
+                **{f"toward the bar, λ = {lam:g}": toward_bar(lam) for lam in args.lambdas},
+                "toward the bar, λ per level by leave-one-day-out": by_day((0.0, *args.lambdas))}
+    if args.only_by_day:
+        variants = {k: v for k, v in variants.items() if "λ =" not in k}
     scored = {}  # variant → {level: (days, C, L) squared errors}
     ref = {name: {lv: [] for lv in LEVELS + ("rare",)} for name in ("climatology", LEARNED)}
     for name, fitter in variants.items():
@@ -119,6 +156,7 @@ def main() -> None:
             clim = calibrate._climatologies(o, per)
             R = {lv: np.concatenate([rows_of(lake, LEARNED, p, per[p], labels)[lv] for p in past]) for lv in LEVELS}
             C = {lv: np.concatenate([clim[p][lv] for p in past]) for lv in LEVELS}
+            GROUPS[:] = [p for p, _ in st.keys]
             with mock.patch.object(calibrate, "nonnegative_logistic", fitter):
                 cal = calibrate.fit_blend(cal, st.P, st.Y, C, R, stack=object())
             cs, probs = load_forecast(lake, run, d, labels)
@@ -136,6 +174,9 @@ def main() -> None:
                     for r, runname in (("climatology", "baseline-climatology"), (LEARNED, LEARNED)):
                         ref[r][lv].append((pick(rows_of(lake, runname, d, cs, labels)) - y) ** 2)
         scored[name] = {lv: np.stack(v) for lv, v in err.items()}
+        if CHOSEN:
+            print("  λ chosen (event, base, root, quad per test day):", CHOSEN)
+            CHOSEN.clear()
         print(name, summary(scored[name], {r: {lv: np.stack(v) for lv, v in ref[r].items()} for r in ref},
                             args.boot), flush=True)
 
