@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--end", required=True)
     ap.add_argument("--calibration-days", type=int, default=6)
     ap.add_argument("--lambdas", type=float, nargs="+", default=[0.001, 0.01, 0.1])
+    ap.add_argument("--no-maps", action="store_true", help="no isotonic maps before the stack")
     ap.add_argument("--only-by-day", action="store_true", help="only the shipped stack and the λ chosen by day")
     ap.add_argument("--boot", type=int, default=1000)
     args = ap.parse_args()
@@ -152,6 +153,8 @@ def main() -> None:
             o = outcomes.until(past[-1])
             st = collect(lake, run, past, o, labels)
             cal = calibrate.fit(st.P, st.Y, past)
+            if args.no_maps:  # the stack reads the raw model probabilities (identity maps)
+                cal.knots = {lv: ([0.0, 1.0], [0.0, 1.0]) for lv in cal.knots}
             per = {p: [c for q, c in st.keys if q == p] for p in past}
             clim = calibrate._climatologies(o, per)
             R = {lv: np.concatenate([rows_of(lake, LEARNED, p, per[p], labels)[lv] for p in past]) for lv in LEVELS}
