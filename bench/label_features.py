@@ -32,6 +32,12 @@ Variants:
   before the target;
 - ``…+dyad(+dyad7)``: + the label's events yesterday (7-day mean) located in the country with an actor from another
   country (its cross-border share of the label);
+- ``…+pois``, ``…+wpois``, ``…+pois7``, ``…+prate`` (session 11): expected counts, the product of a rate and the
+  country's volume (mean events a day over the last 7 days) that axis-aligned trees cannot form from the two:
+  ``pois`` log(rate · volume), rate = the label's share of the country's events over all history, shrunk toward
+  the world's share by :data:`POIS_PRIOR` events; ``wpois`` log(the world's share · volume), what a country of
+  this volume would see if it were like the world; ``pois7`` the same with the last 7 days' share shrunk toward
+  the all-history rate; ``prate`` log(rate) alone;
 - ``weekly``: + the label yesterday-a-week (same weekday as the target, 7 days before it) and its share over the
   earlier days of the target's kind (weekend or weekday; the lake's volume halves on weekends).
 
@@ -60,12 +66,16 @@ VARIANTS = ("none", "root", "base", "surge", "root+surge", "late", "mentions", "
             "mentions+mentions7+mpe", "mentions+mentions7+actor", "mentions+mentions7+actor+actor7",
             "mentions+mentions7+partner", "mentions+mentions7+partner+partner7",
             "mentions+mentions7+actor+actor7+partner+partner7", "mentions+mentions7+dyad", "mentions+mentions7+dyad+dyad7",
-            "mentions+mentions7+actor+partner")
+            "mentions+mentions7+actor+partner", "mentions+mentions7+actor+pois", "mentions+mentions7+actor+wpois",
+            "mentions+mentions7+actor+pois+wpois", "mentions+mentions7+actor+pois+pois7",
+            "mentions+mentions7+actor+prate", "mentions+mentions7+actor+pois+wpois+pois7+prate")
 BEFORE = H.FEATURES.index("log_mentions1")
 """The history features before session 9 (the columns this bench appends to; ``mentions+mentions7+actor`` is
 what ships since session 10)."""
 SQL_EXTRA = ("late", "mentions", "fresh", "lead", "dyad")
 """The per-label counts ``extra_counts`` reads from the ``country`` table."""
+POIS_PRIOR = 200.0
+"""Events of prior weight toward the world's rate in the expected-count columns (``pois``, ``pois7``, ``prate``)."""
 EXTRA = SQL_EXTRA + ("actor",)
 """Every per-label count of ``extra_counts`` (``actor`` is ``Outcomes.actor``, behind the shipped ``log_actor1``)."""
 
@@ -201,6 +211,23 @@ def with_columns(variant: str, extra: dict[str, dict[str, np.ndarray]] | None = 
                 Wk = links[k][:, rows]  # (n_t, C, C_all): links before each target
                 share = np.matmul(Wk, s_w / np.maximum(n_w, 1)[:, None, None])  # (n_t, C, L)
                 cols.append(share / np.maximum(Wk.sum(-1), 1e-9)[..., None])
+        if {"pois", "wpois", "pois7", "prate"} & set(parts):  # expected counts: the label's rate × the country's volume
+            cn = H.prefix_sums(outcomes.counts[level].astype(np.float64))  # (Dy+1, C_all, L)
+            ce = H.prefix_sums(outcomes.n_events.astype(np.float64))  # (Dy+1, C_all)
+            world_rate = cn[k].sum(1) / np.maximum(ce[k].sum(1), 1.0)[:, None]  # (n_t, L) share of the world's events
+            N, V = cn[k][:, rows], ce[k][:, rows]
+            rate = (N + POIS_PRIOR * world_rate[:, None]) / (V[..., None] + POIS_PRIOR)  # shrunk to the world's
+            v7, n7 = H._window(ce[:, rows], k, 7)
+            vol7 = (v7 / np.maximum(n7, 1.0)[:, None])[..., None]  # (n_t, C, 1) mean events a day
+            if "pois" in parts:
+                cols.append(np.log(rate * vol7 + 1e-4))
+            if "wpois" in parts:
+                cols.append(np.log(world_rate[:, None] * vol7 + 1e-4))
+            if "pois7" in parts:
+                N7, _ = H._window(cn[:, rows], k, 7)
+                cols.append(np.log((N7 + POIS_PRIOR * rate) / (v7[..., None] + POIS_PRIOR) * vol7 + 1e-4))
+            if "prate" in parts:
+                cols.append(np.log(rate + 1e-9))  # a label never seen anywhere has rate 0
         if "weekly" in parts:
             y = outcomes.y[level][:, rows].astype(np.float64)
             cum = H.prefix_sums(y)

@@ -9,6 +9,9 @@ side with the shipped one (``pipeline.model.learned.HGB_LEAVES`` / ``HGB_MIN_LEA
     PYTHONPATH=. OMP_NUM_THREADS=1 python bench/learned_estimators.py --lake data/experiment/lake --split 2025-06-01
     PYTHONPATH=. OMP_NUM_THREADS=1 python bench/learned_estimators.py --split 2025-05-27 --end 2025-06-01 \\
         --estimators hgb --hgb 31:50 7:2000
+    … --estimators hgb --last-days 2 4 8 12                         # the learning curve of the shipped one
+    … --hgb 15:200:mono 15:200:recent7 15:200:mf0.7 15:200:bag4    # monotone, recency-weighted, feature- or
+                                                                    # row-subsampled (the mean of 4 fits)
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ def main() -> None:
     ap.add_argument("--estimators", nargs="+", default=list(ESTIMATORS), choices=ESTIMATORS)
     ap.add_argument("--hgb", nargs="*", default=[], metavar="LEAVES:MIN_LEAF",
                     help="more HGB tree sizes to fit beside the shipped one")
+    ap.add_argument("--last-days", type=int, nargs="*", default=[], metavar="N",
+                    help="also fit the shipped estimator on the last N training days only (a learning curve)")
     args = ap.parse_args()
     o = load_outcomes(Lake(args.lake))
     split = dt.date.fromisoformat(args.split)
@@ -84,9 +89,14 @@ def main() -> None:
     print(f"train: {len(training_days(o, split))} days before {split}; test: {test[0]} … {test[-1]}")
     variants = [(kind, None) for kind in args.estimators]
     variants += [("hgb", size.split(":")) for size in args.hgb]
+    variants += [("hgb", ["last", str(n)]) for n in args.last_days]
     for kind, size in variants:
-        name = kind if size is None else f"hgb {':'.join(size)}"
-        if kind == "hgb" and size is None:
+        days = training_days(o, split)
+        if size and size[0] == "last":  # the shipped estimator on fewer, later days
+            days, size, name = days[-int(size[1]):], None, f"hgb, last {int(size[1])} days"
+        else:
+            name = kind if size is None else f"hgb {':'.join(size)}"
+        if kind == "hgb" and size is None and len(days) == len(training_days(o, split)):
             name = f"hgb {learned.HGB_LEAVES}:{learned.HGB_MIN_LEAF} (shipped)"
         make = learned.make_estimator
 
@@ -96,6 +106,12 @@ def main() -> None:
             est = make(k, seed, int(size[0]), int(size[1]))
             if size[2:] == ["mono"]:
                 return est.set_params(monotonic_cst=MONOTONE)
+            if size[2:] and size[2].startswith("mf"):  # each split sees a random share of the features
+                return est.set_params(max_features=float(size[2][2:]))
+            if size[2:] and size[2].startswith("bag"):  # the mean of N trees' ensembles, each on 70 % of the rows
+                from sklearn.ensemble import BaggingClassifier
+                return BaggingClassifier(est, n_estimators=int(size[2][3:]), max_samples=0.7, bootstrap=False,
+                                         random_state=seed)
             return _Weighted(est) if size[2:] and size[2].startswith("recent") else est
 
         recent = size[2][len("recent"):] if size and size[2:] and size[2].startswith("recent") else None
@@ -104,7 +120,7 @@ def main() -> None:
         with mock.patch.object(learned, "make_estimator", sized), \
                 (mock.patch.multiple(learned, **weighted) if weighted else contextlib.nullcontext()):
             t0 = time.perf_counter()
-            model = fit_learned(o, training_days(o, split), kind, args.max_rows)
+            model = fit_learned(o, days, kind, args.max_rows)
             fit_s = time.perf_counter() - t0
         P = learned_probabilities(model, o, test)
         for top in args.top:
