@@ -38,6 +38,10 @@ Variants:
   the world's share by :data:`POIS_PRIOR` events; ``wpois`` log(the world's share · volume), what a country of
   this volume would see if it were like the world; ``pois7`` the same with the last 7 days' share shrunk toward
   the all-history rate; ``prate`` log(rate) alone;
+- ``…+wkvol``, ``…+wkkind`` (session 11): the country's own weekly cycle, log(1 + its mean events on the earlier
+  days of the target's weekday (``wkvol``) or kind, weekend or not (``wkkind``)) − log(1 + its mean events on all
+  earlier days): weekends differ by country (Friday–Saturday in much of the Middle East), and the weekday is
+  most of what the bar knows over climatology (``bench/learned_estimators.py --drop weekday_sin``);
 - ``weekly``: + the label yesterday-a-week (same weekday as the target, 7 days before it) and its share over the
   earlier days of the target's kind (weekend or weekday; the lake's volume halves on weekends).
 
@@ -68,7 +72,8 @@ VARIANTS = ("none", "root", "base", "surge", "root+surge", "late", "mentions", "
             "mentions+mentions7+actor+actor7+partner+partner7", "mentions+mentions7+dyad", "mentions+mentions7+dyad+dyad7",
             "mentions+mentions7+actor+partner", "mentions+mentions7+actor+pois", "mentions+mentions7+actor+wpois",
             "mentions+mentions7+actor+pois+wpois", "mentions+mentions7+actor+pois+pois7",
-            "mentions+mentions7+actor+prate", "mentions+mentions7+actor+pois+wpois+pois7+prate")
+            "mentions+mentions7+actor+prate", "mentions+mentions7+actor+pois+wpois+pois7+prate",
+            "mentions+mentions7+actor+wkvol", "mentions+mentions7+actor+wkkind", "mentions+mentions7+actor+wkvol+wkkind")
 BEFORE = H.FEATURES.index("log_mentions1")
 """The history features before session 9 (the columns this bench appends to; ``mentions+mentions7+actor`` is
 what ships since session 10)."""
@@ -228,6 +233,18 @@ def with_columns(variant: str, extra: dict[str, dict[str, np.ndarray]] | None = 
                 cols.append(np.log((N7 + POIS_PRIOR * rate) / (v7[..., None] + POIS_PRIOR) * vol7 + 1e-4))
             if "prate" in parts:
                 cols.append(np.log(rate + 1e-9))  # a label never seen anywhere has rate 0
+        if "wkvol" in parts or "wkkind" in parts:  # the country's own weekly cycle of volume (session 11)
+            ev = outcomes.n_events[:, rows].astype(np.float64)  # (Dy, C)
+            wd = np.array([d.weekday() for d in outcomes.days])
+            for part, same in (("wkvol", lambda a, b: a == b), ("wkkind", lambda a, b: (a >= 5) == (b >= 5))):
+                if part in parts:
+                    ratio = []
+                    for i, t in enumerate(sorted(set(targets))):
+                        mask = same(wd[:k[i]], t.weekday())
+                        usual = ev[:k[i]].mean(0) if k[i] else np.zeros(ev.shape[1])
+                        ratio.append(np.log1p(ev[:k[i]][mask].mean(0)) - np.log1p(usual) if mask.any()
+                                     else np.zeros(ev.shape[1]))
+                    cols.append(np.broadcast_to(np.stack(ratio)[:, :, None], h.X.shape[:3]))
         if "weekly" in parts:
             y = outcomes.y[level][:, rows].astype(np.float64)
             cum = H.prefix_sums(y)

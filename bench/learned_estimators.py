@@ -10,6 +10,7 @@ side with the shipped one (``pipeline.model.learned.HGB_LEAVES`` / ``HGB_MIN_LEA
     PYTHONPATH=. OMP_NUM_THREADS=1 python bench/learned_estimators.py --split 2025-05-27 --end 2025-06-01 \\
         --estimators hgb --hgb 31:50 7:2000
     … --estimators hgb --last-days 2 4 8 12                         # the learning curve of the shipped one
+    … --estimators hgb --drop weekday_sin weekday_cos log_days      # the shipped one less one column each
     … --hgb 15:200:mono 15:200:recent7 15:200:mf0.7 15:200:bag4    # monotone, recency-weighted, feature- or
                                                                     # row-subsampled (the mean of 4 fits)
 """
@@ -67,6 +68,18 @@ def with_age_weights(split: dt.date, half_life: float):
     return features
 
 
+def without(column: int):
+    """``history_features`` with one column held at 0 (``--drop``)."""
+    shipped = learned.history_features
+
+    def features(outcomes, targets, level, labels=None, countries=None):
+        h = shipped(outcomes, targets, level, labels, countries)
+        h.X[..., column] = 0.0
+        return h
+
+    return features
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lake", default="data/experiment/lake")
@@ -79,6 +92,8 @@ def main() -> None:
                     help="more HGB tree sizes to fit beside the shipped one")
     ap.add_argument("--last-days", type=int, nargs="*", default=[], metavar="N",
                     help="also fit the shipped estimator on the last N training days only (a learning curve)")
+    ap.add_argument("--drop", nargs="*", default=[], metavar="FEATURE", choices=FEATURES,
+                    help="also fit the shipped estimator with this history feature held at 0 (one fit each)")
     args = ap.parse_args()
     o = load_outcomes(Lake(args.lake))
     split = dt.date.fromisoformat(args.split)
@@ -90,14 +105,18 @@ def main() -> None:
     variants = [(kind, None) for kind in args.estimators]
     variants += [("hgb", size.split(":")) for size in args.hgb]
     variants += [("hgb", ["last", str(n)]) for n in args.last_days]
+    variants += [("hgb", ["drop", name]) for name in args.drop]
     for kind, size in variants:
-        days = training_days(o, split)
+        days, patches = training_days(o, split), {}
         if size and size[0] == "last":  # the shipped estimator on fewer, later days
-            days, size, name = days[-int(size[1]):], None, f"hgb, last {int(size[1])} days"
+            days, name, size = days[-int(size[1]):], f"hgb, last {int(size[1])} days", None
+        elif size and size[0] == "drop":  # the shipped estimator with one column held constant (no split on it)
+            patches["history_features"] = without(FEATURES.index(size[1]))
+            name, size = f"hgb, no {size[1]}", None
+        elif kind == "hgb" and size is None:
+            name = f"hgb {learned.HGB_LEAVES}:{learned.HGB_MIN_LEAF} (shipped)"
         else:
             name = kind if size is None else f"hgb {':'.join(size)}"
-        if kind == "hgb" and size is None and len(days) == len(training_days(o, split)):
-            name = f"hgb {learned.HGB_LEAVES}:{learned.HGB_MIN_LEAF} (shipped)"
         make = learned.make_estimator
 
         def sized(k, seed=0, size=size):
@@ -115,10 +134,10 @@ def main() -> None:
             return _Weighted(est) if size[2:] and size[2].startswith("recent") else est
 
         recent = size[2][len("recent"):] if size and size[2:] and size[2].startswith("recent") else None
-        weighted = ({"history_features": with_age_weights(split, float(recent)), "N_FEATURES": learned.N_FEATURES + 1}
-                    if recent else {})
+        if recent:
+            patches = {"history_features": with_age_weights(split, float(recent)), "N_FEATURES": learned.N_FEATURES + 1}
         with mock.patch.object(learned, "make_estimator", sized), \
-                (mock.patch.multiple(learned, **weighted) if weighted else contextlib.nullcontext()):
+                (mock.patch.multiple(learned, **patches) if patches else contextlib.nullcontext()):
             t0 = time.perf_counter()
             model = fit_learned(o, days, kind, args.max_rows)
             fit_s = time.perf_counter() - t0
