@@ -141,6 +141,8 @@ def main() -> None:
             t0 = time.perf_counter()
             model = fit_learned(o, days, kind, args.max_rows)
             fit_s = time.perf_counter() - t0
+        # outside the patches: ``recent`` fits read a weights column the forecast has not; a ``--drop`` column was
+        # constant in training, so no tree splits on it and its real values at prediction change nothing
         P = learned_probabilities(model, o, test)
         for top in args.top:
             cs = order[:top]
