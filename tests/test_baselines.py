@@ -92,6 +92,56 @@ def test_window_frequencies_on_a_long_history():
     assert out["freq7"]["root"][2] == 7 and out["climatology"]["root"][2] == 40
 
 
+def _weekly_history(n_days: int = 28):
+    """Two countries over n_days from Monday 2025-01-06: A's volume halves at weekends, B's is flat;
+    root 01 occurs in A on every other day, so its climatology is 1/2."""
+    labels = label_space()
+    days = [D("2025-01-06") + dt.timedelta(days=i) for i in range(n_days)]
+    y = {lv: np.zeros((n_days, 2, len(labels[lv])), dtype=bool) for lv in LEVELS}
+    y["root"][::2, 0, 0] = True
+    y["event"][::2, 0, 0] = True  # 010, a child of root 01
+    weekend = np.array([d.weekday() >= 5 for d in days])
+    n_events = np.stack([np.where(weekend, 50, 100), np.full(n_days, 80)], 1).astype(np.int64)
+    return Outcomes(days, ["A", "B"], y, n_events, np.zeros((n_days, 2, 4), np.int64), {}), weekend
+
+
+def test_weekday_is_climatology_at_the_days_volume():
+    o, weekend = _weekly_history()
+    saturday, monday = D("2025-02-08"), D("2025-02-10")  # 2025-02-03 is the day after the history
+    out = baseline_probabilities(o, [saturday, monday], ["climatology", "weekday"], weekday_prior=0.0)
+    mean_a = (100 * (~weekend).sum() + 50 * weekend.sum()) / len(weekend)
+    for day, volume in ((saturday, 50), (monday, 100)):
+        clim = out[day]["climatology"]["root"][0][0, 0]
+        assert clim == pytest.approx(0.5)
+        p = out[day]["weekday"]["root"][0]
+        assert p[0, 0] == pytest.approx(1 - 0.5 ** (volume / mean_a))  # A: its own ratio (prior 0)
+        assert out[day]["weekday"]["event"][0][0, 0] == pytest.approx(p[0, 0])
+    assert out[saturday]["weekday"]["root"][0][0, 0] < 0.5 < out[monday]["weekday"]["root"][0][0, 0]
+    # B's volume is flat: its weekday forecast is its climatology (0 here) whatever the day
+    assert out[saturday]["weekday"]["root"][0][1].tolist() == out[saturday]["climatology"]["root"][0][1].tolist()
+    assert out[monday]["weekday"]["root"][2] == len(o.days)
+
+
+def test_weekday_shrinks_toward_the_world_and_needs_a_day_of_the_kind():
+    o, weekend = _weekly_history()
+    saturday = D("2025-02-08")
+    world = (50 + 80) / ((100 * (~weekend).sum() + 50 * weekend.sum()) / len(weekend) + 80)
+    own = 50 / ((100 * (~weekend).sum() + 50 * weekend.sum()) / len(weekend))
+    p = {m: baseline_probabilities(o, [saturday], ["weekday"], weekday_prior=m)[saturday]["weekday"]["root"][0][0, 0]
+         for m in (0.0, 8.0, 1e9)}
+    assert p[0.0] == pytest.approx(1 - 0.5 ** own)
+    assert p[1e9] == pytest.approx(1 - 0.5 ** world, rel=1e-6)
+    assert p[0.0] < p[8.0] < p[1e9]  # A's weekend dip is deeper than the world's
+    # five weekdays of history and a Saturday target: no day of its kind, so climatology
+    short = Outcomes(o.days[:5], o.countries, {lv: v[:5] for lv, v in o.y.items()}, o.n_events[:5],
+                     o.quad_counts[:5], {})
+    first_saturday = D("2025-01-11")
+    out = baseline_probabilities(short, [first_saturday], ["climatology", "weekday"])[first_saturday]
+    assert out["weekday"]["root"][0].tolist() == out["climatology"]["root"][0].tolist()
+    with pytest.raises(ValueError, match="weekday_prior_days"):
+        baseline_probabilities(o, [saturday], ["weekday"], weekday_prior=-1.0)
+
+
 def test_levels_consistent_and_idempotent(country_history):
     lake = country_history
     labels = label_space()
@@ -100,7 +150,7 @@ def test_levels_consistent_and_idempotent(country_history):
     run_baselines(lake, "2025-01-06")
     again = lake.read("forecasts", "2025-01-06", "2025-01-06", model="baseline-freq7").drop_columns(["issued_at"])
     assert first.equals(again)
-    for name in ("climatology", "persistence", "freq7", "freq30", "ewm"):
+    for name in ("climatology", "persistence", "freq7", "freq30", "ewm", "weekday"):
         t = lake.read("forecasts", "2025-01-04", "2025-01-06", model=f"baseline-{name}").to_pandas()
         assert t.probability.between(0, 1).all()
         assert (t[t.level != "quad"].probability > 0).all()

@@ -375,7 +375,7 @@ class ForecastConfig:
     max_actor_pairs: int = 3
     """Most likely actor-country pairs kept per forecast label."""
     baselines: list[str] = field(
-        default_factory=lambda: ["climatology", "persistence", "freq7", "freq30", "ewm", "learned"]
+        default_factory=lambda: ["climatology", "persistence", "freq7", "freq30", "ewm", "weekday", "learned"]
     )
     """Baselines written by ``baselines`` (``model=baseline-<name>``); ``learned`` is the frequency model
     of ``pipeline.model.learned`` fitted on the history features."""
@@ -392,11 +392,15 @@ class ForecastConfig:
     """Half-life in days of the exponentially weighted frequency baseline."""
     baseline_smoothing: float = 0.0
     """Additive (Laplace) smoothing α of frequency baselines: (k + α) / (n + 2α); 0 is plain frequency."""
+    weekday_prior_days: float = 8.0
+    """``baseline-weekday``: days of the world's weekend/weekday volume ratio that each country's own ratio
+    is shrunk toward (0: the country's ratio alone; chosen on 05-27 … 05-31, docs/forecast.md "Session 12")."""
 
     def __post_init__(self) -> None:
         _check(self, "forecast", num_futures=_ge(1), temperature=_gt(0), top_p=_within(0, 1),
                projection_temperature=_gt(0), batch_countries=_ge(1), max_actor_pairs=_ge(0),
-               ewm_halflife_days=_gt(0), baseline_smoothing=_ge(0), learned_max_rows=_ge(1))
+               ewm_halflife_days=_gt(0), baseline_smoothing=_ge(0), learned_max_rows=_ge(1),
+               weekday_prior_days=_ge(0))
 
 
 @dataclass

@@ -14,8 +14,20 @@ counted) and α the additive smoothing (0 by default):
 | `freq7`       | (Σ_{t≤7} y_t + α) / (min(n, 7) + 2α)                 |
 | `freq30`      | (Σ_{t≤30} y_t + α) / (min(n, 30) + 2α)               |
 | `ewm`         | (Σ_t λ^(t−1) y_t + α) / (Σ_t λ^(t−1) + 2α), λ = 2^(−1/h) |
+| `weekday`     | 1 − (1 − climatology)^r_c — climatology at the target day's volume (below) |
 
 | `learned`     | g_level(history features), fitted on earlier days (:mod:`pipeline.model.learned`) |
+
+``weekday`` is climatology for the *kind* of day the target is: GDELT's volume
+falls at weekends (fewer articles), and with it the chance that a label is
+reported at all. Reading climatology as a Poisson rate λ = −log(1 − p) per
+average day of the country, the target day's rate is λ·r_c, with r_c the
+country's mean volume on history days of the target's kind (Saturday–Sunday,
+or Monday–Friday) over its mean volume on all history days, shrunk toward the
+world's ratio r_w by m = ``forecast.weekday_prior_days`` days:
+r_c = (Σ_{t∈kind} v_ct + m·v̄_c·r_w) / ((n_kind + m)·v̄_c). No day of the
+target's kind yet: r = 1 (climatology). It is the reference that knows the
+weekly cycle and nothing else (docs/forecast.md, "Session 12").
 
 Because each is a (weighted) frequency of the indicator, a parent label's
 probability is at least any child's, like the model's (``learned`` restores
@@ -39,7 +51,7 @@ from pipeline.core.progress import track
 from pipeline.core.schemas import FORECASTS_SCHEMA
 from pipeline.forecast.table import baseline_run, forecast_rows
 
-BASELINES: tuple[str, ...] = ("climatology", "persistence", "freq7", "freq30", "ewm")
+BASELINES: tuple[str, ...] = ("climatology", "persistence", "freq7", "freq30", "ewm", "weekday")
 """The frequency baselines computed here in one pass over the history."""
 LEARNED = "learned"
 """The fitted baseline (:mod:`pipeline.model.learned`), written as ``baseline-learned``."""
@@ -78,7 +90,42 @@ class _History:
 
     def days_used(self, name: str) -> int:
         return {"climatology": self.n, "persistence": 1, "freq7": min(self.n, 7),
-                "freq30": min(self.n, 30), "ewm": self.n}[name]
+                "freq30": min(self.n, 30), "ewm": self.n, "weekday": self.n}[name]
+
+
+def is_weekend(day: dt.date) -> bool:
+    """Saturday or Sunday: the low-volume kind of GDELT day."""
+    return day.weekday() >= 5
+
+
+class _Volume:
+    """Each country's event volume over the history days, in total and on weekend / weekday days."""
+
+    def __init__(self, n_countries: int):
+        self.total = np.zeros(n_countries, dtype=np.float64)
+        self.by_kind = np.zeros((2, n_countries), dtype=np.float64)
+        self.days = np.zeros(2, dtype=np.int64)
+
+    def add(self, day: dt.date, n_events: np.ndarray) -> None:
+        k = int(is_weekend(day))
+        self.total += n_events
+        self.by_kind[k] += n_events
+        self.days[k] += 1
+
+    def ratio(self, target: dt.date, prior_days: float) -> np.ndarray:
+        """(C,) r_c: the countries' volume on days of the target's kind against their mean day (module doc)."""
+        k, n = int(is_weekend(target)), int(self.days.sum())
+        if self.days[k] == 0 or self.total.sum() == 0:
+            return np.ones_like(self.total)
+        mean = self.total / n
+        world = (self.by_kind[k].sum() / self.days[k]) / (self.total.sum() / n)
+        r = (self.by_kind[k] + prior_days * mean * world) / np.where(mean > 0, (self.days[k] + prior_days) * mean, 1)
+        return np.where(mean > 0, r, world)
+
+
+def at_volume(climatology: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """1 − (1 − p)^r per country: occurrence probability p of an average day at r times its volume."""
+    return 1.0 - np.power(1.0 - climatology, ratio[:, None])
 
 def baseline_probabilities(
     outcomes: Outcomes,
@@ -86,6 +133,7 @@ def baseline_probabilities(
     names: Sequence[str] = BASELINES,
     halflife: float = 7.0,
     alpha: float = 0.0,
+    weekday_prior: float = 8.0,
 ) -> dict[dt.date, dict[str, dict[str, tuple[np.ndarray, np.ndarray, int]]]]:
     """Baseline probabilities for each target day from the outcome days strictly before it.
 
@@ -102,7 +150,10 @@ def baseline_probabilities(
         raise ValueError(f"ewm_halflife_days must be > 0, got {halflife}")
     targets = sorted({as_date(t) for t in targets})
     C = len(outcomes.countries)
+    if weekday_prior < 0:
+        raise ValueError(f"weekday_prior_days must be ≥ 0, got {weekday_prior}")
     hist = {lv: _History((C, outcomes.y[lv].shape[2]), halflife) for lv in LEVELS}
+    volume = _Volume(C)
     seen = np.zeros(C, dtype=bool)
     out: dict[dt.date, dict] = {}
     i = 0
@@ -110,12 +161,20 @@ def baseline_probabilities(
         while i < len(outcomes.days) and outcomes.days[i] < target:
             for lv in LEVELS:
                 hist[lv].add(outcomes.y[lv][i])
+            volume.add(outcomes.days[i], outcomes.n_events[i])
             seen |= outcomes.n_events[i] > 0
             i += 1
         if hist["event"].n == 0:
             continue
+        ratio = volume.ratio(target, weekday_prior) if "weekday" in names else None
+
+        def probability(lv: str, name: str) -> np.ndarray:
+            if name == "weekday":
+                return at_volume(hist[lv].probability("climatology", alpha), ratio)
+            return hist[lv].probability(name, alpha)
+
         out[target] = {
-            name: {lv: (hist[lv].probability(name, alpha), seen.copy(), hist[lv].days_used(name)) for lv in LEVELS}
+            name: {lv: (probability(lv, name), seen.copy(), hist[lv].days_used(name)) for lv in LEVELS}
             for name in names
         }
     return out
@@ -148,7 +207,7 @@ def run_baselines(
     targets = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     names = [n for n in cfg.baselines if n != LEARNED]
     probs = baseline_probabilities(outcomes, targets, names or ["climatology"], cfg.ewm_halflife_days,
-                                   cfg.baseline_smoothing)
+                                   cfg.baseline_smoothing, cfg.weekday_prior_days)
     missing = [t for t in targets if t not in probs]
     if missing:
         raise FileNotFoundError(
