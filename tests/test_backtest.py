@@ -35,7 +35,8 @@ def _cfg(tmp_path) -> Config:
     cfg = Config()
     cfg.evaluate.val_days, cfg.evaluate.bootstrap, cfg.evaluate.reports_dir = 1, 100, tmp_path / "reports"
     cfg.evaluate.thresholds = [0.2, 0.5]
-    cfg.forecast.learned_max_rows, cfg.forecast.baselines = 5_000, ["climatology", "persistence", "learned"]
+    cfg.forecast.learned_max_rows, cfg.forecast.baselines = 5_000, ["climatology", "persistence", "weekday",
+                                                                    "learned"]
     cfg.forecast.learned_estimator = "logistic"  # the mechanics, fast; leak-freeness per day: test_learned.py
     return cfg
 
@@ -51,6 +52,10 @@ def test_baselines_backtest_scores_every_day_with_both_interval_units(history, t
     assert other.clim_lo_day <= other.bss_climatology <= other.clim_hi_day
     assert other.clim_lo_country <= other.bss_climatology <= other.clim_hi_country
     assert other.learned_lo_country <= other.bss_learned <= other.learned_hi_country
+    assert other.weekday_lo_country <= other.bss_weekday <= other.weekday_hi_country
+    weekday = s[(s.run == "baseline-weekday") & (s.group == "all") & (s.level == "root")].iloc[0]
+    assert weekday.bss_weekday == pytest.approx(0.0) and np.isnan(weekday.weekday_lo_country)
+    assert clim.bss_weekday == pytest.approx(1 - clim.brier / weekday.brier)
     assert (bt.directory / "summary.csv").exists() and "95 % countries" in (bt.directory / "summary.md").read_text()
     assert bt.directory.name == "backtest-2025-02-07_2025-02-10-baselines-3c"  # US, FR, DE
     two = backtest(history, "2025-02-07", "2025-02-10", _cfg(tmp_path), countries=["US", "FR"])

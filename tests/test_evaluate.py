@@ -110,7 +110,8 @@ def test_evaluate_on_hand_made_history(country_history, tmp_path):
     run_baselines(lake, "2025-01-02", "2025-01-05")
     cfg = EvaluateConfig(val_days=2, top_countries=1, reports_dir=tmp_path / "reports")
     ev = evaluate(lake, "2025-01-04", "2025-01-05", cfg=cfg)
-    assert set(ev.runs) == {f"baseline-{n}" for n in ("climatology", "persistence", "freq7", "freq30", "ewm")}
+    assert set(ev.runs) == {f"baseline-{n}" for n in ("climatology", "persistence", "freq7", "freq30", "ewm",
+                                                          "weekday")}
     clim = ev.table("all", "root").loc["baseline-climatology"]
     assert clim.bss_climatology == pytest.approx(0.0) and clim.n_country_days == 4
     assert set(ev.summary.group) == {"all", "busy", "small"}

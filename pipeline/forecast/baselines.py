@@ -123,6 +123,15 @@ class _Volume:
         return np.where(mean > 0, r, world)
 
 
+def volume_ratio(outcomes: Outcomes, target: dt.date, prior_days: float = 8.0) -> np.ndarray:
+    """(C,) r_c of ``baseline-weekday`` for ``target`` over ``outcomes.countries``, from the days before it."""
+    volume = _Volume(len(outcomes.countries))
+    for day, n_events in zip(outcomes.days, outcomes.n_events):
+        if day < target:
+            volume.add(day, n_events)
+    return volume.ratio(target, prior_days)
+
+
 def at_volume(climatology: np.ndarray, ratio: np.ndarray) -> np.ndarray:
     """1 − (1 − p)^r per country: occurrence probability p of an average day at r times its volume."""
     return 1.0 - np.power(1.0 - climatology, ratio[:, None])

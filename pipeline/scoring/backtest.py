@@ -50,7 +50,8 @@ from pipeline.scoring.evaluate import SUMMARY_LEVELS, evaluate
 
 COLUMNS = ("run", "group", "level", "n_country_days", "brier", "log_loss", "glean_f1_w",
            "bss_climatology", "clim_lo_day", "clim_hi_day", "clim_lo_country", "clim_hi_country",
-           "bss_learned", "learned_lo_day", "learned_hi_day", "learned_lo_country", "learned_hi_country")
+           "bss_learned", "learned_lo_day", "learned_hi_day", "learned_lo_country", "learned_hi_country",
+           "bss_weekday", "weekday_lo_country", "weekday_hi_country")
 
 
 @dataclass
@@ -210,9 +211,11 @@ def _merge(by_day: pd.DataFrame, by_country: pd.DataFrame) -> pd.DataFrame:
     key = ["run", "group", "level"]
     a = by_day.rename(columns={"bss_climatology_lo": "clim_lo_day", "bss_climatology_hi": "clim_hi_day",
                                "bss_learned_lo": "learned_lo_day", "bss_learned_hi": "learned_hi_day"})
-    b = by_country[key + ["bss_climatology_lo", "bss_climatology_hi", "bss_learned_lo", "bss_learned_hi"]].rename(
+    b = by_country[key + ["bss_climatology_lo", "bss_climatology_hi", "bss_learned_lo", "bss_learned_hi",
+                          "bss_weekday_lo", "bss_weekday_hi"]].rename(
         columns={"bss_climatology_lo": "clim_lo_country", "bss_climatology_hi": "clim_hi_country",
-                 "bss_learned_lo": "learned_lo_country", "bss_learned_hi": "learned_hi_country"})
+                 "bss_learned_lo": "learned_lo_country", "bss_learned_hi": "learned_hi_country",
+                 "bss_weekday_lo": "weekday_lo_country", "bss_weekday_hi": "weekday_hi_country"})
     m = a.merge(b, on=key, how="left")
     order = {lv: i for i, lv in enumerate(SUMMARY_LEVELS)}
     m = m.sort_values(["group", "level", "brier"], key=lambda s: s.map(order) if s.name == "level" else s)
@@ -223,12 +226,13 @@ def markdown(summary: pd.DataFrame, group: str = "all") -> str:
     """The summary of one group as a Markdown table (BSS with 95 % intervals by days / by countries)."""
     ci = lambda lo, hi: "" if pd.isna(lo) else f"{lo:+.3f} … {hi:+.3f}"  # noqa: E731
     lines = ["| level | run | Brier | log loss | F1w | BSS clim | 95 % days | 95 % countries "
-             "| BSS learned | 95 % days | 95 % countries |", "|" + "---|" * 11]
+             "| BSS learned | 95 % days | 95 % countries | BSS weekday | 95 % countries |", "|" + "---|" * 13]
     for r in summary[summary.group == group].itertuples():
         lines.append(f"| {r.level} | {r.run} | {r.brier:.4f} | {r.log_loss:.4f} | {r.glean_f1_w:.3f} "
                      f"| {r.bss_climatology:+.4f} | {ci(r.clim_lo_day, r.clim_hi_day)} "
                      f"| {ci(r.clim_lo_country, r.clim_hi_country)} | {r.bss_learned:+.4f} "
-                     f"| {ci(r.learned_lo_day, r.learned_hi_day)} | {ci(r.learned_lo_country, r.learned_hi_country)} |")
+                     f"| {ci(r.learned_lo_day, r.learned_hi_day)} | {ci(r.learned_lo_country, r.learned_hi_country)} "
+                     f"| {r.bss_weekday:+.4f} | {ci(r.weekday_lo_country, r.weekday_hi_country)} |")
     return "\n".join(lines) + "\n"
 
 

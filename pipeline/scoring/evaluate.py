@@ -61,6 +61,7 @@ SUMMARY_LEVELS: tuple[str, ...] = LEVELS + ("rare",)
 GROUPS: tuple[str, ...] = ("all", "busy", "small")
 CLIMATOLOGY = baseline_run("climatology")
 LEARNED = baseline_run("learned")
+WEEKDAY = baseline_run("weekday")
 _KL_SMOOTH = 1e-3
 
 
@@ -420,6 +421,7 @@ def _summarise(stacks: dict[str, Stack], thresholds: dict[str, dict[str, float]]
                     "brier": bs[r], "log_loss": float(log_loss_per_label(P, Y, cfg.log_loss_eps).mean()),
                     **_skill(b, r, CLIMATOLOGY, "climatology", clusters, cfg),
                     **_skill(b, r, LEARNED, "learned", clusters, cfg),
+                    **_skill(b, r, WEEKDAY, "weekday", clusters, cfg),
                     "best_baseline": best,
                     **_skill(b, r, best, "best_baseline", clusters, cfg),
                     "ece": ece, "threshold": thresholds[r][lv],
@@ -452,6 +454,7 @@ def _summarise(stacks: dict[str, Stack], thresholds: dict[str, dict[str, float]]
 _SKILL_COLUMNS = {  # reference name → (BSS column, interval low, high, P(BSS > 0)) of the summary
     "climatology": ("bss_climatology", "bss_climatology_lo", "bss_climatology_hi", "p_beats_climatology"),
     "learned": ("bss_learned", "bss_learned_lo", "bss_learned_hi", "p_beats_learned"),
+    "weekday": ("bss_weekday", "bss_weekday_lo", "bss_weekday_hi", "p_beats_weekday"),
     "best_baseline": ("bss_best_baseline", "bss_best_lo", "bss_best_hi", "p_beats_best"),
 }
 
