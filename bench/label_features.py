@@ -268,20 +268,31 @@ def with_columns(variant: str, extra: dict[str, dict[str, np.ndarray]] | None = 
     return features, n_cat
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def split_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments of the split protocol (sessions 9–12): the lake, the first and last test day, the country sets."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--lake", default="data/experiment/lake")
     ap.add_argument("--split", default="2025-06-01")
     ap.add_argument("--end", default=None, help="last test day (default: the lake's last)")
     ap.add_argument("--top", type=int, nargs="+", default=[30, 100, 246])
+    return ap
+
+
+def split_days(o: Outcomes, args) -> tuple[dt.date, list, np.ndarray]:
+    """The split day, the test days [split, end] and the countries by events before the split, busiest first."""
+    split = dt.date.fromisoformat(args.split)
+    end = dt.date.fromisoformat(args.end) if args.end else o.days[-1]
+    order = np.argsort(-o.n_events[[i for i, d in enumerate(o.days) if d < split]].sum(0), kind="stable")
+    return split, [d for d in o.days if split <= d <= end], order
+
+
+def main() -> None:
+    ap = split_parser(__doc__)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     args = ap.parse_args()
     o = load_outcomes(Lake(args.lake))
-    split = dt.date.fromisoformat(args.split)
-    end = dt.date.fromisoformat(args.end) if args.end else o.days[-1]
-    test = [d for d in o.days if split <= d <= end]
+    split, test, order = split_days(o, args)
     extra = links = None
-    order = np.argsort(-o.n_events[[i for i, d in enumerate(o.days) if d < split]].sum(0), kind="stable")
     for variant in args.variants:
         if extra is None and any(name in variant for name in EXTRA):
             extra = extra_counts(Lake(args.lake), o)

@@ -20,11 +20,11 @@ before ``--split``), pooled over the test days [split, end]:
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 
 import numpy as np
 
+from bench.label_features import split_days, split_parser
 from pipeline.cameo.labels import load_outcomes
 from pipeline.core.lake import Lake
 from pipeline.forecast.baselines import at_volume, baseline_probabilities, is_weekend
@@ -62,17 +62,9 @@ def candidates(o, d: dt.date, lv: str) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--lake", default="data/experiment/lake")
-    ap.add_argument("--split", default="2025-06-01")
-    ap.add_argument("--end", default=None, help="last test day (default: the lake's last)")
-    ap.add_argument("--top", type=int, nargs="+", default=[30, 100, 246])
-    args = ap.parse_args()
+    args = split_parser(__doc__).parse_args()
     o = load_outcomes(Lake(args.lake))
-    split = dt.date.fromisoformat(args.split)
-    end = dt.date.fromisoformat(args.end) if args.end else o.days[-1]
-    test = [d for d in o.days if split <= d <= end]
-    order = np.argsort(-o.n_events[[i for i, d in enumerate(o.days) if d < split]].sum(0), kind="stable")
+    _, test, order = split_days(o, args)
     err: dict[tuple[str, str, int], float] = {}
     for lv in ("event", "base", "root"):
         per_day = [candidates(o, d, lv) for d in test]

@@ -24,7 +24,8 @@ The summary (``reports/backtest-<start>_<end>-<what>/summary.csv``, ``summary.md
 ``train.run``, or ``baselines``, and the number of countries, e.g. ``exp22-wf100-100c``, so backtests of other
 configs or country sets over the same days never overwrite each other) has per run × group ×
 level: Brier, log loss, weighted F1 and the BSS against climatology and against ``baseline-learned``,
-each with its 95 % cluster-bootstrap interval by days and by countries.
+each with its 95 % cluster-bootstrap interval by days and by countries, and against ``baseline-weekday``
+(the weekly cycle alone) with its interval by countries.
 """
 
 from __future__ import annotations
