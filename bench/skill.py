@@ -131,7 +131,8 @@ def _calibrated(lake: Lake, run: str, cal, days: list[dt.date], suffix: str = "-
     labels = label_space()
     for d in days:
         countries, probs = load_forecast(lake, run, d, labels)
-        clim, learned = blend_inputs(lake, d, countries, labels, cal.stack) if cal.blend else (None, None)
+        clim, learned = (blend_inputs(lake, d, countries, labels, cal.stack, weekday_prior=cal.weekday_prior)
+                         if cal.blend else (None, None))
         table = forecast_rows(countries, cal.apply(probs, labels, clim, learned), np.ones(len(countries), bool),
                               f"{run}{suffix}", 0, dt.datetime.now(dt.timezone.utc).replace(microsecond=0), labels)
         lake.write_partition("forecasts", table, d, schema=FORECASTS_SCHEMA, model=f"{run}{suffix}")

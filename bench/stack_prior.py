@@ -14,8 +14,9 @@ from its own past, as the backtest's ``stack_for`` fits them). No model is train
     PYTHONPATH=. OMP_NUM_THREADS=1 python bench/stack_prior.py -c configs/experiment-walkforward-100countries.yaml \
         --start 2025-06-01 --end 2025-06-06 --calibration-days 6 --lambdas 0.001 0.01 0.1
 
-``--weekday-climatology``: the shipped stack, and the same with the blend's climatology input replaced by
-``baseline-weekday``'s (climatology at the day's weekend/weekday volume), on the calibration and the test days.
+The blend's climatology is the one the config asks for (``train.calibration_climatology``, by default at the
+day's weekend/weekday volume as ``baseline-weekday``). ``--weekday-climatology``: only the shipped stack, with
+that climatology and with the plain all-day share (``plain``, before session 12), side by side.
 
 A last variant chooses λ per level (among 0 and ``--lambdas``) by leave-one-day-out on each test day's
 calibration days, the only honest way to pick it here (``--only-by-day``: that one and the shipped stack).
@@ -28,7 +29,6 @@ the backtest's ``<run>-bt-cal`` scores).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime as dt
 from unittest import mock
@@ -44,24 +44,7 @@ from pipeline.forecast.table import collect, load_forecast
 from pipeline.scoring.backtest import model_days
 
 LEARNED = "baseline-learned"
-WEEKDAY = "shipped, weekday climatology in the blend"
-
-
-def weekday_climatologies(plain):
-    """``calibrate._climatologies`` with each target's rows moved to its weekend/weekday volume (``baseline-weekday``)."""
-    from pipeline.forecast.baselines import at_volume, volume_ratio
-
-    def climatologies(outcomes, countries):
-        out = plain(outcomes, countries)
-        row = {c: i for i, c in enumerate(outcomes.countries)}
-        for target, per_level in out.items():
-            r = volume_ratio(outcomes, target)
-            rc = np.array([r[row[c]] if c in row else 1.0 for c in countries[target]])
-            for lv in per_level:
-                per_level[lv] = at_volume(per_level[lv], rc)
-        return out
-
-    return climatologies
+PLAIN = "plain climatology in the blend (before session 12)"
 
 
 def toward_bar(lam: float):
@@ -143,7 +126,7 @@ def main() -> None:
     ap.add_argument("--no-maps", action="store_true", help="no isotonic maps before the stack")
     ap.add_argument("--only-by-day", action="store_true", help="only the shipped stack and the λ chosen by day")
     ap.add_argument("--weekday-climatology", action="store_true",
-                    help="only the shipped stack, with plain and with weekday climatology in the blend")
+                    help="only the shipped stack, with the config's and with the plain climatology in the blend")
     ap.add_argument("--boot", type=int, default=1000)
     args = ap.parse_args()
     cfg = load_config(args.config)
@@ -169,43 +152,40 @@ def main() -> None:
     if args.only_by_day:
         variants = {k: v for k, v in variants.items() if "λ =" not in k}
     if args.weekday_climatology:
-        variants = {"shipped (toward 0)": calibrate.nonnegative_logistic,
-                    WEEKDAY: calibrate.nonnegative_logistic}
+        variants = {"shipped (toward 0)": calibrate.nonnegative_logistic, PLAIN: calibrate.nonnegative_logistic}
     scored = {}  # variant → {level: (days, C, L) squared errors}
     ref = {name: {lv: [] for lv in LEVELS + ("rare",)} for name in ("climatology", LEARNED)}
     for name, fitter in variants.items():
         err = {lv: [] for lv in LEVELS + ("rare",)}
-        patch = (mock.patch.object(calibrate, "_climatologies", weekday_climatologies(calibrate._climatologies))
-                 if name == WEEKDAY else contextlib.nullcontext())
-        with patch:
-            for d in test:
-                past = [p for p in raw_days if p < d][-args.calibration_days:]
-                o = outcomes.until(past[-1])
-                st = collect(lake, run, past, o, labels)
-                cal = calibrate.fit(st.P, st.Y, past)
-                if args.no_maps:  # the stack reads the raw model probabilities (identity maps)
-                    cal.knots = {lv: ([0.0, 1.0], [0.0, 1.0]) for lv in cal.knots}
-                per = {p: [c for q, c in st.keys if q == p] for p in past}
-                clim = calibrate._climatologies(o, per)
-                R = {lv: np.concatenate([rows_of(lake, LEARNED, p, per[p], labels)[lv] for p in past]) for lv in LEVELS}
-                C = {lv: np.concatenate([clim[p][lv] for p in past]) for lv in LEVELS}
-                GROUPS[:] = [p for p, _ in st.keys]
-                with mock.patch.object(calibrate, "nonnegative_logistic", fitter):
-                    cal = calibrate.fit_blend(cal, st.P, st.Y, C, R, stack=object())
-                cs, probs = load_forecast(lake, run, d, labels)
-                clim_d, _ = calibrate.blend_inputs(lake, d, cs, labels, None, outcomes)
-                out = cal.apply(probs, labels, clim_d, rows_of(lake, LEARNED, d, cs, labels))
-                di, oc = outcomes.day_index(d), outcomes.country_index()
-                Y = {lv: np.stack([outcomes.y[lv][di, oc[c]] if c in oc else np.zeros(len(labels[lv]), bool)
-                                   for c in cs]) for lv in LEVELS}
-                rare = [labels["root"].index[c] for c in RARE_ROOTS]
-                for lv in LEVELS + ("rare",):
-                    y = Y["root"][:, rare] if lv == "rare" else Y[lv]
-                    pick = (lambda P: P["root"][:, rare]) if lv == "rare" else (lambda P, lv=lv: P[lv])  # noqa: E731
-                    err[lv].append((pick(out) - y) ** 2)
-                    if name == next(iter(variants)):
-                        for r, runname in (("climatology", "baseline-climatology"), (LEARNED, LEARNED)):
-                            ref[r][lv].append((pick(rows_of(lake, runname, d, cs, labels)) - y) ** 2)
+        prior = None if name == PLAIN else calibrate.weekday_prior_of(cfg)
+        for d in test:
+            past = [p for p in raw_days if p < d][-args.calibration_days:]
+            o = outcomes.until(past[-1])
+            st = collect(lake, run, past, o, labels)
+            cal = calibrate.fit(st.P, st.Y, past)
+            if args.no_maps:  # the stack reads the raw model probabilities (identity maps)
+                cal.knots = {lv: ([0.0, 1.0], [0.0, 1.0]) for lv in cal.knots}
+            per = {p: [c for q, c in st.keys if q == p] for p in past}
+            clim = calibrate._climatologies(o, per, prior)
+            R = {lv: np.concatenate([rows_of(lake, LEARNED, p, per[p], labels)[lv] for p in past]) for lv in LEVELS}
+            C = {lv: np.concatenate([clim[p][lv] for p in past]) for lv in LEVELS}
+            GROUPS[:] = [p for p, _ in st.keys]
+            with mock.patch.object(calibrate, "nonnegative_logistic", fitter):
+                cal = calibrate.fit_blend(cal, st.P, st.Y, C, R, stack=object())
+            cs, probs = load_forecast(lake, run, d, labels)
+            clim_d, _ = calibrate.blend_inputs(lake, d, cs, labels, None, outcomes, prior)
+            out = cal.apply(probs, labels, clim_d, rows_of(lake, LEARNED, d, cs, labels))
+            di, oc = outcomes.day_index(d), outcomes.country_index()
+            Y = {lv: np.stack([outcomes.y[lv][di, oc[c]] if c in oc else np.zeros(len(labels[lv]), bool)
+                               for c in cs]) for lv in LEVELS}
+            rare = [labels["root"].index[c] for c in RARE_ROOTS]
+            for lv in LEVELS + ("rare",):
+                y = Y["root"][:, rare] if lv == "rare" else Y[lv]
+                pick = (lambda P: P["root"][:, rare]) if lv == "rare" else (lambda P, lv=lv: P[lv])  # noqa: E731
+                err[lv].append((pick(out) - y) ** 2)
+                if name == next(iter(variants)):
+                    for r, runname in (("climatology", "baseline-climatology"), (LEARNED, LEARNED)):
+                        ref[r][lv].append((pick(rows_of(lake, runname, d, cs, labels)) - y) ** 2)
         scored[name] = {lv: np.stack(v) for lv, v in err.items()}
         if CHOSEN:
             print("  λ chosen (event, base, root, quad per test day):", CHOSEN)

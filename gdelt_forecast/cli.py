@@ -541,13 +541,13 @@ def calibrate(
     """Fit the model's calibration maps on its (uncalibrated) forecasts of validation days; later forecasts use them."""
     from pipeline.core.lake import date_range
     from pipeline.core.registry import resolve
-    from pipeline.forecast.calibrate import fit_from_lake, stack_for
+    from pipeline.forecast.calibrate import fit_from_lake, stack_for, weekday_prior_of
 
     cfg = get_config()
     model_dir = resolve(model)
     lake, days = get_lake(cfg), date_range(start, end or start)
     learned = stack_for(lake, min(days), cfg.forecast) if blend and stack else None
-    cal = fit_from_lake(lake, model_dir.name, days, blend=blend, stack=learned)
+    cal = fit_from_lake(lake, model_dir.name, days, blend=blend, stack=learned, weekday_prior=weekday_prior_of(cfg))
     path = cal.save(model_dir)
     o = out()
     o.print(f"[green]calibration[/] {path}: fitted on {', '.join(cal.fitted_on)} "
@@ -555,6 +555,9 @@ def calibrate(
     for lv, coef in (cal.blend or {}).items():
         learned_term = f" + {coef[2]:.2f}·logit learned" if len(coef) == 4 else ""
         o.print(f"  blend {lv}: σ({coef[0]:.2f}·logit p + {coef[1]:.2f}·logit climatology{learned_term} {coef[-1]:+.2f})")
+    if cal.blend:
+        o.print("  climatology: " + ("all days" if cal.weekday_prior is None else
+                                     f"at the day's weekend/weekday volume (prior {cal.weekday_prior:g} days)"))
     if cal.stack is not None:
         o.print(f"  stack: baseline-learned fitted on {cal.stack.fitted_on[0]} … {cal.stack.fitted_on[-1]}")
 

@@ -125,11 +125,13 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     from pipeline.forecast import calibrate
 
     applied = {}  # day → the baseline-learned whose forecast is the stack's input when calibrating that day
+    priors = set()  # the blend's climatology: at the day's weekend/weekday volume by default (train config)
     blend_inputs = calibrate.blend_inputs
 
-    def spy(lake_, target, countries, labels=None, stack=None, outcomes=None):
+    def spy(lake_, target, countries, labels=None, stack=None, outcomes=None, weekday_prior=None):
         applied.setdefault(target, stack)
-        return blend_inputs(lake_, target, countries, labels, stack, outcomes)
+        priors.add(weekday_prior)
+        return blend_inputs(lake_, target, countries, labels, stack, outcomes, weekday_prior)
 
     monkeypatch.setattr(calibrate, "blend_inputs", spy)
     bt = backtest(lake, "2025-06-05", "2025-06-06", cfg, refit_every=4, calibration_days=1)
@@ -137,6 +139,7 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     # on d with d's own fit, the one baseline-learned forecast d with (fitted on the days up to d − 1)
     assert {d: s.last_day for d, s in applied.items()} == {dt.date(2025, 6, d): dt.date(2025, 6, d - 1)
                                                             for d in (4, 5, 6)}
+    assert priors == {cfg.forecast.weekday_prior_days}
     # one fit per day: the baselines' of 06-04 … 06-06, and the stack for 06-04's calibration day 06-03; the stacks
     # for 06-05 and 06-06 (calibrated on 06-04, 06-05) are the baselines' fits of those days
     assert sorted(fitted_before) == [dt.date(2025, 6, d) for d in (2, 3, 4, 5)]

@@ -133,6 +133,7 @@ def test_weekday_shrinks_toward_the_world_and_needs_a_day_of_the_kind():
     assert p[1e9] == pytest.approx(1 - 0.5 ** world, rel=1e-6)
     assert p[0.0] < p[8.0] < p[1e9]  # A's weekend dip is deeper than the world's
     assert volume_ratio(o, saturday, 0.0) == pytest.approx([own, 1.0])
+    assert volume_ratio(o, saturday, 0.0, ["B", "ZZ", "A"]) == pytest.approx([1.0, world, own])
     # five weekdays of history and a Saturday target: no day of its kind, so climatology
     short = Outcomes(o.days[:5], o.countries, {lv: v[:5] for lv, v in o.y.items()}, o.n_events[:5],
                      o.quad_counts[:5], {})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.forecast.calibrate import Calibration, fit
-from pipeline.cameo.labels import LEVELS, label_space
+from pipeline.cameo.labels import load_outcomes, LEVELS, label_space
 
 
 def _underestimating(rng: np.random.Generator, n: int, L: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +92,41 @@ def test_blend_round_trips_and_old_files_load_without_it(tmp_path) -> None:
     del data["blend"]
     (tmp_path / "calibration.json").write_text(json.dumps(data))
     assert Calibration.load(tmp_path).blend is None
+    # the blend's climatology round-trips; a file from before session 12 reads the plain all-day share
+    cal.weekday_prior = 8.0
+    cal.save(tmp_path)
+    assert Calibration.load(tmp_path).weekday_prior == 8.0
+    data = json.loads((tmp_path / "calibration.json").read_text())
+    del data["blend_weekday_prior_days"]
+    (tmp_path / "calibration.json").write_text(json.dumps(data))
+    assert Calibration.load(tmp_path).weekday_prior is None
+
+
+def test_weekday_climatology_is_the_plain_one_at_the_days_volume(country_history) -> None:
+    """``blend_inputs`` with a weekday prior: climatology moved as ``baseline-weekday`` moves it; a country
+    without events in the lake gets the world's ratio."""
+    import datetime as dt
+
+    from pipeline.forecast.baselines import at_volume, volume_ratio
+    from pipeline.forecast.calibrate import blend_inputs
+
+    labels = label_space()
+    target = dt.date(2025, 1, 4)  # a Saturday; the history (01-01 … 01-03) is Wednesday to Friday only
+    countries = ["US", "FR", "XX"]
+    plain, _ = blend_inputs(country_history, target, countries, labels)
+    same, _ = blend_inputs(country_history, target, countries, labels, weekday_prior=8.0)
+    for lv in plain:  # no weekend day in the history yet: r = 1, the plain climatology
+        assert np.array_equal(plain[lv], same[lv])
+    sunday = dt.date(2025, 1, 5)  # 01-04, a Saturday, is history now
+    plain, _ = blend_inputs(country_history, sunday, countries, labels)
+    moved, _ = blend_inputs(country_history, sunday, countries, labels, weekday_prior=0.0)
+    o = load_outcomes(country_history, None, dt.date(2025, 1, 4))
+    r = volume_ratio(o, sunday, 0.0, countries)
+    us = o.countries.index("US")
+    assert r[0] == volume_ratio(o, sunday, 0.0)[us] and r[2] == pytest.approx(volume_ratio(o, sunday, 1e12, ["US"])[0])
+    assert r[0] != 1.0
+    for lv in plain:
+        assert np.allclose(moved[lv], at_volume(plain[lv], r))
 
 
 def test_climatology_from_the_lake_is_smoothed_and_leak_free(country_history) -> None:

@@ -326,6 +326,10 @@ class TrainConfig:
     """... and blend the calibrated probabilities with each country's climatology (logistic stacking)."""
     calibration_stack: bool = True
     """... with ``baseline-learned`` (fitted before the validation days) as the blend's third input."""
+    calibration_climatology: Literal["weekday", "plain"] = "weekday"
+    """The blend's climatology: ``weekday`` moves it to the target day's weekend/weekday volume as
+    ``baseline-weekday`` does (prior ``forecast.weekday_prior_days``; docs/forecast.md "Session 12"), ``plain``
+    is the all-day share. Stored in the calibration, so a model keeps what it was calibrated with."""
     max_steps: int | None = None
     """Stop after this many optimiser steps (None: run all epochs); the schedule spans them."""
     checkpoint_every: int = 50

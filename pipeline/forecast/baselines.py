@@ -112,24 +112,36 @@ class _Volume:
         self.by_kind[k] += n_events
         self.days[k] += 1
 
+    def world(self, target: dt.date) -> float:
+        """r_w: the world's volume on days of the target's kind against its mean day (1 without such a day)."""
+        k, n = int(is_weekend(target)), int(self.days.sum())
+        if self.days[k] == 0 or self.total.sum() == 0:
+            return 1.0
+        return float((self.by_kind[k].sum() / self.days[k]) / (self.total.sum() / n))
+
     def ratio(self, target: dt.date, prior_days: float) -> np.ndarray:
         """(C,) r_c: the countries' volume on days of the target's kind against their mean day (module doc)."""
         k, n = int(is_weekend(target)), int(self.days.sum())
         if self.days[k] == 0 or self.total.sum() == 0:
             return np.ones_like(self.total)
-        mean = self.total / n
-        world = (self.by_kind[k].sum() / self.days[k]) / (self.total.sum() / n)
+        mean, world = self.total / n, self.world(target)
         r = (self.by_kind[k] + prior_days * mean * world) / np.where(mean > 0, (self.days[k] + prior_days) * mean, 1)
         return np.where(mean > 0, r, world)
 
 
-def volume_ratio(outcomes: Outcomes, target: dt.date, prior_days: float = 8.0) -> np.ndarray:
-    """(C,) r_c of ``baseline-weekday`` for ``target`` over ``outcomes.countries``, from the days before it."""
+def volume_ratio(outcomes: Outcomes, target: dt.date, prior_days: float = 8.0,
+                 countries: Sequence[str] | None = None) -> np.ndarray:
+    """r_c of ``baseline-weekday`` for ``target`` from the days before it: over ``outcomes.countries``, or over
+    ``countries`` in their order (one without events in ``outcomes``: the world's ratio)."""
     volume = _Volume(len(outcomes.countries))
     for day, n_events in zip(outcomes.days, outcomes.n_events):
         if day < target:
             volume.add(day, n_events)
-    return volume.ratio(target, prior_days)
+    r = volume.ratio(target, prior_days)
+    if countries is None:
+        return r
+    row = outcomes.country_index()
+    return np.array([r[row[c]] if c in row else volume.world(target) for c in countries], dtype=np.float64)
 
 
 def at_volume(climatology: np.ndarray, ratio: np.ndarray) -> np.ndarray:

@@ -25,7 +25,9 @@ climatology per level (logistic stacking, fitted on the same validation days)::
     p''_l = σ(a · logit p'_l + b · logit c_l + k)        a, b ≥ 0
 
 with c_l the country's smoothed climatology ((count + ½) / (days + 1), the days
-before the target). The model knows the news cycle; climatology knows each
+before the target), by default moved to the target day's weekend/weekday volume as
+``baseline-weekday`` does (1 − (1 − c)^r_c, :func:`pipeline.forecast.baselines.volume_ratio`;
+``train.calibration_climatology: plain`` keeps the all-day share; stored in the calibration). The model knows the news cycle; climatology knows each
 country's base rate, which a few validation days and one map per level cannot
 teach the model for 100 countries (measured effect: docs/forecast.md).
 
@@ -59,7 +61,7 @@ from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space
 from pipeline.model.hierarchy import HIERARCHY, PROB_FLOOR, logit as _logit, restore_hierarchy
 from pipeline.model.learned import LearnedBaseline, learned_probabilities
 
-__all__ = ["Calibration", "fit", "fit_blend", "fit_from_lake", "climatology", "blend_inputs",
+__all__ = ["Calibration", "fit", "fit_blend", "fit_from_lake", "climatology", "blend_inputs", "weekday_prior_of",
            "restore_hierarchy", "PROB_FLOOR", "HIERARCHY", "FILE", "STACK_DIR"]
 
 FILE = "calibration.json"
@@ -84,6 +86,9 @@ class Calibration:
     stack: LearnedBaseline | None = None
     """The ``baseline-learned`` whose probabilities r are the blend's third input (fitted before
     ``fitted_on``); None: a two-input blend."""
+    weekday_prior: float | None = None
+    """The blend's climatology: at the target day's weekend/weekday volume with the country's ratio shrunk
+    toward the world's by this many days (``baseline-weekday``), or None: the all-day share."""
 
     def apply(self, probs: dict[str, np.ndarray], labels: LabelSpace | None = None,
               climatology: dict[str, np.ndarray] | None = None,
@@ -118,7 +123,7 @@ class Calibration:
         path = Path(directory) / FILE
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({"knots": self.knots, "fitted_on": self.fitted_on, "n": self.n,
-                                   "blend": self.blend,
+                                   "blend": self.blend, "blend_weekday_prior_days": self.weekday_prior,
                                    "stack": None if self.stack is None else {
                                        "estimator": self.stack.estimator, "fitted_on": self.stack.fitted_on}},
                                   indent=1) + "\n")
@@ -148,7 +153,7 @@ class Calibration:
                 raise UserError(f"{path} names a stacked baseline-learned but {Path(directory) / STACK_DIR} "
                                       "has none: calibrate the model again (`gdelt-forecast calibrate`)")
         return cls({k: (list(v[0]), list(v[1])) for k, v in data["knots"].items()}, data["fitted_on"], data["n"],
-                   data.get("blend"), stack)
+                   data.get("blend"), stack, data.get("blend_weekday_prior_days"))
 
 
 def fit(P: dict[str, np.ndarray], Y: dict[str, np.ndarray], days: Sequence[dt.date | str] = ()) -> Calibration:
@@ -234,10 +239,13 @@ def climatology(lake, target: dt.date, countries: Sequence[str],
     return blend_inputs(lake, target, countries, labels)[0]
 
 
-def _climatologies(outcomes, countries: dict[dt.date, list[str]]) -> dict[dt.date, dict[str, np.ndarray]]:
+def _climatologies(outcomes, countries: dict[dt.date, list[str]],
+                   weekday_prior: float | None = None) -> dict[dt.date, dict[str, np.ndarray]]:
     """``climatology`` of several targets from one ``Outcomes`` (one pass over its days); targets without
-    history before them are left out."""
+    history before them are left out. ``weekday_prior``: moved to each target's weekend/weekday volume
+    (``baseline-weekday``, a country without events gets the world's ratio)."""
     from pipeline.features.history import smoothed_climatology
+    from pipeline.forecast.baselines import at_volume, volume_ratio
 
     targets = sorted(countries)
     row = {c: i for i, c in enumerate(outcomes.countries)}
@@ -248,6 +256,10 @@ def _climatologies(outcomes, countries: dict[dt.date, list[str]]) -> dict[dt.dat
             unseen = np.full(P.shape[2], CLIMATOLOGY_ALPHA / (n_days[i] + 2 * CLIMATOLOGY_ALPHA))
             cs = countries[target]
             out[target][lv] = np.stack([P[i, row[c]] if c in row else unseen for c in cs]) if cs else P[i, :0]
+    if weekday_prior is not None:
+        for target in targets:
+            r = volume_ratio(outcomes, target, weekday_prior, countries[target])
+            out[target] = {lv: at_volume(P, r) for lv, P in out[target].items()}
     return {t: out[t] for t, n in zip(targets, n_days) if n > 0}
 
 
@@ -278,8 +290,10 @@ def _outcomes_until(lake, last_day: dt.date, labels: LabelSpace | None, outcomes
 
 def blend_inputs(lake, target: dt.date, countries: Sequence[str], labels: LabelSpace | None = None,
                  stack: LearnedBaseline | None = None, outcomes: Outcomes | None = None,
+                 weekday_prior: float | None = None,
                  ) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
-    """What a blend needs for ``target``: the countries' climatology and, with a ``stack``, its
+    """What a blend needs for ``target``: the countries' climatology (at the day's weekend/weekday volume
+    with ``weekday_prior``, :attr:`Calibration.weekday_prior`) and, with a ``stack``, its
     probabilities (each ``{level: (len(countries), L)}``), from one read of the ``country`` days before
     ``target`` (or from ``outcomes``, already read, sliced to those days). (None, None) when there is no
     history before it."""
@@ -288,10 +302,15 @@ def blend_inputs(lake, target: dt.date, countries: Sequence[str], labels: LabelS
         outcomes = _outcomes_until(lake, target - dt.timedelta(days=1), labels, outcomes)
     except FileNotFoundError:
         return None, None
-    clim = _climatologies(outcomes, {target: list(countries)}).get(target)
+    clim = _climatologies(outcomes, {target: list(countries)}, weekday_prior).get(target)
     if clim is None or stack is None:
         return clim, None
     return clim, _learned_rows(stack, outcomes, {target: list(countries)}, labels).get(target)
+
+
+def weekday_prior_of(cfg) -> float | None:
+    """The ``weekday_prior`` of :func:`fit_from_lake` that a :class:`~pipeline.core.config.Config` asks for."""
+    return cfg.forecast.weekday_prior_days if cfg.train.calibration_climatology == "weekday" else None
 
 
 def stack_for(lake, first: dt.date, cfg, outcomes: Outcomes | None = None,
@@ -314,7 +333,8 @@ def stack_for(lake, first: dt.date, cfg, outcomes: Outcomes | None = None,
 def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | None = None,
                   blend: bool = True, stack: LearnedBaseline | None = None,
                   outcomes: Outcomes | None = None,
-                  stacks: Mapping[dt.date, LearnedBaseline] | None = None) -> Calibration:
+                  stacks: Mapping[dt.date, LearnedBaseline] | None = None,
+                  weekday_prior: float | None = None) -> Calibration:
     """Fit on the forecasts of ``run`` for ``days`` (validation target days) against what happened.
 
     With ``blend``, also fits the climatology blend when every validation day has history before it;
@@ -324,6 +344,8 @@ def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | 
     that day (a walk-forward's daily fits; ``ValueError`` otherwise): the weights are then learned on
     probabilities as fresh as the ones they are applied to (the stored stack is the last day's).
     ``outcomes``: the ``country`` table already read (sliced to the days up to the last of ``days``).
+    ``weekday_prior``: the blend's climatology at each day's weekend/weekday volume (``baseline-weekday`` with
+    this prior; stored in the calibration and used again when it is applied); None: the all-day share.
     """
     from pipeline.forecast.table import collect
 
@@ -350,7 +372,7 @@ def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | 
         return cal
     rows = {d: [i for i, (k, _) in enumerate(stack_rows.keys) if k == d] for d in fitted_days}
     countries = {d: [stack_rows.keys[i][1] for i in rows[d]] for d in fitted_days}
-    clim = _climatologies(outcomes, countries)
+    clim = _climatologies(outcomes, countries, weekday_prior)
     if set(clim) != set(fitted_days):
         return cal  # a validation day without history: no blend
     order = np.concatenate([rows[d] for d in fitted_days])
@@ -364,6 +386,8 @@ def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | 
             learned.update(_learned_rows(fit_, outcomes, mine, labels))
         R = {lv: np.concatenate([learned[d][lv] for d in fitted_days]) for lv in LEVELS}
         stack = per_day[fitted_days[-1]]
-    return fit_blend(cal, {lv: stack_rows.P[lv][order] for lv in LEVELS},
-                     {lv: stack_rows.Y[lv][order] for lv in LEVELS},
-                     {lv: np.concatenate([clim[d][lv] for d in fitted_days]) for lv in LEVELS}, R, stack)
+    cal = fit_blend(cal, {lv: stack_rows.P[lv][order] for lv in LEVELS},
+                    {lv: stack_rows.Y[lv][order] for lv in LEVELS},
+                    {lv: np.concatenate([clim[d][lv] for d in fitted_days]) for lv in LEVELS}, R, stack)
+    cal.weekday_prior = weekday_prior if cal.blend else None
+    return cal

@@ -377,7 +377,8 @@ def run_forecast(
     calibration = Calibration.load(mr.directory)  # fitted on validation days (pipeline.forecast.calibrate)
     clim, learned = None, None
     if calibration is not None and calibration.needs_history:
-        clim, learned = blend_inputs(lake, target, ready, labels, calibration.stack)
+        clim, learned = blend_inputs(lake, target, ready, labels, calibration.stack,
+                                     weekday_prior=calibration.weekday_prior)
         if clim is None:
             console.print(f"[yellow]forecast {target}: no history before it; climatology blend not applied[/]")
     row = lambda per_level, i: None if per_level is None else {lv: v[i] for lv, v in per_level.items()}  # noqa: E731

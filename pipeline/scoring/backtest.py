@@ -152,7 +152,7 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
     ``fits``: the baselines' ``baseline-learned`` fits by first forecast day; the stack's fit for day p
     is the one the baselines used for p (one fit, not two). ``stack``: see :func:`backtest`."""
     from pipeline.features.embed import Embedder
-    from pipeline.forecast.calibrate import blend_inputs, fit_from_lake, stack_for
+    from pipeline.forecast.calibrate import blend_inputs, fit_from_lake, stack_for, weekday_prior_of
     from pipeline.forecast.forecast import load_model_run, run_forecast
     from pipeline.model.train import train
 
@@ -191,7 +191,7 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
             per_day = {p: f for p in past if (f := stack_for(lake, p, scfg, outcomes, fits)) is not None}
             per_day = per_day if len(per_day) == len(past) else None  # a day without history: no stack
         cal = fit_from_lake(lake, run, past, labels, blend=cfg.train.calibration_blend, stack=one,
-                            outcomes=outcomes, stacks=per_day)
+                            outcomes=outcomes, stacks=per_day, weekday_prior=weekday_prior_of(cfg))
         cs, probs = load_forecast(lake, run, d, labels)
         # "fixed": the stack's input on d comes from the fit its weights were learned with (before the calibration
         # days), not d's fresher fit: weights learned on an older fit, applied to a sharper one, scored worse
@@ -199,7 +199,8 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
         on_d = cal.stack
         if stack == "rolling" and cal.stack is not None:
             on_d = stack_for(lake, d, scfg, outcomes, fits)  # d's own fit, the one baseline-learned forecast d with
-        clim, learned = blend_inputs(lake, d, cs, labels, on_d, outcomes) if cal.blend else (None, None)
+        clim, learned = (blend_inputs(lake, d, cs, labels, on_d, outcomes, cal.weekday_prior) if cal.blend
+                         else (None, None))
         table = forecast_rows(cs, cal.apply(probs, labels, clim, learned), np.ones(len(cs), bool), f"{run}-cal", 0,
                               dt.datetime.now(dt.timezone.utc).replace(microsecond=0), labels)
         lake.write_partition("forecasts", table, d, schema=FORECASTS_SCHEMA, model=f"{run}-cal")
