@@ -1,15 +1,18 @@
-"""Should the stack lean toward the bar? Refits the walk-forward's calibration stack from its stored forecasts.
+"""How should the calibration stack sit on the bar? Refits the walk-forward's stack from its stored forecasts.
 
 The published forecast of ``backtest --refit-every k`` is, per test day d, the model's raw forecast through
-the isotonic maps and the stack p = σ(a·logit p_cal + b·logit climatology + s·logit r + k), fitted on the
-raw forecasts of the ``--calibration-days`` before d (r: ``baseline-learned`` of the same day, from its own
-fit on the days before it). ``nonnegative_logistic`` penalises ‖w‖² toward w = 0, i.e. toward *no*
-forecast; with little evidence a stack should fall back on the bar instead. This bench refits the stack of
-every test day with the penalty λ/2 · ‖(a, b, s − 1)‖² (mean log loss units) for several λ, side by side
-with the shipped fit (λ = 0 toward the bar, the tiny L2 of scikit-learn's C = 1 toward zero), from what the
-walk-forward stored: the raw forecasts ``<train.run>-bt`` and the ``baseline-learned`` forecasts of the
-calibration and test days (the calibration days before the backtest's first day are forecast here, each
-from its own past, as the backtest's ``stack_for`` fits them). No model is trained.
+the calibration fitted on the raw forecasts of the ``--calibration-days`` before d, stacked with r, the
+``baseline-learned`` of the same day (from its own fit on the days before it). Two forms
+(``train.calibration_form``, ``pipeline.forecast.calibrate``): ``logistic`` (sessions 4–12) puts isotonic maps
+in front of p = σ(a·logit p_cal + b·logit climatology + s·logit r + k), and ``nonnegative_logistic`` penalises
+‖w‖² toward w = 0, i.e. toward *no* forecast; ``residual`` (session 13, shipped) is
+σ(logit r + a·(logit p − logit r) + b·(logit c − logit r)) on the raw p, no intercept, so that with little
+evidence it falls back on the bar. This bench refits the stack of every test day in several forms side by side:
+the shipped one, ``logistic``, and ``logistic`` with the penalty λ/2 · ‖(a, b, s − 1)‖² toward the bar (mean
+log loss units) for several λ, from what the walk-forward stored: the raw forecasts ``<train.run>-bt`` and the
+``baseline-learned`` forecasts of the calibration and test days (the calibration days before the backtest's
+first day are forecast here, each from its own past, as the backtest's ``stack_for`` fits them). No model is
+trained.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python bench/stack_prior.py -c configs/experiment-walkforward-100countries.yaml \
         --start 2025-06-01 --end 2025-06-06 --calibration-days 6 --lambdas 0.001 0.01 0.1
@@ -17,6 +20,10 @@ from its own past, as the backtest's ``stack_for`` fits them). No model is train
 The blend's climatology is the one the config asks for (``train.calibration_climatology``, by default at the
 day's weekend/weekday volume as ``baseline-weekday``). ``--weekday-climatology``: only the shipped stack, with
 that climatology and with the plain all-day share (``plain``, before session 12), side by side.
+
+``--residual``: the shipped form, ``logistic``, and the residual form's parts: the bar plus a shrunk share of
+the model's difference from it (no intercept, a = 0 is the bar), with and without climatology's difference,
+with and without the isotonic maps in front.
 
 A last variant chooses λ per level (among 0 and ``--lambdas``) by leave-one-day-out on each test day's
 calibration days, the only honest way to pick it here (``--only-by-day``: that one and the shipped stack).
@@ -45,6 +52,7 @@ from pipeline.scoring.backtest import model_days
 
 LEARNED = "baseline-learned"
 PLAIN = "plain climatology in the blend (before session 12)"
+RAW = "raw model (no isotonic maps)"
 
 
 def toward_bar(lam: float):
@@ -102,8 +110,29 @@ CHOSEN: list = []
 """The λ ``by_day`` chose, in the order of its fits (per test day: event, base, root, quad)."""
 
 
+def residual(with_climatology: bool):
+    """``calibrate.residual_logistic`` (the bar plus shrunk differences, no intercept: the shipped ``residual``
+    form with climatology), or the same on the model's difference alone; recorded in ``RESIDUAL``."""
+
+    def fit(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> np.ndarray:
+        if with_climatology:
+            w = calibrate.residual_logistic(X, y)
+        else:
+            a = calibrate.residual_logistic(X[:, [0, 2]], y)[0]
+            w = np.array([a, 0.0, 1.0 - a, 0.0])
+        RESIDUAL.append((round(float(w[0]), 3), round(float(w[1]), 3)))
+        return w
+
+    return fit
+
+
+RESIDUAL: list = []
+"""The (a, b) ``residual`` fitted, in the order of its fits (per test day: event, base, root, quad)."""
+
+
 def rows_of(lake: Lake, run: str, day: dt.date, countries: list[str], labels) -> dict[str, np.ndarray]:
-    """A stored forecast's rows in the order of ``countries`` (a country it lacks: ``PROB_FLOOR``)."""
+    """A stored forecast's rows in the order of ``countries`` (a country it lacks: ``PROB_FLOOR``; ``main`` checks
+    that the baselines cover the model's countries first)."""
     cs, probs = load_forecast(lake, run, day, labels)
     at = {c: i for i, c in enumerate(cs)}
     out = {}
@@ -127,6 +156,9 @@ def main() -> None:
     ap.add_argument("--only-by-day", action="store_true", help="only the shipped stack and the λ chosen by day")
     ap.add_argument("--weekday-climatology", action="store_true",
                     help="only the shipped stack, with the config's and with the plain climatology in the blend")
+    ap.add_argument("--residual", action="store_true",
+                    help="only the shipped stack and the bar plus the model's shrunk difference (no intercept), "
+                         "with and without the isotonic maps")
     ap.add_argument("--boot", type=int, default=1000)
     args = ap.parse_args()
     cfg = load_config(args.config)
@@ -140,22 +172,43 @@ def main() -> None:
     if not set(raw_days) <= have:
         raise SystemExit(f"no raw forecasts of {run} for {sorted(set(raw_days) - have)}: run the backtest first")
     countries = sorted(load_forecast(lake, run, raw_days[0], labels)[0])
-    missing = [d for d in raw_days if d not in set(lake.partitions("forecasts", model=LEARNED))]
+    def lacks(run_: str, d: dt.date) -> bool:  # no forecast of run_ on d for some of the model's countries
+        return d not in set(lake.partitions("forecasts", model=run_)) or \
+            bool(set(countries) - set(load_forecast(lake, run_, d, labels)[0]))
+
+    stale = [d for d in days if lacks(LEARNED, d) or (start <= d and lacks("baseline-climatology", d))]
+    if stale:  # the baselines' runs are shared by every backtest of the lake: another country set wrote them since
+        raise SystemExit(f"the stored baselines of {', '.join(map(str, stale))} lack some of the {len(countries)} "
+                         f"countries of {run}: run this config's backtest again (a backtest of another country set "
+                         "over the same days replaced them)")
+    missing = [d for d in raw_days if lacks(LEARNED, d)]
     if missing:  # the calibration days before the backtest's first: baseline-learned from each day's own past
         fcfg = dataclasses.replace(cfg.forecast, countries=countries, learned_dir=None, baselines=("learned",))
         for d in missing:
             run_baselines(lake, d, d, fcfg, outcomes)
     test = [d for d in days if start <= d <= end]
-    variants = {"shipped (toward 0)": calibrate.nonnegative_logistic,
-                **{f"toward the bar, λ = {lam:g}": toward_bar(lam) for lam in args.lambdas},
-                "toward the bar, λ per level by leave-one-day-out": by_day((0.0, *args.lambdas))}
+    shipped = f"shipped (train.calibration_form: {cfg.train.calibration_form})"
+    logistic = "logistic: isotonic maps, σ(a·p + b·c + s·r + k) (sessions 4–12)"
+    nnl = calibrate.nonnegative_logistic
+    # name → (the blend's fitter patched in for nonnegative_logistic, None: the form's own; form; no maps)
+    variants = {shipped: (None, cfg.train.calibration_form, cfg.train.calibration_form == "residual"),
+                logistic: (nnl, "logistic", False),
+                **{f"logistic toward the bar, λ = {lam:g}": (toward_bar(lam), "logistic", False) for lam in args.lambdas},
+                "logistic toward the bar, λ per level by leave-one-day-out": (by_day((0.0, *args.lambdas)),
+                                                                             "logistic", False)}
     if args.only_by_day:
         variants = {k: v for k, v in variants.items() if "λ =" not in k}
     if args.weekday_climatology:
-        variants = {"shipped (toward 0)": calibrate.nonnegative_logistic, PLAIN: calibrate.nonnegative_logistic}
+        variants = {shipped: variants[shipped], PLAIN: variants[shipped]}
+    if args.residual:
+        variants = {shipped: variants[shipped], logistic: variants[logistic],
+                    "bar + a·(model − bar)": (residual(False), "logistic", False),
+                    "bar + a·(model − bar) + b·(clim − bar)": (residual(True), "logistic", False),
+                    f"bar + a·(model − bar), {RAW}": (residual(False), "logistic", True),
+                    f"bar + a·(model − bar) + b·(clim − bar), {RAW} (the residual form)": (None, "residual", True)}
     scored = {}  # variant → {level: (days, C, L) squared errors}
     ref = {name: {lv: [] for lv in LEVELS + ("rare",)} for name in ("climatology", LEARNED)}
-    for name, fitter in variants.items():
+    for name, (fitter, form, raw) in variants.items():
         err = {lv: [] for lv in LEVELS + ("rare",)}
         prior = None if name == PLAIN else calibrate.weekday_prior_of(cfg)
         for d in test:
@@ -163,15 +216,15 @@ def main() -> None:
             o = outcomes.until(past[-1])
             st = collect(lake, run, past, o, labels)
             cal = calibrate.fit(st.P, st.Y, past)
-            if args.no_maps:  # the stack reads the raw model probabilities (identity maps)
+            if args.no_maps or raw:  # the stack reads the raw model probabilities (identity maps)
                 cal.knots = {lv: ([0.0, 1.0], [0.0, 1.0]) for lv in cal.knots}
             per = {p: [c for q, c in st.keys if q == p] for p in past}
             clim = calibrate._climatologies(o, per, prior)
             R = {lv: np.concatenate([rows_of(lake, LEARNED, p, per[p], labels)[lv] for p in past]) for lv in LEVELS}
             C = {lv: np.concatenate([clim[p][lv] for p in past]) for lv in LEVELS}
             GROUPS[:] = [p for p, _ in st.keys]
-            with mock.patch.object(calibrate, "nonnegative_logistic", fitter):
-                cal = calibrate.fit_blend(cal, st.P, st.Y, C, R, stack=object())
+            with mock.patch.object(calibrate, "nonnegative_logistic", fitter or nnl):
+                cal = calibrate.fit_blend(cal, st.P, st.Y, C, R, stack=object(), form=form)
             cs, probs = load_forecast(lake, run, d, labels)
             clim_d, _ = calibrate.blend_inputs(lake, d, cs, labels, None, outcomes, prior)
             out = cal.apply(probs, labels, clim_d, rows_of(lake, LEARNED, d, cs, labels))
@@ -187,6 +240,9 @@ def main() -> None:
                     for r, runname in (("climatology", "baseline-climatology"), (LEARNED, LEARNED)):
                         ref[r][lv].append((pick(rows_of(lake, runname, d, cs, labels)) - y) ** 2)
         scored[name] = {lv: np.stack(v) for lv, v in err.items()}
+        if RESIDUAL:
+            print("  (a, b) fitted (event, base, root, quad per test day):", RESIDUAL)
+            RESIDUAL.clear()
         if CHOSEN:
             print("  λ chosen (event, base, root, quad per test day):", CHOSEN)
             CHOSEN.clear()

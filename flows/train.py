@@ -79,13 +79,13 @@ def train_task(cfg: dict[str, Any], resume: bool = False) -> dict[str, Any]:
 @task(name="calibrate", cache_policy=NO_CACHE)
 def calibrate_task(cfg: dict[str, Any], model_dir: str, days: list[str]) -> dict[str, Any]:
     """Fit the model's calibration maps on its forecasts for the validation ``days``; saved in ``model_dir``."""
-    from pipeline.forecast.calibrate import fit_from_lake, stack_for, weekday_prior_of
+    from pipeline.forecast.calibrate import fit_from_lake, form_of, stack_for, weekday_prior_of
 
     c = config_from_dict(cfg)
     lake, dates = lake_of(c), [dt.date.fromisoformat(d) for d in days]
     stack = stack_for(lake, min(dates), c.forecast) if c.train.calibration_blend and c.train.calibration_stack else None
     cal = fit_from_lake(lake, Path(model_dir).name, dates, blend=c.train.calibration_blend, stack=stack,
-                        weekday_prior=weekday_prior_of(c))
+                        weekday_prior=weekday_prior_of(c), form=form_of(c))
     return {"path": str(cal.save(model_dir)), "days": cal.fitted_on, "n": cal.n, "blend": cal.blend,
             "stack": None if cal.stack is None else cal.stack.fitted_on}
 

@@ -541,18 +541,23 @@ def calibrate(
     """Fit the model's calibration maps on its (uncalibrated) forecasts of validation days; later forecasts use them."""
     from pipeline.core.lake import date_range
     from pipeline.core.registry import resolve
-    from pipeline.forecast.calibrate import fit_from_lake, stack_for, weekday_prior_of
+    from pipeline.forecast.calibrate import fit_from_lake, form_of, stack_for, weekday_prior_of
 
     cfg = get_config()
     model_dir = resolve(model)
     lake, days = get_lake(cfg), date_range(start, end or start)
     learned = stack_for(lake, min(days), cfg.forecast) if blend and stack else None
-    cal = fit_from_lake(lake, model_dir.name, days, blend=blend, stack=learned, weekday_prior=weekday_prior_of(cfg))
+    cal = fit_from_lake(lake, model_dir.name, days, blend=blend, stack=learned, weekday_prior=weekday_prior_of(cfg),
+                        form=form_of(cfg))
     path = cal.save(model_dir)
     o = out()
     o.print(f"[green]calibration[/] {path}: fitted on {', '.join(cal.fitted_on)} "
             f"({', '.join(f'{k} {v}' for k, v in cal.n.items())} label-days)")
     for lv, coef in (cal.blend or {}).items():
+        if cal.form == "residual":
+            o.print(f"  blend {lv}: σ(logit learned + {coef[0]:.2f}·(logit p − logit learned) "
+                    f"+ {coef[1]:.2f}·(logit climatology − logit learned))")
+            continue
         learned_term = f" + {coef[2]:.2f}·logit learned" if len(coef) == 4 else ""
         o.print(f"  blend {lv}: σ({coef[0]:.2f}·logit p + {coef[1]:.2f}·logit climatology{learned_term} {coef[-1]:+.2f})")
     if cal.blend:

@@ -100,6 +100,14 @@ def test_blend_round_trips_and_old_files_load_without_it(tmp_path) -> None:
     del data["blend_weekday_prior_days"]
     (tmp_path / "calibration.json").write_text(json.dumps(data))
     assert Calibration.load(tmp_path).weekday_prior is None
+    # the blend's form round-trips; a file from before session 13 is the logistic form
+    cal.form = "residual"
+    cal.save(tmp_path)
+    assert Calibration.load(tmp_path).form == "residual"
+    data = json.loads((tmp_path / "calibration.json").read_text())
+    del data["blend_form"]
+    (tmp_path / "calibration.json").write_text(json.dumps(data))
+    assert Calibration.load(tmp_path).form == "logistic"
 
 
 def test_weekday_climatology_is_the_plain_one_at_the_days_volume(country_history) -> None:
@@ -177,6 +185,71 @@ def test_stacked_blend_adds_what_the_learned_reference_knows() -> None:
     assert np.allclose(stacked.apply({lv: Pt}, climatology={lv: Ct})[lv], np.interp(Pt, *maps.knots[lv]))
     with pytest.raises(ValueError):
         fit_blend(fit({lv: P}, {lv: Y}), {lv: P}, {lv: Y}, {lv: C}, {lv: R})  # R without its stack
+
+
+def _three_signal_rows(rng, model_sees_day: bool, n=600, L=20):
+    """Outcomes from a base rate, a day signal and a history signal; the reference r knows base and history,
+    the model p the day signal on top of r (or, with ``model_sees_day`` False, noise), c the base rate."""
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    base = rng.uniform(0.05, 0.6, size=(n, 1)) * np.ones((1, L))
+    day, history = rng.normal(0, 1.0, size=(n, L)), rng.normal(0, 1.0, size=(n, L))
+    y = rng.uniform(size=(n, L)) < sigmoid(logit(base) + day + history)
+    r = sigmoid(logit(base) + history)
+    p = sigmoid(logit(r) + (day if model_sees_day else rng.normal(0, 1.0, size=(n, L))))
+    return p, base, r, y
+
+
+def test_residual_form_moves_from_the_reference_only_as_far_as_the_model_pays() -> None:
+    """The residual blend σ(logit r + a·(logit p − logit r) + b·(logit c − logit r)): a model that knows the
+    day gets a large a and beats the reference on fresh rows; a model of noise gets a ≈ 0 and the published
+    forecast is the reference's; a level with nothing to learn is the reference itself; no intercept."""
+    from pipeline.forecast.calibrate import fit_blend
+
+    rng = np.random.default_rng(7)
+    brier = lambda p, y: float(np.mean((p - y) ** 2))  # noqa: E731
+    identity = {"root": ([0.0, 1.0], [0.0, 1.0]), "quad": ([0.0, 1.0], [0.0, 1.0])}
+    for sees, a_range in ((True, (0.4, 1.2)), (False, (0.0, 0.05))):
+        P, C, R, Y = _three_signal_rows(rng, sees)
+        Yq = np.ones((len(Y), 4), bool)  # every QuadClass every day
+        Q = rng.uniform(0.2, 0.9, (len(Y), 4))
+        cal = fit_blend(Calibration(dict(identity), [], {}), {"root": P, "quad": Q}, {"root": Y, "quad": Yq},
+                        {"root": C, "quad": Q}, {"root": R, "quad": Q}, stack=object(), form="residual")
+        a, b, s, k = cal.blend["root"]
+        assert cal.form == "residual" and k == 0.0 and s == pytest.approx(1 - a - b) and b >= 0
+        assert a_range[0] <= a <= a_range[1], a
+        assert cal.blend["quad"] == [0.0, 0.0, 1.0, 0.0]
+        Pt, Ct, Rt, Yt = _three_signal_rows(rng, sees)
+        out = cal.apply({"root": Pt}, climatology={"root": Ct}, learned={"root": Rt})["root"]
+        if sees:
+            assert brier(out, Yt) < 0.95 * brier(Rt, Yt)
+        else:
+            assert abs(brier(out, Yt) - brier(Rt, Yt)) < 0.002 * brier(Rt, Yt)
+    with pytest.raises(ValueError, match="residual form"):
+        fit_blend(Calibration(dict(identity), [], {}), {"root": P}, {"root": Y}, {"root": C}, form="residual")
+    with pytest.raises(ValueError, match="form must be one of"):
+        fit_blend(Calibration(dict(identity), [], {}), {"root": P}, {"root": Y}, {"root": C}, form="isotonic")
+
+
+def test_residual_logistic_is_the_constrained_optimum() -> None:
+    """Karush–Kuhn–Tucker at the fit: the log-loss gradient is 0 along a positive weight and ≥ 0 along one held
+    at 0 (here the second input, anti-informative), and the loss is below the reference's (w = 0)."""
+    from scipy.special import expit
+
+    from pipeline.forecast.calibrate import residual_logistic
+
+    rng = np.random.default_rng(3)
+    ref, signal = rng.normal(size=5000), rng.normal(size=5000)
+    y = rng.uniform(size=5000) < expit(ref + 0.7 * signal)
+    X = np.stack([ref + signal, ref - signal, ref], axis=1)  # differences from the reference: +signal, −signal
+    coef = residual_logistic(X, y)
+    w, D = coef[:2], X[:, :2] - X[:, 2:]
+    z = X @ coef[:3] + coef[3]
+    grad = D.T @ (expit(z) - y) / len(y)
+    assert coef[3] == 0.0 and coef[2] == pytest.approx(1 - w.sum())
+    assert w[0] > 0.4 and abs(grad[0]) < 1e-4 and w[1] == 0.0 and grad[1] > 0
+    loss = lambda z: -np.mean(y * np.log(expit(z)) + (1 - y) * np.log(expit(-z)))  # noqa: E731
+    assert loss(z) < loss(X[:, 2]) - 0.01
 
 
 def test_a_stack_is_saved_with_the_calibration_and_must_be_leak_free(country_history, tmp_path) -> None:
@@ -266,9 +339,21 @@ def test_calibrate_cli_stacks_a_leak_free_learned_baseline(sample_forecasts, tmp
     assert "logit learned" in r.output and "stack: baseline-learned fitted on" in r.output
     saved = json.loads((model / "calibration.json").read_text())
     assert max(saved["stack"]["fitted_on"]) < day and (model / "stack" / "learned.joblib").exists()
+    # the default residual form: no maps (identity knots), the bar's weight 1 − a − b, no intercept
+    assert saved["blend_form"] == "residual" and "(logit p − logit learned)" in r.output
+    assert all(k == [[0.0, 1.0], [0.0, 1.0]] for k in saved["knots"].values())
+    assert all(len(c) == 4 and c[3] == 0.0 and abs(c[0] + c[1] + c[2] - 1) < 1e-9 for c in saved["blend"].values())
+    cfg_logistic = tmp_path / "logistic.yaml"
+    cfg_logistic.write_text(cfg.read_text() + "train:\n  calibration_form: logistic\n")
+    r = CliRunner().invoke(app, ["-c", str(cfg_logistic), "--lake", str(sample_forecasts.lake.root), "calibrate",
+                                 "--model", str(model), "--start", day])
+    saved = json.loads((model / "calibration.json").read_text())
+    assert r.exit_code == 0 and saved["blend_form"] == "logistic" and "·logit learned" in r.output
+    assert any(len(k[0]) > 2 for k in saved["knots"].values())  # isotonic maps
     r = CliRunner().invoke(app, ["-c", str(cfg), "--lake", str(sample_forecasts.lake.root), "calibrate",
                                  "--model", str(model), "--start", day, "--no-stack"])
     assert r.exit_code == 0 and "logit learned" not in r.output and not (model / "stack").exists()
+    assert json.loads((model / "calibration.json").read_text())["blend_form"] == "logistic"  # no stack: maps + blend
 
 
 def test_one_read_of_outcomes_serves_every_target_exactly_as_a_read_per_target(country_history) -> None:
@@ -311,3 +396,17 @@ def test_one_read_of_outcomes_serves_every_target_exactly_as_a_read_per_target(c
     for lv in LEVELS:
         assert np.array_equal(a[0][lv], b[0][lv]) and np.allclose(a[1][lv], b[1][lv])
     assert np.all(b[1]["root"][2] == 1e-3)  # DE is unseen before the target in the sliced outcomes too
+
+
+def test_the_config_picks_the_form_and_futures_shares_keep_the_maps() -> None:
+    import dataclasses
+
+    from pipeline.core.config import Config
+    from pipeline.forecast.calibrate import form_of
+
+    cfg = Config()
+    assert form_of(cfg) == "residual"  # the default
+    futures = dataclasses.replace(cfg, forecast=dataclasses.replace(cfg.forecast, probabilities="futures"))
+    assert form_of(futures) == "logistic"  # shares of K futures underestimate occurrence: they need the maps
+    logistic = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, calibration_form="logistic"))
+    assert form_of(logistic) == "logistic"

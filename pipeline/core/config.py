@@ -330,6 +330,12 @@ class TrainConfig:
     """The blend's climatology: ``weekday`` moves it to the target day's weekend/weekday volume as
     ``baseline-weekday`` does (prior ``forecast.weekday_prior_days``; docs/forecast.md "Session 12"), ``plain``
     is the all-day share. Stored in the calibration, so a model keeps what it was calibrated with."""
+    calibration_form: Literal["residual", "logistic"] = "residual"
+    """The stacked blend's form: ``residual`` publishes ``baseline-learned`` plus shrunk shares of the raw model's
+    and climatology's differences from it (no isotonic maps, no intercept: with nothing learned it is the bar);
+    ``logistic`` the isotonic maps, then σ(a·logit p + b·logit c + s·logit r + k) (before session 13). Without
+    the stack (``calibration_stack: false``), or for probabilities from the futures (``forecast.probabilities:
+    futures``, which need the maps), ``logistic``. docs/forecast.md "Session 13"."""
     max_steps: int | None = None
     """Stop after this many optimiser steps (None: run all epochs); the schedule spans them."""
     checkpoint_every: int = 50

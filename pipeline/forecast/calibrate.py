@@ -41,6 +41,18 @@ a stacked ensemble fitted on held-out days: the model has to add to what a frequ
 label's history already knows (a > 0 with a better score than r alone is that evidence), and the
 published forecast is never much worse than the learned bar where the model knows less.
 
+That is the ``logistic`` form (``train.calibration_form: logistic``, every calibration before session 13).
+The default, ``residual``, starts from the bar itself and moves only as far toward the model and
+climatology as the validation days paid for, with no isotonic maps in front (p is the model's raw
+probability) and no intercept::
+
+    p''_l = σ(logit r_l + a · (logit p_l − logit r_l) + b · (logit c_l − logit r_l))     a, b ≥ 0
+
+(:func:`residual_logistic`; stored as the stack's (a, b, 1 − a − b, 0)). a = b = 0 is ``baseline-learned``
+exactly; a per-level intercept and isotonic map fitted on a few validation days are what cost the logistic
+form at root level on the next days (docs/forecast.md "Session 13": 100 countries, against the bar, root
++0.31 → +0.41 with the country interval above 0 at every level).
+
 The maps (knots of each piecewise-linear g, the blend's a, b, k) are stored
 with the model (``<model dir>/calibration.json``) and applied by
 ``pipeline.forecast.forecast`` to every later forecast of that model.
@@ -62,11 +74,14 @@ from pipeline.model.hierarchy import HIERARCHY, PROB_FLOOR, logit as _logit, res
 from pipeline.model.learned import LearnedBaseline, learned_probabilities
 
 __all__ = ["Calibration", "fit", "fit_blend", "fit_from_lake", "climatology", "blend_inputs", "weekday_prior_of",
+           "form_of", "nonnegative_logistic", "residual_logistic", "FORMS",
            "restore_hierarchy", "PROB_FLOOR", "HIERARCHY", "FILE", "STACK_DIR"]
 
 FILE = "calibration.json"
 STACK_DIR = "stack"
 """Sub-folder of the model directory holding the stacked ``baseline-learned`` (``learned.joblib``/``.json``)."""
+FORMS = ("residual", "logistic")
+"""The stacked blend's forms (``train.calibration_form``, module doc)."""
 CLIMATOLOGY_ALPHA = 0.5
 """Additive smoothing of the climatology the blend uses (never exactly 0 or 1)."""
 
@@ -89,6 +104,9 @@ class Calibration:
     weekday_prior: float | None = None
     """The blend's climatology: at the target day's weekend/weekday volume with the country's ratio shrunk
     toward the world's by this many days (``baseline-weekday``), or None: the all-day share."""
+    form: str = "logistic"
+    """How the blend was fitted (:data:`FORMS`): ``residual``, the stack's bar plus shrunk differences, no maps
+    (identity knots) and no intercept; ``logistic``, the maps and a free logistic stack (files before session 13)."""
 
     def apply(self, probs: dict[str, np.ndarray], labels: LabelSpace | None = None,
               climatology: dict[str, np.ndarray] | None = None,
@@ -124,6 +142,7 @@ class Calibration:
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({"knots": self.knots, "fitted_on": self.fitted_on, "n": self.n,
                                    "blend": self.blend, "blend_weekday_prior_days": self.weekday_prior,
+                                   "blend_form": self.form,
                                    "stack": None if self.stack is None else {
                                        "estimator": self.stack.estimator, "fitted_on": self.stack.fitted_on}},
                                   indent=1) + "\n")
@@ -153,7 +172,7 @@ class Calibration:
                 raise UserError(f"{path} names a stacked baseline-learned but {Path(directory) / STACK_DIR} "
                                       "has none: calibrate the model again (`gdelt-forecast calibrate`)")
         return cls({k: (list(v[0]), list(v[1])) for k, v in data["knots"].items()}, data["fitted_on"], data["n"],
-                   data.get("blend"), stack, data.get("blend_weekday_prior_days"))
+                   data.get("blend"), stack, data.get("blend_weekday_prior_days"), data.get("blend_form", "logistic"))
 
 
 def fit(P: dict[str, np.ndarray], Y: dict[str, np.ndarray], days: Sequence[dt.date | str] = ()) -> Calibration:
@@ -177,13 +196,19 @@ def fit(P: dict[str, np.ndarray], Y: dict[str, np.ndarray], days: Sequence[dt.da
 
 def fit_blend(cal: Calibration, P: dict[str, np.ndarray], Y: dict[str, np.ndarray],
               C: dict[str, np.ndarray], R: dict[str, np.ndarray] | None = None,
-              stack: LearnedBaseline | None = None) -> Calibration:
+              stack: LearnedBaseline | None = None, form: str = "logistic") -> Calibration:
     """Add the blend to ``cal``: per level, a logistic regression with non-negative weights
     (:func:`nonnegative_logistic`) of the outcome on (logit of the calibrated score, logit of
     climatology ``C[level]``[, logit of the stack's probability ``R[level]``]), fitted on the same rows
-    as the maps. ``R`` and ``stack`` go together (the stack is stored with ``cal``)."""
+    as the maps. ``R`` and ``stack`` go together (the stack is stored with ``cal``). ``form="residual"``
+    (needs the stack): :func:`residual_logistic` instead, the stack's probability plus shrunk differences and
+    no intercept; a level with nothing to learn then gets the stack's probability itself."""
     if (R is None) != (stack is None):
         raise ValueError("fit_blend: pass the stack's probabilities R and the stack together")
+    if form not in FORMS:
+        raise ValueError(f"fit_blend: form must be one of {', '.join(FORMS)}, not {form!r}")
+    if form == "residual" and R is None:
+        raise ValueError("fit_blend: the residual form moves away from the stack's probabilities: pass R and the stack")
     blend = {}
     for lv in cal.knots:
         if lv not in C or (R is not None and lv not in R):
@@ -192,12 +217,38 @@ def fit_blend(cal: Calibration, P: dict[str, np.ndarray], Y: dict[str, np.ndarra
         if R is not None:
             x.append(_logit(R[lv]).ravel())
         y = np.asarray(Y[lv], bool).ravel()
-        if y.all() or not y.any():
-            continue  # nothing to learn (e.g. every QuadClass every day)
-        blend[lv] = [float(c) for c in nonnegative_logistic(np.stack(x, axis=1), y)]
+        if y.all() or not y.any():  # nothing to learn (e.g. every QuadClass every day)
+            if form == "residual":
+                blend[lv] = [0.0, 0.0, 1.0, 0.0]  # the stack's own probability
+            continue
+        fitter = residual_logistic if form == "residual" else nonnegative_logistic
+        blend[lv] = [float(c) for c in fitter(np.stack(x, axis=1), y)]
     cal.blend = blend or None
     cal.stack = stack if blend else None
+    cal.form = form if blend else "logistic"
     return cal
+
+
+def residual_logistic(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Weights of P(y) = σ(x_r + Σ_j w_j · (x_j − x_r)), w ≥ 0 and no intercept, with x_r the last column of
+    ``X`` (n, f) (the reference's logit) and x_j the others, fitted by L-BFGS-B (scipy) on the mean log loss.
+    w = 0 is the reference itself, so a fit moves away from it only as far as the differences paid on these
+    rows. Returns, in :func:`nonnegative_logistic`'s form, (w_1 … w_{f−1}, 1 − Σ w, 0): the same
+    σ(X·coef + k) with the reference's weight 1 − Σ w and k = 0."""
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_expit
+
+    y = np.asarray(y, float)
+    ref, D = X[:, -1], X[:, :-1] - X[:, -1:]  # (n,), (n, f − 1): differences from the reference
+
+    def loss_and_grad(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = ref + D @ w
+        loss = -np.mean(y * log_expit(z) + (1 - y) * log_expit(-z))
+        return float(loss), D.T @ (expit(z) - y) / len(y)
+
+    res = minimize(loss_and_grad, np.zeros(D.shape[1]), jac=True, method="L-BFGS-B",
+                   bounds=[(0.0, None)] * D.shape[1], options={"maxiter": 500})
+    return np.concatenate([res.x, [1.0 - res.x.sum(), 0.0]])
 
 
 def nonnegative_logistic(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> np.ndarray:
@@ -313,6 +364,13 @@ def weekday_prior_of(cfg) -> float | None:
     return cfg.forecast.weekday_prior_days if cfg.train.calibration_climatology == "weekday" else None
 
 
+def form_of(cfg) -> str:
+    """The blend ``form`` of :func:`fit_from_lake` that a :class:`~pipeline.core.config.Config` asks for:
+    ``train.calibration_form``, except ``logistic`` for a model whose probabilities are the share of its futures
+    (``forecast.probabilities: futures``), which underestimates occurrence and needs the isotonic maps."""
+    return cfg.train.calibration_form if cfg.forecast.probabilities == "occurrence" else "logistic"
+
+
 def stack_for(lake, first: dt.date, cfg, outcomes: Outcomes | None = None,
               fits: dict | None = None) -> LearnedBaseline | None:
     """The ``baseline-learned`` to stack for validation days from ``first`` on (``cfg``: the
@@ -334,7 +392,7 @@ def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | 
                   blend: bool = True, stack: LearnedBaseline | None = None,
                   outcomes: Outcomes | None = None,
                   stacks: Mapping[dt.date, LearnedBaseline] | None = None,
-                  weekday_prior: float | None = None) -> Calibration:
+                  weekday_prior: float | None = None, form: str = "logistic") -> Calibration:
     """Fit on the forecasts of ``run`` for ``days`` (validation target days) against what happened.
 
     With ``blend``, also fits the climatology blend when every validation day has history before it;
@@ -346,6 +404,8 @@ def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | 
     ``outcomes``: the ``country`` table already read (sliced to the days up to the last of ``days``).
     ``weekday_prior``: the blend's climatology at each day's weekend/weekday volume (``baseline-weekday`` with
     this prior; stored in the calibration and used again when it is applied); None: the all-day share.
+    ``form``: the stacked blend's form (:data:`FORMS`, module doc); ``residual`` without a stack, or when a
+    validation day has no history, falls back on the maps (and the logistic two-input blend).
     """
     from pipeline.forecast.table import collect
 
@@ -386,8 +446,11 @@ def fit_from_lake(lake, run: str, days: Sequence[dt.date], labels: LabelSpace | 
             learned.update(_learned_rows(fit_, outcomes, mine, labels))
         R = {lv: np.concatenate([learned[d][lv] for d in fitted_days]) for lv in LEVELS}
         stack = per_day[fitted_days[-1]]
+    form = form if R is not None else "logistic"
+    if form == "residual":  # the model's raw probabilities: no maps in front of the blend
+        cal.knots = {lv: ([0.0, 1.0], [0.0, 1.0]) for lv in cal.knots}
     cal = fit_blend(cal, {lv: stack_rows.P[lv][order] for lv in LEVELS},
                     {lv: stack_rows.Y[lv][order] for lv in LEVELS},
-                    {lv: np.concatenate([clim[d][lv] for d in fitted_days]) for lv in LEVELS}, R, stack)
+                    {lv: np.concatenate([clim[d][lv] for d in fitted_days]) for lv in LEVELS}, R, stack, form)
     cal.weekday_prior = weekday_prior if cal.blend else None
     return cal

@@ -152,7 +152,7 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
     ``fits``: the baselines' ``baseline-learned`` fits by first forecast day; the stack's fit for day p
     is the one the baselines used for p (one fit, not two). ``stack``: see :func:`backtest`."""
     from pipeline.features.embed import Embedder
-    from pipeline.forecast.calibrate import blend_inputs, fit_from_lake, stack_for, weekday_prior_of
+    from pipeline.forecast.calibrate import blend_inputs, fit_from_lake, form_of, stack_for, weekday_prior_of
     from pipeline.forecast.forecast import load_model_run, run_forecast
     from pipeline.model.train import train
 
@@ -191,7 +191,8 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
             per_day = {p: f for p in past if (f := stack_for(lake, p, scfg, outcomes, fits)) is not None}
             per_day = per_day if len(per_day) == len(past) else None  # a day without history: no stack
         cal = fit_from_lake(lake, run, past, labels, blend=cfg.train.calibration_blend, stack=one,
-                            outcomes=outcomes, stacks=per_day, weekday_prior=weekday_prior_of(cfg))
+                            outcomes=outcomes, stacks=per_day, weekday_prior=weekday_prior_of(cfg),
+                            form=form_of(cfg))
         cs, probs = load_forecast(lake, run, d, labels)
         # "fixed": the stack's input on d comes from the fit its weights were learned with (before the calibration
         # days), not d's fresher fit: weights learned on an older fit, applied to a sharper one, scored worse
