@@ -8,7 +8,8 @@ For each test day d in [start, end]:
 2. with a model (``refit_every = k``): every k days, at origin o, a model is trained on the
    descriptor days before o (``dataset.until = o − 1``, its validation days the last
    ``dataset.val_days`` targets before o, no test split), then forecasts o … o+k−1 uncalibrated
-   (run ``<run>``); its calibration (isotonic maps + climatology blend, stacked with a
+   (run ``<run>``); its calibration (``train.calibration_form``: by default the stack's ``baseline-learned``
+   plus shrunk differences toward the raw model and climatology, else isotonic maps + a logistic blend; with a
    ``baseline-learned`` fitted on the days before those calibration days unless
    ``train.calibration_stack`` is off) is refitted for each day d on the raw forecasts of the
    ``calibration_days`` days before d and written as run ``<run>-cal``. The stack's input on each
