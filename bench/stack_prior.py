@@ -112,18 +112,25 @@ CHOSEN: list = []
 
 def residual(with_climatology: bool):
     """``calibrate.residual_logistic`` (the bar plus shrunk differences, no intercept: the shipped ``residual``
-    form with climatology), or the same on the model's difference alone; recorded in ``RESIDUAL``."""
+    form with climatology), or the same on the model's difference alone."""
 
     def fit(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> np.ndarray:
         if with_climatology:
-            w = calibrate.residual_logistic(X, y)
-        else:
-            a = calibrate.residual_logistic(X[:, [0, 2]], y)[0]
-            w = np.array([a, 0.0, 1.0 - a, 0.0])
-        RESIDUAL.append((round(float(w[0]), 3), round(float(w[1]), 3)))
-        return w
+            return calibrate.residual_logistic(X, y)
+        a = calibrate.residual_logistic(X[:, [0, 2]], y)[0]
+        return np.array([a, 0.0, 1.0 - a, 0.0])
 
     return fit
+
+
+_RESIDUAL_LOGISTIC = calibrate.residual_logistic
+
+
+def recorded_residual(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``calibrate.residual_logistic``, its (a, b) appended to ``RESIDUAL`` (b = 0 without climatology)."""
+    w = _RESIDUAL_LOGISTIC(X, y)
+    RESIDUAL.append((round(float(w[0]), 3), round(float(w[1]), 3) if len(w) == 4 else 0.0))
+    return w
 
 
 RESIDUAL: list = []
@@ -223,7 +230,8 @@ def main() -> None:
             R = {lv: np.concatenate([rows_of(lake, LEARNED, p, per[p], labels)[lv] for p in past]) for lv in LEVELS}
             C = {lv: np.concatenate([clim[p][lv] for p in past]) for lv in LEVELS}
             GROUPS[:] = [p for p, _ in st.keys]
-            with mock.patch.object(calibrate, "nonnegative_logistic", fitter or nnl):
+            with mock.patch.object(calibrate, "nonnegative_logistic", fitter or nnl), \
+                    mock.patch.object(calibrate, "residual_logistic", recorded_residual):
                 cal = calibrate.fit_blend(cal, st.P, st.Y, C, R, stack=object(), form=form)
             cs, probs = load_forecast(lake, run, d, labels)
             clim_d, _ = calibrate.blend_inputs(lake, d, cs, labels, None, outcomes, prior)
@@ -240,14 +248,14 @@ def main() -> None:
                     for r, runname in (("climatology", "baseline-climatology"), (LEARNED, LEARNED)):
                         ref[r][lv].append((pick(rows_of(lake, runname, d, cs, labels)) - y) ** 2)
         scored[name] = {lv: np.stack(v) for lv, v in err.items()}
-        if RESIDUAL:
-            print("  (a, b) fitted (event, base, root, quad per test day):", RESIDUAL)
+        print(name, summary(scored[name], {r: {lv: np.stack(v) for lv, v in ref[r].items()} for r in ref},
+                            args.boot), flush=True)
+        if RESIDUAL:  # quad is absent on test days where every QuadClass occurred on every calibration day
+            print("  (a, b) fitted (event, base, root[, quad] per test day):", RESIDUAL)
             RESIDUAL.clear()
         if CHOSEN:
             print("  λ chosen (event, base, root, quad per test day):", CHOSEN)
             CHOSEN.clear()
-        print(name, summary(scored[name], {r: {lv: np.stack(v) for lv, v in ref[r].items()} for r in ref},
-                            args.boot), flush=True)
 
 
 def summary(err: dict, ref: dict, boot: int) -> str:
