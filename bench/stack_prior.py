@@ -29,8 +29,9 @@ A last variant chooses λ per level (among 0 and ``--lambdas``) by leave-one-day
 calibration days, the only honest way to pick it here (``--only-by-day``: that one and the shipped stack).
 
 Prints, per λ, BSS against climatology and against ``baseline-learned`` (95 % interval by countries) at
-event, base, root level and on the rare roots, over the test days [start, end] (the shipped row reproduces
-the backtest's ``<run>-bt-cal`` scores).
+event, base, root level and on the rare roots, over the test days [start, end]. The shipped row reproduces
+the backtest's ``<run>-bt-cal`` forecasts; a warning names the test days where it does not (the raw forecasts
+were rewritten since by a backtest of the same run over another window, or the config's calibration differs).
 """
 
 from __future__ import annotations
@@ -215,6 +216,7 @@ def main() -> None:
                     f"bar + a·(model − bar) + b·(clim − bar), {RAW} (the residual form)": (None, "residual", True)}
     scored = {}  # variant → {level: (days, C, L) squared errors}
     ref = {name: {lv: [] for lv in LEVELS + ("rare",)} for name in ("climatology", LEARNED)}
+    differs: list[dt.date] = []  # test days whose shipped row is not the stored <run>-cal forecast
     for name, (fitter, form, raw) in variants.items():
         err = {lv: [] for lv in LEVELS + ("rare",)}
         prior = None if name == PLAIN else calibrate.weekday_prior_of(cfg)
@@ -236,6 +238,10 @@ def main() -> None:
             cs, probs = load_forecast(lake, run, d, labels)
             clim_d, _ = calibrate.blend_inputs(lake, d, cs, labels, None, outcomes, prior)
             out = cal.apply(probs, labels, clim_d, rows_of(lake, LEARNED, d, cs, labels))
+            if name == shipped and not args.no_maps:  # the backtest's own published forecast of d, as stored
+                stored = rows_of(lake, f"{run}-cal", d, cs, labels)
+                if not all(np.allclose(stored[lv], out[lv], atol=1e-6) for lv in LEVELS):
+                    differs.append(d)
             di, oc = outcomes.day_index(d), outcomes.country_index()
             Y = {lv: np.stack([outcomes.y[lv][di, oc[c]] if c in oc else np.zeros(len(labels[lv]), bool)
                                for c in cs]) for lv in LEVELS}
@@ -250,6 +256,10 @@ def main() -> None:
         scored[name] = {lv: np.stack(v) for lv, v in err.items()}
         print(name, summary(scored[name], {r: {lv: np.stack(v) for lv, v in ref[r].items()} for r in ref},
                             args.boot), flush=True)
+        if name == shipped and differs:
+            print(f"  warning: on {', '.join(map(str, differs))} this row is not the stored {run}-cal forecast: the raw "
+                  "forecasts of its calibration days were written by another backtest of this run (another window), "
+                  "or the config's calibration settings differ from the backtest's; rerun the backtest to compare")
         if RESIDUAL:  # quad is absent on test days where every QuadClass occurred on every calibration day
             print("  (a, b) fitted (event, base, root[, quad] per test day):", RESIDUAL)
             RESIDUAL.clear()
