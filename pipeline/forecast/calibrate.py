@@ -74,7 +74,7 @@ from pipeline.model.hierarchy import HIERARCHY, PROB_FLOOR, logit as _logit, res
 from pipeline.model.learned import LearnedBaseline, learned_probabilities
 
 __all__ = ["Calibration", "fit", "fit_blend", "fit_from_lake", "climatology", "blend_inputs", "weekday_prior_of",
-           "form_of", "nonnegative_logistic", "residual_logistic", "FORMS",
+           "form_of", "nonnegative_logistic", "residual_logistic", "logistic_loss", "FORMS",
            "restore_hierarchy", "PROB_FLOOR", "HIERARCHY", "FILE", "STACK_DIR"]
 
 FILE = "calibration.json"
@@ -229,6 +229,14 @@ def fit_blend(cal: Calibration, P: dict[str, np.ndarray], Y: dict[str, np.ndarra
     return cal
 
 
+def logistic_loss(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """The mean log loss of σ(z) against ``y`` (both (n,), y in {0, 1}) and σ(z) − y, its gradient in z times n:
+    what every logistic fit here minimises (the fit's own parameters chain onto it)."""
+    from scipy.special import expit, log_expit
+
+    return float(-np.mean(y * log_expit(z) + (1 - y) * log_expit(-z))), expit(z) - y
+
+
 def residual_logistic(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Weights of P(y) = σ(x_r + Σ_j w_j · (x_j − x_r)), w ≥ 0 and no intercept, with x_r the last column of
     ``X`` (n, f) (the reference's logit) and x_j the others, fitted by L-BFGS-B (scipy) on the mean log loss.
@@ -236,15 +244,13 @@ def residual_logistic(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     rows. Returns, in :func:`nonnegative_logistic`'s form, (w_1 … w_{f−1}, 1 − Σ w, 0): the same
     σ(X·coef + k) with the reference's weight 1 − Σ w and k = 0."""
     from scipy.optimize import minimize
-    from scipy.special import expit, log_expit
 
     y = np.asarray(y, float)
     ref, D = X[:, -1], X[:, :-1] - X[:, -1:]  # (n,), (n, f − 1): differences from the reference
 
     def loss_and_grad(w: np.ndarray) -> tuple[float, np.ndarray]:
-        z = ref + D @ w
-        loss = -np.mean(y * log_expit(z) + (1 - y) * log_expit(-z))
-        return float(loss), D.T @ (expit(z) - y) / len(y)
+        loss, g = logistic_loss(ref + D @ w, y)
+        return loss, D.T @ g / len(y)
 
     res = minimize(loss_and_grad, np.zeros(D.shape[1]), jac=True, method="L-BFGS-B",
                    bounds=[(0.0, None)] * D.shape[1], options={"maxiter": 500})
@@ -262,17 +268,14 @@ def nonnegative_logistic(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> np.nda
     ``baseline-learned`` −1.7 % unconstrained → −1.1 % with the bounds, same forecasts).
     """
     from scipy.optimize import minimize
-    from scipy.special import expit, log_expit
 
     n, f = X.shape
     y = np.asarray(y, float)
 
     def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w, k = theta[:f], theta[f]
-        z = X @ w + k
-        loss = -np.mean(y * log_expit(z) + (1 - y) * log_expit(-z)) + w @ w / (2 * C * n)
-        g = expit(z) - y
-        return float(loss), np.concatenate([X.T @ g / n + w / (C * n), [g.mean()]])
+        loss, g = logistic_loss(X @ w + k, y)
+        return loss + w @ w / (2 * C * n), np.concatenate([X.T @ g / n + w / (C * n), [g.mean()]])
 
     start = np.concatenate([np.full(f, 1.0 / f), [0.0]])
     res = minimize(loss_and_grad, start, jac=True, method="L-BFGS-B",
