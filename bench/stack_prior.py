@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 from unittest import mock
 
 import numpy as np
@@ -59,7 +60,6 @@ RAW = "raw model (no isotonic maps)"
 def toward_bar(lam: float):
     """``nonnegative_logistic`` with the penalty λ/2 · ‖w − w₀‖², w₀ = (0, 0, 1): the bar, r itself."""
     from scipy.optimize import minimize
-    from scipy.special import expit, log_expit
 
     def fit(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> np.ndarray:
         n, f = X.shape
@@ -69,10 +69,8 @@ def toward_bar(lam: float):
 
         def loss_and_grad(theta):
             w, k = theta[:f], theta[f]
-            z = X @ w + k
-            loss = -np.mean(y * log_expit(z) + (1 - y) * log_expit(-z)) + lam / 2 * (w - w0) @ (w - w0)
-            g = expit(z) - y
-            return float(loss), np.concatenate([X.T @ g / n + lam * (w - w0), [g.mean()]])
+            loss, g = calibrate.logistic_loss(X @ w + k, y)
+            return loss + lam / 2 * (w - w0) @ (w - w0), np.concatenate([X.T @ g / n + lam * (w - w0), [g.mean()]])
 
         res = minimize(loss_and_grad, np.concatenate([w0 if f == 3 else np.full(f, 1.0 / f), [0.0]]), jac=True,
                        method="L-BFGS-B", bounds=[(0.0, None)] * f + [(None, None)], options={"maxiter": 500})
@@ -180,9 +178,14 @@ def main() -> None:
     if not set(raw_days) <= have:
         raise SystemExit(f"no raw forecasts of {run} for {sorted(set(raw_days) - have)}: run the backtest first")
     countries = sorted(load_forecast(lake, run, raw_days[0], labels)[0])
+
+    @functools.cache
+    def stored(run_: str) -> frozenset:
+        return frozenset(lake.partitions("forecasts", model=run_))
+
+    @functools.cache
     def lacks(run_: str, d: dt.date) -> bool:  # no forecast of run_ on d for some of the model's countries
-        return d not in set(lake.partitions("forecasts", model=run_)) or \
-            bool(set(countries) - set(load_forecast(lake, run_, d, labels)[0]))
+        return d not in stored(run_) or bool(set(countries) - set(load_forecast(lake, run_, d, labels)[0]))
 
     stale = [d for d in days if lacks(LEARNED, d) or (start <= d and lacks("baseline-climatology", d))]
     if stale:  # the baselines' runs are shared by every backtest of the lake: another country set wrote them since
