@@ -10,9 +10,10 @@ in front of p = σ(a·logit p_cal + b·logit climatology + s·logit r + k), and 
 evidence it falls back on the bar. This bench refits the stack of every test day in several forms side by side:
 the shipped one, ``logistic``, and ``logistic`` with the penalty λ/2 · ‖(a, b, s − 1)‖² toward the bar (mean
 log loss units) for several λ, from what the walk-forward stored: the raw forecasts ``<train.run>-bt`` and the
-``baseline-learned`` forecasts of the calibration and test days (the calibration days before the backtest's
-first day are forecast here, each from its own past, as the backtest's ``stack_for`` fits them). No model is
-trained.
+``baseline-learned`` forecasts of the calibration and test days, in the backtest's own lake
+(``<evaluate.reports_dir>/backtest-<start>_<end>-<train.run>-<N>c/lake``, or ``--backtest DIR``; the calibration
+days before the backtest's first day are forecast there, each from its own past, as the backtest's ``stack_for``
+fits them). No model is trained.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python bench/stack_prior.py -c configs/experiment-walkforward-100countries.yaml \
         --start 2025-06-01 --end 2025-06-06 --calibration-days 6 --lambdas 0.001 0.01 0.1
@@ -30,8 +31,8 @@ calibration days, the only honest way to pick it here (``--only-by-day``: that o
 
 Prints, per λ, BSS against climatology and against ``baseline-learned`` (95 % interval by countries) at
 event, base, root level and on the rare roots, over the test days [start, end]. The shipped row reproduces
-the backtest's ``<run>-bt-cal`` forecasts; a warning names the test days where it does not (the raw forecasts
-were rewritten since by a backtest of the same run over another window, or the config's calibration differs).
+the backtest's ``<run>-bt-cal`` forecasts; a warning names the test days where it does not (the config's
+calibration differs from the backtest's).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import functools
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -50,7 +52,7 @@ from pipeline.core.lake import Lake, date_range
 from pipeline.forecast import calibrate
 from pipeline.forecast.baselines import run_baselines
 from pipeline.forecast.table import collect, load_forecast
-from pipeline.scoring.backtest import model_days
+from pipeline.scoring.backtest import backtest_dir, backtest_lake, model_days
 
 LEARNED = "baseline-learned"
 PLAIN = "plain climatology in the blend (before session 12)"
@@ -165,11 +167,21 @@ def main() -> None:
     ap.add_argument("--residual", action="store_true",
                     help="only the shipped stack and the bar plus the model's shrunk difference (no intercept), "
                          "with and without the isotonic maps")
+    ap.add_argument("--backtest", type=Path, help="the backtest's directory (default: the one of this config's "
+                                                  "train.run over --start … --end in evaluate.reports_dir)")
     ap.add_argument("--boot", type=int, default=1000)
     args = ap.parse_args()
     cfg = load_config(args.config)
-    lake, labels = Lake(cfg.lake.root), label_space()
     start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
+    found = [args.backtest] if args.backtest else sorted(
+        backtest_dir(cfg.evaluate.reports_dir, start, end, f"{cfg.train.run}-*c").parent.glob(
+            backtest_dir(cfg.evaluate.reports_dir, start, end, f"{cfg.train.run}-*c").name))
+    if len(found) != 1 or not (found[0] / "lake").is_dir():
+        raise SystemExit(f"{'several' if len(found) > 1 else 'no'} backtests of {cfg.train.run} over {start} … {end} "
+                         f"in {cfg.evaluate.reports_dir}: run it first, or name one with --backtest "
+                         f"({', '.join(map(str, found)) or 'none'})")
+    lake, labels = backtest_lake(found[0], Lake(cfg.lake.root)), label_space()
+    print(f"reading the backtest's lake {lake.root}")
     days = date_range(start - dt.timedelta(days=cfg.evaluate.val_days), end)
     raw_days, _ = model_days(days, 1, args.calibration_days)
     run = f"{cfg.train.run}-bt"
@@ -188,10 +200,9 @@ def main() -> None:
         return d not in stored(run_) or bool(set(countries) - set(load_forecast(lake, run_, d, labels)[0]))
 
     stale = [d for d in days if lacks(LEARNED, d) or (start <= d and lacks("baseline-climatology", d))]
-    if stale:  # the baselines' runs are shared by every backtest of the lake: another country set wrote them since
+    if stale:
         raise SystemExit(f"the stored baselines of {', '.join(map(str, stale))} lack some of the {len(countries)} "
-                         f"countries of {run}: run this config's backtest again (a backtest of another country set "
-                         "over the same days replaced them)")
+                         f"countries of {run}: run this config's backtest again")
     missing = [d for d in raw_days if lacks(LEARNED, d)]
     if missing:  # the calibration days before the backtest's first: baseline-learned from each day's own past
         fcfg = dataclasses.replace(cfg.forecast, countries=countries, learned_dir=None, baselines=("learned",))
@@ -260,9 +271,8 @@ def main() -> None:
         print(name, summary(scored[name], {r: {lv: np.stack(v) for lv, v in ref[r].items()} for r in ref},
                             args.boot), flush=True)
         if name == shipped and differs:
-            print(f"  warning: on {', '.join(map(str, differs))} this row is not the stored {run}-cal forecast: the raw "
-                  "forecasts of its calibration days were written by another backtest of this run (another window), "
-                  "or the config's calibration settings differ from the backtest's; rerun the backtest to compare")
+            print(f"  warning: on {', '.join(map(str, differs))} this row is not the stored {run}-cal forecast: the "
+                  "config's calibration settings differ from the backtest's; rerun the backtest to compare")
         if RESIDUAL:  # quad is absent on test days where every QuadClass occurred on every calibration day
             print("  (a, b) fitted (event, base, root[, quad] per test day):", RESIDUAL)
             RESIDUAL.clear()

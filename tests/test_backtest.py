@@ -10,15 +10,15 @@ from typer.testing import CliRunner
 
 from pipeline.core.config import Config
 from pipeline.core.errors import UserError
+from pipeline.core.lake import Lake
 from pipeline.scoring.backtest import backtest
+from pipeline.scoring.evaluate import evaluate
 from tests.conftest import write_country_days
 
 
 @pytest.fixture()
 def history(tmp_path):
     """10 days, 3 countries: US protests (14) on even days, FR always cooperates (01), DE sometimes."""
-    from pipeline.core.lake import Lake
-
     lake = Lake(tmp_path / "lake")
     days = {}
     for i in range(10):
@@ -60,8 +60,38 @@ def test_baselines_backtest_scores_every_day_with_both_interval_units(history, t
     assert bt.directory.name == "backtest-2025-02-07_2025-02-10-baselines-3c"  # US, FR, DE
     two = backtest(history, "2025-02-07", "2025-02-10", _cfg(tmp_path), countries=["US", "FR"])
     assert two.directory.name.endswith("-baselines-2c") and (bt.directory / "summary.csv").exists()  # both kept
-    # the threshold-tuning day (02-06) was forecast too, from its own past
-    assert history.has_partition("forecasts", "2025-02-06", model="baseline-learned")
+    # the threshold-tuning day (02-06) was forecast too, from its own past, into the backtest's own lake
+    assert Lake(bt.directory / "lake").has_partition("forecasts", "2025-02-06", model="baseline-learned")
+
+
+def test_backtest_writes_its_own_lake_and_never_the_source(history, tmp_path):
+    """The daily record in the source lake (forecasts, scores) is left byte for byte; each backtest keeps its
+    baselines beside its summary, so a later one of other countries over the same days does not rewrite them."""
+    import pandas as pd
+
+    from pipeline.forecast.baselines import run_baselines
+
+    cfg = _cfg(tmp_path)
+    run_baselines(history, "2025-02-09", "2025-02-10", cfg.forecast)  # the "daily" forecasts, all 3 countries
+    evaluate(history, "2025-02-09", "2025-02-10", ["baseline-climatology"], cfg.evaluate)
+    before = {p: p.read_bytes() for p in sorted(history.root.rglob("*.parquet"))}
+    assert any("/scores/" in str(p) for p in before) and any("/forecasts/" in str(p) for p in before)
+
+    three = backtest(history, "2025-02-09", "2025-02-10", cfg)
+    two = backtest(history, "2025-02-09", "2025-02-10", cfg, countries=["US", "FR"])
+    assert {p: p.read_bytes() for p in sorted(history.root.rglob("*.parquet"))} == before
+
+    own = Lake(three.directory / "lake")
+    assert (own.root / "country").is_symlink() and not (own.root / "forecasts").is_symlink()
+    got = own.read("forecasts", "2025-02-10", "2025-02-10", model="baseline-learned").to_pandas()
+    assert set(got.country) == {"US", "FR", "GM"}  # not rewritten by the 2-country backtest
+    assert set(Lake(two.directory / "lake").read("forecasts", "2025-02-10", "2025-02-10",
+                                                 model="baseline-learned").to_pandas().country) == {"US", "FR"}
+    # the backtest's lake reads like any: country through its link, its own scores with the Hive key
+    con = own.duckdb()
+    assert con.sql("select count(distinct date) from country").fetchall()[0][0] == 10
+    scores = pd.read_parquet(own.table_dir("scores"))
+    assert set(scores.model) >= {"baseline-learned", "baseline-climatology"}
 
 
 def test_bad_ranges_are_user_errors(history, tmp_path):
@@ -150,9 +180,11 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     for origin in bt.origins:
         metrics = json.loads((tmp_path / "models" / "backtest" / f"bt-tiny-bt-{origin}" / "metrics.json").read_text())
         assert dt.date.fromisoformat(metrics["data"]["train"]["last_target"]) < dt.date.fromisoformat(origin)
+    source, lake = lake, Lake(bt.directory / "lake")  # what the backtest wrote is in its own lake
     for run in bt.runs[:2]:
         for d in ("2025-06-04", "2025-06-05", "2025-06-06"):
             assert lake.has_partition("forecasts", d, model=run), (run, d)
+            assert not source.has_partition("forecasts", d, model=run)
     s = bt.summary
     cal = s[(s.run == "bt-tiny-bt-cal") & (s.group == "all") & (s.level == "root")].iloc[0]
     assert cal.n_country_days == 2 * len(SAMPLE_COUNTRIES) and np.isfinite(cal.bss_learned)
@@ -163,7 +195,7 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     # with --stack fixed, the stack is applied with the fit its weights were learned with (before the calibration
     # day d − 1), not with the fresher fit of d (session 8's behaviour)
     applied.clear()
-    again = backtest(lake, "2025-06-05", "2025-06-06", cfg, refit_every=4, calibration_days=1, stack="fixed")
+    again = backtest(source, "2025-06-05", "2025-06-06", cfg, refit_every=4, calibration_days=1, stack="fixed")
     assert again.origins == bt.origins
     rerun = lake.read("forecasts", "2025-06-06", "2025-06-06", model="bt-tiny-bt").to_pandas()
     np.testing.assert_allclose(rerun.probability.to_numpy(), raw.probability.to_numpy(), atol=1e-6)
@@ -172,4 +204,4 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     fixed = lake.read("forecasts", "2025-06-06", "2025-06-06", model="bt-tiny-bt-cal").to_pandas()
     assert not np.allclose(fixed.probability.to_numpy(), calibrated.probability.to_numpy())
     with pytest.raises(UserError, match="--stack must be one of rolling, fixed"):
-        backtest(lake, "2025-06-05", "2025-06-06", cfg, refit_every=4, stack="latest")
+        backtest(source, "2025-06-05", "2025-06-06", cfg, refit_every=4, stack="latest")

@@ -262,3 +262,42 @@ def test_upgrade_restores_a_trash_partition_whose_day_is_missing_and_removes_sup
     assert os.listdir(root / "_trash") == ["e" * 32]  # never the only copy of anything
     again = upgrade(root)
     assert not again.trash_restored and again.trash_removed == 0 and again.trash_kept == report.trash_kept
+
+
+def test_overlay_lake_reads_the_source_writes_its_own_and_refuses_the_rest(tmp_path):
+    from pipeline.core.errors import UserError
+    from pipeline.core.lake import OverlayLake
+
+    source = Lake(tmp_path / "src")
+    t = pa.table({"x": [1, 2]})
+    source.write_partition("country", t, "2025-01-01")
+    source.write_partition("forecasts", t, "2025-01-01", model="daily")
+    source.write_partition("embeddings", t, None, embedder="e", batch="a")
+    (source.meta_dir("country") / "side.json").parent.mkdir(parents=True)
+    (source.meta_dir("country") / "side.json").write_text("{}")
+    over = OverlayLake(tmp_path / "bt", source, own=["forecasts", "scores"], shared=["embeddings"])
+    assert sorted(over.linked) == ["country", "embeddings"] and over.tables() == ["country", "embeddings"]
+    assert over.read("country", "2025-01-01", "2025-01-01").num_rows == 2 and (over.meta_dir("country") / "side.json").exists()
+    # its own tables: written under its root, the source's untouched
+    over.write_partition("forecasts", pa.table({"x": [9]}), "2025-01-01", model="daily")
+    assert over.read("forecasts", model="daily").column("x").to_pylist() == [9]
+    assert source.read("forecasts", model="daily").column("x").to_pylist() == [1, 2]
+    # a table of the source: read only; a shared cache: written (and locked) by the source
+    with pytest.raises(UserError, match="'country' is .* read only here"):
+        over.write_partition("country", t, "2025-01-02")
+    with pytest.raises(UserError, match="read only"):
+        over.delete_partition("country", "2025-01-01")
+    assert source.partitions("country") == [dt.date(2025, 1, 1)]
+    over.write_partition("embeddings", t, None, embedder="e", batch="b")
+    assert source.has_partition("embeddings", None, embedder="e", batch="b")
+    with over.lock("embeddings-e"):
+        assert (source.root / "_locks" / "embeddings-e.lock").exists() and not (over.root / "_locks").exists()
+    # a table new to both is its own; the source moved: the links are mended on the next open
+    over.write_partition("gaps", t, "2025-01-01")
+    assert not source.has_partition("gaps", "2025-01-01")
+    moved = Lake(tmp_path / "moved")
+    (tmp_path / "src").rename(moved.root)
+    again = OverlayLake(tmp_path / "bt", moved, own=["forecasts", "scores"])
+    assert again.read("country").num_rows == 2 and again.read("forecasts", model="daily").num_rows == 1
+    with pytest.raises(UserError, match="cannot be the lake itself"):
+        OverlayLake(moved.root, moved, own=["forecasts"])

@@ -454,6 +454,70 @@ class Lake:
         return con
 
 
+
+class OverlayLake(Lake):
+    """A lake of its own for some tables, reading every other table of ``source`` through links.
+
+    The tables in ``own`` (e.g. a backtest's ``forecasts`` and ``scores``) are written under ``root`` like
+    any lake's; every other table of ``source`` is a symlink ``<root>/<table> → <source>/<table>`` (and its
+    ``_meta`` folder likewise), so readers (pandas, DuckDB, this class) see one lake. Nothing is written into
+    ``source`` through it but the tables in ``shared`` (caches such as ``embeddings``), whose writes and locks
+    are ``source``'s own; a write to any other linked table raises. The links are made (or mended, when the
+    source moved) on construction, for the tables ``source`` has then.
+    """
+
+    def __init__(self, root: str | Path, source: Lake, own: Iterable[str], shared: Iterable[str] = ()):
+        super().__init__(root, source.compression, source.compression_level)
+        self.source, self.own, self.shared = source, frozenset(own), frozenset(shared)
+        if self.root.resolve() == source.root.resolve():
+            raise UserError(f"an overlay of {source.root} cannot be the lake itself")
+        self.linked = []
+        for table in source.tables():
+            if table in self.own:
+                continue
+            _link(self.root / table, source.table_dir(table))
+            if source.meta_dir(table).is_dir():
+                _link(self.meta_dir(table), source.meta_dir(table))
+            self.linked.append(table)
+
+    def __repr__(self) -> str:
+        return f"OverlayLake({str(self.root)!r}, source={str(self.source.root)!r})"
+
+    def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return self.source.lock(name)  # caches shared with the source lock where the source's writers do
+
+    def _writer(self, table: str) -> Lake:
+        if table in self.own or (table not in self.linked and table not in self.shared):
+            return super()
+        if table in self.shared:
+            return self.source
+        raise UserError(f"{self.root}: table {table!r} is {self.source.root}'s, read only here "
+                        f"(this lake writes {', '.join(sorted(self.own))})")
+
+    def write_partition(self, table: str, data: pa.Table, date: DateLike | None = None, **kw) -> Path:
+        w = self._writer(table)
+        return w.write_partition(table, data, date, **kw)
+
+    def write_undated(self, table: str, data: pa.Table, **kw) -> Path | None:
+        return self._writer(table).write_undated(table, data, **kw)
+
+    def delete_partition(self, table: str, date: DateLike | None = None, **keys: str) -> bool:
+        return self._writer(table).delete_partition(table, date, **keys)
+
+
+def _link(link: Path, target: Path) -> None:
+    """``link`` → ``target`` (absolute), replacing a stale link; a real folder at ``link`` is an error."""
+    target = target.resolve()
+    if link.is_symlink():
+        if link.resolve() == target:
+            return
+        link.unlink()
+    elif link.exists():
+        raise UserError(f"{link} is a folder of its own, not a link to {target}: remove it or use another directory")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target, target_is_directory=True)
+
+
 @dataclass
 class UpgradeReport:
     """What ``upgrade`` did (see there)."""

@@ -21,6 +21,11 @@ For each test day d in [start, end]:
    tuned on the ``evaluate.val_days`` days before ``start``, which are forecast the same way),
    once with intervals by days and once by countries.
 
+Everything it writes (every run's forecasts, futures and scores, the origins' dataset indexes) goes to its own
+lake, ``reports/backtest-<start>_<end>-<what>/lake/``, which reads the source lake's other tables through links
+(:func:`backtest_lake`): the source's daily forecasts and scores are never replaced, and backtests of other windows
+or country sets never overwrite each other's baselines.
+
 The summary (``reports/backtest-<start>_<end>-<what>/summary.csv``, ``summary.md``; ``<what>`` is the model's
 ``train.run``, or ``baselines``, and the number of countries, e.g. ``exp22-wf100-100c``, so backtests of other
 configs or country sets over the same days never overwrite each other) has per run × group ×
@@ -44,7 +49,7 @@ import pandas as pd
 from pipeline.cameo.labels import Outcomes, label_space, load_outcomes
 from pipeline.core.config import Config
 from pipeline.core.errors import UserError
-from pipeline.core.lake import DateLike, Lake, as_date, date_range
+from pipeline.core.lake import DateLike, Lake, OverlayLake, as_date, date_range
 from pipeline.core.progress import console
 from pipeline.core.schemas import FORECASTS_SCHEMA
 from pipeline.forecast.table import baseline_run, forecast_rows, load_forecast
@@ -76,14 +81,14 @@ STACKS = ("rolling", "fixed")
 
 
 def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_every: int | None = None,
-             calibration_days: int = 3, countries: list[str] | None = None, write: bool = True,
-             stack: str = "rolling") -> Backtest:
+             calibration_days: int = 3, countries: list[str] | None = None, stack: str = "rolling") -> Backtest:
     """Run the walk-forward backtest over the test days [start, end] (see the module doc).
 
     ``refit_every`` None: baselines only; k ≥ 1: also the model, retrained every k days.
     ``countries``: the countries forecast and scored (default: ``cfg.dataset.countries``, else the
     ``cfg.dataset.top_countries`` busiest before the first forecast day). ``stack``: which
     ``baseline-learned`` fits the calibration's stack reads (:data:`STACKS`, module doc).
+    ``lake`` is only read: what the backtest writes goes to its own lake (:func:`backtest_lake`).
     """
     if stack not in STACKS:
         raise UserError(f"backtest: --stack must be one of {', '.join(STACKS)}, not {stack!r}")
@@ -98,6 +103,10 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
     if outcomes.day_index(start) is None or start <= outcomes.days[0]:
         raise UserError(f"backtest: --start {start} needs 'country' partitions on and before it in {lake.root}")
     countries = countries or list(cfg.dataset.countries) or _busiest(outcomes, first, cfg.dataset.top_countries)
+    name = f"{cfg.train.run if refit_every is not None else 'baselines'}-{len(countries)}c"
+    directory = backtest_dir(Path(cfg.evaluate.reports_dir), start, end, name)
+    lake = backtest_lake(directory, lake)
+    console.print(f"backtest: writing into {lake.root} (reading {lake.source.root})")
 
     # ---- baselines, each day from its own past (baseline-learned refitted per day)
     fcfg = dataclasses.replace(cfg.forecast, countries=countries, learned_dir=None)
@@ -120,14 +129,32 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
     out = {}
     for unit in ("day", "country"):
         ecfg.bootstrap_unit = unit
-        ev = evaluate(lake, start, end, runs, ecfg, write=write and unit == "day")
+        ev = evaluate(lake, start, end, runs, ecfg, write=unit == "day")
         out[unit] = ev.summary
     summary = _merge(out["day"], out["country"])
-    name = f"{cfg.train.run if refit_every is not None else 'baselines'}-{len(countries)}c"
     bt = Backtest(start, end, runs, summary, origins, name=name)
-    if write:
-        bt.directory = write_backtest(bt, Path(cfg.evaluate.reports_dir))
+    bt.directory = write_backtest(bt, Path(cfg.evaluate.reports_dir))
     return bt
+
+
+OWN_TABLES = ("forecasts", "futures", "scores", "watchlist", "dataset")
+"""What a backtest writes, into its own lake (:func:`backtest_lake`); every other table is the source lake's."""
+
+
+def backtest_dir(reports_dir: Path, start: DateLike, end: DateLike, name: str) -> Path:
+    """``<reports_dir>/backtest-<start>_<end>-<name>``: the summary, and the lake (``lake/``) it was scored from."""
+    return Path(reports_dir) / f"backtest-{as_date(start)}_{as_date(end)}-{name}"
+
+
+def backtest_lake(directory: Path, source: Lake) -> OverlayLake:
+    """The backtest's own lake, ``<directory>/lake``: its forecasts, futures, scores and training indexes, with
+    ``source``'s other tables (``country``, ``descriptors`` …) read through links. So a backtest never replaces
+    the daily flow's forecasts or scores in ``source``, two backtests (other windows, other country sets) never
+    overwrite each other's baselines, and the forecasts each summary was scored from stay beside it. The
+    embedding cache is ``source``'s (shared, as every run's)."""
+    if isinstance(source, OverlayLake):
+        source = source.source
+    return OverlayLake(Path(directory) / "lake", source, own=OWN_TABLES, shared=("embeddings",))
 
 
 def _busiest(outcomes, before: dt.date, top: int) -> list[str]:
@@ -242,7 +269,7 @@ def markdown(summary: pd.DataFrame, group: str = "all") -> str:
 
 def write_backtest(bt: Backtest, reports_dir: Path) -> Path:
     """``reports/backtest-<start>_<end>-<what>/summary.csv`` and ``summary.md`` (one table per group)."""
-    out = Path(reports_dir) / f"backtest-{bt.start}_{bt.end}-{bt.name}"
+    out = backtest_dir(reports_dir, bt.start, bt.end, bt.name)
     out.mkdir(parents=True, exist_ok=True)
     bt.summary.to_csv(out / "summary.csv", index=False)
     text = f"# Walk-forward backtest {bt.start} … {bt.end}\n\nRuns: {', '.join(bt.runs)}\n"
