@@ -249,3 +249,17 @@ def test_pre_rendered_map_projects_every_shape():
     assert 0 < y0 < y1 < w.height / 2  # north of the equator, y down
     fx0, fx1, _, _ = bbox(w.paths["Fiji"])
     assert fx1 - fx0 < 50  # across the antimeridian: one side, not a band
+
+
+def test_headline_keeps_slots_for_falls_and_leads_with_the_largest_departure():
+    from pipeline.scoring.watchlist import headline
+
+    rows = [("rises", "rise", "US", "event", "0411", 0.04), ("rises", "rise", "US", "root", "04", 0.03),
+            ("rises", "rise", "FR", "root", "01", 0.05), ("rises", "rise", "GM", "root", "05", 0.02),
+            ("conflict rises", "rise", "SY", "root", "19", 0.10), ("falls", "fall", "IN", "root", "14", -0.23),
+            ("falls", "fall", "UK", "root", "03", -0.01), ("falls", "fall", "CH", "root", "02", -0.005)]
+    w = pd.DataFrame(rows, columns=["list", "direction", "country", "level", "code", "difference"])
+    g = headline(w, n=5, falls=2)
+    # 3 rise slots (US once: its event row and its root say the same), 2 fall slots, largest |difference| first
+    assert list(zip(g.country, g.difference)) == [("IN", -0.23), ("SY", 0.10), ("FR", 0.05), ("US", 0.04),
+                                                   ("UK", -0.01)]

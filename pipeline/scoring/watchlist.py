@@ -322,7 +322,8 @@ def headline(w: pd.DataFrame, n: int = 8, falls: int = 2) -> pd.DataFrame:
     """The first screen of a watch list: the ``n − falls`` largest rises and the ``falls`` largest falls.
 
     One row per (country, root) — an event row and its root say the same thing
-    — from the ``rises``, ``conflict rises`` and ``falls`` lists, largest |difference| first within each.
+    — from the ``rises``, ``conflict rises`` and ``falls`` lists. The falls have their own slots (so many small
+    rises never hide them); the rows come largest |difference| first, whatever their direction.
     """
     g = w[w.list.isin(["rises", "conflict rises", "falls"])]
     g = g.assign(_root=[c if lv == "quad" else c[:2] for lv, c in zip(g.level, g.code)])
@@ -330,4 +331,5 @@ def headline(w: pd.DataFrame, n: int = 8, falls: int = 2) -> pd.DataFrame:
                                                       ascending=[False, True, True, True], kind="stable")
     g = g.drop_duplicates(["country", "_root"])
     out = pd.concat([g[g.direction == "rise"].head(n - falls), g[g.direction == "fall"].head(falls)])
+    out = out.sort_values(["_abs", "country", "level", "code"], ascending=[False, True, True, True], kind="stable")
     return out.drop(columns=["_root", "_abs"]).reset_index(drop=True)
