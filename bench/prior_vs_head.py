@@ -2,7 +2,9 @@
 the test days, side by side: the saved prior of each origin's model alone, the trained head (the raw run) and the
 backtest's ``baseline-learned`` (refitted every day), as BSS against climatology (docs/forecast.md, session 8).
 
-    PYTHONPATH=. python bench/prior_vs_head.py --run exp22-wf100-prior-bt --start 2025-06-01 --end 2025-06-06
+    B=data/experiment/reports/backtest-2025-06-01_2025-06-06-exp22-wf100-prior-100c
+    PYTHONPATH=. python bench/prior_vs_head.py --lake $B/lake --models $B/models --run exp22-wf100-prior-bt \
+        --start 2025-06-01 --end 2025-06-06
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from pipeline.model.learned import LearnedBaseline
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--lake", default="data/experiment/lake")
-    ap.add_argument("--models", default="data/experiment/models/backtest", help="the backtest's origin models")
+    ap.add_argument("--lake", required=True, help="the backtest's lake, reports/backtest-…/lake")
+    ap.add_argument("--models", required=True, help="the backtest's origin models, reports/backtest-…/models")
     ap.add_argument("--run", required=True, help="the raw backtest run, e.g. exp22-wf100-prior-bt")
     ap.add_argument("--start", default="2025-06-01")
     ap.add_argument("--end", default="2025-06-06")

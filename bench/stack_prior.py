@@ -153,27 +153,27 @@ def rows_of(lake: Lake, run: str, day: dt.date, countries: list[str], labels) ->
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("-c", "--config", required=True)
-    ap.add_argument("--start", required=True)
-    ap.add_argument("--end", required=True)
-    ap.add_argument("--calibration-days", type=int, default=6)
-    ap.add_argument("--lambdas", type=float, nargs="+", default=[0.001, 0.01, 0.1])
-    ap.add_argument("--no-maps", action="store_true", help="no isotonic maps before the stack")
-    ap.add_argument("--only-by-day", action="store_true", help="only the shipped stack and the λ chosen by day")
-    ap.add_argument("--weekday-climatology", action="store_true",
-                    help="only the shipped stack, with the config's and with the plain climatology in the blend")
-    ap.add_argument("--residual", action="store_true",
-                    help="only the shipped stack and the bar plus the model's shrunk difference (no intercept), "
-                         "with and without the isotonic maps")
-    ap.add_argument("--backtest", type=Path, help="the backtest's directory (default: the one of this config's "
-                                                  "train.run over --start … --end in evaluate.reports_dir)")
-    ap.add_argument("--boot", type=int, default=1000)
-    args = ap.parse_args()
-    cfg = load_config(args.config)
-    start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
-    found = [args.backtest] if args.backtest else sorted(
+@dataclasses.dataclass
+class Stored:
+    """What a walk-forward backtest stored, opened for refitting its stack (:func:`open_backtest`)."""
+
+    lake: Lake
+    labels: object
+    outcomes: object
+    run: str
+    """The raw model run, ``<train.run>-bt``."""
+    countries: list[str]
+    days: list[dt.date]
+    """The threshold-tuning and test days."""
+    raw_days: list[dt.date]
+    """``days`` and the calibration days before them."""
+
+
+def open_backtest(cfg, start: dt.date, end: dt.date, calibration_days: int, directory: Path | None = None) -> Stored:
+    """The backtest of ``cfg``'s ``train.run`` over [start, end] (``directory``, or the one in
+    ``evaluate.reports_dir``): its lake, with ``baseline-learned`` forecast (each from its own past) on the
+    calibration days before the backtest's first, which the backtest's ``stack_for`` fitted but did not store."""
+    found = [directory] if directory else sorted(
         backtest_dir(cfg.evaluate.reports_dir, start, end, f"{cfg.train.run}-*c").parent.glob(
             backtest_dir(cfg.evaluate.reports_dir, start, end, f"{cfg.train.run}-*c").name))
     if len(found) != 1 or not (found[0] / "lake").is_dir():
@@ -183,7 +183,7 @@ def main() -> None:
     lake, labels = backtest_lake(found[0], Lake(cfg.lake.root)), label_space()
     print(f"reading the backtest's lake {lake.root}")
     days = date_range(start - dt.timedelta(days=cfg.evaluate.val_days), end)
-    raw_days, _ = model_days(days, 1, args.calibration_days)
+    raw_days, _ = model_days(days, 1, calibration_days)
     run = f"{cfg.train.run}-bt"
     outcomes = load_outcomes(lake, None, end)
     have = set(lake.partitions("forecasts", model=run))
@@ -208,6 +208,31 @@ def main() -> None:
         fcfg = dataclasses.replace(cfg.forecast, countries=countries, learned_dir=None, baselines=("learned",))
         for d in missing:
             run_baselines(lake, d, d, fcfg, outcomes)
+    return Stored(lake, labels, outcomes, run, countries, days, raw_days)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-c", "--config", required=True)
+    ap.add_argument("--start", required=True)
+    ap.add_argument("--end", required=True)
+    ap.add_argument("--calibration-days", type=int, default=6)
+    ap.add_argument("--lambdas", type=float, nargs="+", default=[0.001, 0.01, 0.1])
+    ap.add_argument("--no-maps", action="store_true", help="no isotonic maps before the stack")
+    ap.add_argument("--only-by-day", action="store_true", help="only the shipped stack and the λ chosen by day")
+    ap.add_argument("--weekday-climatology", action="store_true",
+                    help="only the shipped stack, with the config's and with the plain climatology in the blend")
+    ap.add_argument("--residual", action="store_true",
+                    help="only the shipped stack and the bar plus the model's shrunk difference (no intercept), "
+                         "with and without the isotonic maps")
+    ap.add_argument("--backtest", type=Path, help="the backtest's directory (default: the one of this config's "
+                                                  "train.run over --start … --end in evaluate.reports_dir)")
+    ap.add_argument("--boot", type=int, default=1000)
+    args = ap.parse_args()
+    cfg = load_config(args.config)
+    start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
+    bt = open_backtest(cfg, start, end, args.calibration_days, args.backtest)
+    lake, labels, outcomes, run, days, raw_days = bt.lake, bt.labels, bt.outcomes, bt.run, bt.days, bt.raw_days
     test = [d for d in days if start <= d <= end]
     shipped = f"shipped (train.calibration_form: {cfg.train.calibration_form})"
     logistic = "logistic: isotonic maps, σ(a·p + b·c + s·r + k) (sessions 4–12)"

@@ -178,7 +178,7 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     assert bt.directory.name == f"backtest-2025-06-05_2025-06-06-bt-tiny-{len(SAMPLE_COUNTRIES)}c"
     assert bt.runs[:2] == ["bt-tiny-bt-cal", "bt-tiny-bt"]
     for origin in bt.origins:
-        metrics = json.loads((tmp_path / "models" / "backtest" / f"bt-tiny-bt-{origin}" / "metrics.json").read_text())
+        metrics = json.loads((bt.directory / "models" / f"bt-tiny-bt-{origin}" / "metrics.json").read_text())
         assert dt.date.fromisoformat(metrics["data"]["train"]["last_target"]) < dt.date.fromisoformat(origin)
     source, lake = lake, Lake(bt.directory / "lake")  # what the backtest wrote is in its own lake
     for run in bt.runs[:2]:

@@ -21,8 +21,9 @@ For each test day d in [start, end]:
    tuned on the ``evaluate.val_days`` days before ``start``, which are forecast the same way),
    once with intervals by days and once by countries.
 
-Everything it writes (every run's forecasts, futures and scores, the origins' dataset indexes) goes to its own
-lake, ``reports/backtest-<start>_<end>-<what>/lake/``, which reads the source lake's other tables through links
+Everything it writes goes to its own directory ``reports/backtest-<start>_<end>-<what>/``: the origins' models
+in ``models/``, and every run's forecasts, futures and scores and the origins' dataset indexes in its own lake
+``lake/``, which reads the source lake's other tables through links
 (:func:`backtest_lake`): the source's daily forecasts and scores are never replaced, and backtests of other windows
 or country sets never overwrite each other's baselines.
 
@@ -121,7 +122,7 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
     origins: list[str] = []
     if refit_every is not None:
         model_runs, origins = _model_backtest(lake, days, cfg, refit_every, calibration_days, countries, outcomes,
-                                              fits, stack)
+                                              fits, stack, models_dir=directory / "models")
         runs = model_runs + runs
 
     # ---- scores: intervals by days, then by countries
@@ -171,21 +172,22 @@ def model_days(days: list[dt.date], k: int, calibration_days: int) -> tuple[list
 
 
 def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibration_days: int,
-                    countries: list[str], outcomes: Outcomes, fits: dict[dt.date, Any], stack: str = "rolling"
-                    ) -> tuple[list[str], list[str]]:
+                    countries: list[str], outcomes: Outcomes, fits: dict[dt.date, Any], stack: str = "rolling",
+                    models_dir: Path | None = None) -> tuple[list[str], list[str]]:
     """Train at every k-th day, forecast raw, calibrate each day on the raw forecasts before it.
 
     ``outcomes``: the ``country`` table up to the last test day, read once; each day's calibration,
     stack and blend inputs see only its slice up to the days before that day (``Outcomes.until``).
     ``fits``: the baselines' ``baseline-learned`` fits by first forecast day; the stack's fit for day p
-    is the one the baselines used for p (one fit, not two). ``stack``: see :func:`backtest`."""
+    is the one the baselines used for p (one fit, not two). ``stack``: see :func:`backtest`. ``models_dir``: where
+    the origins' models go (:func:`backtest` gives its own directory's ``models/``)."""
     from pipeline.features.embed import Embedder
     from pipeline.forecast.calibrate import blend_inputs, fit_from_lake, form_of, stack_for, weekday_prior_of
     from pipeline.forecast.forecast import load_model_run, run_forecast
     from pipeline.model.train import train
 
     run = f"{cfg.train.run}-bt"
-    models_dir = Path(cfg.train.models_dir) / "backtest"
+    models_dir = Path(models_dir or Path(cfg.train.models_dir) / "backtest")
     embedder = Embedder(cfg.embed)
     origins = []
     raw_days, origin_days = model_days(days, k, calibration_days)
