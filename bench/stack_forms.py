@@ -29,7 +29,6 @@ hundredths of a point; compare the rows with one another.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import sys
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from stack_prior import LEARNED, Stored, open_backtest, rows_of  # noqa: E402
+from stack_prior import LEARNED, Stored, backtest_parser, open_backtest, rows_of  # noqa: E402
 
 from pipeline.cameo.labels import LEVELS, RARE_ROOTS  # noqa: E402
 from pipeline.core.config import load_config  # noqa: E402
@@ -169,14 +168,8 @@ def stack_rows(bt: Stored, d: dt.date, calibration_days: int, prior: float | Non
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("-c", "--config", required=True)
-    ap.add_argument("--start", required=True)
-    ap.add_argument("--end", required=True)
-    ap.add_argument("--calibration-days", type=int, default=6)
-    ap.add_argument("--backtest", type=Path, help="the backtest's directory (default: as bench/stack_prior.py)")
+    ap = backtest_parser(__doc__.split("\n")[0])
     ap.add_argument("--forms", nargs="+", choices=list(FORMS), default=list(FORMS))
-    ap.add_argument("--boot", type=int, default=1000)
     args = ap.parse_args()
     cfg = load_config(args.config)
     start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)

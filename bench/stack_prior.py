@@ -211,12 +211,21 @@ def open_backtest(cfg, start: dt.date, end: dt.date, calibration_days: int, dire
     return Stored(lake, labels, outcomes, run, countries, days, raw_days)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def backtest_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of a bench that reads a walk-forward's stored forecasts (:func:`open_backtest`)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("-c", "--config", required=True)
     ap.add_argument("--start", required=True)
     ap.add_argument("--end", required=True)
     ap.add_argument("--calibration-days", type=int, default=6)
+    ap.add_argument("--backtest", type=Path, help="the backtest's directory (default: the one of this config's "
+                                                  "train.run over --start … --end in evaluate.reports_dir)")
+    ap.add_argument("--boot", type=int, default=1000)
+    return ap
+
+
+def main() -> None:
+    ap = backtest_parser(__doc__.split("\n")[0])
     ap.add_argument("--lambdas", type=float, nargs="+", default=[0.001, 0.01, 0.1])
     ap.add_argument("--no-maps", action="store_true", help="no isotonic maps before the stack")
     ap.add_argument("--only-by-day", action="store_true", help="only the shipped stack and the λ chosen by day")
@@ -225,9 +234,6 @@ def main() -> None:
     ap.add_argument("--residual", action="store_true",
                     help="only the shipped stack and the bar plus the model's shrunk difference (no intercept), "
                          "with and without the isotonic maps")
-    ap.add_argument("--backtest", type=Path, help="the backtest's directory (default: the one of this config's "
-                                                  "train.run over --start … --end in evaluate.reports_dir)")
-    ap.add_argument("--boot", type=int, default=1000)
     args = ap.parse_args()
     cfg = load_config(args.config)
     start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
