@@ -54,7 +54,7 @@ def unusual_tomorrow(lake: Lake, day: dt.date, run: str | None = None, n: int = 
 
     One dict per line — country, label, level, code, p, usual, difference,
     direction, actors, phrase — the ``n − 2`` largest rises and the 2 largest
-    falls (:func:`pipeline.scoring.watchlist.headline`).
+    falls, largest departure first (:func:`pipeline.scoring.watchlist.headline`).
     """
     from pipeline.scoring.watchlist import headline, read_watchlist
 

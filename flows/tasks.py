@@ -220,10 +220,10 @@ def skill_rows(ev: Any, level: str = "root") -> list[dict[str, Any]]:
 @task(name="watchlist", cache_policy=cached_on("watchlist"), task_run_name="watchlist-{day}")
 def watchlist_task(cfg: dict[str, Any], day: dt.date, run: str | None = None) -> dict[str, Any]:
     """The ``watchlist`` partition of target ``day`` (``run``: the model's, else climatology); needs its forecasts."""
-    from pipeline.scoring.watchlist import write_watchlist
+    from pipeline.scoring.watchlist import WatchlistConfig, write_watchlist
 
     c = config_from_dict(cfg)
-    w = write_watchlist(lake_of(c), day, run)
+    w = write_watchlist(lake_of(c), day, run, WatchlistConfig(usual=c.evaluate.watchlist_usual))
     sizes = {str(k): int(n) for k, n in w.groupby("list", sort=False).size().items()}
     get_run_logger().info("watchlist %s: %s", day, ", ".join(f"{n} {k}" for k, n in sizes.items()) or "empty")
     return {"day": str(day), "run": str(w.model_run.iloc[0]) if len(w) else run, "rows": sizes}

@@ -576,7 +576,8 @@ def watchlist(
     """Write the `watchlist` table for --date: the forecasts that depart most from the usual (after forecast)."""
     from pipeline.scoring.watchlist import WatchlistConfig, write_watchlist
 
-    w = write_watchlist(get_lake(get_config()), date, run, WatchlistConfig(top=top))
+    cfg = get_config()
+    w = write_watchlist(get_lake(cfg), date, run, WatchlistConfig(top=top, usual=cfg.evaluate.watchlist_usual))
     if w.empty:
         out().print(f"[bold]watchlist[/] {date}: nothing departs from the usual range", highlight=False)
         return
@@ -596,7 +597,8 @@ def report(
     from pipeline.scoring.watchlist import WatchlistConfig
 
     cfg = get_config()
-    path = build_report(get_lake(cfg), date, cfg, run=run, wcfg=WatchlistConfig(top=top) if top else None)
+    wcfg = WatchlistConfig(top=top, usual=cfg.evaluate.watchlist_usual) if top else None
+    path = build_report(get_lake(cfg), date, cfg, run=run, wcfg=wcfg)
     out().print(f"[bold]report[/] {path}", highlight=False)
 
 

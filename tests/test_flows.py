@@ -254,12 +254,12 @@ def test_demo_summary_leads_with_the_watch_list(sample_forecasts):
         assert r["p"] == row.probability and r["usual"] == row.usual
         assert r["difference"] == pytest.approx(r["p"] - r["usual"]) and abs(r["difference"]) > 0
         assert (r["direction"] == "rise") == (r["difference"] > 0)
-    rises = [abs(r["difference"]) for r in rows if r["direction"] == "rise"]
-    assert rises == sorted(rises, reverse=True)  # largest departure first, not largest P
+    sizes = [abs(r["difference"]) for r in rows]
+    assert sizes == sorted(sizes, reverse=True)  # largest departure first, rise or fall, not largest P
     roots = [(r["fips"], r["code"][:2] if r["level"] != "quad" else r["code"]) for r in rows]
     assert len(roots) == len(set(roots))  # one line per country and root
-    biggest = w[w.list.isin(["rises", "conflict rises"])].difference.max()
-    assert rows[0]["difference"] == pytest.approx(biggest)
+    biggest = w[w.list.isin(["rises", "conflict rises", "falls"])].difference.abs().max()
+    assert abs(rows[0]["difference"]) == pytest.approx(biggest)
     assert sample_days() == (dt.date(2025, 5, 16), dt.date(2025, 6, 6))
 
 

@@ -20,7 +20,8 @@ from pipeline.core.status import LakeStatus
 from pipeline.forecast.futures import futures_by_country, futures_rows, phrase_codes, read_futures
 from pipeline.forecast.table import forecast_rows
 from pipeline.scoring import geo
-from pipeline.scoring.watchlist import (departures, ensure_watchlist, is_conflict, read_watchlist,
+from pipeline.core.errors import UserError
+from pipeline.scoring.watchlist import (WatchlistConfig, departures, ensure_watchlist, is_conflict, read_watchlist,
                                         reference_baseline, watchlist, write_watchlist)
 
 DAY = dt.date(2025, 6, 7)
@@ -67,10 +68,27 @@ def known_lake(tmp_path) -> Lake:
     return lake
 
 
+def test_watchlist_ranks_departures_from_the_countrys_climatology(known_lake):
+    """The default: departures from climatology alone, the learned baseline carried beside each row."""
+    w = watchlist(known_lake, DAY)
+    root = w[w.level == "root"]
+    rises, falls = root[root.list == "rises"], root[root.list == "falls"]
+    assert list(zip(rises.country, rises.code)) == [("AA", "18"), ("BB", "19"), ("AA", "14"), ("CC", "01")]
+    np.testing.assert_allclose(rises.difference, [0.50, 0.25, 0.15, 0.10])
+    np.testing.assert_allclose(rises.usual, rises.climatology)
+    np.testing.assert_allclose(rises.baseline, [0.20, 0.05, 0.30, 0.70])  # CC 01: above climatology, below the bar
+    assert list(zip(falls.country, falls.code)) == [("BB", "04"), ("AA", "04")]
+    np.testing.assert_allclose(falls.difference, [-0.60, -0.05])
+    assert list(root[root.list == "conflict rises"].code) == ["18", "19", "14"]
+    assert not (w.level == "quad").any()  # every run says 0.5 for every QuadClass
+    with pytest.raises(UserError, match="usual must be one of climatology, both"):
+        WatchlistConfig(usual="learned")
+
+
 def test_watchlist_ranks_departures_from_both_references(known_lake):
     lake = known_lake
     assert reference_baseline(lake, DAY) == "baseline-learned"
-    w = watchlist(lake, DAY)
+    w = watchlist(lake, DAY, cfg=WatchlistConfig(usual="both"))
     assert set(w.model_run) == {"m1"} and set(w.baseline_run) == {"baseline-learned"}
     root = w[w.level == "root"]
     rises = root[root.list == "rises"]
@@ -131,7 +149,7 @@ def test_watchlist_table_is_written_once_per_day_and_read_back(known_lake):
     stored = read_watchlist(lake, DAY)
     pd.testing.assert_frame_equal(stored, computed, check_dtype=False)
     assert stored.region.tolist() == [regions.region(c) for c in stored.country]
-    assert set(stored.region) == {"Caribbean"}  # Aruba AA, Barbados BB
+    assert set(stored.region) == {"Caribbean", regions.region("CC")}  # Aruba AA, Barbados BB; CC
     first = lake.read("watchlist", DAY, DAY, model="m1")
     write_watchlist(lake, DAY)  # idempotent: the same rows again
     assert lake.read("watchlist", DAY, DAY, model="m1").equals(first)
@@ -167,12 +185,17 @@ def test_futures_reader(known_lake):
         futures_rows(["AA"], [[["y", "z"]]], [[["020"]]])
 
 
-def test_inspect_watchlist_cli(known_lake):
+def test_inspect_watchlist_cli(known_lake, tmp_path):
     root = str(known_lake.root)
     r = CliRunner().invoke(app, ["--lake", root, "inspect", "watchlist", "--date", str(DAY)])
     assert r.exit_code == 2 and "gdelt-forecast watchlist --date" in r.output  # the table is not written yet
+    both = tmp_path / "both.yaml"
+    both.write_text("evaluate:\n  watchlist_usual: both\n")
+    r = CliRunner().invoke(app, ["-c", str(both), "--lake", root, "watchlist", "--date", str(DAY)],
+                           env={"COLUMNS": "250"})
+    assert r.exit_code == 0 and "3 rises, 1 falls" in r.output, r.output  # outside climatology and the bar
     r = CliRunner().invoke(app, ["--lake", root, "watchlist", "--date", str(DAY)], env={"COLUMNS": "250"})
-    assert r.exit_code == 0 and "3 rises" in r.output, r.output
+    assert r.exit_code == 0 and "4 rises, 2 falls" in r.output, r.output  # the default: against climatology
     r = CliRunner().invoke(app, ["--lake", root, "inspect", "watchlist", "--date", str(DAY)],
                            env={"COLUMNS": "250"})
     assert r.exit_code == 0, r.output

@@ -438,6 +438,10 @@ class EvaluateConfig:
     """Where ``evaluate`` writes its summary tables and ``report`` its HTML pages."""
     report_window_days: int = 7
     """The report's skill table covers the days before ``--date`` (this many) that have outcomes."""
+    watchlist_usual: Literal["climatology", "both"] = "climatology"
+    """What the watch list (and the morning page) measures tomorrow's departures from: ``climatology``, the
+    country's long-run frequency, or ``both``, outside the range of climatology and ``baseline-learned``
+    (before session 14; ``pipeline.scoring.watchlist``)."""
 
     def __post_init__(self) -> None:
         _check(self, "evaluate", val_days=_ge(0), thresholds=_within(0, 1), default_threshold=_within(0, 1),

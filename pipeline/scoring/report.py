@@ -275,10 +275,11 @@ def _outcomes(lake: Lake, first: dt.date, last: dt.date) -> Outcomes | None:
 
 
 def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistConfig | None = None,
-             history_days: int = HISTORY_DAYS, window_days: int = 7) -> DayData:
-    """Read what the day page and the country pages show (the lake, once)."""
+             history_days: int = HISTORY_DAYS, window_days: int = 7, usual: str = "climatology") -> DayData:
+    """Read what the day page and the country pages show (the lake, once). ``wcfg`` rewrites the watch list with
+    it; without, the stored one is read (written, when stale, against ``usual``)."""
     day = as_date(day)
-    frame = departures(lake, day, run, wcfg or WatchlistConfig())
+    frame = departures(lake, day, run, wcfg or WatchlistConfig(usual=usual))
     run = str(frame.model_run.iloc[0]) if len(frame) else (run or CLIMATOLOGY)
     watch = ensure_watchlist(lake, day, run, wcfg, frame=frame)  # the ``watchlist`` table (written when stale)
     head = lake.read("forecasts", day, day, columns=["country", "issued_at"], model=run)
@@ -301,6 +302,12 @@ def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistC
 
 
 # ================================================================ day page sections
+def _against_both(watch: pd.DataFrame) -> bool:
+    """Was the watch list written against both references (``usual: both``)? Against climatology alone every
+    row's usual is its climatology."""
+    return bool(len(watch)) and not np.allclose(watch.usual.to_numpy(float), watch.climatology.to_numpy(float))
+
+
 def _top_items(watch: pd.DataFrame, n: int = 8) -> str:
     """The first screen: the ``n`` − 2 largest rises and the 2 largest falls, one per (country, root), as a list."""
     g = headline(watch, n, falls=2)
@@ -700,13 +707,16 @@ def day_page(lake: Lake, d: DayData, cfg: Config, reports_dir: Path) -> str:
     ref = str(d.frame.baseline_run.iloc[0]) if len(d.frame) else CLIMATOLOGY
     roots = label_space()["root"].codes
     root_opts = "".join(f"<option value='{c}'>{c} {_e(_label(label_space().description[c]))}</option>" for c in roots)
+    both = _against_both(d.watch)
     header = (f"{_nav(reports_dir, d.day, 1)}<h1>Tomorrow, {d.day}: what is unusual, and where</h1>"
               f"<div class=meta>forecast <b>{_e(d.run)}</b> issued {_e(d.issued)} · {len(d.countries)} countries · "
-              f"usual = {CLIMATOLOGY} and {_e(ref)} · P = probability that at least one such event is reported "
-              f"in the country that day (GDELT, located by ActionGeo)</div>")
+              f"usual = {CLIMATOLOGY}{f' and {_e(ref)}' if both else ''} · P = probability that at least one such "
+              f"event is reported in the country that day (GDELT, located by ActionGeo)</div>")
+    against = (f"the outer of climatology and {_e(ref)}" if both
+               else f"the country's climatology; {_e(ref)} beside it says whether the departure has lasted")
     body = f"""
 <div class=top><section class=panel id=unusual><h2 style="margin-top:2px">Most unusual tomorrow</h2>
-<div class=meta>forecast vs usual (the outer of climatology and {_e(ref)}); <span class=rise>rises</span>
+<div class=meta>forecast vs usual ({against}); <span class=rise>rises</span>
 and <span class=fall>falls</span></div>{_top_items(d.watch)}
 <div class=meta style="margin-top:6px"><a href='#watchlist'>full watch list ↓</a> · <a href='watchlist.csv'>watchlist.csv</a>
 · <code>gdelt-forecast inspect watchlist --date {d.day}</code></div></section>
@@ -822,7 +832,8 @@ def country_page(d: DayData, c: str, cd: CountryData) -> str:
                       f"<td class=ph>{_e(' · '.join(r.phrases))}</td></tr>" for r in cd.watch)
     header = (f"<nav><a href='../index.html'>← {d.day}</a><a href='../../index.html'>all days</a></nav>"
               f"<h1>{_e(_name(c))} ({_e(c)}) · {d.day}</h1><div class=meta>forecast {_e(d.run)} · usual = "
-              f"{CLIMATOLOGY} / {_e(ref)} · P(material conflict) {_f(cd.q4)}</div>")
+              f"{CLIMATOLOGY}{f' / {_e(ref)}' if _against_both(d.watch) else f' (beside it: {_e(ref)})'} · "
+              f"P(material conflict) {_f(cd.q4)}</div>")
     body = (f"<div class=panel>{_plot('series', _country_series(d, c, cd, top))}</div>"
             + (f"<h2>On the watch list</h2><div class=panel><table class=cwatch><tr><th class=l>list</th>"
                f"<th class=l>label</th><th>P</th><th>usual</th><th>diff</th><th class=l>phrases</th></tr>{wl_rows}"
@@ -879,7 +890,7 @@ def build_report(lake: Lake, date: DateLike, cfg: Config | None = None, run: str
     cfg = cfg or Config()
     day = as_date(date)
     reports_dir = Path(cfg.evaluate.reports_dir)
-    d = load_day(lake, day, run, wcfg, window_days=cfg.evaluate.report_window_days)
+    d = load_day(lake, day, run, wcfg, window_days=cfg.evaluate.report_window_days, usual=cfg.evaluate.watchlist_usual)
     write_assets(reports_dir)
     out = reports_dir / str(day)
     (out / "countries").mkdir(parents=True, exist_ok=True)
