@@ -20,9 +20,9 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from pipeline.cameo.labels import label_space, load_outcomes
+from pipeline.cameo.labels import load_outcomes
 from pipeline.core.lake import Lake, date_range
-from pipeline.scoring.watchlist import LEVELS, USUALS, WatchlistConfig, departures
+from pipeline.scoring.watchlist import LEVELS, USUALS, WatchlistConfig, departures, happened
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=10, help="rows per day, level and direction")
     ap.add_argument("--boot", type=int, default=2000)
     args = ap.parse_args()
-    lake, labels = Lake(args.lake), label_space()
+    lake = Lake(args.lake)
     days = date_range(args.start, args.end)
     outcomes = load_outcomes(lake, None, days[-1])
     at = outcomes.country_index()
@@ -47,9 +47,7 @@ def main() -> None:
         for d in days:
             df = departures(lake, d, args.run, WatchlistConfig(usual=usual))
             df = df[(df.direction != "") & df.country.isin(list(at))]
-            di = outcomes.day_index(d)
-            df = df.assign(day=d, happened=[bool(outcomes.y[r.level][di, at[r.country], labels[r.level].index[r.code]])
-                                            for r in df.itertuples()])
+            df = df.assign(day=d, happened=happened(df, outcomes, d))
             parts.append(df.assign(size=df.difference.abs()).sort_values("size", ascending=False)
                          .groupby(["level", "direction"]).head(args.top))
         top = pd.concat(parts)

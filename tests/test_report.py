@@ -55,6 +55,17 @@ def test_report_and_cli(sample_forecasts, tmp_path):
     expect = watchlist(lake, FORECAST_DAYS[-1], cfg=WatchlistConfig(top=5))
     assert len(w) == len(expect) > 0 and (w.groupby("list").size() <= 5).all()
     assert list(w.country) == list(expect.country) and np.allclose(w.difference, expect.difference)
+    # the track record scores the window's stored watch lists against what happened (here the page's own day)
+    import datetime as dt
+
+    from pipeline.cameo.labels import load_outcomes
+    from pipeline.scoring.watchlist import record
+
+    day = dt.date.fromisoformat(FORECAST_DAYS[-1])
+    rec = record(lake, [day], mr.run, load_outcomes(lake, day, day))
+    assert len(rec) and "Watch-list record" in html
+    for x in rec.itertuples():
+        assert f"<td class=l>{x.list}</td><td>{x.rows}</td><td>1</td>" in html and f"<b>{x.happened:.2f}</b>" in html
     assert (reports / "assets" / "plotly-geo.min.js").stat().st_size > 1_000_000
     assert "window.WORLD=" in (reports / "assets" / "world.js").read_text()
     assert "assets/report.js" in html and "cdn" not in html.lower() and "https://" not in html

@@ -286,3 +286,22 @@ def test_headline_keeps_slots_for_falls_and_leads_with_the_largest_departure():
     # 3 rise slots (US once: its event row and its root say the same), 2 fall slots, largest |difference| first
     assert list(zip(g.country, g.difference)) == [("IN", -0.23), ("SY", 0.10), ("FR", 0.05), ("US", 0.04),
                                                    ("UK", -0.01)]
+
+
+def test_record_scores_the_stored_lists_against_what_happened(known_lake):
+    from pipeline.cameo.labels import load_outcomes
+    from pipeline.scoring.watchlist import record
+    from tests.conftest import write_country_days
+
+    lake = known_lake
+    assert record(lake, [DAY], "m1", None).empty  # nothing is over yet
+    write_watchlist(lake, DAY)  # rises AA 18, BB 19, AA 14, CC 01; falls BB 04, AA 04 (against climatology)
+    write_country_days(lake, {str(DAY): [("AA", "180"), ("AA", "040"), ("BB", "190"), ("BB", "010")]})
+    outcomes = load_outcomes(lake, DAY, DAY)
+    r = record(lake, [DAY, DAY + dt.timedelta(days=1)], "m1", outcomes).set_index("list")
+    # root rises AA 18 ✓, BB 19 ✓, AA 14 ✗, CC 01 ✗ (CC has no events that day: no outcome row, left out)
+    rises = read_watchlist(lake, DAY).query("list == 'rises'")
+    assert r.loc["rises", "rows"] == len(rises) - (rises.country == "CC").sum() and r.loc["rises", "days"] == 1
+    assert r.loc["rises", "happened"] == pytest.approx(2 / 3)  # the root rows AA 18, BB 19, AA 14
+    assert r.loc["falls", "happened"] == pytest.approx(1 / 2)  # BB 04 ✗, AA 04 ✓
+    assert r.loc["rises", "usual"] == pytest.approx(np.mean([0.10, 0.05, 0.30]))

@@ -53,6 +53,7 @@ from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.scoring import geo
 from pipeline.scoring.evaluate import CLIMATOLOGY, bootstrap_bss, reliability
 from pipeline.scoring.watchlist import WatchlistConfig, departures, ensure_watchlist, headline
+from pipeline.scoring.watchlist import record as watch_record
 from pipeline.forecast.table import is_baseline
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
@@ -658,11 +659,25 @@ def _track_record(lake: Lake, d: DayData, cfg: Config) -> tuple[str, list[str]]:
     rel_html = "".join(_plot(f"rel-{lv}", _reliability_figure(rel, lv, [r for r in rel_runs if r in set(rel.run)],
                                                                first, last))
                        for lv in ("root", "event")) if len(rel) else "<p class=meta>no outcomes in the window</p>"
+    tables.append(_watch_record(lake, d, days))
     return (f"<div class=two>{''.join(charts)}</div><p class=meta>Window {first} … {last} (the `scores` table). "
             f"BSS = 1 − Brier / Brier(reference), on the country-days every run was scored on; the interval "
             f"against the best baseline resamples days, the daily band resamples countries (95 %). Full metrics "
             f"(F1, ROUGE, …): `gdelt-forecast evaluate`.</p>"
             f"<div class=two><div>{''.join(tables)}</div><div>{rel_html}</div></div>"), []
+
+
+def _watch_record(lake: Lake, d: DayData, days: list[dt.date]) -> str:
+    """How the watch lists of the window's days fared (:func:`pipeline.scoring.watchlist.record`)."""
+    r = watch_record(lake, days, d.run, d.outcomes)
+    if r.empty:
+        return "<p class=meta>Watch-list record: no stored watch list of a day that is over in the window.</p>"
+    rows = "".join(f"<tr><td class=l>{_e(x.list)}</td><td>{x.rows}</td><td>{x.days}</td><td>{x.usual:.2f}</td>"
+                   f"<td>{x.probability:.2f}</td><td><b>{x.happened:.2f}</b></td></tr>" for x in r.itertuples())
+    return ("<h3>Watch-list record</h3><table class=record><tr><th class=l>list</th><th>rows</th><th>days</th>"
+            "<th>usual</th><th>P</th><th>happened</th></tr>" + rows + "</table><p class=meta>The rows the watch lists "
+            "of these days listed, against what happened: rises worth reading happen more often than their usual "
+            "value, falls less often (the `watchlist` and `country` tables).</p>")
 
 
 def _countries_table(d: DayData) -> str:

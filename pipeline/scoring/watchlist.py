@@ -355,3 +355,40 @@ def headline(w: pd.DataFrame, n: int = 8, falls: int = 2) -> pd.DataFrame:
     out = pd.concat([g[g.direction == "rise"].head(n - falls), g[g.direction == "fall"].head(falls)])
     out = out.sort_values(["_abs", "country", "level", "code"], ascending=[False, True, True, True], kind="stable")
     return out.drop(columns=["_root", "_abs"]).reset_index(drop=True)
+
+
+def happened(rows: pd.DataFrame, outcomes, day: DateLike) -> np.ndarray:
+    """Did each row's (country, level, code) occur on ``day``? (``outcomes``: :class:`Outcomes` holding ``day``;
+    a float array, NaN where the country or the day has no ``country`` rows.)"""
+    from pipeline.cameo.labels import label_space
+
+    labels, at = label_space(), outcomes.country_index()
+    di = outcomes.day_index(as_date(day))
+    out = np.full(len(rows), np.nan)
+    if di is None:
+        return out
+    for i, (c, lv, code) in enumerate(zip(rows.country, rows.level, rows.code)):
+        if c in at:
+            out[i] = float(outcomes.y[lv][di, at[c], labels[lv].index[code]])
+    return out
+
+
+def record(lake: Lake, days: list[dt.date], run: str, outcomes) -> pd.DataFrame:
+    """The watch lists of ``run`` stored for ``days`` against what happened: per list, the rows listed on days that
+    are over (``outcomes``), their mean ``usual`` and ``probability`` and the share that ``happened``. A list worth
+    reading has its rises happen more often than their usual said and its falls less often. Days without a
+    stored watch list or outcomes are left out (``days``: how many were scored)."""
+    parts = []
+    for d in days:
+        if not lake.has_partition(TABLE, d, model=run) or outcomes is None or outcomes.day_index(d) is None:
+            continue
+        w = read_watchlist(lake, d, run)
+        parts.append(w.assign(happened=happened(w, outcomes, d), day=d))
+    cols = ["list", "rows", "days", "usual", "probability", "happened"]
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    w = pd.concat(parts, ignore_index=True).dropna(subset=["happened"])
+    g = w.groupby("list", sort=False)
+    out = pd.DataFrame({"rows": g.size(), "days": g.day.nunique(), "usual": g.usual.mean(),
+                        "probability": g.probability.mean(), "happened": g.happened.mean()})
+    return out.reindex([n for n in LISTS if n in out.index]).reset_index()[cols]
