@@ -627,6 +627,10 @@ def backtest(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
     console.print(markdown(bt.summary[bt.summary.level.isin(["event", "base", "root", "rare"])], "all"))
+    if bt.watch is not None and len(bt.watch):
+        console.print(f"watch list of {bt.runs[0]} against what happened: " + "; ".join(
+            f"{r.list}: {r.rows} rows, usual {r.usual:.2f}, P {r.probability:.2f}, happened {r.happened:.2f}"
+            for r in bt.watch.itertuples()))
     console.print(f"summary: {bt.directory}/summary.md")
 
 

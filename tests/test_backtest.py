@@ -181,6 +181,11 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
         metrics = json.loads((bt.directory / "models" / f"bt-tiny-bt-{origin}" / "metrics.json").read_text())
         assert dt.date.fromisoformat(metrics["data"]["train"]["last_target"]) < dt.date.fromisoformat(origin)
     source, lake = lake, Lake(bt.directory / "lake")  # what the backtest wrote is in its own lake
+    # the published run's watch lists of the test days, scored against what happened
+    assert lake.partitions("watchlist", model="bt-tiny-bt-cal") == [dt.date(2025, 6, 5), dt.date(2025, 6, 6)]
+    assert set(bt.watch.list) <= {"rises", "falls", "conflict rises", "conflict falls"} and (bt.watch.days == 2).all()
+    assert bt.watch.happened.between(0, 1).all() and (bt.watch.rows > 0).all()
+    assert "## Watch list of bt-tiny-bt-cal" in (bt.directory / "summary.md").read_text()
     for run in bt.runs[:2]:
         for d in ("2025-06-04", "2025-06-05", "2025-06-06"):
             assert lake.has_partition("forecasts", d, model=run), (run, d)

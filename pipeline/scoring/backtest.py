@@ -32,7 +32,8 @@ The summary (``reports/backtest-<start>_<end>-<what>/summary.csv``, ``summary.md
 configs or country sets over the same days never overwrite each other) has per run × group ×
 level: Brier, log loss, weighted F1 and the BSS against climatology and against ``baseline-learned``,
 each with its 95 % cluster-bootstrap interval by days and by countries, and against ``baseline-weekday``
-(the weekly cycle alone) with its interval by countries.
+(the weekly cycle alone) with its interval by countries. With a model it also scores the published run's watch lists
+of the test days against what happened (``watchlist_record.csv`` and a table in ``summary.md``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class Backtest:
     name: str = "baselines"
     """What was backtested: the model's ``train.run`` and the number of countries (``<run>-<N>c``), or
     ``baselines-<N>c``; the summary's directory name ends with it."""
+    watch: pd.DataFrame | None = None
+    """With a model: the published run's watch lists of the test days against what happened
+    (:func:`pipeline.scoring.watchlist.record`, one row per list)."""
 
 
 STACKS = ("rolling", "fixed")
@@ -134,6 +138,15 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
         out[unit] = ev.summary
     summary = _merge(out["day"], out["country"])
     bt = Backtest(start, end, runs, summary, origins, name=name)
+    if refit_every is not None and baseline_run("climatology") in runs:
+        # the watch lists the published forecast gives (they need climatology's forecasts), against what happened
+        from pipeline.scoring.watchlist import WatchlistConfig, record, write_watchlist
+
+        test_days = date_range(start, end)
+        wcfg = WatchlistConfig(usual=cfg.evaluate.watchlist_usual)
+        for d in test_days:
+            write_watchlist(lake, d, runs[0], wcfg)
+        bt.watch = record(lake, test_days, runs[0], outcomes)
     bt.directory = write_backtest(bt, Path(cfg.evaluate.reports_dir))
     return bt
 
@@ -280,5 +293,12 @@ def write_backtest(bt: Backtest, reports_dir: Path) -> Path:
     for group in ("all", "busy", "small"):
         if (bt.summary.group == group).any():
             text += f"\n## {group} countries\n\n" + markdown(bt.summary, group)
+    if bt.watch is not None and len(bt.watch):
+        bt.watch.to_csv(out / "watchlist_record.csv", index=False)
+        text += (f"\n## Watch list of {bt.runs[0]} against what happened\n\nThe rows its watch lists listed on the "
+                 "test days (`lake/watchlist`): rises worth reading happen more often than their usual value, falls "
+                 "less often.\n\n| list | rows | days | usual | P | happened |\n|---|---|---|---|---|---|\n"
+                 + "".join(f"| {r.list} | {r.rows} | {r.days} | {r.usual:.3f} | {r.probability:.3f} | {r.happened:.3f} |\n"
+                           for r in bt.watch.itertuples()))
     (out / "summary.md").write_text(text)
     return out
