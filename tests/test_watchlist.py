@@ -305,3 +305,20 @@ def test_record_scores_the_stored_lists_against_what_happened(known_lake):
     assert r.loc["rises", "happened"] == pytest.approx(2 / 3)  # the root rows AA 18, BB 19, AA 14
     assert r.loc["falls", "happened"] == pytest.approx(1 / 2)  # BB 04 ✗, AA 04 ✓
     assert r.loc["rises", "usual"] == pytest.approx(np.mean([0.10, 0.05, 0.30]))
+
+
+def test_a_stored_list_of_the_other_usual_is_rewritten(known_lake):
+    """After ``evaluate.watchlist_usual`` changes, the report's ``ensure_watchlist`` rewrites a day's stored list
+    written against the other usual (same length), and leaves one of the right usual alone."""
+    from pipeline.scoring.watchlist import written_against
+
+    lake = known_lake
+    write_watchlist(lake, DAY, cfg=WatchlistConfig(top=3, usual="both"))
+    assert written_against(read_watchlist(lake, DAY)) == "both"
+    w = ensure_watchlist(lake, DAY, usual="climatology")
+    assert written_against(w) == "climatology" and ("AA", "04") in set(zip(w.country, w.code))  # a fall now
+    assert w.groupby("list").size().max() == 3  # its length kept
+    files = {f: f.stat().st_mtime_ns for f in lake.files("watchlist", model="m1")}
+    assert ensure_watchlist(lake, DAY, usual="climatology").equals(w)
+    assert {f: f.stat().st_mtime_ns for f in lake.files("watchlist", model="m1")} == files  # not rewritten
+    assert written_against(ensure_watchlist(lake, DAY, usual="both")) == "both"

@@ -52,7 +52,7 @@ from pipeline.core.config import Config
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.scoring import geo
 from pipeline.scoring.evaluate import CLIMATOLOGY, bootstrap_bss, reliability
-from pipeline.scoring.watchlist import WatchlistConfig, departures, ensure_watchlist, headline
+from pipeline.scoring.watchlist import WatchlistConfig, departures, ensure_watchlist, headline, written_against
 from pipeline.scoring.watchlist import record as watch_record
 from pipeline.forecast.table import is_baseline
 
@@ -282,7 +282,8 @@ def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistC
     day = as_date(day)
     frame = departures(lake, day, run, wcfg or WatchlistConfig(usual=usual))
     run = str(frame.model_run.iloc[0]) if len(frame) else (run or CLIMATOLOGY)
-    watch = ensure_watchlist(lake, day, run, wcfg, frame=frame)  # the ``watchlist`` table (written when stale)
+    watch = ensure_watchlist(lake, day, run, wcfg, frame=frame,  # the ``watchlist`` table (written when stale)
+                             usual=(wcfg.usual if wcfg else usual))
     head = lake.read("forecasts", day, day, columns=["country", "issued_at"], model=run)
     issued = head.column("issued_at")
     countries = sorted(set(frame.country), key=lambda c: (_name(c), c))
@@ -304,9 +305,8 @@ def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistC
 
 # ================================================================ day page sections
 def _against_both(watch: pd.DataFrame) -> bool:
-    """Was the watch list written against both references (``usual: both``)? Against climatology alone every
-    row's usual is its climatology."""
-    return bool(len(watch)) and not np.allclose(watch.usual.to_numpy(float), watch.climatology.to_numpy(float))
+    """Was the watch list written against both references (``usual: both``)?"""
+    return written_against(watch) == "both"
 
 
 def _top_items(watch: pd.DataFrame, n: int = 8) -> str:

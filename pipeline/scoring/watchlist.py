@@ -325,11 +325,13 @@ def stored_top(w: pd.DataFrame) -> int:
 
 
 def ensure_watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: WatchlistConfig | None = None,
-                     frame: pd.DataFrame | None = None) -> pd.DataFrame:
+                     frame: pd.DataFrame | None = None, usual: str | None = None) -> pd.DataFrame:
     """The stored watch list of ``day``, written first when absent or older than its inputs (or when ``cfg`` is given).
 
     What the report calls: after the daily flow's watch-list stage it only reads;
     ``gdelt-forecast report --top N`` (an explicit ``cfg``) rewrites the partition with N rows per list.
+    ``usual``: the usual the list should be against (``frame``'s); a stored list written against the other
+    one (before ``evaluate.watchlist_usual`` changed) is rewritten, keeping its length.
     """
     from pipeline.core.status import LakeStatus
 
@@ -337,7 +339,27 @@ def ensure_watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: Wat
     run = primary_run(lake, day, run)
     if cfg is not None or not LakeStatus(lake).done(TABLE, day, model_run=run):
         write_watchlist(lake, day, run, cfg, frame=frame)
-    return read_watchlist(lake, day, run)
+        return read_watchlist(lake, day, run)
+    stored = read_watchlist(lake, day, run)
+    if usual is not None and written_against(stored) not in (usual, None):
+        write_watchlist(lake, day, run, WatchlistConfig(top=stored_top(stored) or WatchlistConfig.top, usual=usual),
+                        frame=frame)
+        stored = read_watchlist(lake, day, run)
+    return stored
+
+
+def written_against(w: pd.DataFrame) -> str | None:
+    """Which usual a watch list was written against, as far as its rows tell: ``both`` when some row's usual is
+    not its climatology, ``climatology`` when every row departs from climatology in a way ``both`` would not list
+    (between climatology and the baseline), None when the rows fit either."""
+    if w.empty:
+        return None
+    usual, clim, base = (w[c].to_numpy(float) for c in ("usual", "climatology", "baseline"))
+    if not np.allclose(usual, clim):
+        return "both"
+    p = w.probability.to_numpy(float)
+    inside = (p > np.minimum(clim, base)) & (p < np.maximum(clim, base))
+    return "climatology" if inside.any() else None
 
 
 def headline(w: pd.DataFrame, n: int = 8, falls: int = 2) -> pd.DataFrame:
