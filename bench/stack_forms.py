@@ -39,7 +39,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from stack_prior import LEARNED, Stored, backtest_parser, open_backtest, rows_of  # noqa: E402
+from stack_prior import LEARNED, Stored, backtest_parser, open_backtest, rows_of, summary  # noqa: E402
 
 from pipeline.cameo.labels import LEVELS, RARE_ROOTS  # noqa: E402
 from pipeline.core.config import load_config  # noqa: E402
@@ -189,15 +189,9 @@ def main() -> None:
                     out[lv].append(((q - y) ** 2).sum(1))
                     if lv == "root":
                         out["rare"].append(((q - y) ** 2)[:, rare].sum(1))
-        cells = []
-        rng = np.random.default_rng(0)
-        for lv in SCORED + ("rare",):
-            E, R, C = (np.stack(x[lv]).sum(0) for x in (err, ref, clim))  # per country, over the test days
-            idx = rng.integers(0, len(E), (args.boot, len(E)))
-            lo, hi = np.percentile(100 * (1 - E[idx].sum(1) / R[idx].sum(1)), [2.5, 97.5])
-            cells.append(f"{lv} {100 * (1 - E.sum() / C.sum()):+.2f} / {100 * (1 - E.sum() / R.sum()):+.2f} "
-                         f"[{lo:+.2f}, {hi:+.2f}]")
-        print(f"{name:26s}", " | ".join(cells), flush=True)
+        per_day = lambda x: {lv: np.stack(v)[..., None] for lv, v in x.items()}  # noqa: E731  (days, C, 1)
+        print(f"{name:26s}", summary(per_day(err), {"climatology": per_day(clim), LEARNED: per_day(ref)}, args.boot),
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -454,7 +454,6 @@ class Lake:
         return con
 
 
-
 class OverlayLake(Lake):
     """A lake of its own for some tables, reading every other table of ``source`` through links.
 
@@ -495,8 +494,7 @@ class OverlayLake(Lake):
                         f"(this lake writes {', '.join(sorted(self.own))})")
 
     def write_partition(self, table: str, data: pa.Table, date: DateLike | None = None, **kw) -> Path:
-        w = self._writer(table)
-        return w.write_partition(table, data, date, **kw)
+        return self._writer(table).write_partition(table, data, date, **kw)
 
     def write_undated(self, table: str, data: pa.Table, **kw) -> Path | None:
         return self._writer(table).write_undated(table, data, **kw)

@@ -102,7 +102,6 @@ class WatchlistConfig:
             raise UserError(f"watch list: usual must be one of {', '.join(USUALS)}, not {self.usual!r}")
 
 
-
 def runs_for(lake: Lake, day: dt.date) -> list[str]:
     """Every forecast run with a partition for ``day`` (model runs first, then baselines, each sorted)."""
     base = lake.table_dir("forecasts")
