@@ -143,8 +143,8 @@ def backfill(
     futures: dict[tuple[dt.date, str], PrefectFuture] = {}
 
     def submit(day: dt.date, stage: str, task: Any, *args: Any, after: list[PrefectFuture]) -> None:
-        if (day, stage) in todo:
-            futures[(day, stage)] = task.submit(c, *args, wait_for=after)
+        if (day, stage) in todo:  # not done in the lake: run it, whatever Prefect's cache holds
+            futures[(day, stage)] = task.with_options(refresh_cache=True).submit(c, *args, wait_for=after)
             summary.submitted.append(f"{stage}:{day}")
 
     def upstream(day: dt.date, *names: str) -> list[PrefectFuture]:

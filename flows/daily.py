@@ -19,7 +19,7 @@ from prefect import flow, get_run_logger
 from flows.backfill import current_model
 from flows.observe import publish_report_link, publish_summary
 from flows.tasks import (baselines_task, descriptors_task, evaluate_task, forecast_task_for, ingest_for,
-                         lake_of, reduce_task, report_task, watchlist_task)
+                         lake_of, reduce_task, report_task, unless_done, watchlist_task)
 from pipeline.core.config import load_config
 from pipeline.core.registry import run_name
 
@@ -57,20 +57,24 @@ def daily(
     out["ingest"] = ingest_for(src)(c, src, d, str(src_path) if src_path else None)
     if out["ingest"]["failed"]:
         raise RuntimeError(f"daily {d}: ingest failed for {out['ingest']['failed']}")
-    out["reduce"] = reduce_task(c, d)
-    out["descriptors"] = descriptors_task(c, d)
+    out["reduce"] = unless_done(reduce_task, cfg, "reduce", d)(c, d)
+    out["descriptors"] = unless_done(descriptors_task, cfg, "descriptors", d)(c, d)
     out["baselines"] = baselines_task(c, d)
 
     model_dir = current_model(cfg)
     if model_dir is None:
         logger.warning("no model registered (%s): baselines only. Train one: gdelt-forecast train", cfg.forecast.model)
     else:
-        out["forecast"] = forecast_task_for(cfg.dataset.context_days)(c, d, str(model_dir))
         out["model_run"] = run_name(model_dir)
+        forecast = unless_done(forecast_task_for(cfg.dataset.context_days), cfg, "forecast", d, out["model_run"],
+                               model_dir)
+        out["forecast"] = forecast(c, d, str(model_dir))
     if lake_of(cfg).has_partition("forecasts", d, model="baseline-climatology"):
         out["evaluate"] = evaluate_task(c, d, d)
     if lake_of(cfg).has_partition("forecasts", d + dt.timedelta(days=1), model="baseline-climatology"):
-        out["watchlist"] = watchlist_task(c, d + dt.timedelta(days=1), out.get("model_run"))
+        target = d + dt.timedelta(days=1)
+        out["watchlist"] = unless_done(watchlist_task, cfg, "watchlist", target, out.get("model_run"))(
+            c, target, out.get("model_run"))
     if report:
         out["report"] = report_task(c, d + dt.timedelta(days=1))
         publish_report_link(out["report"], key="daily-report")

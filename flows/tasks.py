@@ -6,7 +6,8 @@
   GDELT's servers or BigQuery); local ingest and every other stage fail fast.
 - Caching is keyed on the task's inputs, its code, and the fingerprints of the
   partitions it reads, taken when it is about to run (``PartitionState``), so
-  a rewritten input partition runs it again; ``force`` refreshes the cache.
+  a rewritten input partition runs it again; ``force`` refreshes the cache, and
+  so does a missing or stale output (``unless_done``: the flows ask the lake).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from flows.observe import forward_pipeline_logs
 from pipeline.core.config import Config, config_from_dict
 from pipeline.core.lake import Lake, as_date
 from pipeline.core.registry import model_fingerprint
-from pipeline.core.status import STAGE_INPUTS
+from pipeline.core.status import STAGE_INPUTS, LakeStatus
 
 NETWORK_SOURCES = {"gdelt1", "gdelt2", "bigquery"}
 forward_pipeline_logs()  # pipeline.* records land in the task run's logs (also on Dask / Ray workers)
@@ -69,6 +70,17 @@ def day_state(lake: Lake, table: str, day: dt.date) -> str:
 def cached_on(stage: str, offsets: tuple[int, ...] = (0,)) -> CachePolicy:
     """Key = inputs + the task's code + the state of the partitions ``stage`` reads (``STAGE_INPUTS``)."""
     return INPUTS + TASK_SOURCE + PartitionState(tables=STAGE_INPUTS[stage], offsets=offsets)
+
+
+def unless_done(task: Any, cfg: Config, stage: str, day: dt.date, model_run: str | None = None,
+                model_dir: str | Path | None = None) -> Any:
+    """``task``, with its cache refreshed when the lake says ``stage`` is not done for ``day`` (``LakeStatus``).
+
+    A cache key reads only the stage's *inputs*, so an output partition deleted (or lost) after a run would
+    otherwise be a cache hit that leaves it missing; the lake, not Prefect's result store, says what is done.
+    """
+    done = LakeStatus(lake_of(cfg)).done(stage, day, model_run, Path(model_dir) if model_dir else None)
+    return task if done else task.with_options(refresh_cache=True)
 
 
 # ------------------------------------------------------------------ ingest
