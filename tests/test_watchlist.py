@@ -322,3 +322,26 @@ def test_a_stored_list_of_the_other_usual_is_rewritten(known_lake):
     assert ensure_watchlist(lake, DAY, usual="climatology").equals(w)
     assert {f: f.stat().st_mtime_ns for f in lake.files("watchlist", model="m1")} == files  # not rewritten
     assert written_against(ensure_watchlist(lake, DAY, usual="both")) == "both"
+
+
+def test_the_usual_is_stored_and_older_partitions_are_read_with_it_inferred(known_lake):
+    """A stored watch list says which usual it was written against (``against``); a partition written before that
+    column existed is still read, its ``against`` told from its rows."""
+    from pipeline.core.schemas import WATCHLIST_SCHEMA
+    from pipeline.scoring.watchlist import TABLE, written_against
+
+    lake = known_lake
+    for usual in ("both", "climatology"):
+        w = write_watchlist(lake, DAY, cfg=WatchlistConfig(top=3, usual=usual))
+        new = read_watchlist(lake, DAY)
+        assert set(new.against) == {usual} and written_against(new) == usual
+    # the same rows as an older release wrote them: no `against` column
+    old = WATCHLIST_SCHEMA.remove(WATCHLIST_SCHEMA.get_field_index("against"))
+    cols = {f.name: w[f.name].tolist() for f in old}
+    cols["phrases"] = [list(p) for p in w.phrases]
+    lake.write_partition(TABLE, pa.Table.from_pydict(cols, schema=old), DAY, schema=old, model="m1")
+    stored = read_watchlist(lake, DAY)
+    assert set(stored.against) == {"climatology"}  # a fall between climatology and the baseline: not `both`
+    pd.testing.assert_frame_equal(stored, new)
+    assert ensure_watchlist(lake, DAY, usual="climatology").equals(stored)  # not rewritten: it fits
+    assert written_against(ensure_watchlist(lake, DAY, usual="both")) == "both"  # rewritten, with the column

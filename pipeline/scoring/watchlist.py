@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.cameo import codes as cameo
 from pipeline.cameo import regions
@@ -71,7 +72,7 @@ LISTS: dict[str, tuple[str, bool | None]] = {"rises": ("rise", None), "falls": (
 TABLE = "watchlist"
 COLUMNS: list[str] = ["rank", "direction", "conflict", "country", "country_name", "region", "level", "code",
                       "description", "probability", "usual", "difference", "ratio", "climatology", "baseline",
-                      "baseline_run",
+                      "baseline_run", "against",
                       "actors", "phrases", "model_run"]
 
 
@@ -241,6 +242,7 @@ def departures(lake: Lake, day: DateLike, run: str | None = None, cfg: Watchlist
     df["country_name"] = df.country.map(names)
     df["region"] = df.country.map({c: regions.region(c) for c in names})
     df["baseline_run"] = base_run or CLIMATOLOGY
+    df["against"] = cfg.usual
     df["model_run"] = run
     return df.reset_index(drop=True)
 
@@ -309,7 +311,10 @@ def read_watchlist(lake: Lake, day: DateLike, run: str | None = None, top: int |
     if not lake.has_partition(TABLE, day, model=run):
         raise FileNotFoundError(f"no {TABLE}/model={run}/{day} in {lake.root}; run `gdelt-forecast watchlist "
                                 f"--date {day}` (the daily flow and `gdelt-forecast report` write it)")
-    w = lake.read(TABLE, day, day, columns=WATCHLIST_SCHEMA.names, model=run).to_pandas()
+    stored = set(pq.read_schema(lake.files(TABLE, day, day, model=run)[0]).names)
+    w = lake.read(TABLE, day, day, columns=[c for c in WATCHLIST_SCHEMA.names if c in stored], model=run).to_pandas()
+    if "against" not in w:  # written before the column existed: what its rows tell ("" when they fit either)
+        w["against"] = _inferred_against(w) or ""
     order = {name: i for i, name in enumerate(LISTS)}
     w = w.sort_values(["list", "rank"], key=lambda s: s.map(order) if s.name == "list" else s, kind="stable")
     if top is not None:
@@ -348,9 +353,17 @@ def ensure_watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: Wat
 
 
 def written_against(w: pd.DataFrame) -> str | None:
-    """Which usual a watch list was written against, as far as its rows tell: ``both`` when some row's usual is
-    not its climatology, ``climatology`` when every row departs from climatology in a way ``both`` would not list
-    (between climatology and the baseline), None when the rows fit either."""
+    """Which usual a watch list was written against: its ``against`` column; for a partition written before that
+    column, as far as its rows tell (None when they fit either, or the list is empty)."""
+    if "against" in w and len(w) and (w.against != "").all():
+        return str(w.against.iloc[0])
+    return _inferred_against(w)
+
+
+def _inferred_against(w: pd.DataFrame) -> str | None:
+    """``both`` when some row's usual is not its climatology, ``climatology`` when some row departs from
+    climatology in a way ``both`` would not list (between climatology and the baseline), None when the rows fit
+    either."""
     if w.empty:
         return None
     usual, clim, base = (w[c].to_numpy(float) for c in ("usual", "climatology", "baseline"))
