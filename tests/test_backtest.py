@@ -196,6 +196,18 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     raw = lake.read("forecasts", "2025-06-06", "2025-06-06", model="bt-tiny-bt").to_pandas()
     calibrated = lake.read("forecasts", "2025-06-06", "2025-06-06", model="bt-tiny-bt-cal").to_pandas()
     assert len(raw) == len(calibrated) and not np.allclose(raw.probability.to_numpy(), calibrated.probability.to_numpy())
+    # beside its own probabilities the published run carries the raw run's futures and actor pairs (the page's phrases)
+    from pipeline.forecast.futures import read_futures
+    from pipeline.scoring.watchlist import read_watchlist
+
+    assert read_futures(lake, "bt-tiny-bt-cal", "2025-06-06").equals(read_futures(lake, "bt-tiny-bt", "2025-06-06"))
+    key = ["country", "level", "code"]
+    both = raw.merge(calibrated, on=key, suffixes=("_raw", "_cal"))
+    assert (both.n_futures_raw == both.n_futures_cal).all() and (both.n_futures_cal > 0).all()
+    assert [list(p) for p in both.actor_pairs_cal] == [list(p) for p in both.actor_pairs_raw]
+    assert sum(len(p) for p in both.actor_pairs_cal) > 0
+    watch = read_watchlist(lake, "2025-06-06", "bt-tiny-bt-cal")
+    assert any(len(p) for p in watch.phrases)
     # the same command again (each origin's model dir exists now): it trains them afresh, to the same forecasts;
     # with --stack fixed, the stack is applied with the fit its weights were learned with (before the calibration
     # day d − 1), not with the fresher fit of d (session 8's behaviour)

@@ -54,6 +54,7 @@ from pipeline.core.errors import UserError
 from pipeline.core.lake import DateLike, Lake, OverlayLake, as_date, date_range
 from pipeline.core.progress import console
 from pipeline.core.schemas import FORECASTS_SCHEMA
+from pipeline.forecast.futures import has_futures, read_futures, write_futures
 from pipeline.forecast.table import baseline_run, forecast_rows, load_forecast
 from pipeline.scoring.evaluate import SUMMARY_LEVELS, evaluate
 
@@ -245,11 +246,27 @@ def _model_backtest(lake: Lake, days: list[dt.date], cfg: Config, k: int, calibr
             on_d = stack_for(lake, d, scfg, outcomes, fits)  # d's own fit, the one baseline-learned forecast d with
         clim, learned = (blend_inputs(lake, d, cs, labels, on_d, outcomes, cal.weekday_prior) if cal.blend
                          else (None, None))
-        table = forecast_rows(cs, cal.apply(probs, labels, clim, learned), np.ones(len(cs), bool), f"{run}-cal", 0,
-                              dt.datetime.now(dt.timezone.utc).replace(microsecond=0), labels)
+        pairs, n_futures = _behind(lake, run, d, cs, labels)
+        table = forecast_rows(cs, cal.apply(probs, labels, clim, learned), np.ones(len(cs), bool), f"{run}-cal",
+                              n_futures, dt.datetime.now(dt.timezone.utc).replace(microsecond=0), labels, pairs)
         lake.write_partition("forecasts", table, d, schema=FORECASTS_SCHEMA, model=f"{run}-cal")
+        if has_futures(lake, run, d):  # the published run's futures are the raw run's: calibration changes only P
+            write_futures(lake, read_futures(lake, run, d), d, f"{run}-cal")
     console.print(f"backtest: model retrained at {', '.join(origins)}")
     return [f"{run}-cal", run], origins
+
+
+def _behind(lake: Lake, run: str, day: dt.date, countries: list[str], labels
+            ) -> tuple[dict[tuple[int, str, int], list[dict]], np.ndarray]:
+    """The raw run's actor pairs and number of futures for ``day``, as :func:`forecast_rows` takes them: what the
+    calibrated run publishes beside its probabilities (as the daily forecast does)."""
+    raw = lake.read("forecasts", day, day, columns=["country", "level", "code", "actor_pairs", "n_futures"],
+                    model=run).to_pandas()
+    ci = {c: i for i, c in enumerate(countries)}
+    pairs = {(ci[c], lv, labels[lv].index[code]): list(p)
+             for c, lv, code, p in zip(raw.country, raw.level, raw.code, raw.actor_pairs) if p is not None and len(p)}
+    n_futures = raw.groupby("country").n_futures.first().reindex(countries).fillna(0).to_numpy(np.int32)
+    return pairs, n_futures
 
 
 def _merge(by_day: pd.DataFrame, by_country: pd.DataFrame) -> pd.DataFrame:
