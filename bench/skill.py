@@ -2,8 +2,10 @@
 
 The steps of the training flow without Prefect (for busy machines where its ephemeral server
 does not start): baseline-learned fitted on the outcome days before the first validation day →
-raw model forecasts of the validation and test days → calibration (maps + climatology blend +
-stacked baseline-learned; or without the stack, or maps only) fitted on the validation days → applied to the stored raw probabilities (run
+raw model forecasts of the validation and test days → calibration in the shipped form (``train.calibration_form``,
+``calibrate.form_of``: by default the residual stack on baseline-learned and the weekday climatology; the
+``--no-stack-too`` and ``--maps-only-too`` ablations are the logistic form's maps + climatology blend, and maps
+only) fitted on the validation days → applied to the stored raw probabilities (run
 ``<run>-cal``) → baselines → evaluate on the test days, with 95 % intervals by days and by
 countries. Prints one Markdown table per group.
 
@@ -58,7 +60,7 @@ def main() -> None:
     runs = []
     if args.model:
         from pipeline.features.embed import Embedder
-        from pipeline.forecast.calibrate import FILE, fit_from_lake, stack_for
+        from pipeline.forecast.calibrate import FILE, fit_from_lake, form_of, stack_for, weekday_prior_of
         from pipeline.forecast.forecast import load_model_run, run_forecast
 
         src = Path(args.model)
@@ -78,7 +80,8 @@ def main() -> None:
                 run_forecast(lake, d, fcfg, mr, embedder)
         learned_cfg = dataclasses.replace(cfg.forecast, learned_dir=Path(cfg.train.models_dir) / "baseline-learned")
         stack = None if args.no_blend or args.no_stack else stack_for(lake, val[0], learned_cfg)
-        cal = fit_from_lake(lake, mr.run, val, blend=not args.no_blend, stack=stack)
+        cal = fit_from_lake(lake, mr.run, val, blend=not args.no_blend, stack=stack, form=form_of(cfg),
+                            weekday_prior=weekday_prior_of(cfg))  # what the training flow publishes
         cal.save(src)
         runs += [_calibrated(lake, mr.run, cal, val + test), mr.run]
         if stack is not None and args.no_stack_too:  # the ablation without the stack: maps + climatology blend
