@@ -8,6 +8,7 @@ their summaries compare. Variants:
     base      occurrence head g(encoder) + f(history), λ = 1, T = 7 (the model as shipped)
     noenc     model.occurrence_encoder: false (the head without the encoder term: history only)
     lam0      train.sinkhorn_lambda: 0 (no Sinkhorn term; NLL + occurrence BCE)
+    T5        dataset.context_days: 5 (the walk-forward's longest: its first origin, 05-24, has 3 target days)
     T14       dataset.context_days: 14 (on descriptors from 05-16: 2 training target days, 05-30 and 05-31)
     T<k>-<n>d context T = k on n training target days (``dataset.first_target``): T3-3d, T7-3d, T13-3d train on
               the same 3 days 05-29 … 05-31, so they differ only in context length; T7-6d, T7-9d and T3-13d
@@ -21,6 +22,15 @@ their summaries compare. Variants:
     PYTHONPATH=. python bench/ablations.py base noenc lam0 c100 [--skip-train]
     PYTHONPATH=. python bench/ablations.py T7-3d T7-9d --table     # the summaries as one Markdown table
 
+``--walkforward CONFIG`` runs each variant through the walk-forward backtest instead (``gdelt-forecast
+backtest``, the published calibration form, every test day's model, calibration and ``baseline-learned``
+fitted on its past only), on CONFIG with the variant's settings and ``train.run: <run>-<variant>``; ``base`` is
+CONFIG itself. Its table reads each backtest's ``summary.csv`` (the ``-bt-cal`` run) and also gives the raw
+model (``-bt``) and log loss:
+
+    PYTHONPATH=. python bench/ablations.py --walkforward configs/experiment-walkforward-100countries.yaml \
+        --start 2025-06-01 --end 2025-06-06 --refit-every 3 --calibration-days 6 base noenc nohist lam0
+
 The baselines (and ``baseline-learned``) are written once by ``bench/skill.py`` without ``--model``
 for each country set; each summary lands in ``data/experiment/reports/skill-<test days>-<variant>/``.
 """
@@ -28,6 +38,7 @@ for each country set; each summary lands in ``data/experiment/reports/skill-<tes
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -35,11 +46,15 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.scoring.evaluate import bootstrap_bss
+
 BASE = Path("configs/experiment-history.yaml")
 VARIANTS: dict[str, dict[str, dict]] = {
     "base": {},
     "noenc": {"model": {"occurrence_encoder": False}},
+    "nohist": {"model": {"occurrence_history_term": False}},
     "lam0": {"train": {"sinkhorn_lambda": 0.0}},
+    "T5": {"dataset": {"context_days": 5}},
     "T14": {"dataset": {"context_days": 14}},
     "c100": {"dataset": {"top_countries": 100}},
     "pieces": {"model": {"tokenizer": "pieces"}},
@@ -51,13 +66,13 @@ for _T, _n in [(3, 3), (7, 3), (13, 3), (7, 6), (7, 9), (3, 13)]:
 VARIANTS["c100-T3-13d"] = {"dataset": {"top_countries": 100, "context_days": 3, "first_target": _FIRST_TARGET[13]}}
 
 
-def config_for(variant: str, out_dir: Path) -> Path:
-    cfg = yaml.safe_load(BASE.read_text())
+def config_for(variant: str, out_dir: Path, base: Path = BASE, run: str = "exp22") -> Path:
+    cfg = yaml.safe_load(base.read_text())
     for section, values in VARIANTS[variant].items():
         cfg.setdefault(section, {}).update(values)
-    cfg["train"]["run"] = f"exp22-{variant}"
+    cfg["train"]["run"] = f"{run}-{variant}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{variant}.yaml"
+    path = out_dir / (f"{variant}.yaml" if base == BASE else f"{run}-{variant}.yaml")
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
@@ -92,13 +107,102 @@ def table(variants: list[str], reports: Path = Path("data/experiment/reports"),
     return "\n".join(lines)
 
 
+def walkforward_dir(cfg_path: Path, start: str, end: str) -> Path:
+    """The backtest directory ``gdelt-forecast backtest`` writes for this config (one per country count)."""
+    cfg = yaml.safe_load(cfg_path.read_text())
+    reports = Path(cfg.get("evaluate", {}).get("reports_dir", "reports"))
+    name = re.compile(rf"backtest-{start}_{end}-{re.escape(cfg['train']['run'])}-\d+c")
+    found = sorted(p for p in reports.glob(f"backtest-{start}_{end}-*") if name.fullmatch(p.name))
+    if not found:
+        raise FileNotFoundError(reports / f"backtest-{start}_{end}-{cfg['train']['run']}-<N>c")
+    return found[-1]
+
+
+def walkforward_table(rows: list[tuple[str, Path]], group: str = "all") -> str:
+    """One row per variant's backtest: its published (``-bt-cal``) and raw (``-bt``) run, BSS in % against
+    climatology and against ``baseline-learned`` [95 % by countries], and the published run's log loss."""
+    import pandas as pd
+
+    levels = ("event", "base", "root", "rare")
+    lines = ["| variant | run | " + " | ".join(levels) + " | log loss " + " · ".join(levels) + " |",
+             "|" + "---|" * (3 + len(levels))]
+    pct = lambda v: f"{100 * v:+.2f}"  # noqa: E731
+    for name, directory in rows:
+        s = pd.read_csv(directory / "summary.csv")
+        s = s[s.group == group]
+        for suffix in ("-bt-cal", "-bt"):
+            run = next(r for r in s.run.unique() if r.endswith(suffix))
+            r = s[s.run == run].set_index("level")
+            cells = [f"{pct(r.loc[lv].bss_climatology)} / {pct(r.loc[lv].bss_learned)} "
+                     f"[{pct(r.loc[lv].learned_lo_country)}, {pct(r.loc[lv].learned_hi_country)}]" for lv in levels]
+            loss = " · ".join(f"{r.loc[lv].log_loss:.4f}" for lv in levels)
+            lines.append(f"| {name} | {'published' if suffix == '-bt-cal' else 'raw'} | "
+                         + " | ".join(cells) + f" | {loss} |")
+    bar = s[s.run == "baseline-learned"].set_index("level")
+    lines.append("| baseline-learned | | " + " | ".join(f"{pct(bar.loc[lv].bss_climatology)}" for lv in levels)
+                 + " | " + " · ".join(f"{bar.loc[lv].log_loss:.4f}" for lv in levels) + " |")
+    if len(rows) > 1:
+        lines += ["", "Paired against the first row's published run, on the same country-days: BSS in % "
+                  "[95 % by countries] (event · base · root)", "", "| variant | event | base | root |", "|---|---|---|---|"]
+        ref = published_scores(rows[0][1])
+        for name, directory in rows[1:]:
+            both = published_scores(directory).merge(ref, on=["date", "country", "level"], suffixes=("", "_ref"))
+            cells = []
+            for lv in levels[:3]:
+                g = both[both.level == lv]
+                lo, hi, _ = bootstrap_bss(g.brier.to_numpy(), g.brier_ref.to_numpy(), g.country.to_numpy())
+                cells.append(f"{pct(1 - g.brier.sum() / g.brier_ref.sum())} [{pct(lo)}, {pct(hi)}]")
+            lines.append(f"| {name} − {rows[0][0]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def published_scores(directory: Path):
+    """The per country-day Brier scores of a backtest's published (``-bt-cal``) run, from its own lake."""
+    from pipeline.core.lake import Lake
+
+    lake = Lake(directory / "lake")
+    run = next(p.name.split("=", 1)[1] for p in lake.table_dir("scores").glob("model=*-bt-cal"))
+    return lake.read("scores", columns=["country", "level", "brier", "date"], model=run).to_pandas()
+
+
+def walkforward(args, ap) -> None:
+    base = Path(args.walkforward)
+    run_name = yaml.safe_load(base.read_text())["train"]["run"]
+    rows = []
+    for v in args.variants:
+        cfg_path = base if v == "base" else config_for(v, Path("data/experiment/configs"), base, run_name)
+        if not args.table:
+            t = run([sys.executable, "-m", "gdelt_forecast", "-c", str(cfg_path), "backtest", "--start", args.start,
+                     "--end", args.end, "--refit-every", str(args.refit_every),
+                     "--calibration-days", str(args.calibration_days)])
+            print(f"# {v}: walk-forward in {t:.0f} s", flush=True)
+        try:
+            rows.append((v, walkforward_dir(cfg_path, args.start, args.end)))
+        except FileNotFoundError as e:
+            ap.error(f"no backtest of {v}: {e} (run it without --table first)")
+    print(walkforward_table(rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("variants", nargs="+", help=f"of {', '.join(VARIANTS)} (with --table: any summary's tag)")
     ap.add_argument("--skip-train", action="store_true", help="models already trained")
     ap.add_argument("--skip-baselines", action="store_true", help="baselines already written for these countries")
     ap.add_argument("--table", action="store_true", help="print the variants' scored summaries; run nothing")
+    ap.add_argument("--walkforward", metavar="CONFIG", help="run each variant as a walk-forward backtest of CONFIG")
+    ap.add_argument("--start", help="first test day (--walkforward)")
+    ap.add_argument("--end", help="last test day (--walkforward)")
+    ap.add_argument("--refit-every", type=int, default=3, help="retrain the model every k days (--walkforward)")
+    ap.add_argument("--calibration-days", type=int, default=6, help="(--walkforward)")
     args = ap.parse_args()
+    if args.walkforward:
+        unknown = sorted(set(args.variants) - set(VARIANTS))
+        if unknown:
+            ap.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+        if not (args.start and args.end):
+            ap.error("--walkforward needs --start and --end")
+        walkforward(args, ap)
+        return
     if args.table:
         try:
             print(table(args.variants))
