@@ -10,6 +10,7 @@ their summaries compare. Variants:
     lam0      train.sinkhorn_lambda: 0 (no Sinkhorn term; NLL + occurrence BCE)
     T5        dataset.context_days: 5 (the walk-forward's longest: its first origin, 05-24, has 3 target days)
     seed1     train.seed: 1 (the same model, another initialisation and batch order: how much is seed noise)
+    noenc-seed1  noenc with train.seed: 1
     T14       dataset.context_days: 14 (on descriptors from 05-16: 2 training target days, 05-30 and 05-31)
     T<k>-<n>d context T = k on n training target days (``dataset.first_target``): T3-3d, T7-3d, T13-3d train on
               the same 3 days 05-29 … 05-31, so they differ only in context length; T7-6d, T7-9d and T3-13d
@@ -57,6 +58,7 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "lam0": {"train": {"sinkhorn_lambda": 0.0}},
     "T5": {"dataset": {"context_days": 5}},
     "seed1": {"train": {"seed": 1}},
+    "noenc-seed1": {"model": {"occurrence_encoder": False}, "train": {"seed": 1}},
     "T14": {"dataset": {"context_days": 14}},
     "c100": {"dataset": {"top_countries": 100}},
     "pieces": {"model": {"tokenizer": "pieces"}},

@@ -22,7 +22,6 @@ futures do, and the watch list and the report show their phrases and actor pairs
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import time
 import warnings
