@@ -40,7 +40,6 @@ for each country set; each summary lands in ``data/experiment/reports/skill-<tes
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import time
@@ -48,6 +47,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.scoring.backtest import backtests_of
 from pipeline.scoring.evaluate import bootstrap_bss
 
 BASE = Path("configs/experiment-history.yaml")
@@ -115,8 +115,7 @@ def walkforward_dir(cfg_path: Path, start: str, end: str) -> Path:
     """The backtest directory ``gdelt-forecast backtest`` writes for this config (one per country count)."""
     cfg = yaml.safe_load(cfg_path.read_text())
     reports = Path(cfg.get("evaluate", {}).get("reports_dir", "reports"))
-    name = re.compile(rf"backtest-{start}_{end}-{re.escape(cfg['train']['run'])}-\d+c")
-    found = sorted(p for p in reports.glob(f"backtest-{start}_{end}-*") if name.fullmatch(p.name))
+    found = backtests_of(reports, start, end, cfg["train"]["run"])
     if not found:
         raise FileNotFoundError(reports / f"backtest-{start}_{end}-{cfg['train']['run']}-<N>c")
     return found[-1]

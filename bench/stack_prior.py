@@ -52,7 +52,7 @@ from pipeline.core.lake import Lake, date_range
 from pipeline.forecast import calibrate
 from pipeline.forecast.baselines import run_baselines
 from pipeline.forecast.table import collect, load_forecast
-from pipeline.scoring.backtest import backtest_dir, backtest_lake, model_days
+from pipeline.scoring.backtest import backtest_lake, backtests_of, model_days
 
 LEARNED = "baseline-learned"
 PLAIN = "plain climatology in the blend (before session 12)"
@@ -173,9 +173,7 @@ def open_backtest(cfg, start: dt.date, end: dt.date, calibration_days: int, dire
     """The backtest of ``cfg``'s ``train.run`` over [start, end] (``directory``, or the one in
     ``evaluate.reports_dir``): its lake, with ``baseline-learned`` forecast (each from its own past) on the
     calibration days before the backtest's first, which the backtest's ``stack_for`` fitted but did not store."""
-    found = [directory] if directory else sorted(
-        backtest_dir(cfg.evaluate.reports_dir, start, end, f"{cfg.train.run}-*c").parent.glob(
-            backtest_dir(cfg.evaluate.reports_dir, start, end, f"{cfg.train.run}-*c").name))
+    found = [directory] if directory else backtests_of(cfg.evaluate.reports_dir, start, end, cfg.train.run)
     if len(found) != 1 or not (found[0] / "lake").is_dir():
         raise SystemExit(f"{'several' if len(found) > 1 else 'no'} backtests of {cfg.train.run} over {start} … {end} "
                          f"in {cfg.evaluate.reports_dir}: run it first, or name one with --backtest "

@@ -39,6 +39,7 @@ of the test days against what happened (``watchlist_record.csv`` and a table in 
 from __future__ import annotations
 
 import dataclasses
+import re
 import datetime as dt
 import shutil
 from dataclasses import dataclass, field
@@ -159,6 +160,14 @@ OWN_TABLES = ("forecasts", "futures", "scores", "watchlist", "dataset")
 def backtest_dir(reports_dir: Path, start: DateLike, end: DateLike, name: str) -> Path:
     """``<reports_dir>/backtest-<start>_<end>-<name>``: the summary, and the lake (``lake/``) it was scored from."""
     return Path(reports_dir) / f"backtest-{as_date(start)}_{as_date(end)}-{name}"
+
+
+def backtests_of(reports_dir: Path, start: DateLike, end: DateLike, run: str) -> list[Path]:
+    """The backtest directories of ``run`` over [start, end] in ``reports_dir``, one per country count: exactly
+    ``backtest-<start>_<end>-<run>-<N>c`` (not a longer run name that starts with ``run``, e.g. ``<run>-noenc``)."""
+    base = backtest_dir(reports_dir, start, end, run)
+    name = re.compile(rf"{re.escape(base.name)}-\d+c")
+    return sorted(p for p in base.parent.glob(f"{base.name}-*c") if name.fullmatch(p.name))
 
 
 def backtest_lake(directory: Path, source: Lake) -> OverlayLake:
