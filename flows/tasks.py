@@ -235,7 +235,7 @@ def watchlist_task(cfg: dict[str, Any], day: dt.date, run: str | None = None) ->
     from pipeline.scoring.watchlist import WatchlistConfig, write_watchlist
 
     c = config_from_dict(cfg)
-    w = write_watchlist(lake_of(c), day, run, WatchlistConfig(usual=c.evaluate.watchlist_usual))
+    w = write_watchlist(lake_of(c), day, run, WatchlistConfig.of(c.evaluate))
     sizes = {str(k): int(n) for k, n in w.groupby("list", sort=False).size().items()}
     get_run_logger().info("watchlist %s: %s", day, ", ".join(f"{n} {k}" for k, n in sizes.items()) or "empty")
     return {"day": str(day), "run": str(w.model_run.iloc[0]) if len(w) else run, "rows": sizes}

@@ -577,7 +577,7 @@ def watchlist(
     from pipeline.scoring.watchlist import WatchlistConfig, write_watchlist
 
     cfg = get_config()
-    w = write_watchlist(get_lake(cfg), date, run, WatchlistConfig(top=top, usual=cfg.evaluate.watchlist_usual))
+    w = write_watchlist(get_lake(cfg), date, run, WatchlistConfig.of(cfg.evaluate, top=top))
     if w.empty:
         out().print(f"[bold]watchlist[/] {date}: nothing departs from the usual range", highlight=False)
         return
@@ -597,7 +597,7 @@ def report(
     from pipeline.scoring.watchlist import WatchlistConfig
 
     cfg = get_config()
-    wcfg = WatchlistConfig(top=top, usual=cfg.evaluate.watchlist_usual) if top else None
+    wcfg = WatchlistConfig.of(cfg.evaluate, top=top) if top else None
     path = build_report(get_lake(cfg), date, cfg, run=run, wcfg=wcfg)
     out().print(f"[bold]report[/] {path}", highlight=False)
 

@@ -186,7 +186,7 @@ def tiny_run(sample_descriptors, embedder, tmp_path_factory):
 
 # ------------------------------------------------------------ forecast / evaluate
 def write_country_days(lake, days: dict) -> None:
-    """Write a hand-made ``country`` table: ``{date: [(location FIPS, EventCode[, Actor2Geo FIPS]), ...]}``.
+    """Write a hand-made ``country`` table: ``{date: [(location FIPS, EventCode[, Actor2Geo[, Actor1Geo]]), ...]}``.
 
     Every other column is derived (base = code[:3], root = code[:2], QuadClass
     from the root) or filled with plausible constants.
@@ -210,7 +210,7 @@ def write_country_days(lake, days: dict) -> None:
             "EventCode": [e[1] for e in events], "EventBaseCode": [e[1][:3] for e in events],
             "EventRootCode": [e[1][:2] for e in events],
             "QuadClass": [labels.quad_of_root.get(e[1][:2], 1) for e in events],
-            "GoldsteinScale": [0.0] * n, "Actor1Geo_CountryCode": [e[0] for e in events],
+            "GoldsteinScale": [0.0] * n, "Actor1Geo_CountryCode": [e[3] if len(e) > 3 else e[0] for e in events],
             "Actor2Geo_CountryCode": [e[2] if len(e) > 2 else e[0] for e in events], "Multi_Country_Flag": [False] * n,
             "ActionGeo_CountryCode": [e[0] for e in events],
             "DATEADDED": [dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.timezone.utc)] * n,

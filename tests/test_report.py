@@ -4,6 +4,8 @@ The page in a real browser: tests/test_report_browser.py."""
 
 from __future__ import annotations
 
+from html import escape as html_escape
+
 import numpy as np
 import pandas as pd
 import yaml
@@ -55,6 +57,19 @@ def test_report_and_cli(sample_forecasts, tmp_path):
     expect = watchlist(lake, FORECAST_DAYS[-1], cfg=WatchlistConfig(top=5))
     assert len(w) == len(expect) > 0 and (w.groupby("list").size() <= 5).all()
     assert list(w.country) == list(expect.country) and np.allclose(w.difference, expect.difference)
+    assert list(w.actors.fillna("")) == list(expect.actors)
+    # the country pages show each root's recent actor pairs (the history's, as the watch list does)
+    from pipeline.scoring.report import _pairs
+    from pipeline.scoring.watchlist import departures, shown_actor_pairs
+
+    f = departures(lake, FORECAST_DAYS[-1])
+    roots = f[(f.level == "root")]
+    shown = shown_actor_pairs(lake, FORECAST_DAYS[-1], roots, WatchlistConfig())
+    own = [_pairs(p) for p in roots.actor_pairs]
+    differ = [(c, _pairs(p)) for c, p, o in zip(roots.country, shown, own) if _pairs(p) and _pairs(p) != o]
+    assert differ, "the history's pairs differ from the futures' somewhere"
+    for c, text in differ[:5]:
+        assert html_escape(text) in (page.parent / "countries" / f"{c}.html").read_text()
     # the track record scores the window's stored watch lists against what happened (here the page's own day)
     import datetime as dt
 

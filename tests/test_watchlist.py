@@ -21,6 +21,7 @@ from pipeline.forecast.futures import futures_by_country, futures_rows, phrase_c
 from pipeline.forecast.table import forecast_rows
 from pipeline.scoring import geo
 from pipeline.core.errors import UserError
+from tests.conftest import write_country_days
 from pipeline.scoring.watchlist import (WatchlistConfig, departures, ensure_watchlist, is_conflict, read_watchlist,
                                         reference_baseline, watchlist, write_watchlist)
 
@@ -112,6 +113,42 @@ def test_watchlist_ranks_departures_from_both_references(known_lake):
     assert rises.iloc[2].phrases == ["riot in capital"]
     # the event rows of the model are 0 and so are climatology's: nothing listed at the event level
     assert not (w.level == "event").any()
+
+
+def test_the_watch_list_shows_the_labels_recent_actor_pairs(known_lake):
+    """With a ``country`` history the shown pairs are the label's recent ones (docs/report.md "Actor pairs"), not the
+    run's; ``actor_run_weight=1`` shows the run's; a label with no history keeps the run's; old days are not read."""
+    write_country_days(known_lake, {
+        # AA's assaults (root 18): mostly AA → US, once US → AA; five before the 30-day window (AA → DA)
+        "2025-05-01": [("AA", "180", "DA", "AA")] * 5,
+        "2025-06-04": [("AA", "180", "US", "AA"), ("AA", "181", "US", "AA"), ("AA", "180", "AA", "US")],
+        "2025-06-05": [("AA", "186", "US", "AA"), ("BB", "190", "BB", "BB")],
+        "2025-06-07": [("AA", "180", "EZ", "AA")],  # the target day itself: never read
+    })
+    w = watchlist(known_lake, DAY)
+    top = w[(w.level == "root") & (w.list == "rises")].iloc[0]
+    assert (top.country, top.code) == ("AA", "18")
+    assert top.actors == "Aruba → United States (75%); United States → Aruba (25%)"  # 3 of 4 events, 1 of 4
+    assert "Denmark" not in top.actors and "Czech" not in top.actors  # outside 30 days; the target day
+    bb = w[(w.level == "root") & (w.country == "BB") & (w.code == "19")].iloc[0]
+    assert bb.actors.startswith("Barbados → Barbados")
+    aa14 = w[(w.level == "root") & (w.country == "AA") & (w.code == "14")].iloc[0]
+    assert aa14.actors.startswith("Aruba → United States")  # no protest in AA's history: the country's pairs
+    run = watchlist(known_lake, DAY, cfg=WatchlistConfig(actor_run_weight=1.0))
+    assert run[(run.level == "root") & (run.list == "rises")].iloc[0].actors == "Aruba → Barbados (50%)"
+    plain = watchlist(known_lake, DAY, cfg=WatchlistConfig(actor_backoff=0.0))
+    assert plain[(plain.country == "AA") & (plain.code == "14")].iloc[0].actors == ""  # no history, the run has none
+
+
+def test_watchlist_config_of_the_evaluate_section():
+    from pipeline.core.config import EvaluateConfig
+    from pipeline.core.errors import ConfigError
+
+    ev = EvaluateConfig(watchlist_usual="both", actor_run_weight=0.5, actor_days=7, actor_backoff=0.3)
+    c = WatchlistConfig.of(ev, top=4)
+    assert (c.top, c.usual, c.actor_run_weight, c.actor_days, c.actor_backoff) == (4, "both", 0.5, 7, 0.3)
+    with pytest.raises(ConfigError, match="actor_run_weight"):
+        EvaluateConfig(actor_run_weight=1.5)
 
 
 def test_best_baseline_without_learned_comes_from_scores(known_lake):

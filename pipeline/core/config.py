@@ -442,11 +442,21 @@ class EvaluateConfig:
     """What the watch list (and the morning page) measures tomorrow's departures from: ``climatology``, the
     country's long-run frequency, or ``both``, outside the range of climatology and ``baseline-learned``
     (before session 14; ``pipeline.scoring.watchlist``)."""
+    actor_run_weight: float = 0.0
+    """The actor pairs the watch list and the pages show: ``w``·(the run's pairs, from its futures) + (1 − ``w``)·
+    (the label's pairs in the country's recent history, ``pipeline.scoring.actors``). 0 (the default): the
+    history's, with the run's only where the history has none; 1: the run's alone (docs/report.md "Actor pairs")."""
+    actor_days: int = 30
+    """Days of history the actor pairs are read from."""
+    actor_backoff: float = 0.1
+    """Back-off β of the history's pairs: a label also reads its parent labels' and the country's pairs, weighted
+    β, β², … (0: the label's own pairs only)."""
 
     def __post_init__(self) -> None:
         _check(self, "evaluate", val_days=_ge(0), thresholds=_within(0, 1), default_threshold=_within(0, 1),
                top_countries=_ge(1), log_loss_eps=_within(0, 0.5), n_bins=_ge(1), bootstrap=_ge(0),
-               report_window_days=_ge(1))
+               report_window_days=_ge(1), actor_run_weight=_within(0, 1), actor_days=_ge(1),
+               actor_backoff=_within(0, 1))
 
 
 @dataclass

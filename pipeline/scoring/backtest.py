@@ -145,7 +145,7 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
         from pipeline.scoring.watchlist import WatchlistConfig, record, write_watchlist
 
         test_days = date_range(start, end)
-        wcfg = WatchlistConfig(usual=cfg.evaluate.watchlist_usual)
+        wcfg = WatchlistConfig.of(cfg.evaluate)
         for d in test_days:
             write_watchlist(lake, d, runs[0], wcfg)
         bt.watch = record(lake, test_days, runs[0], outcomes)

@@ -52,7 +52,8 @@ from pipeline.core.config import Config
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.scoring import geo
 from pipeline.scoring.evaluate import CLIMATOLOGY, bootstrap_bss, reliability
-from pipeline.scoring.watchlist import WatchlistConfig, departures, ensure_watchlist, headline, written_against
+from pipeline.scoring.watchlist import (WatchlistConfig, departures, ensure_watchlist, headline, shown_actor_pairs,
+                                        written_against)
 from pipeline.scoring.watchlist import record as watch_record
 from pipeline.forecast.table import is_baseline
 
@@ -276,11 +277,17 @@ def _outcomes(lake: Lake, first: dt.date, last: dt.date) -> Outcomes | None:
 
 
 def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistConfig | None = None,
-             history_days: int = HISTORY_DAYS, window_days: int = 7, usual: str = "climatology") -> DayData:
+             history_days: int = HISTORY_DAYS, window_days: int = 7, usual: str = "climatology",
+             frame_cfg: WatchlistConfig | None = None) -> DayData:
     """Read what the day page and the country pages show (the lake, once). ``wcfg`` rewrites the watch list with
-    it; without, the stored one is read (written, when stale, against ``usual``)."""
+    it; without, the stored one is read (written, when stale, against ``usual``). ``frame_cfg``: the settings of
+    the departures (and the actor pairs) the country pages show when ``wcfg`` is not given."""
     day = as_date(day)
-    frame = departures(lake, day, run, wcfg or WatchlistConfig(usual=usual))
+    fcfg = wcfg or frame_cfg or WatchlistConfig(usual=usual)
+    frame = departures(lake, day, run, fcfg)
+    roots = (frame.level == "root").to_numpy()  # the country pages' table: the pairs a page shows
+    frame.loc[roots, "actor_pairs"] = pd.Series(shown_actor_pairs(lake, day, frame[roots], fcfg),
+                                                index=frame.index[roots], dtype=object)
     run = str(frame.model_run.iloc[0]) if len(frame) else (run or CLIMATOLOGY)
     watch = ensure_watchlist(lake, day, run, wcfg, frame=frame,  # the ``watchlist`` table (written when stale)
                              usual=(wcfg.usual if wcfg else usual))
@@ -349,7 +356,8 @@ def _watch_table(watch: pd.DataFrame, name: str) -> str:
             f"{_e(' · '.join(r.phrases))}</td></tr>")
     return (f"<h3>{_e(name.capitalize())}</h3><table class=watch data-list='{_e(name)}'><tr><th>#</th>"
             "<th class=l>country</th><th class=l>label</th><th>P</th><th>usual</th><th></th><th>diff</th>"
-            "<th>ratio</th><th>clim / base</th><th class=l>actors · phrases from the futures</th></tr>"
+            "<th>ratio</th><th>clim / base</th>"
+            "<th class=l>actors (recent events) · phrases (sampled futures)</th></tr>"
             + "".join(rows) + "</table>")
 
 
@@ -854,7 +862,8 @@ def country_page(d: DayData, c: str, cd: CountryData) -> str:
                f"<th class=l>label</th><th>P</th><th>usual</th><th>diff</th><th class=l>phrases</th></tr>{wl_rows}"
                f"</table></div>" if wl_rows else "")
             + f"<h2>Every root code</h2><div class=panel><table class=roots><tr><th class=l>root</th><th>P</th>"
-              f"<th>climatology</th><th>{_e(ref)}</th><th>diff</th><th class=l>most likely actor pairs</th></tr>"
+              f"<th>climatology</th><th>{_e(ref)}</th><th>diff</th>"
+              f"<th class=l>most likely actor pairs (recent events)</th></tr>"
               f"{''.join(rows)}</table></div>")
     return _page(f"{_name(c)} {d.day}", header, body, depth=2)
 
@@ -905,7 +914,8 @@ def build_report(lake: Lake, date: DateLike, cfg: Config | None = None, run: str
     cfg = cfg or Config()
     day = as_date(date)
     reports_dir = Path(cfg.evaluate.reports_dir)
-    d = load_day(lake, day, run, wcfg, window_days=cfg.evaluate.report_window_days, usual=cfg.evaluate.watchlist_usual)
+    d = load_day(lake, day, run, wcfg, window_days=cfg.evaluate.report_window_days, usual=cfg.evaluate.watchlist_usual,
+                 frame_cfg=WatchlistConfig.of(cfg.evaluate))
     write_assets(reports_dir)
     out = reports_dir / str(day)
     (out / "countries").mkdir(parents=True, exist_ok=True)

@@ -55,10 +55,12 @@ import pyarrow.parquet as pq
 
 from pipeline.cameo import codes as cameo
 from pipeline.cameo import regions
+from pipeline.core.config import EvaluateConfig
 from pipeline.core.errors import UserError
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.core.schemas import WATCHLIST_SCHEMA
 from pipeline.forecast.futures import phrase_codes
+from pipeline.scoring.actors import shown_pairs
 from pipeline.forecast.table import baseline_run, is_baseline
 
 CLIMATOLOGY = baseline_run("climatology")
@@ -98,9 +100,22 @@ class WatchlistConfig:
     """What a forecast departs from: ``climatology`` (the country's long-run frequency) or ``both`` (outside the
     range of climatology and the reference baseline); module doc."""
 
+    actor_run_weight: float = 0.0
+    """Weight of the run's own actor pairs against the history's (``pipeline.scoring.actors.shown_pairs``)."""
+    actor_days: int = 30
+    """Days of history the shown actor pairs are read from."""
+    actor_backoff: float = 0.1
+    """Back-off of the history's actor pairs to a label's parents and the country."""
+
     def __post_init__(self) -> None:
         if self.usual not in USUALS:
             raise UserError(f"watch list: usual must be one of {', '.join(USUALS)}, not {self.usual!r}")
+
+    @classmethod
+    def of(cls, ev: EvaluateConfig, **kw) -> "WatchlistConfig":
+        """The watch list a config's ``evaluate`` section asks for (``kw`` overrides, e.g. ``top``)."""
+        return cls(**{"usual": ev.watchlist_usual, "actor_run_weight": ev.actor_run_weight,
+                      "actor_days": ev.actor_days, "actor_backoff": ev.actor_backoff, **kw})
 
 
 def runs_for(lake: Lake, day: dt.date) -> list[str]:
@@ -247,6 +262,12 @@ def departures(lake: Lake, day: DateLike, run: str | None = None, cfg: Watchlist
     return df.reset_index(drop=True)
 
 
+def shown_actor_pairs(lake: Lake, day: DateLike, rows: pd.DataFrame, cfg: WatchlistConfig) -> list:
+    """The actor pairs shown for ``rows`` (of :func:`departures`): the history's, or the run's as ``cfg`` says
+    (:func:`pipeline.scoring.actors.shown_pairs`; docs/report.md "Actor pairs")."""
+    return shown_pairs(lake, day, rows, cfg.actor_run_weight, cfg.actor_days, cfg.actor_backoff)
+
+
 def rank(df: pd.DataFrame, direction: str, conflict: bool | None, top: int, min_difference: float = 0.0
          ) -> pd.DataFrame:
     """The ``top`` rows of ``df`` in ``direction`` ("rise"/"fall"), optionally only conflict labels."""
@@ -277,7 +298,7 @@ def watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: WatchlistC
         parts.append(g)
     out = pd.concat(parts, ignore_index=True) if parts else df.head(0)
     phrases = future_phrases(lake, run, day, set(zip(out.country, out.level, out.code)))
-    out["actors"] = [_fmt_pairs(p, cfg.n_pairs) for p in out.actor_pairs]
+    out["actors"] = [_fmt_pairs(p, cfg.n_pairs) for p in shown_actor_pairs(lake, day, out, cfg)]
     out["phrases"] = [[ph for ph, _ in phrases.get((c, lv, code), [])[:cfg.n_phrases]]
                       for c, lv, code in zip(out.country, out.level, out.code)]
     return out[["list"] + COLUMNS].reset_index(drop=True)

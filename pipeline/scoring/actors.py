@@ -1,0 +1,252 @@
+"""Who does it: the actor pairs behind a label, observed, from history, and scored.
+
+A forecast row carries its most likely ``(actor1, actor2)`` country pairs (``forecasts.actor_pairs``; the watch
+list and the page show them). For a model run they come from the sampled futures (docs/forecast.md, step 6);
+:func:`history_pairs` gives the same thing from the label's own past: the pairs of the country's events of that
+label over the days before the target, most frequent first. :func:`pair_scores` says how well either named the
+pairs of the events that then happened:
+
+- ``coverage`` — the share of the label's events on the day (those with at least one actor country known) whose
+  pair is among the row's first ``k`` pairs (``k`` = what a page shows, 3 by default);
+- ``top1`` — 1 when the row's first pair is the day's most frequent pair (any of them, on a tie).
+
+Only rows whose label occurred that day with a known pair are scored (an actor pair is a forecast of *who*, given
+that it happens). The pairs are actor *geographies* (``Actor1Geo_CountryCode``, ``Actor2Geo_CountryCode``), the
+countries the phrases name; a pair with neither country known says nothing and is left out on both sides, as on
+the page. ``bench/actor_pairs.py`` compares the model's pairs with the history's on held-out days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipeline.core.lake import DateLike, Lake, as_date
+
+LEVELS: tuple[str, ...] = ("event", "base", "root")
+"""The levels with actor pairs (a QuadClass has none)."""
+KEY: list[str] = ["country", "level", "code"]
+PAIR: list[str] = ["actor1", "actor2"]
+
+PAIRS_SQL = """
+    WITH e AS (
+        SELECT CAST(date AS DATE) AS day, ActionGeo_CountryCode AS country, EventCode, EventBaseCode, EventRootCode,
+               coalesce(Actor1Geo_CountryCode, '') AS actor1, coalesce(Actor2Geo_CountryCode, '') AS actor2
+        FROM read_parquet($paths, hive_partitioning = true)
+        WHERE {located} AND ActionGeo_CountryCode <> ''
+          AND (coalesce(Actor1Geo_CountryCode, '') <> '' OR coalesce(Actor2Geo_CountryCode, '') <> ''))
+    SELECT day, country, 'event' AS level, EventCode AS code, actor1, actor2, count(*) AS n FROM e
+        WHERE EventCode <> '' GROUP BY ALL
+    UNION ALL
+    SELECT day, country, 'base', EventBaseCode, actor1, actor2, count(*) FROM e WHERE EventBaseCode <> '' GROUP BY ALL
+    UNION ALL
+    SELECT day, country, 'root', EventRootCode, actor1, actor2, count(*) FROM e WHERE EventRootCode <> '' GROUP BY ALL
+"""
+"""Events with at least one actor country known, by (day, location, level, code, actor geographies): each event
+once at each of the levels event, base and root. ``{located}``: which locations (:func:`observed_pairs`)."""
+
+
+def observed_pairs(lake: Lake, start: DateLike | None = None, end: DateLike | None = None,
+                   countries: Iterable[str] | None = None, by_day: bool = True) -> pd.DataFrame:
+    """Columns ``day, country, level, code, actor1, actor2, n``: events per pair, label and country-day.
+
+    One DuckDB pass over the ``country`` partitions in [start, end] (:data:`PAIRS_SQL`), located in
+    ``countries`` (default: all). An unknown actor country is ``""``. ``by_day=False`` sums the days (no ``day``
+    column; what :func:`history_pairs` needs for one target, read in a fraction of the time).
+    """
+    files = lake.files("country", start, end)
+    if not files:
+        raise FileNotFoundError(f"no partitions of table 'country' in {lake.root} for {start or '-inf'} … "
+                                f"{end or '+inf'}: run `gdelt-forecast ingest` and `reduce` for those days first")
+    import duckdb
+
+    with duckdb.connect() as con:
+        params = {"paths": [f.as_posix() for f in files]}
+        if countries is None:
+            sql = PAIRS_SQL.format(located="ActionGeo_CountryCode IS NOT NULL")
+        else:
+            sql = PAIRS_SQL.format(located="list_contains($countries, ActionGeo_CountryCode)")
+            params["countries"] = sorted(set(countries))
+        if not by_day:
+            sql = f"SELECT {', '.join(KEY + PAIR)}, sum(n) AS n FROM ({sql}) GROUP BY ALL"
+        df = con.execute(sql, params).df()
+    for c in KEY + PAIR:
+        df[c] = df[c].astype(object)
+    if not by_day:
+        return df[KEY + PAIR + ["n"]]
+    df["day"] = pd.to_datetime(df["day"]).dt.date
+    return df[["day"] + KEY + PAIR + ["n"]]
+
+
+def _ranked(g: pd.DataFrame, key: list[str], top: int) -> pd.DataFrame:
+    """Rows ``key + PAIR + share`` ranked by share within ``key`` (ties: by actor codes), the first ``top`` kept."""
+    g = g.sort_values(key + ["share"] + PAIR, ascending=[True] * len(key) + [False, True, True], kind="stable")
+    g = g.assign(rank=g.groupby(key).cumcount())
+    return g[g["rank"] < top].reset_index(drop=True)
+
+
+def _window(observed: pd.DataFrame, target: dt.date, days: int | None) -> pd.DataFrame:
+    past = observed[observed.day < target]
+    return past if days is None else past[past.day >= target - dt.timedelta(days=days)]
+
+
+PARENTS: dict[str, tuple[tuple[str, int], ...]] = {
+    "event": (("base", 3), ("root", 2)), "base": (("root", 2),), "root": ()}
+"""A label's parents in the back-off: (level, length of the code prefix)."""
+
+
+def history_pairs(observed: pd.DataFrame, target: DateLike, days: int | None = None, top: int = 5,
+                  backoff: float = 0.0, keys: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The ``top`` pairs of each (country, label) over the ``days`` days before ``target`` (None: all before).
+
+    Columns ``country, level, code, rank, actor1, actor2, share``, ``rank`` 0 the most likely. ``share`` is the
+    pair's part of the label's events with a known pair in the window. With ``backoff`` β > 0 a label also reads
+    its parents (an event code its base and root code, then the country's events of any label):
+    score = share(label) + β·share(parent) + β²·share(grandparent) …, renormalised over the kept candidates —
+    so a label seen rarely (or never) in the country still gets the pairs its family has. ``keys`` (columns ``country,
+    level, code``) says which labels to give pairs (default: those seen in the window). Only days strictly before
+    ``target`` are read; an ``observed`` without a ``day`` column (``observed_pairs(by_day=False)``) is taken as
+    the window already.
+    """
+    past = _window(observed, as_date(target), days) if "day" in observed else observed
+    own = past.groupby(KEY + PAIR, as_index=False, sort=False)["n"].sum()
+    own["share"] = own.n / own.groupby(KEY)["n"].transform("sum")
+    if backoff <= 0:
+        out = _ranked(own, KEY, top)
+        if keys is not None:
+            out = out.merge(keys[KEY].drop_duplicates(), on=KEY)
+        return out[KEY + ["rank"] + PAIR + ["share"]]
+    keys = own[KEY].drop_duplicates() if keys is None else keys[KEY].drop_duplicates()
+    country = past[past.level == "root"].groupby(["country"] + PAIR, as_index=False)["n"].sum()
+    country["share"] = country.n / country.groupby("country")["n"].transform("sum")
+    country = _ranked(country, ["country"], top)[["country"] + PAIR + ["share"]]
+    parts = []
+    for level in LEVELS:
+        k = keys[keys.level == level]
+        if k.empty:
+            continue
+        cands = [k.merge(own[own.level == level][KEY + PAIR + ["share"]], on=KEY)]
+        for i, (parent, n) in enumerate(PARENTS[level], start=1):
+            p = _ranked(own[own.level == parent], KEY, top)[["country", "code"] + PAIR + ["share"]]
+            cands.append(k.assign(_p=k.code.str[:n]).merge(p.rename(columns={"code": "_p"}), on=["country", "_p"])
+                         .drop(columns="_p").assign(share=lambda d, w=backoff ** i: d.share * w))
+        depth = len(PARENTS[level]) + 1
+        cands.append(k.merge(country, on="country").assign(share=lambda d: d.share * backoff ** depth))
+        g = pd.concat(cands, ignore_index=True).groupby(KEY + PAIR, as_index=False)["share"].sum()
+        g["share"] = g.share / g.groupby(KEY)["share"].transform("sum")
+        parts.append(_ranked(g, KEY, top))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=KEY + ["rank"] + PAIR + ["share"])
+    return out[KEY + ["rank"] + PAIR + ["share"]].reset_index(drop=True)
+
+
+def as_pair_lists(pairs: pd.DataFrame) -> dict[tuple[str, str, str], list[dict]]:
+    """(country, level, code) → ``[{"actor1", "actor2", "share"}, …]``, best first (the ``actor_pairs`` form)."""
+    out: dict[tuple[str, str, str], list[dict]] = {}
+    p = pairs.sort_values(KEY + ["rank"])
+    cols = [p[c].to_numpy(object) for c in KEY + PAIR] + [p["share"].to_numpy(float)]
+    for country, level, code, a1, a2, share in zip(*cols):
+        out.setdefault((country, level, code), []).append(
+            {"actor1": a1 or None, "actor2": a2 or None, "share": float(share)})
+    return out
+
+
+def forecast_pairs(lake: Lake, run: str, day: DateLike, levels: Sequence[str] = LEVELS) -> pd.DataFrame:
+    """A run's ``actor_pairs`` on ``day`` as rows ``country, level, code, rank, actor1, actor2, share``."""
+    t = lake.read("forecasts", day, day, model=run, columns=KEY + ["actor_pairs"]).to_pandas()
+    return pairs_frame(t[t.level.isin(levels)])
+
+
+def pairs_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with ``country, level, code, actor_pairs`` (lists of ``{"actor1", "actor2", "share"}``) → a row a pair.
+
+    Pairs with neither country are left out (the page leaves them out too) and the rest re-ranked.
+    """
+    out = []
+    for country, level, code, pairs in zip(rows.country, rows.level, rows.code, rows.actor_pairs):
+        r = 0
+        for p in pairs if pairs is not None else ():
+            a1, a2 = p["actor1"] or "", p["actor2"] or ""
+            if a1 or a2:
+                out.append((country, level, code, r, a1, a2, float(p["share"] or 0.0)))
+                r += 1
+    return pd.DataFrame(out, columns=KEY + ["rank"] + PAIR + ["share"])
+
+
+def shown_pairs(lake: Lake, day: DateLike, rows: pd.DataFrame, run_weight: float = 0.0, days: int = 30,
+                backoff: float = 0.1, top: int = 5) -> list:
+    """The actor pairs to show for each of ``rows`` (``country, level, code, actor_pairs``), in the same order.
+
+    ``run_weight``·(the row's own pairs) + (1 − ``run_weight``)·(:func:`history_pairs` over the ``days`` before
+    ``day``, with ``backoff``), as lists in the ``actor_pairs`` form. A row the history has nothing for keeps its
+    own pairs; QuadClass rows, and every row when ``run_weight`` is 1 or the lake has no ``country`` partition in
+    the window, keep theirs unchanged.
+    """
+    day = as_date(day)
+    own = list(rows.actor_pairs)
+    scored = rows[rows.level.isin(LEVELS)]
+    if run_weight >= 1 or scored.empty:
+        return own
+    try:
+        obs = observed_pairs(lake, day - dt.timedelta(days=days), day - dt.timedelta(days=1), set(scored.country),
+                             by_day=False)
+    except FileNotFoundError:
+        return own
+    hist = history_pairs(obs, day, days, top=top, backoff=backoff, keys=scored)
+    mixed = as_pair_lists(mix_pairs(pairs_frame(scored), hist, run_weight, top))
+    return [mixed.get((c, lv, code), p) for c, lv, code, p in zip(rows.country, rows.level, rows.code, own)]
+
+
+def mix_pairs(a: pd.DataFrame, b: pd.DataFrame, weight: float, top: int = 5) -> pd.DataFrame:
+    """Pairs ranked by ``weight``·share in ``a`` + (1 − ``weight``)·share in ``b``.
+
+    A pair absent from one side has 0 there; pairs that end at 0 are left out, so weight 0 gives ``b``'s alone.
+    """
+    m = pd.concat([a.assign(share=a.share * weight), b.assign(share=b.share * (1.0 - weight))])
+    m = m.groupby(KEY + PAIR, as_index=False)["share"].sum()
+    return _ranked(m[m.share > 0], KEY, top)[KEY + ["rank"] + PAIR + ["share"]]
+
+
+def pair_scores(predicted: pd.DataFrame, observed_day: pd.DataFrame, k: int = 3,
+                rows: Iterable[tuple[str, str, str]] | None = None) -> pd.DataFrame:
+    """Per scored row (country, level, code): ``coverage`` of the day's events by the first ``k`` pairs, ``top1``.
+
+    ``observed_day``: :func:`observed_pairs` rows of one day. ``rows`` limits the scoring to those labels
+    (default: every label of ``predicted`` that occurred); a label with no predicted pair scores 0.
+    Columns ``country, level, code, n, coverage, top1``.
+    """
+    obs = observed_day.groupby(KEY + PAIR, as_index=False)["n"].sum()
+    keys = (pd.DataFrame(list(rows), columns=KEY) if rows is not None
+            else predicted[KEY].drop_duplicates())
+    obs = obs.merge(keys.drop_duplicates(), on=KEY)
+    if obs.empty:
+        return pd.DataFrame(columns=KEY + ["n", "coverage", "top1"])
+    total = obs.groupby(KEY)["n"].sum().rename("n")
+    best = obs[obs.n == obs.groupby(KEY)["n"].transform("max")]
+    shown = predicted[predicted["rank"] < k]
+    hit = obs.merge(shown[KEY + PAIR], on=KEY + PAIR).groupby(KEY)["n"].sum().rename("hit")
+    first = predicted[predicted["rank"] == 0][KEY + PAIR]
+    top1 = best.merge(first, on=KEY + PAIR)[KEY].drop_duplicates().assign(top1=1.0).set_index(KEY)["top1"]
+    out = pd.concat([total, hit, top1], axis=1).fillna({"hit": 0.0, "top1": 0.0})
+    out["coverage"] = out.hit / out.n
+    return out.reset_index()[KEY + ["n", "coverage", "top1"]]
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, clusters: Sequence, n_boot: int = 2000, seed: int = 0,
+                      alpha: float = 0.05) -> tuple[float, float, float]:
+    """Mean of ``a − b`` over rows, with a cluster-bootstrap interval (whole clusters, e.g. countries, redrawn).
+
+    ``a``, ``b``: two forecasters' per-row scores on the same rows. Returns (difference, low, high).
+    """
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if d.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    _, inv = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)
+    k = int(inv.max()) + 1
+    s, n = np.bincount(inv, weights=d, minlength=k), np.bincount(inv, minlength=k).astype(float)
+    w = np.random.default_rng(seed).multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(float)
+    boot = (w @ s) / np.maximum(w @ n, 1.0)
+    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    return float(d.mean()), float(lo), float(hi)

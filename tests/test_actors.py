@@ -1,0 +1,106 @@
+"""Actor pairs: observed, from history (with back-off), mixed with a run's, and scored — on hand-made days."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.core.lake import Lake
+from pipeline.scoring import actors as A
+from tests.conftest import write_country_days
+
+# (location, EventCode, Actor2Geo, Actor1Geo); "" = unknown actor country
+DAYS = {
+    "2025-01-01": [("AA", "0211", "BB", "AA"), ("AA", "0211", "BB", "AA"), ("AA", "0211", "CC", "AA"),
+                   ("AA", "190", "AA", "AA"), ("AA", "190", "", ""), ("BB", "010", "AA", "BB")],
+    "2025-01-02": [("AA", "0211", "CC", "AA"), ("AA", "0214", "DD", "AA"), ("AA", "190", "EE", "AA")],
+    "2025-01-03": [("AA", "0211", "BB", "AA"), ("AA", "0211", "BB", "AA"), ("AA", "0211", "DD", "AA"),
+                   ("AA", "0212", "BB", "AA")],
+}
+
+
+@pytest.fixture()
+def lake(tmp_path) -> Lake:
+    lake = Lake(tmp_path / "lake")
+    write_country_days(lake, DAYS)
+    return lake
+
+
+def _pairs(df: pd.DataFrame, country: str, level: str, code: str) -> list[tuple[str, str, float]]:
+    g = df[(df.country == country) & (df.level == level) & (df.code == code)].sort_values("rank")
+    return [(a1, a2, round(s, 6)) for a1, a2, s in zip(g.actor1, g.actor2, g.share)]
+
+
+def test_observed_pairs_count_each_event_once_per_level_and_leave_out_pairs_with_no_country(lake):
+    obs = A.observed_pairs(lake)
+    d1 = obs[obs.day == dt.date(2025, 1, 1)]
+    ev = d1[(d1.country == "AA") & (d1.level == "event") & (d1.code == "0211")].set_index(A.PAIR).n.to_dict()
+    assert ev == {("AA", "BB"): 2, ("AA", "CC"): 1}
+    root02 = d1[(d1.country == "AA") & (d1.level == "root") & (d1.code == "02")].n.sum()
+    assert root02 == 3
+    # the 190 event with neither actor country known is not counted; the one with both is
+    assert d1[(d1.country == "AA") & (d1.level == "event") & (d1.code == "190")].n.sum() == 1
+    assert set(obs.level) == set(A.LEVELS)
+
+
+def test_history_pairs_read_only_the_window_before_the_target(lake):
+    obs = A.observed_pairs(lake)
+    h = A.history_pairs(obs, "2025-01-03")  # days 01-01 and 01-02
+    assert _pairs(h, "AA", "event", "0211") == [("AA", "BB", round(2 / 4, 6)), ("AA", "CC", round(2 / 4, 6))]
+    h1 = A.history_pairs(obs, "2025-01-03", days=1)  # 01-02 only
+    assert _pairs(h1, "AA", "event", "0211") == [("AA", "CC", 1.0)]
+    assert A.history_pairs(obs, "2025-01-01").empty
+
+
+def test_backoff_gives_a_label_seen_rarely_its_familys_pairs(lake):
+    obs = A.observed_pairs(lake)
+    keys = pd.DataFrame([("AA", "event", "0212"), ("AA", "event", "0214")], columns=A.KEY)
+    plain = A.history_pairs(obs, "2025-01-03", keys=keys)
+    assert _pairs(plain, "AA", "event", "0212") == []  # never seen before 01-03
+    b = A.history_pairs(obs, "2025-01-03", backoff=0.1, keys=keys)
+    # 0212 has no own pairs: its base 021 (AA→BB 2, AA→CC 2, AA→DD 1) leads, then root 02, then the country
+    got = _pairs(b, "AA", "event", "0212")
+    assert [p[:2] for p in got[:3]] == [("AA", "BB"), ("AA", "CC"), ("AA", "DD")]
+    assert abs(sum(p[2] for p in got) - 1.0) < 1e-6 or len(got) == 5
+    # 0214 was seen once (AA→DD): its own pair comes first, the family's after it
+    assert _pairs(b, "AA", "event", "0214")[0][:2] == ("AA", "DD")
+
+
+def test_pair_scores_coverage_and_top1_by_hand(lake):
+    obs = A.observed_pairs(lake)
+    day = dt.date(2025, 1, 3)
+    pred = pd.DataFrame([("AA", "event", "0211", 0, "AA", "DD", 0.6), ("AA", "event", "0211", 1, "AA", "BB", 0.4),
+                         ("AA", "event", "0212", 0, "AA", "CC", 1.0)], columns=A.KEY + ["rank"] + A.PAIR + ["share"])
+    s = A.pair_scores(pred, obs[obs.day == day], k=3).set_index("code")
+    assert s.loc["0211", "n"] == 3 and s.loc["0211", "coverage"] == pytest.approx(1.0)
+    assert s.loc["0211", "top1"] == 0.0  # AA→BB happened twice, the forecast led with AA→DD
+    assert s.loc["0212", "coverage"] == 0.0 and s.loc["0212", "top1"] == 0.0
+    s1 = A.pair_scores(pred, obs[obs.day == day], k=1).set_index("code")
+    assert s1.loc["0211", "coverage"] == pytest.approx(1 / 3)
+    # a label scored but without any predicted pair counts 0; labels that did not occur are not scored
+    rows = [("AA", "event", "0214"), ("AA", "root", "02")]
+    s2 = A.pair_scores(pred, obs[obs.day == day], rows=rows)
+    assert list(s2.code) == ["02"] and s2.coverage.iloc[0] == 0.0
+
+
+def test_mix_pairs_fill_in_the_pairs_one_side_lacks():
+    cols = A.KEY + ["rank"] + A.PAIR + ["share"]
+    run = pd.DataFrame([("AA", "event", "010", 0, "AA", "XX", 1.0), ("BB", "event", "010", 0, "BB", "YY", 1.0)],
+                       columns=cols)
+    hist = pd.DataFrame([("AA", "event", "010", 0, "AA", "BB", 0.7), ("AA", "event", "010", 1, "AA", "XX", 0.3)],
+                        columns=cols)
+    m = A.mix_pairs(run, hist, 0.1)
+    assert _pairs(m, "AA", "event", "010") == [("AA", "BB", 0.63), ("AA", "XX", round(0.1 + 0.27, 6))]
+    assert _pairs(m, "BB", "event", "010")[0][:2] == ("BB", "YY")  # history has none: the run's stands
+
+
+def test_paired_difference_interval_covers_the_mean_and_is_zero_for_equal_scores():
+    rng = np.random.default_rng(0)
+    a, b = rng.random(200), rng.random(200)
+    clusters = np.repeat(np.arange(20), 10)
+    d, lo, hi = A.paired_difference(a + 0.2, b, clusters)
+    assert lo < d < hi and d == pytest.approx((a + 0.2 - b).mean())
+    assert A.paired_difference(a, a, clusters) == (0.0, 0.0, 0.0)
