@@ -104,3 +104,29 @@ def test_paired_difference_interval_covers_the_mean_and_is_zero_for_equal_scores
     d, lo, hi = A.paired_difference(a + 0.2, b, clusters)
     assert lo < d < hi and d == pytest.approx((a + 0.2 - b).mean())
     assert A.paired_difference(a, a, clusters) == (0.0, 0.0, 0.0)
+
+
+def test_evaluate_pairs_scores_a_runs_pairs_beside_the_historys(lake):
+    """A run's stored pairs for 01-03 scored by hand; the history's on the same rows; baselines-like runs skipped."""
+    from pipeline.cameo.labels import LEVELS as ALL_LEVELS, label_space
+    from pipeline.core.schemas import FORECASTS_SCHEMA
+    from pipeline.forecast.table import forecast_rows
+
+    labels = label_space()
+    probs = {lv: np.zeros((1, len(labels[lv]))) for lv in ALL_LEVELS}
+    probs["event"][0, labels["event"].index["0211"]] = 0.9
+    pairs = {(0, "event", labels["event"].index["0211"]): [{"actor1": "AA", "actor2": "DD", "share": 0.6},
+                                                            {"actor1": "AA", "actor2": "BB", "share": 0.4}]}
+    issued = dt.datetime(2025, 1, 2, tzinfo=dt.timezone.utc)
+    t = forecast_rows(["AA"], probs, np.ones(1, bool), "m", 4, issued, labels, pairs)
+    lake.write_partition("forecasts", t, "2025-01-03", schema=FORECASTS_SCHEMA, model="m")
+    empty = forecast_rows(["AA"], probs, np.ones(1, bool), "b", 4, issued, labels)
+    lake.write_partition("forecasts", empty, "2025-01-03", schema=FORECASTS_SCHEMA, model="b")
+    days = [dt.date(2025, 1, 3)]
+    got = A.evaluate_pairs(lake, ["m", "b"], days, n_boot=200)
+    assert list(got.run) == ["m"] and list(got.level) == ["event"]  # "b" has no pairs; only 0211 has pairs
+    r = got.iloc[0]
+    # 0211 on 01-03: AA→BB twice, AA→DD once; the run shows DD, BB: all 3 events covered, but it leads with DD
+    assert (r.rows, r.coverage, r.top1) == (1, 1.0, 0.0)
+    # the history (01-01, 01-02; back-off 0.1): BB and CC tie at 2 of 4, BB first by code, then DD from the base
+    assert (r.history_coverage, r.history_top1) == (1.0, 1.0) and r["diff"] == 0.0

@@ -208,6 +208,12 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     assert sum(len(p) for p in both.actor_pairs_cal) > 0
     watch = read_watchlist(lake, "2025-06-06", "bt-tiny-bt-cal")
     assert any(len(p) for p in watch.phrases)
+    # the model runs' actor pairs scored against the recent events' (the page's), on the test days
+    a = bt.actors
+    assert set(a.run) == {"bt-tiny-bt-cal", "bt-tiny-bt"} and set(a.level) == {"event", "base", "root"}
+    assert a[["coverage", "top1", "history_coverage", "history_top1"]].stack().between(0, 1).all()
+    assert np.allclose(a["diff"], a.coverage - a.history_coverage) and (a.diff_lo <= a["diff"]).all()
+    assert (bt.directory / "actors.csv").exists() and "## Actor pairs" in (bt.directory / "summary.md").read_text()
     # the same command again (each origin's model dir exists now): it trains them afresh, to the same forecasts;
     # with --stack fixed, the stack is applied with the fit its weights were learned with (before the calibration
     # day d − 1), not with the fresher fit of d (session 8's behaviour)

@@ -31,6 +31,10 @@ def test_evaluate_model_against_baselines(sample_forecasts, tmp_path):
     s = lake.read("scores", day, day, model=mr.run).to_pandas()
     assert len(s) == 4 * len(SAMPLE_COUNTRIES) and s.brier.between(0, 1).all()
     assert s.quad_kl.notna().sum() == len(SAMPLE_COUNTRIES) and s.rouge1.notna().any()
+    # the model's actor pairs against the recent events' (baselines have none), in actors.csv
+    a = pd.read_csv(tmp_path / f"eval-{day}_{day}" / "actors.csv")
+    assert set(a.run) == {mr.run} and set(a.level) <= {"event", "base", "root"} and (a.rows > 0).all()
+    assert np.allclose(a[["coverage", "history_coverage"]].to_numpy(), ev.actors[["coverage", "history_coverage"]])
 
 
 def test_report_and_cli(sample_forecasts, tmp_path):

@@ -250,3 +250,55 @@ def paired_difference(a: np.ndarray, b: np.ndarray, clusters: Sequence, n_boot: 
     boot = (w @ s) / np.maximum(w @ n, 1.0)
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
     return float(d.mean()), float(lo), float(hi)
+
+
+HISTORY = "history"
+"""The name of the history's pairs in :func:`evaluate_pairs`'s table."""
+
+
+def evaluate_pairs(lake: Lake, runs: Sequence[str], days: Sequence[dt.date], k: int = 3, window: int = 30,
+                   backoff: float = 0.1, n_boot: int = 2000) -> pd.DataFrame:
+    """Score the actor pairs of each run that has some on ``days``, beside the history's on the same rows.
+
+    Rows scored: each (country, label, day) the run gives pairs for that happened with a known pair. One row per
+    run × level: ``run, level, rows, countries, coverage, top1, history_coverage, history_top1`` and the run's
+    coverage minus the history's with its interval by countries (``diff``, ``diff_lo``, ``diff_hi``). Empty when no
+    run has pairs (baselines have none) or the days have no events yet.
+    """
+    days = sorted(days)
+    if not days:
+        return pd.DataFrame()
+    try:
+        obs = observed_pairs(lake, days[0] - dt.timedelta(days=window), days[-1])
+    except FileNotFoundError:
+        return pd.DataFrame()
+    out = []
+    for run in runs:
+        per_day = []
+        for day in days:
+            if not lake.has_partition("forecasts", day, model=run) or not (obs.day == day).any():
+                continue
+            pred = forecast_pairs(lake, run, day)
+            if pred.empty:
+                continue
+            keys = pred[KEY].drop_duplicates()
+            rows = list(keys.itertuples(index=False, name=None))
+            today = obs[obs.day == day]
+            hist = history_pairs(obs, day, window, backoff=backoff, keys=keys)
+            s = pair_scores(pred, today, k, rows).merge(pair_scores(hist, today, k, rows), on=KEY + ["n"],
+                                                         suffixes=("", "_h"))
+            per_day.append(s)
+        if not per_day:
+            continue
+        s = pd.concat(per_day, ignore_index=True)
+        for level in LEVELS:
+            x = s[s.level == level]
+            if x.empty:
+                continue
+            d, lo, hi = paired_difference(x.coverage.to_numpy(), x.coverage_h.to_numpy(), x.country.to_numpy(),
+                                          n_boot=n_boot)
+            out.append({"run": run, "level": level, "rows": len(x), "countries": x.country.nunique(),
+                        "coverage": x.coverage.mean(), "top1": x.top1.mean(),
+                        "history_coverage": x.coverage_h.mean(), "history_top1": x.top1_h.mean(),
+                        "diff": d, "diff_lo": lo, "diff_hi": hi})
+    return pd.DataFrame(out)

@@ -82,6 +82,8 @@ class Backtest:
     watch: pd.DataFrame | None = None
     """With a model: the published run's watch lists of the test days against what happened
     (:func:`pipeline.scoring.watchlist.record`, one row per list)."""
+    actors: pd.DataFrame | None = None
+    """With a model: its runs' actor pairs against the recent events' (:func:`pipeline.scoring.actors.evaluate_pairs`)."""
 
 
 STACKS = ("rolling", "fixed")
@@ -136,10 +138,12 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
     out = {}
     for unit in ("day", "country"):
         ecfg.bootstrap_unit = unit
-        ev = evaluate(lake, start, end, runs, ecfg, write=unit == "day")
+        ev = evaluate(lake, start, end, runs, ecfg, write=unit == "day", actor_pairs=unit == "day")
         out[unit] = ev.summary
+        if unit == "day":
+            actors = ev.actors
     summary = _merge(out["day"], out["country"])
-    bt = Backtest(start, end, runs, summary, origins, name=name)
+    bt = Backtest(start, end, runs, summary, origins, name=name, actors=actors)
     if refit_every is not None and baseline_run("climatology") in runs:
         # the watch lists the published forecast gives (they need climatology's forecasts), against what happened
         from pipeline.scoring.watchlist import WatchlistConfig, record, write_watchlist
@@ -326,5 +330,15 @@ def write_backtest(bt: Backtest, reports_dir: Path) -> Path:
                  "less often.\n\n| list | rows | days | usual | P | happened |\n|---|---|---|---|---|---|\n"
                  + "".join(f"| {r.list} | {r.rows} | {r.days} | {r.usual:.3f} | {r.probability:.3f} | {r.happened:.3f} |\n"
                            for r in bt.watch.itertuples()))
+    if bt.actors is not None and len(bt.actors):
+        bt.actors.to_csv(out / "actors.csv", index=False)
+        text += ("\n## Actor pairs against the recent events'\n\nShare of the day's events of a label that happened "
+                 "whose actor pair is among the 3 pairs shown (coverage), and top-1, for the run's pairs (from its "
+                 "futures) and for the label's pairs in the 30 days before (what the page shows; docs/report.md "
+                 "\"Actor pairs\"); run − recent with its 95 % interval by countries.\n\n"
+                 "| run | level | rows | run's pairs | recent events' pairs | run − recent |\n|---|---|---|---|---|---|\n"
+                 + "".join(f"| {r.run} | {r.level} | {r.rows} | {r.coverage:.3f} / {r.top1:.3f} | "
+                           f"{r.history_coverage:.3f} / {r.history_top1:.3f} | "
+                           f"{r.diff:+.3f} [{r.diff_lo:+.3f}, {r.diff_hi:+.3f}] |\n" for r in bt.actors.itertuples()))
     (out / "summary.md").write_text(text)
     return out

@@ -56,6 +56,7 @@ from pipeline.core.schemas import SCORES_SCHEMA
 from pipeline.forecast.futures import futures_by_country, has_futures
 from pipeline.forecast.table import Stack, baseline_run, collect, is_baseline
 from pipeline.cameo.phrases import phrase_rouge
+from pipeline.scoring.actors import evaluate_pairs
 
 SUMMARY_LEVELS: tuple[str, ...] = LEVELS + ("rare",)
 GROUPS: tuple[str, ...] = ("all", "busy", "small")
@@ -265,6 +266,8 @@ class Evaluation:
     reliability: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     bootstrap_unit: str = "day"
+    actors: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The runs' actor pairs against the history's (:func:`pipeline.scoring.actors.evaluate_pairs`)."""
 
     def table(self, group: str = "all", level: str = "root") -> pd.DataFrame:
         s = self.summary[(self.summary.group == group) & (self.summary.level == level)]
@@ -293,12 +296,14 @@ def evaluate(
     runs: Sequence[str] | None = None,
     cfg: EvaluateConfig | None = None,
     write: bool = True,
+    actor_pairs: bool = True,
 ) -> Evaluation:
     """Score ``runs`` (default: every forecast run in the lake) on the target days [start, end].
 
     Thresholds are tuned on the ``cfg.val_days`` days before ``start``. The
     ``scores`` partitions of the evaluated days are replaced; with ``write`` the
-    summary tables go to ``cfg.reports_dir/eval-<start>_<end>/``.
+    summary tables go to ``cfg.reports_dir/eval-<start>_<end>/``. ``actor_pairs``: also score the model runs'
+    actor pairs against the recent events' (``Evaluation.actors``, ``actors.csv``).
     """
     cfg = cfg or EvaluateConfig()
     if cfg.bootstrap_unit not in ("day", "country"):
@@ -347,7 +352,9 @@ def evaluate(
             _write_scores(lake, st, thresholds[run], busy, cfg)
 
     summary, per_label, rel = _summarise(stacks, thresholds, busy, cfg, labels)
-    ev = Evaluation(start, end, list(stacks), thresholds, summary, per_label, rel, notes, cfg.bootstrap_unit)
+    pairs = evaluate_pairs(lake, [r for r in stacks if not is_baseline(r)], test_days, window=cfg.actor_days,
+                           backoff=cfg.actor_backoff, n_boot=cfg.bootstrap) if actor_pairs else pd.DataFrame()
+    ev = Evaluation(start, end, list(stacks), thresholds, summary, per_label, rel, notes, cfg.bootstrap_unit, pairs)
     if write:
         write_evaluation(ev, cfg.reports_dir)
     return ev
@@ -485,6 +492,8 @@ def write_evaluation(ev: Evaluation, reports_dir: Path) -> Path:
     ev.summary.to_csv(out / "summary.csv", index=False)
     ev.per_label.to_csv(out / "per_label.csv", index=False)
     ev.reliability.to_csv(out / "reliability.csv", index=False)
+    if not ev.actors.empty:
+        ev.actors.to_csv(out / "actors.csv", index=False)
     (out / "evaluation.json").write_text(json.dumps({
         "start": str(ev.start), "end": str(ev.end), "runs": ev.runs,
         "thresholds": ev.thresholds, "notes": ev.notes,
@@ -518,3 +527,12 @@ def print_summary(ev: Evaluation, levels: Sequence[str] = ("root", "base", "rare
                           f"{r.threshold:.2f}", f"{r.glean_f1_w:.3f}", f"{r.glean_f2_w:.3f}",
                           f"{r.glean_hamming:.4f}", f"{r.mirai_f1:.3f}")
             console.print(t)
+    if not ev.actors.empty:
+        t = Table(title=f"actor pairs · coverage of the day's events by the 3 pairs shown / top-1 · {ev.start}…{ev.end}")
+        for col in ("run", "level", "rows", "run's pairs", "recent events' pairs", "run − recent (95 %, countries)"):
+            t.add_column(col, justify="left" if col in ("run", "level") else "right")
+        for r in ev.actors.itertuples():
+            t.add_row(r.run, r.level, str(r.rows), f"{r.coverage:.3f} / {r.top1:.3f}",
+                      f"{r.history_coverage:.3f} / {r.history_top1:.3f}",
+                      f"{r.diff:+.3f} ({r.diff_lo:+.3f} … {r.diff_hi:+.3f})")
+        console.print(t)
