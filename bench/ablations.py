@@ -59,6 +59,8 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "T5": {"dataset": {"context_days": 5}},
     "seed1": {"train": {"seed": 1}},
     "noenc-seed1": {"model": {"occurrence_encoder": False}, "train": {"seed": 1}},
+    "wide": {"model": {"d_model": 128, "d_ff": 256}},  # the tiny preset twice as wide (≈ 3.5× the parameters)
+    "ep6": {"train": {"epochs": 6}},  # twice the epochs of the walk-forward configs
     "T14": {"dataset": {"context_days": 14}},
     "c100": {"dataset": {"top_countries": 100}},
     "pieces": {"model": {"tokenizer": "pieces"}},

@@ -78,22 +78,29 @@ def main(argv: list[str] | None = None) -> None:
           + ", ".join(f"{lv} {int((ref.level == lv).sum())}" for lv in A.LEVELS)
           + f" ({ref.country.nunique()} countries); coverage of the first {a.k} pairs / top-1; "
           "paired difference against the run [95 % by countries]\n")
-    print("| pairs | " + " | ".join(A.LEVELS) + " |")
-    print("|---|" + "---|" * len(A.LEVELS))
-    for name, g in s.items():
+    print(paired_table(s, "run", "pairs", A.LEVELS, "coverage",
+                       lambda x: f"{x.coverage.mean():.3f} / {x.top1.mean():.3f}"))
+    print(f"\n{time.perf_counter() - t0:.1f} s")
+
+
+def paired_table(scores: dict[str, pd.DataFrame], ref: str, what: str, levels, metric: str, describe) -> str:
+    """A markdown table: per variant and level ``describe(rows)``, and for every variant but ``ref`` the paired
+    difference in ``metric`` against ``ref`` on the same rows (95 % by countries)."""
+    lines = [f"| {what} | " + " | ".join(levels) + " |", "|---|" + "---|" * len(levels)]
+    for name, g in scores.items():
         cells = []
-        for lv in A.LEVELS:
-            x, r = g[g.level == lv], ref[ref.level == lv]
+        for lv in levels:
+            x, r = g[g.level == lv], scores[ref][scores[ref].level == lv]
             if x.empty:
                 cells.append("—")
                 continue
-            cell = f"{x.coverage.mean():.3f} / {x.top1.mean():.3f}"
-            if name != "run":
-                d, lo, hi = A.paired_difference(x.coverage.to_numpy(), r.coverage.to_numpy(), x.country.to_numpy())
+            cell = describe(x)
+            if name != ref:
+                d, lo, hi = A.paired_difference(x[metric].to_numpy(), r[metric].to_numpy(), x.country.to_numpy())
                 cell += f" ({d:+.3f} [{lo:+.3f}, {hi:+.3f}])"
             cells.append(cell)
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    print(f"\n{time.perf_counter() - t0:.1f} s")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import pandas as pd
 from pipeline.cameo.phrases import split_actors
 from pipeline.core.lake import Lake, as_date
 from pipeline.forecast.futures import phrase_codes
-from pipeline.scoring import actors as A
+from bench.actor_pairs import paired_table
 
 LEVELS = {"event": None, "root": 2}
 TRIPLE = ["actor1", "code", "actor2"]
@@ -136,18 +136,9 @@ def main(argv: list[str] | None = None) -> None:
           + f"; precision of the {a.k} phrases shown / share of rows where one happened / share of the label's "
           "events shown (coverage); "
           "paired difference in precision against the futures [95 % by countries]\n")
-    print("| phrases | " + " | ".join(LEVELS) + " |\n|---|" + "---|" * len(LEVELS))
-    for name, g in s.items():
-        cells = []
-        for lv in LEVELS:
-            x, r = g[g.level == lv], ref[ref.level == lv]
-            cell = (f"{x.precision.mean():.3f} / {x['any'].mean():.3f} / {x.coverage.mean():.3f} "
-                    f"({x.shown.mean():.1f} shown)")
-            if name != "futures":
-                d, lo, hi = A.paired_difference(x.precision.to_numpy(), r.precision.to_numpy(), x.country.to_numpy())
-                cell += f" ({d:+.3f} [{lo:+.3f}, {hi:+.3f}])"
-            cells.append(cell)
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    print(paired_table(s, "futures", "phrases", list(LEVELS), "precision",
+                       lambda x: f"{x.precision.mean():.3f} / {x['any'].mean():.3f} / {x.coverage.mean():.3f} "
+                                 f"({x.shown.mean():.1f} shown)"))
     print(f"\n{time.perf_counter() - t0:.1f} s")
 
 
