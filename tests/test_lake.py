@@ -301,3 +301,41 @@ def test_overlay_lake_reads_the_source_writes_its_own_and_refuses_the_rest(tmp_p
     assert again.read("country").num_rows == 2 and again.read("forecasts", model="daily").num_rows == 1
     with pytest.raises(UserError, match="cannot be the lake itself"):
         OverlayLake(moved.root, moved, own=["forecasts"])
+
+
+def test_upgrade_gives_old_partitions_the_columns_added_since(tmp_path):
+    """A watch-list partition written before ``against`` existed, and one of ``forecasts`` missing a non-nullable
+    column without a default: pandas and polars take one file's schema for a folder, so the first is rewritten with
+    the column (rows and values untouched) and the second listed, not invented. A second run changes nothing."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from pipeline.core.lake import upgrade
+    from pipeline.core.schemas import FORECASTS_SCHEMA, WATCHLIST_SCHEMA
+
+    lake = Lake(tmp_path / "lake")
+    d1, d2 = dt.date(2025, 6, 6), dt.date(2025, 6, 7)
+    row = {f.name: [None] for f in WATCHLIST_SCHEMA}
+    row.update({"list": ["rises"], "rank": [1], "direction": ["rise"], "conflict": [False], "country": ["AA"],
+                "country_name": ["Aruba"], "region": ["Caribbean"], "level": ["root"], "code": ["18"],
+                "probability": [0.6], "usual": [0.1], "difference": [0.5], "ratio": [0.61 / 0.11],
+                "climatology": [0.1], "baseline": [0.2], "baseline_run": ["baseline-learned"], "against": ["both"],
+                "actors": [""], "phrases": [["x"]], "model_run": ["m"]})
+    new = pa.table(row, schema=WATCHLIST_SCHEMA)
+    lake.write_partition("watchlist", new, d2, schema=WATCHLIST_SCHEMA, model="m")
+    old = WATCHLIST_SCHEMA.remove(WATCHLIST_SCHEMA.get_field_index("against"))
+    lake.write_partition("watchlist", new.drop_columns(["against"]), d1, schema=old, model="m")
+    broken = pa.table({"country": ["AA"], "level": ["root"], "code": ["18"]})
+    lake.write_partition("forecasts", broken, d1, model="m")
+    assert "against" not in pd.read_parquet(tmp_path / "lake" / "watchlist")  # what a pandas user saw
+
+    report = upgrade(lake.root)
+    assert report.columns_added == {"watchlist": 1} and report.columns_left == ["forecasts/model=m/2025-06-06"]
+    assert "1 partitions given the columns" in str(report) and "left forecasts/model=m/2025-06-06" in str(report)
+    w = pd.read_parquet(tmp_path / "lake" / "watchlist").sort_values("date")
+    assert list(w.against) == ["", "both"] and list(w.probability) == [0.6, 0.6] and list(w.code) == ["18", "18"]
+    assert pq.read_schema(lake.files("watchlist", d1, d1, model="m")[0]).names[:len(WATCHLIST_SCHEMA)] == \
+        WATCHLIST_SCHEMA.names
+    assert FORECASTS_SCHEMA.get_field_index("model_run") >= 0  # the column the broken partition lacks
+    again = upgrade(lake.root)
+    assert again.columns_added == {} and again.columns_left == ["forecasts/model=m/2025-06-06"]

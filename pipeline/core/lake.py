@@ -54,7 +54,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline.core.errors import UserError
-from pipeline.core.schemas import COUNTRY_SCHEMA, EVENTS_SCHEMA, LAKE_EVENTS_SCHEMA, MANIFEST_KEYS, MANIFEST_SCHEMA
+from pipeline.core.schemas import (COLUMN_DEFAULTS, COUNTRY_SCHEMA, EVENTS_SCHEMA, LAKE_EVENTS_SCHEMA, MANIFEST_KEYS,
+                                   MANIFEST_SCHEMA, TABLE_SCHEMAS)
 
 DateLike = dt.date | str
 
@@ -530,6 +531,10 @@ class UpgradeReport:
     """``_trash`` copies removed because a newer version of their partition is live."""
     trash_kept: list[str] = field(default_factory=list)
     """``_trash`` entries left in place: which partition they were could not be told (inspect them)."""
+    columns_added: dict[str, int] = field(default_factory=dict)
+    """Table → partitions rewritten with the columns added to the table since they were written."""
+    columns_left: list[str] = field(default_factory=list)
+    """Partitions missing a column that has no value to fill it with (listed, not rewritten)."""
 
     def __str__(self) -> str:
         lines = [f"{self.converted} day folders converted to the YYYY-MM-DD layout",
@@ -540,6 +545,10 @@ class UpgradeReport:
         lines += [f"  restored {p}" for p in self.trash_restored]
         lines += [f"  left {p} (which partition it held is unknown: inspect it, move it by hand or delete it)"
                   for p in self.trash_kept]
+        added = sum(self.columns_added.values())
+        lines.append(f"{added} partitions given the columns added since they were written" + (
+            " (" + ", ".join(f"{t} {n}" for t, n in sorted(self.columns_added.items())) + ")" if added else ""))
+        lines += [f"  left {p} (a column is missing that has no value to fill it with)" for p in self.columns_left]
         return "\n".join(lines)
 
 
@@ -553,7 +562,11 @@ def upgrade(root: str | Path) -> UpgradeReport:
        delete it, and a crash could leave it there, sometimes as the only copy of a
        day): see :func:`recover_trash`;
     3. a single-file ``manifest``: split into one partition per file day
-       (:func:`move_dated_rows`, under the ingest lock).
+       (:func:`move_dated_rows`, under the ingest lock);
+    4. day partitions written before a column of their table existed (``TABLE_SCHEMAS``; e.g. the watch list's
+       ``against``): rewritten atomically with the column added — null, or ``COLUMN_DEFAULTS`` for a non-nullable
+       one — so that pandas and polars, which take one file's schema for a whole folder, see every column
+       (:func:`add_missing_columns`).
     """
     root = Path(root)
     lake = Lake(root)
@@ -578,7 +591,43 @@ def upgrade(root: str | Path) -> UpgradeReport:
     with lake.lock(INGEST_LOCK):
         recover_trash(lake, report)
         report.manifest_days = move_dated_rows(lake, "manifest", "day", MANIFEST_KEYS, MANIFEST_SCHEMA)
+        add_missing_columns(lake, report)
     return report
+
+
+def add_missing_columns(lake: Lake, report: UpgradeReport) -> None:
+    """Rewrite each day partition whose files lack a column of its table's current schema, with the column added.
+
+    Only file footers are read to find them; a partition is rewritten through :meth:`Lake.write_partition` (its
+    rows, its other columns and their order untouched, the new columns after the schema's earlier ones), so a
+    crash leaves it whole, old or new, and a re-run finishes the rest. A missing non-nullable column without a
+    default in ``COLUMN_DEFAULTS`` is not invented: the partition is listed in ``report.columns_left``.
+    """
+    for table, schema in TABLE_SCHEMAS.items():
+        base = lake.table_dir(table)
+        for day, folder in sorted(_walk_days(base, None, None)):
+            files = _parquet_in(folder)
+            have = [set(pq.read_schema(f).names) for f in files]
+            missing = [f for f in schema if any(f.name not in h for h in have)]
+            if not missing:
+                continue
+            if any(not f.nullable and (table, f.name) not in COLUMN_DEFAULTS for f in missing):
+                report.columns_left.append(folder.relative_to(lake.root).as_posix())
+                continue
+            keys = dict(part.split("=", 1) for part in folder.relative_to(base).parts[:-1])
+            parts = []
+            for f in files:
+                t = pq.read_table(f)
+                for field_ in missing:
+                    if field_.name not in t.column_names:
+                        value = COLUMN_DEFAULTS.get((table, field_.name))
+                        t = t.append_column(field_, pa.repeat(pa.scalar(value, field_.type), t.num_rows))
+                parts.append(t)
+            data = pa.concat_tables(parts, promote_options="default")
+            order = [n for n in schema.names if n in data.column_names] + \
+                [n for n in data.column_names if n not in schema.names]
+            lake.write_partition(table, data.select(order), dt.date.fromisoformat(day), **keys)
+            report.columns_added[table] = report.columns_added.get(table, 0) + 1
 
 
 _TRASH = "_trash"

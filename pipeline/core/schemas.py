@@ -299,3 +299,15 @@ GAPS_SCHEMA = pa.schema([
 """``gaps`` table, partitioned by ``date``: one row per day that ingest found without
 any data (a hole in GDELT, or a day emptied by cross-day dedupe). Written and read
 by ``pipeline.core.status``; every later stage skips such a day."""
+
+
+TABLE_SCHEMAS: dict[str, pa.Schema] = {
+    "events": LAKE_EVENTS_SCHEMA, "country": COUNTRY_SCHEMA, "manifest": MANIFEST_SCHEMA,
+    "quarantine": QUARANTINE_SCHEMA, "descriptors": DESCRIPTORS_SCHEMA, "descriptor_days": DESCRIPTOR_DAYS_SCHEMA,
+    "forecasts": FORECASTS_SCHEMA, "futures": FUTURES_SCHEMA, "scores": SCORES_SCHEMA, "watchlist": WATCHLIST_SCHEMA,
+}
+"""The current schema of each dated lake table (the ``date`` column aside): what ``lake upgrade`` brings a partition
+written before a column existed up to."""
+COLUMN_DEFAULTS: dict[tuple[str, str], object] = {("watchlist", "against"): ""}
+"""The value a non-nullable column added to a table later takes in its older partitions (``""`` = not recorded: the
+watch list's reader then tells the usual from the rows)."""

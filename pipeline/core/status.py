@@ -19,7 +19,8 @@ missing is not "fresh": the stage is done only when the day is a recorded gap
 A day ``d`` of a run means "the data added on day d": its forecast is for d+1
 and its evaluation scores the forecasts whose target day is d. The watch list,
 like evaluate, takes the target day D itself (``forecasts`` of D); the ``scores``
-of the days before D only pick its reference baseline and are not checked.
+of the days before D only pick its reference baseline, and the ``country`` days before D only give the actor
+pairs it shows (``pipeline.scoring.actors``): neither is checked.
 
 **Gaps.** GDELT has days without any export. After an ingest, a day with no
 ``events`` partition and no failed file is recorded in the ``gaps`` table
