@@ -130,3 +130,14 @@ def test_evaluate_pairs_scores_a_runs_pairs_beside_the_historys(lake):
     assert (r.rows, r.coverage, r.top1) == (1, 1.0, 0.0)
     # the history (01-01, 01-02; back-off 0.1): BB and CC tie at 2 of 4, BB first by code, then DD from the base
     assert (r.history_coverage, r.history_top1) == (1.0, 1.0) and r["diff"] == 0.0
+
+
+def test_shown_pairs_leave_out_the_back_offs_slivers_and_keep_the_runs_where_history_has_none(lake):
+    rows = pd.DataFrame({"country": ["AA", "ZZ", "AA"], "level": ["event", "event", "quad"], "code": ["0211", "010", "1"],
+                         "actor_pairs": [[], [{"actor1": "ZZ", "actor2": None, "share": 1.0}], []]})
+    shown = A.shown_pairs(lake, "2025-01-03", rows)
+    # 0211: its own pairs BB, CC (2 of 4 each), then DD from its base 021 (β = 0.1); the country's AA→AA and
+    # AA→EE come in at β³ (< 1 %) and are not shown
+    assert [(p["actor1"], p["actor2"]) for p in shown[0]] == [("AA", "BB"), ("AA", "CC"), ("AA", "DD")]
+    assert shown[1] == rows.actor_pairs[1] and shown[2] == []  # no history for ZZ; a QuadClass row as it was
+    assert A.shown_pairs(lake, "2025-01-03", rows, run_weight=1.0) == list(rows.actor_pairs)

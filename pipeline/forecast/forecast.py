@@ -57,7 +57,7 @@ import pyarrow as pa
 from pipeline.cameo import phrases
 from pipeline.cameo.phrases import split_actors
 from pipeline.forecast.futures import futures_by_country, futures_rows, write_futures
-from pipeline.forecast.table import forecast_rows
+from pipeline.forecast.table import MIN_PAIR_SHARE, forecast_rows
 from pipeline.forecast.calibrate import Calibration, blend_inputs
 from pipeline.model.hierarchy import restore_hierarchy
 from pipeline.core.config import Config, ForecastConfig, load_config
@@ -143,9 +143,6 @@ def aggregate(assign: np.ndarray, future: np.ndarray, K: int, labels: LabelSpace
     return out
 
 
-MIN_PAIR_SHARE = 0.01
-"""Actor pairs below this share of a label's mass are not kept after the first (with soft assignment every
-phrase gives every code a sliver of mass: such pairs would read "0 %" on the page)."""
 
 
 def top_actor_pairs(assign: np.ndarray, pairs: Sequence[tuple[str | None, str | None]], level_matrix: np.ndarray,

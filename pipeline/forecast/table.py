@@ -23,6 +23,12 @@ BASELINE_PREFIX = "baseline-"
 """``model_run`` (and ``model=`` partition key) prefix of every baseline: ``baseline-<name>``."""
 
 
+MIN_PAIR_SHARE = 0.01
+"""Actor pairs below this share of a label's mass are not kept after the first (with soft assignment every
+phrase gives every code a sliver of mass, and a back-off gives every label a sliver of its family's: such pairs
+would read "0 %" on the page)."""
+
+
 def baseline_run(name: str) -> str:
     """The ``model_run`` of baseline ``name`` (``climatology`` → ``baseline-climatology``)."""
     return f"{BASELINE_PREFIX}{name}"

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.lake import DateLike, Lake, as_date
+from pipeline.forecast.table import MIN_PAIR_SHARE
 
 LEVELS: tuple[str, ...] = ("event", "base", "root")
 """The levels with actor pairs (a QuadClass has none)."""
@@ -180,9 +181,10 @@ def shown_pairs(lake: Lake, day: DateLike, rows: pd.DataFrame, run_weight: float
     """The actor pairs to show for each of ``rows`` (``country, level, code, actor_pairs``), in the same order.
 
     ``run_weight``·(the row's own pairs) + (1 − ``run_weight``)·(:func:`history_pairs` over the ``days`` before
-    ``day``, with ``backoff``), as lists in the ``actor_pairs`` form. A row the history has nothing for keeps its
-    own pairs; QuadClass rows, and every row when ``run_weight`` is 1 or the lake has no ``country`` partition in
-    the window, keep theirs unchanged.
+    ``day``, with ``backoff``), as lists in the ``actor_pairs`` form; after the first, pairs under
+    ``MIN_PAIR_SHARE`` are left out (as the futures' are: they would read "0 %"). A row the history has nothing
+    for keeps its own pairs; QuadClass rows, and every row when ``run_weight`` is 1 or the lake has no ``country``
+    partition in the window, keep theirs unchanged.
     """
     day = as_date(day)
     own = list(rows.actor_pairs)
@@ -195,7 +197,8 @@ def shown_pairs(lake: Lake, day: DateLike, rows: pd.DataFrame, run_weight: float
     except FileNotFoundError:
         return own
     hist = history_pairs(obs, day, days, top=top, backoff=backoff, keys=scored)
-    mixed = as_pair_lists(mix_pairs(pairs_frame(scored), hist, run_weight, top))
+    mixed = mix_pairs(pairs_frame(scored), hist, run_weight, top)
+    mixed = as_pair_lists(mixed[(mixed["rank"] == 0) | (mixed.share >= MIN_PAIR_SHARE)])
     return [mixed.get((c, lv, code), p) for c, lv, code, p in zip(rows.country, rows.level, rows.code, own)]
 
 
