@@ -7,8 +7,8 @@ its actors the country names that open and close it. For every (country, label) 
 (root and event level, the labels the run has phrases for), precision = the share of the shown phrases whose
 triple happened in the country that day, and hit = whether any did. Beside them on the same rows: the label's
 most frequent triples in the country over the ``--window`` days before (what happened recently), and the futures'
-phrases re-ranked by how often their triple happened recently. Paired differences against the futures,
-95 % interval by countries.
+phrases re-ranked by how often their triple happened recently, and only those found in at least ``--min-share``
+of the country's futures. Paired differences against the futures, 95 % interval by countries.
 
     PYTHONPATH=. python bench/phrases.py --lake data/experiment/lake --run exp22-c100 --start 2025-06-01 --end 2025-06-06
 """
@@ -72,6 +72,14 @@ def future_triples(lake: Lake, run: str, day: dt.date) -> pd.DataFrame:
     return df.groupby(list(df.columns), as_index=False).size().rename(columns={"size": "futures"})
 
 
+def futures_per_country(lake: Lake, run: str, day: dt.date) -> dict[str, int]:
+    """K: the number of futures each country has on ``day``."""
+    counts: dict[str, int] = {}
+    for country, _, _ in phrase_codes(lake, run, day):
+        counts[country] = counts.get(country, 0) + 1
+    return counts
+
+
 def shown(df: pd.DataFrame, by: str, k: int) -> pd.DataFrame:
     """The first ``k`` triples of each (country, level, label) by ``by`` (ties: by triple)."""
     df = df.sort_values(["country", "level", "label", by] + TRIPLE,
@@ -103,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--end", required=True)
     ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--window", type=int, default=30)
+    ap.add_argument("--min-share", type=float, nargs="*", default=[0.05, 0.1],
+                    help="also the futures' phrases found in at least this share of a country's futures")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     lake = Lake(a.lake)
@@ -125,8 +135,12 @@ def main(argv: list[str] | None = None) -> None:
             happened[["country", "level", "label"]].drop_duplicates())
         reranked = fut.merge(hist, on=["country", "level", "label"] + TRIPLE, how="left").fillna({"n": 0})
         reranked["score"] = reranked.n + reranked.futures / 1e3  # recent count first, the futures break ties
+        k_futures = futures_per_country(lake, a.run, day)
+        share = fut.futures / fut.country.map(k_futures)
         variants = {"futures": shown(fut, "futures", a.k), "recent events": shown(hist, "n", a.k),
                     "futures, re-ranked by recent events": shown(reranked, "score", a.k)}
+        for m in a.min_share:
+            variants[f"futures in ≥ {m:.0%} of the futures"] = shown(fut[share >= m], "futures", a.k)
         for name, pred in variants.items():
             res.setdefault(name, []).append(scores(pred, today, keys))
         day += dt.timedelta(days=1)

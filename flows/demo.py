@@ -56,13 +56,14 @@ def unusual_tomorrow(lake: Lake, day: dt.date, run: str | None = None, n: int = 
     direction, actors, phrase — the ``n − 2`` largest rises and the 2 largest
     falls, largest departure first (:func:`pipeline.scoring.watchlist.headline`).
     """
-    from pipeline.scoring.watchlist import headline, read_watchlist
+    from pipeline.scoring.watchlist import headline, phrase_text, read_watchlist
 
     g = headline(read_watchlist(lake, day, run), n, falls=2)
     return [{"country": r.country_name, "fips": r.country, "label": _sentence(r.description), "level": r.level,
              "code": r.code, "p": float(r.probability), "usual": float(r.usual),
              "difference": float(r.difference), "direction": r.direction,
-             "actors": r.actors.split("; ")[0] if r.actors else "", "phrase": r.phrases[0] if len(r.phrases) else ""}
+             "actors": r.actors.split("; ")[0] if r.actors else "",
+             "phrase": phrase_text(list(r.phrases)[:1], r.phrase_shares)}
             for r in g.itertuples()]
 
 

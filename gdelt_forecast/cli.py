@@ -281,7 +281,7 @@ def inspect(
 # ============================================================ watch list (report)
 def _print_watchlist(out, lake: Lake, date: Optional[str], top: int) -> None:
     """``inspect watchlist --date D [--top N]``: the day's ``watchlist`` partition (pipeline/scoring/watchlist.py)."""
-    from pipeline.scoring.watchlist import read_watchlist
+    from pipeline.scoring.watchlist import phrase_text, read_watchlist
 
     if date is None:
         raise ValueError("inspect watchlist needs --date YYYY-MM-DD (the forecast's target day)")
@@ -291,9 +291,10 @@ def _print_watchlist(out, lake: Lake, date: Optional[str], top: int) -> None:
         return
     cols = ["rank", "country", "region", "level", "code", "description", "probability", "usual", "difference",
             "ratio", "climatology", "baseline", "phrases"]
+    w["phrases"] = [phrase_text(p, s, " | ") for p, s in zip(w.phrases, w.phrase_shares)]
     for name, g in w.groupby("list", sort=False):
-        rows = [{k: (" | ".join(v) if k == "phrases" else (round(v, 3) if isinstance(v, float) else v))
-                 for k, v in r.items()} for r in g[cols].to_dict("records")]
+        rows = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
+                for r in g[cols].to_dict("records")]
         out.print(_table(f"{date} {name} ({w.model_run.iloc[0]} vs usual; baseline {w.baseline_run.iloc[0]})",
                          rows, cols))
 

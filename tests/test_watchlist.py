@@ -110,6 +110,7 @@ def test_watchlist_ranks_departures_from_both_references(known_lake):
     top = rises.iloc[0]
     assert top.actors == "Aruba → Barbados (50%)"  # FIPS AA, BB
     assert top.phrases == ["police fire on crowd"]  # 2 futures → root 18; the 145 riot counts for root 14
+    assert top.phrase_shares == pytest.approx([2 / 3])  # in 2 of AA's 3 futures
     assert rises.iloc[2].phrases == ["riot in capital"]
     # the event rows of the model are 0 and so are climatology's: nothing listed at the event level
     assert not (w.level == "event").any()
@@ -236,7 +237,7 @@ def test_inspect_watchlist_cli(known_lake, tmp_path):
     r = CliRunner().invoke(app, ["--lake", root, "inspect", "watchlist", "--date", str(DAY)],
                            env={"COLUMNS": "250"})
     assert r.exit_code == 0, r.output
-    assert "rises" in r.output and "police fire on crowd" in r.output and "0.4" in r.output
+    assert "rises" in r.output and "police fire on crowd (67%)" in r.output and "0.4" in r.output
     assert "Caribbean" in r.output
     r = CliRunner().invoke(app, ["--lake", root, "inspect", "watchlist"])
     assert r.exit_code == 2 and "--date" in r.output
@@ -372,13 +373,15 @@ def test_the_usual_is_stored_and_older_partitions_are_read_with_it_inferred(know
         w = write_watchlist(lake, DAY, cfg=WatchlistConfig(top=3, usual=usual))
         new = read_watchlist(lake, DAY)
         assert set(new.against) == {usual} and written_against(new) == usual
-    # the same rows as an older release wrote them: no `against` column
+    # the same rows as an older release wrote them: no `against` and no `phrase_shares` column
     old = WATCHLIST_SCHEMA.remove(WATCHLIST_SCHEMA.get_field_index("against"))
+    old = old.remove(old.get_field_index("phrase_shares"))
     cols = {f.name: w[f.name].tolist() for f in old}
     cols["phrases"] = [list(p) for p in w.phrases]
     lake.write_partition(TABLE, pa.Table.from_pydict(cols, schema=old), DAY, schema=old, model="m1")
     stored = read_watchlist(lake, DAY)
     assert set(stored.against) == {"climatology"}  # a fall between climatology and the baseline: not `both`
-    pd.testing.assert_frame_equal(stored, new)
+    assert all(p == [] for p in stored.phrase_shares) and any(len(p) for p in new.phrase_shares)
+    pd.testing.assert_frame_equal(stored.drop(columns="phrase_shares"), new.drop(columns="phrase_shares"))
     assert ensure_watchlist(lake, DAY, usual="climatology").equals(stored)  # not rewritten: it fits
     assert written_against(ensure_watchlist(lake, DAY, usual="both")) == "both"  # rewritten, with the column

@@ -282,13 +282,14 @@ WATCHLIST_SCHEMA: pa.Schema = pa.schema([
     pa.field("against", pa.string(), nullable=False),  # the usual taken: climatology | both (WatchlistConfig.usual)
     pa.field("actors", pa.string(), nullable=False),  # most likely actor pairs, "A → B (50%); …"
     pa.field("phrases", pa.list_(pa.string()), nullable=False),  # phrases of the futures projected onto the label
+    pa.field("phrase_shares", pa.list_(pa.float32())),  # each phrase's share of the country's futures (null: older)
     pa.field("model_run", pa.string(), nullable=False),
 ])
 """``watchlist`` table, partitioned ``model=<run>/<target day>``: the day's ranked
 departures of ``run``'s forecasts from the usual (``pipeline.scoring.watchlist``),
 four lists stacked, ``top`` rows each. The morning page and ``inspect watchlist`` read it. Partitions
-written before ``against`` existed are read with it inferred from their rows
-(``pipeline.scoring.watchlist.read_watchlist``)."""
+written before ``against`` existed are read with it inferred from their rows, those written before
+``phrase_shares`` with it empty (``pipeline.scoring.watchlist.read_watchlist``)."""
 
 
 GAPS_SCHEMA = pa.schema([

@@ -52,8 +52,8 @@ from pipeline.core.config import Config
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.scoring import geo
 from pipeline.scoring.evaluate import CLIMATOLOGY, bootstrap_bss, reliability
-from pipeline.scoring.watchlist import (WatchlistConfig, departures, ensure_watchlist, headline, shown_actor_pairs,
-                                        written_against)
+from pipeline.scoring.watchlist import (WatchlistConfig, departures, ensure_watchlist, headline, phrase_text,
+                                        shown_actor_pairs, written_against)
 from pipeline.scoring.watchlist import record as watch_record
 from pipeline.forecast.table import is_baseline
 
@@ -325,7 +325,7 @@ def _top_items(watch: pd.DataFrame, n: int = 8) -> str:
     for r in g.itertuples():
         cls = "rise" if r.direction == "rise" else "fall"
         tag = "<span class=tag>conflict</span>" if r.conflict else ""
-        ph = "; ".join(r.phrases[:2]) if len(r.phrases) else ""
+        ph = _phrases(r, 2, "; ")
         sub = " · ".join(x for x in (_e(r.actors.split(';')[0]) if r.actors else "", _e(ph)) if x)
         rows.append(f"<div class=item {_geo_attrs(r.country)} data-root='{_e(r.code[:2])}' "
                     f"data-conflict='{int(r.conflict)}' data-row='{_e(r.country)}|{_e(r.level)}|{_e(r.code)}'>"
@@ -353,7 +353,7 @@ def _watch_table(watch: pd.DataFrame, name: str) -> str:
             f"<td class='r'>{_ratio(r.ratio)}</td>"
             f"<td class=meta>{r.climatology:.2f} / {r.baseline:.2f}</td>"
             f"<td class=ph>{_e(r.actors)}{'<br>' if r.actors and len(r.phrases) else ''}"
-            f"{_e(' · '.join(r.phrases))}</td></tr>")
+            f"{_e(_phrases(r))}</td></tr>")
     return (f"<h3>{_e(name.capitalize())}</h3><table class=watch data-list='{_e(name)}'><tr><th>#</th>"
             "<th class=l>country</th><th class=l>label</th><th>P</th><th>usual</th><th></th><th>diff</th>"
             "<th>ratio</th><th>clim / base</th>"
@@ -852,7 +852,7 @@ def country_page(d: DayData, c: str, cd: CountryData) -> str:
     wl_rows = "".join(f"<tr><td class=l>{_e(r.list)} #{r.rank}</td>"
                       f"<td class=l>{_e(r.code)} {_e(_label(r.description))}</td>"
                       f"<td>{r.probability:.2f}</td><td>{r.usual:.2f}</td><td>{r.difference:+.2f}</td>"
-                      f"<td class=ph>{_e(' · '.join(r.phrases))}</td></tr>" for r in cd.watch)
+                      f"<td class=ph>{_e(_phrases(r))}</td></tr>" for r in cd.watch)
     header = (f"<nav><a href='../index.html'>← {d.day}</a><a href='../../index.html'>all days</a></nav>"
               f"<h1>{_e(_name(c))} ({_e(c)}) · {d.day}</h1><div class=meta>forecast {_e(d.run)} · usual = "
               f"{CLIMATOLOGY}{f' / {_e(ref)}' if _against_both(d.watch) else f' (beside it: {_e(ref)})'} · "
@@ -866,6 +866,10 @@ def country_page(d: DayData, c: str, cd: CountryData) -> str:
               f"<th class=l>most likely actor pairs (recent events)</th></tr>"
               f"{''.join(rows)}</table></div>")
     return _page(f"{_name(c)} {d.day}", header, body, depth=2)
+
+
+def _phrases(r: Any, n: int | None = None, sep: str = " · ") -> str:
+    return phrase_text(list(r.phrases)[:n], r.phrase_shares, sep)
 
 
 def _pairs(pairs: Any) -> str:
@@ -921,6 +925,7 @@ def build_report(lake: Lake, date: DateLike, cfg: Config | None = None, run: str
     (out / "countries").mkdir(parents=True, exist_ok=True)
     w = d.watch.copy()
     w["phrases"] = [" | ".join(p) for p in w.phrases]
+    w["phrase_shares"] = [" | ".join(f"{x:.2f}" for x in p) for p in w.phrase_shares]
     w.to_csv(out / "watchlist.csv", index=False)
     for c, cd in group_countries(d).items():
         (out / "countries" / f"{c}.html").write_text(country_page(d, c, cd), encoding="utf-8")

@@ -75,7 +75,7 @@ TABLE = "watchlist"
 COLUMNS: list[str] = ["rank", "direction", "conflict", "country", "country_name", "region", "level", "code",
                       "description", "probability", "usual", "difference", "ratio", "climatology", "baseline",
                       "baseline_run", "against",
-                      "actors", "phrases", "model_run"]
+                      "actors", "phrases", "phrase_shares", "model_run"]
 
 
 USUALS: tuple[str, ...] = ("climatology", "both")
@@ -193,8 +193,8 @@ def _fmt_pairs(pairs, n: int) -> str:
 
 
 def future_phrases(lake: Lake, run: str, day: dt.date, keys: set[tuple[str, str, str]] | None = None
-                   ) -> dict[tuple[str, str, str], list[tuple[str, int]]]:
-    """(country, level, code) → [(phrase, futures it appears in)], most frequent first, from ``futures``.
+                   ) -> dict[tuple[str, str, str], list[tuple[str, float]]]:
+    """(country, level, code) → [(phrase, share of the country's futures it appears in)], most frequent first.
 
     A phrase counts for its event code, that code's base (3 digits) and root
     (2 digits) labels, once per future. ``keys`` limits the work to those
@@ -204,7 +204,9 @@ def future_phrases(lake: Lake, run: str, day: dt.date, keys: set[tuple[str, str,
         return {}
     countries = sorted({k[0] for k in keys}) if keys is not None else None
     counts: dict[tuple[str, str, str], Counter] = {}
+    n_futures: Counter = Counter()  # per country
     for country, phrases, codes in phrase_codes(lake, run, day, countries):
+        n_futures[country] += 1
         seen: set[tuple[str, str, str, str]] = set()
         for phrase, code in zip(phrases, codes):
             if not code:
@@ -214,7 +216,18 @@ def future_phrases(lake: Lake, run: str, day: dt.date, keys: set[tuple[str, str,
                 if (keys is None or k in keys) and (k + (phrase,)) not in seen:
                     seen.add(k + (phrase,))
                     counts.setdefault(k, Counter())[phrase] += 1
-    return {k: sorted(c.items(), key=lambda x: (-x[1], x[0])) for k, c in counts.items()}
+    return {key: [(ph, n / n_futures[key[0]]) for ph, n in sorted(c.items(), key=lambda x: (-x[1], x[0]))]
+            for key, c in counts.items()}
+
+
+def phrase_text(phrases, shares=None, sep: str = " · ") -> str:
+    """Phrases for a reader, each with the share of the country's futures it appears in when recorded: a phrase in
+    1 of 100 futures came true about a third of the time, one in over a quarter of them about 4 in 5
+    (docs/report.md "Actor pairs")."""
+    phrases, shares = list(phrases), list(shares) if shares is not None else []
+    if len(shares) < len(phrases):
+        return sep.join(phrases)
+    return sep.join(f"{ph} ({sh:.0%})" for ph, sh in zip(phrases, shares))
 
 
 def departures(lake: Lake, day: DateLike, run: str | None = None, cfg: WatchlistConfig | None = None) -> pd.DataFrame:
@@ -299,8 +312,9 @@ def watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: WatchlistC
     out = pd.concat(parts, ignore_index=True) if parts else df.head(0)
     phrases = future_phrases(lake, run, day, set(zip(out.country, out.level, out.code)))
     out["actors"] = [_fmt_pairs(p, cfg.n_pairs) for p in shown_actor_pairs(lake, day, out, cfg)]
-    out["phrases"] = [[ph for ph, _ in phrases.get((c, lv, code), [])[:cfg.n_phrases]]
-                      for c, lv, code in zip(out.country, out.level, out.code)]
+    shown = [phrases.get((c, lv, code), [])[:cfg.n_phrases] for c, lv, code in zip(out.country, out.level, out.code)]
+    out["phrases"] = [[ph for ph, _ in p] for p in shown]
+    out["phrase_shares"] = [[share for _, share in p] for p in shown]
     return out[["list"] + COLUMNS].reset_index(drop=True)
 
 
@@ -317,6 +331,7 @@ def write_watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: Watc
     run = str(w.model_run.iloc[0]) if len(w) else primary_run(lake, day, run)
     cols = {f.name: w[f.name].tolist() for f in WATCHLIST_SCHEMA}
     cols["phrases"] = [list(p) for p in w.phrases]
+    cols["phrase_shares"] = [list(p) for p in w.phrase_shares]
     table = pa.Table.from_pydict(cols, schema=WATCHLIST_SCHEMA)
     lake.write_partition(TABLE, table, day, schema=WATCHLIST_SCHEMA, model=run)
     return w
@@ -336,6 +351,9 @@ def read_watchlist(lake: Lake, day: DateLike, run: str | None = None, top: int |
     w = lake.read(TABLE, day, day, columns=[c for c in WATCHLIST_SCHEMA.names if c in stored], model=run).to_pandas()
     if "against" not in w:  # written before the column existed: what its rows tell ("" when they fit either)
         w["against"] = _inferred_against(w) or ""
+    if "phrase_shares" not in w:  # written before the column existed: not recorded
+        w["phrase_shares"] = [[] for _ in range(len(w))]
+    w["phrase_shares"] = [[] if p is None else list(p) for p in w.phrase_shares]
     order = {name: i for i, name in enumerate(LISTS)}
     w = w.sort_values(["list", "rank"], key=lambda s: s.map(order) if s.name == "list" else s, kind="stable")
     if top is not None:
