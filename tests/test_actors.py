@@ -141,3 +141,8 @@ def test_shown_pairs_leave_out_the_back_offs_slivers_and_keep_the_runs_where_his
     assert [(p["actor1"], p["actor2"]) for p in shown[0]] == [("AA", "BB"), ("AA", "CC"), ("AA", "DD")]
     assert shown[1] == rows.actor_pairs[1] and shown[2] == []  # no history for ZZ; a QuadClass row as it was
     assert A.shown_pairs(lake, "2025-01-03", rows, run_weight=1.0) == list(rows.actor_pairs)
+
+
+def test_paired_difference_without_resamples_has_no_interval():
+    d, lo, hi = A.paired_difference(np.array([0.5, 1.0]), np.array([0.0, 0.5]), ["a", "b"], n_boot=0)
+    assert d == 0.5 and np.isnan(lo) and np.isnan(hi)

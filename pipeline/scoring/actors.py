@@ -13,7 +13,9 @@ pairs of the events that then happened:
 Only rows whose label occurred that day with a known pair are scored (an actor pair is a forecast of *who*, given
 that it happens). The pairs are actor *geographies* (``Actor1Geo_CountryCode``, ``Actor2Geo_CountryCode``), the
 countries the phrases name; a pair with neither country known says nothing and is left out on both sides, as on
-the page. ``bench/actor_pairs.py`` compares the model's pairs with the history's on held-out days.
+the page. The history's pairs name more of the next day's events than the futures' (docs/report.md "Actor
+pairs"), so the page shows them (:func:`shown_pairs`); :func:`evaluate_pairs` scores both in every evaluation and
+``bench/actor_pairs.py`` compares variants of them on held-out days.
 """
 
 from __future__ import annotations
@@ -246,6 +248,8 @@ def paired_difference(a: np.ndarray, b: np.ndarray, clusters: Sequence, n_boot: 
     d = np.asarray(a, float) - np.asarray(b, float)
     if d.size == 0:
         return float("nan"), float("nan"), float("nan")
+    if n_boot == 0:  # no interval asked for (evaluate.bootstrap: 0)
+        return float(d.mean()), float("nan"), float("nan")
     _, inv = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)
     k = int(inv.max()) + 1
     s, n = np.bincount(inv, weights=d, minlength=k), np.bincount(inv, minlength=k).astype(float)
@@ -253,10 +257,6 @@ def paired_difference(a: np.ndarray, b: np.ndarray, clusters: Sequence, n_boot: 
     boot = (w @ s) / np.maximum(w @ n, 1.0)
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
     return float(d.mean()), float(lo), float(hi)
-
-
-HISTORY = "history"
-"""The name of the history's pairs in :func:`evaluate_pairs`'s table."""
 
 
 def evaluate_pairs(lake: Lake, runs: Sequence[str], days: Sequence[dt.date], k: int = 3, window: int = 30,
