@@ -62,6 +62,7 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "wide": {"model": {"d_model": 128, "d_ff": 256}},  # the tiny preset twice as wide (≈ 3.5× the parameters)
     "ep6": {"train": {"epochs": 6}},  # twice the epochs of the walk-forward configs
     "wide-seed1": {"model": {"d_model": 128, "d_ff": 256}, "train": {"seed": 1}},
+    "ep6-seed1": {"train": {"epochs": 6, "seed": 1}},
     "T14": {"dataset": {"context_days": 14}},
     "c100": {"dataset": {"top_countries": 100}},
     "pieces": {"model": {"tokenizer": "pieces"}},
