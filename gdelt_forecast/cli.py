@@ -748,7 +748,7 @@ def demo() -> None:
     target = dt.date.fromisoformat(res["daily"]["target"])
     run = res["daily"].get("model_run") or "baseline-climatology"
     table = Table(title=f"Most unusual on {target}: forecast ({run}) vs usual (the watch list)")
-    for col in ("country", "label", "P", "usual", "diff", "actors · phrase"):
+    for col in ("country", "label", "P", "usual", "diff", "actors (recent events) · phrase (share of futures)"):
         table.add_column(col, justify="right" if col in ("P", "usual", "diff") else "left")
     for r in unusual_tomorrow(lake, target, run):
         table.add_row(r["country"], f"{r['label']} ({r['level']} {r['code']})", f"{r['p']:.2f}", f"{r['usual']:.2f}",
