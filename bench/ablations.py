@@ -60,7 +60,8 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "seed1": {"train": {"seed": 1}},
     "noenc-seed1": {"model": {"occurrence_encoder": False}, "train": {"seed": 1}},
     "wide": {"model": {"d_model": 128, "d_ff": 256}},  # the tiny preset twice as wide (≈ 3.5× the parameters)
-    "ep6": {"train": {"epochs": 6}},  # twice the epochs of the walk-forward configs
+    "ep6": {"train": {"epochs": 6}},  # the walk-forward configs' epochs since session 16 (3 before)
+    "ep3": {"train": {"epochs": 3}},  # the walk-forward configs' epochs until session 15: their tables
     "wide-seed1": {"model": {"d_model": 128, "d_ff": 256}, "train": {"seed": 1}},
     "ep6-seed1": {"train": {"epochs": 6, "seed": 1}},
     "T14": {"dataset": {"context_days": 14}},
