@@ -25,29 +25,17 @@ from pipeline.cameo.phrases import split_actors
 from pipeline.core.lake import Lake, as_date
 from pipeline.forecast.futures import phrase_codes
 from bench.actor_pairs import paired_table
+from pipeline.scoring.actors import observed_pairs
 
 LEVELS = {"event": None, "root": 2}
 TRIPLE = ["actor1", "code", "actor2"]
 
 
 def observed_triples(lake: Lake, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Events by (day, location, actor1, EventCode, actor2), at least one actor country known."""
-    import duckdb
-
-    files = lake.files("country", start, end)
-    with duckdb.connect() as con:
-        df = con.execute("""
-            SELECT CAST(date AS DATE) AS day, ActionGeo_CountryCode AS country, EventCode AS code,
-                   coalesce(Actor1Geo_CountryCode, '') AS actor1, coalesce(Actor2Geo_CountryCode, '') AS actor2,
-                   count(*) AS n
-            FROM read_parquet($paths, hive_partitioning = true)
-            WHERE ActionGeo_CountryCode <> '' AND EventCode <> ''
-              AND (coalesce(Actor1Geo_CountryCode, '') <> '' OR coalesce(Actor2Geo_CountryCode, '') <> '')
-            GROUP BY ALL""", {"paths": [f.as_posix() for f in files]}).df()
-    for c in ["country"] + TRIPLE:
-        df[c] = df[c].astype(object)
-    df["day"] = pd.to_datetime(df["day"]).dt.date
-    return df
+    """Events by (day, location, actor1, EventCode, actor2), at least one actor country known: the event level of
+    :func:`pipeline.scoring.actors.observed_pairs`."""
+    obs = observed_pairs(lake, start, end)
+    return obs[obs.level == "event"].drop(columns="level").reset_index(drop=True)
 
 
 def label_of(code: str, level: str) -> str:

@@ -143,8 +143,6 @@ def aggregate(assign: np.ndarray, future: np.ndarray, K: int, labels: LabelSpace
     return out
 
 
-
-
 def top_actor_pairs(assign: np.ndarray, pairs: Sequence[tuple[str | None, str | None]], level_matrix: np.ndarray,
                     top: int) -> list[list[dict]]:
     """Per label of a level (L_lv): the ``top`` (actor1, actor2) pairs by assigned mass, with their share;

@@ -275,22 +275,24 @@ def evaluate_pairs(lake: Lake, runs: Sequence[str], days: Sequence[dt.date], k: 
         obs = observed_pairs(lake, days[0] - dt.timedelta(days=window), days[-1])
     except FileNotFoundError:
         return pd.DataFrame()
+    per_run: dict[str, list[pd.DataFrame]] = {run: [] for run in runs}
+    for day in days:
+        today = obs[obs.day == day]
+        if today.empty:
+            continue
+        preds = {run: forecast_pairs(lake, run, day) for run in runs if lake.has_partition("forecasts", day, model=run)}
+        preds = {run: p for run, p in preds.items() if not p.empty}
+        if not preds:
+            continue
+        # one history for every run's rows (a backtest's raw and published runs carry the same pairs)
+        keys = pd.concat([p[KEY] for p in preds.values()]).drop_duplicates()
+        hist = history_pairs(obs, day, window, backoff=backoff, keys=keys)
+        for run, pred in preds.items():
+            rows = list(pred[KEY].drop_duplicates().itertuples(index=False, name=None))
+            per_run[run].append(pair_scores(pred, today, k, rows).merge(pair_scores(hist, today, k, rows),
+                                                                         on=KEY + ["n"], suffixes=("", "_h")))
     out = []
-    for run in runs:
-        per_day = []
-        for day in days:
-            if not lake.has_partition("forecasts", day, model=run) or not (obs.day == day).any():
-                continue
-            pred = forecast_pairs(lake, run, day)
-            if pred.empty:
-                continue
-            keys = pred[KEY].drop_duplicates()
-            rows = list(keys.itertuples(index=False, name=None))
-            today = obs[obs.day == day]
-            hist = history_pairs(obs, day, window, backoff=backoff, keys=keys)
-            s = pair_scores(pred, today, k, rows).merge(pair_scores(hist, today, k, rows), on=KEY + ["n"],
-                                                         suffixes=("", "_h"))
-            per_day.append(s)
+    for run, per_day in per_run.items():
         if not per_day:
             continue
         s = pd.concat(per_day, ignore_index=True)

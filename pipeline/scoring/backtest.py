@@ -334,8 +334,8 @@ def write_backtest(bt: Backtest, reports_dir: Path) -> Path:
         bt.actors.to_csv(out / "actors.csv", index=False)
         text += ("\n## Actor pairs against the recent events'\n\nShare of the day's events of a label that happened "
                  "whose actor pair is among the 3 pairs shown (coverage), and top-1, for the run's pairs (from its "
-                 "futures) and for the label's pairs in the 30 days before (what the page shows; docs/report.md "
-                 "\"Actor pairs\"); run − recent with its 95 % interval by countries.\n\n"
+                 "futures) and for the label's pairs in the `evaluate.actor_days` days before (what the page shows; "
+                 "docs/report.md \"Actor pairs\"); run − recent with its 95 % interval by countries.\n\n"
                  "| run | level | rows | run's pairs | recent events' pairs | run − recent |\n|---|---|---|---|---|---|\n"
                  + "".join(f"| {r.run} | {r.level} | {r.rows} | {r.coverage:.3f} / {r.top1:.3f} | "
                            f"{r.history_coverage:.3f} / {r.history_top1:.3f} | "

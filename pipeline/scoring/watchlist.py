@@ -351,9 +351,8 @@ def read_watchlist(lake: Lake, day: DateLike, run: str | None = None, top: int |
     w = lake.read(TABLE, day, day, columns=[c for c in WATCHLIST_SCHEMA.names if c in stored], model=run).to_pandas()
     if "against" not in w:  # written before the column existed: what its rows tell ("" when they fit either)
         w["against"] = _inferred_against(w) or ""
-    if "phrase_shares" not in w:  # written before the column existed: not recorded
-        w["phrase_shares"] = [[] for _ in range(len(w))]
-    w["phrase_shares"] = [[] if p is None else list(p) for p in w.phrase_shares]
+    # written before the column existed (absent, or null after `lake upgrade`): not recorded
+    w["phrase_shares"] = [[] if p is None else list(p) for p in w.get("phrase_shares", [None] * len(w))]
     order = {name: i for i, name in enumerate(LISTS)}
     w = w.sort_values(["list", "rank"], key=lambda s: s.map(order) if s.name == "list" else s, kind="stable")
     if top is not None:
