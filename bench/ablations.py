@@ -64,6 +64,10 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "ep3": {"train": {"epochs": 3}},  # the walk-forward configs' epochs until session 15: their tables
     "wide-seed1": {"model": {"d_model": 128, "d_ff": 256}, "train": {"seed": 1}},
     "ep6-seed1": {"train": {"epochs": 6, "seed": 1}},
+    "ep10": {"train": {"epochs": 10}},
+    "ep10-seed1": {"train": {"epochs": 10, "seed": 1}},
+    "min600": {"train": {"epochs": 6, "min_steps": 600}},  # every origin at least 600 optimiser steps
+    "min600-seed1": {"train": {"epochs": 6, "min_steps": 600, "seed": 1}},
     "T14": {"dataset": {"context_days": 14}},
     "c100": {"dataset": {"top_countries": 100}},
     "pieces": {"model": {"tokenizer": "pieces"}},

@@ -132,6 +132,21 @@ def test_grad_accumulation_takes_fewer_steps(tmp_path):
     assert result.steps == 2 and result.metrics["samples_seen"] == 8
 
 
+def test_min_steps_adds_whole_epochs_only_where_an_epoch_is_short(tmp_path):
+    data = (SyntheticSequences(8), None)  # batch 4: 2 steps an epoch
+    short = train(tiny_cfg(tmp_path, run="short", epochs=1, min_steps=5, val_generate=0), None, datasets=data,
+                  collate_fn=stack)
+    assert short.steps == 6 and short.metrics["epoch"] == 3  # 5 steps need 3 whole epochs
+    enough = train(tiny_cfg(tmp_path, run="enough", epochs=3, min_steps=2, val_generate=0), None, datasets=data,
+                   collate_fn=stack)
+    assert enough.steps == 6  # already 6 ≥ 2: epochs as asked
+    capped = train(tiny_cfg(tmp_path, run="capped", epochs=1, min_steps=5, max_steps=3, val_generate=0), None,
+                   datasets=data, collate_fn=stack)
+    assert capped.steps == 3
+    with pytest.raises(Exception, match="min_steps"):
+        TrainConfig(min_steps=0)
+
+
 # ------------------------------------------------------------------ real sample, end to end
 def test_tiny_preset_learns_on_the_sample(tiny_run):
     hist = json.loads((tiny_run.run_dir / "metrics.json").read_text())["history"]

@@ -338,6 +338,10 @@ class TrainConfig:
     futures``, which need the maps), ``logistic``. docs/forecast.md "Session 13"."""
     max_steps: int | None = None
     """Stop after this many optimiser steps (None: run all epochs); the schedule spans them."""
+    min_steps: int | None = None
+    """Train at least this many optimiser steps: where ``epochs`` passes over few training windows take fewer,
+    whole epochs are added until they do (None: exactly ``epochs``). For small lakes and the walk-forward's early
+    origins, where an epoch is a few dozen steps; ``max_steps`` still caps the total."""
     checkpoint_every: int = 50
     """Write a resumable checkpoint every this many optimiser steps (and at each epoch end)."""
     max_bad_steps: int = 5
@@ -353,7 +357,7 @@ class TrainConfig:
         _check(self, "train", epochs=_ge(1), batch_size=_ge(1), grad_accum=_ge(1), lr=_gt(0),
                min_lr_ratio=_within(0, 1), weight_decay=_ge(0), betas=_within(0, 1), warmup_steps=_ge(0),
                grad_clip=_ge(0), sinkhorn_lambda=_ge(0), sinkhorn_eps=_gt(0), occurrence_lambda=_ge(0),
-               max_steps=_ge(1), checkpoint_every=_ge(1), max_bad_steps=_ge(0), val_generate=_ge(0),
+               max_steps=_ge(1), min_steps=_ge(1), checkpoint_every=_ge(1), max_bad_steps=_ge(0), val_generate=_ge(0),
                max_new_tokens=_ge(1), num_threads=_ge(1))
 
 

@@ -135,7 +135,8 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
                          f"(now {cfg.dataset.context_days}) / val_days / test_days")
     batches_per_epoch = math.ceil(len(train_ds) / tc.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / tc.grad_accum)
-    total_steps = tc.epochs * steps_per_epoch
+    epochs = epochs_for(tc, steps_per_epoch)
+    total_steps = epochs * steps_per_epoch
     if tc.max_steps is not None:
         total_steps = min(tc.max_steps, total_steps)
 
@@ -166,7 +167,7 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
     loss_sum = nll_sum = sink_sum = float("nan")  # last step's values (none yet in this session)
     with progress:
         task = progress.add_task(f"train {tc.run}", total=total_steps, completed=state.step, info="")
-        while state.epoch < tc.epochs and state.step < total_steps:
+        while state.epoch < epochs and state.step < total_steps:
             batches = _epoch_batches(len(train_ds), tc.batch_size, tc.seed, state.epoch)
             while state.batch_in_epoch < len(batches) and state.step < total_steps:
                 group = batches[state.batch_in_epoch: state.batch_in_epoch + tc.grad_accum]
@@ -216,7 +217,7 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
                 metrics |= {f"val_{k}": v for k, v in validate(model, val_ds, tc, amp, collate).items()}
             state.history.append(metrics)
             sps = (state.samples - samples0) / max(time.perf_counter() - t0, 1e-9)  # not in the history: wall-clock
-            log.info("epoch %s/%d: %s, %.1f samples/s", _round(metrics["epoch"]), tc.epochs,
+            log.info("epoch %s/%d: %s, %.1f samples/s", _round(metrics["epoch"]), epochs,
                      ", ".join(f"{k} {_round(v)}" for k, v in metrics.items() if k != "epoch"), sps)
             if epoch_done:
                 state.epoch += 1
@@ -232,6 +233,13 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
               "n_parameters": model.num_parameters(), "sinkhorn_lambda": tc.sinkhorn_lambda}
     save_run(run_dir, model, cfg, final, state.history, train_ds, val_ds, collate)
     return TrainResult(run_dir, final, state.step, state.bad_steps, resumed_from)
+
+
+def epochs_for(tc: TrainConfig, steps_per_epoch: int) -> int:
+    """Passes over the training windows: ``tc.epochs``, or more where that is fewer than ``tc.min_steps`` steps."""
+    if tc.min_steps is None or steps_per_epoch < 1:
+        return tc.epochs
+    return max(tc.epochs, math.ceil(tc.min_steps / steps_per_epoch))
 
 
 # =================================================================== data
@@ -666,6 +674,7 @@ def model_card(cfg: Config, model: EventForecaster, metrics: dict[str, Any], dat
     base = f"`{m.pretrained}` (pretrained)" if m.pretrained else (
         f"T5 built from preset `{m.preset}` (d_model {m.d_model}, {m.num_layers}+{m.num_layers} layers, "
         f"{m.num_heads} heads), byte-level BPE tokenizer on the phrase vocabulary")
+    min_steps = f", at least {cfg.train.min_steps} steps" if cfg.train.min_steps else ""
     card_data = ModelCardData(
         library_name="gdelt-forecast", license="apache-2.0", language="en", datasets=["gdelt"],
         tags=["gdelt", "event-forecasting", "t5", "cameo", "sinkhorn"], pipeline_tag="text-generation",
@@ -698,7 +707,7 @@ probability of every CAMEO event, base and root code.
   cost 1 − cos) + {cfg.train.occurrence_lambda}·occurrence BCE (head reads history features:
   {m.history_features}, encoder term: {m.occurrence_encoder}, added to the `baseline-learned` prior in
   `prior/`: {m.occurrence_prior}).
-- Trained {metrics.get('steps')} steps ({cfg.train.epochs} epochs max,
+- Trained {metrics.get('steps')} steps ({cfg.train.epochs} epochs max{min_steps},
   batch {cfg.train.batch_size}×{cfg.train.grad_accum},
   lr {cfg.train.lr}, seed {cfg.train.seed}) on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}.
 - The resolved config is `config.yaml`; every metric of every epoch is in `metrics.json`.
