@@ -155,3 +155,25 @@ def test_bootstrap_bss_interval_covers_the_effect_and_moves_clusters_together():
     day_width = np.subtract(*bootstrap_bss(better, ref, days, 2000)[1::-1])
     row_width = np.subtract(*bootstrap_bss(better, ref, rows, 2000)[1::-1])
     assert day_width > row_width
+
+
+def test_plugin_decisions_take_the_top_k_that_maximise_expected_f1_per_day_and_label():
+    """bench/f1_rules.py's plug-in rule, against brute force: per (day, label) every k of the sorted rows."""
+    from bench.f1_rules import plugin_decisions
+
+    rng = np.random.default_rng(3)
+    P = rng.beta(0.6, 0.9, size=(40, 5))
+    P[:20, 0] = 0.99  # a label that is near-certain on day 0: every row of it is predicted
+    P[20:, 1], P[20, 1] = 0.01, 0.9  # one likely row among unlikely ones on day 1: that row alone
+    days = np.repeat([0, 1], 20)
+    pred = plugin_decisions(P, days)
+    for d in (0, 1):
+        rows = np.flatnonzero(days == d)
+        for j in range(P.shape[1]):
+            p = P[rows, j]
+            ef = [2 * np.sort(p)[::-1][:k].sum() / (k + p.sum()) for k in range(1, len(p) + 1)]
+            k = int(np.argmax(ef)) + 1
+            chosen = pred[rows, j]
+            assert chosen.sum() == k
+            assert p[chosen].min() >= p[~chosen].max(initial=0.0)  # the k most probable rows
+    assert pred[:20, 0].all() and pred[20:, 1].tolist() == [True] + [False] * 19
