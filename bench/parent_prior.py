@@ -60,7 +60,7 @@ def with_parent(variant: str, o: Outcomes, split: dt.date, folds: int):
             hp = shipped(outcomes, h.targets, parent, labels_, countries)
             cols = labels.parent_matrix(level, parent).argmax(axis=1)
             for i, t in enumerate(h.targets):
-                est = models[level].get(t, models[level][None]) if t < split else models[level][None]
+                est = models[level].get(t, models[level][None])  # out-of-fold on a training day, else the full fit
                 Xp = hp.X[i].reshape(-1, hp.X.shape[-1])
                 p = est.predict_proba(Xp)[:, 1].reshape(hp.X.shape[1:3])  # (C, L_parent)
                 p = np.clip(p, 1e-4, 1 - 1e-4)
