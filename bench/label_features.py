@@ -73,7 +73,9 @@ VARIANTS = ("none", "root", "base", "surge", "root+surge", "late", "mentions", "
             "mentions+mentions7+actor+partner", "mentions+mentions7+actor+pois", "mentions+mentions7+actor+wpois",
             "mentions+mentions7+actor+pois+wpois", "mentions+mentions7+actor+pois+pois7",
             "mentions+mentions7+actor+prate", "mentions+mentions7+actor+pois+wpois+pois7+prate",
-            "mentions+mentions7+actor+wkvol", "mentions+mentions7+actor+wkkind", "mentions+mentions7+actor+wkvol+wkkind")
+            "mentions+mentions7+actor+wkvol", "mentions+mentions7+actor+wkkind", "mentions+mentions7+actor+wkvol+wkkind",
+            "mentions+mentions7+actor+tone", "mentions+mentions7+actor+tone+tone7", "mentions+mentions7+actor+ctone",
+            "mentions+mentions7+actor+tone+tone7+ctone", "mentions+mentions7+actor+neg+neg7")
 BEFORE = H.FEATURES.index("log_mentions1")
 """The history features before session 9 (the columns this bench appends to; ``mentions+mentions7+actor`` is
 what ships since session 10)."""
@@ -81,7 +83,10 @@ SQL_EXTRA = ("late", "mentions", "fresh", "lead", "dyad")
 """The per-label counts ``extra_counts`` reads from the ``country`` table."""
 POIS_PRIOR = 200.0
 """Events of prior weight toward the world's rate in the expected-count columns (``pois``, ``pois7``, ``prate``)."""
-EXTRA = SQL_EXTRA + ("actor",)
+TONE_EXTRA = ("tone_sum", "neg")
+"""The per-label sums ``extra_counts`` reads from the ``events`` table (``AvgTone`` is not in ``country``): the sum of
+the events' AvgTone, and the events of markedly negative tone (AvgTone < −5)."""
+EXTRA = SQL_EXTRA + ("actor",) + TONE_EXTRA
 """Every per-label count of ``extra_counts`` (``actor`` is ``Outcomes.actor``, behind the shipped ``log_actor1``)."""
 
 
@@ -112,6 +117,14 @@ def extra_counts(lake: Lake, outcomes: Outcomes) -> dict[str, dict[str, np.ndarr
                            THEN 1 ELSE 0 END) AS dyad
            FROM read_parquet(?, hive_partitioning = true) GROUP BY ALL""",
         [[f.as_posix() for f in lake.files("country")]]).df()
+    tone = duckdb.connect().execute(
+        """SELECT CAST(date AS DATE) AS day, ActionGeo_CountryCode AS country, EventCode AS event,
+                  EventBaseCode AS base, EventRootCode AS root, sum(coalesce(AvgTone, 0)) AS tone_sum,
+                  sum(CASE WHEN AvgTone < -5 THEN 1 ELSE 0 END) AS neg
+           FROM read_parquet(?, hive_partitioning = true) GROUP BY ALL""",
+        [[f.as_posix() for f in lake.files("events")]]).df()
+    keys = ["day", "country", "event", "base", "root"]
+    df = df.merge(tone, on=keys, how="left", validate="one_to_one").fillna({n: 0.0 for n in TONE_EXTRA})
     di = {d: i for i, d in enumerate(outcomes.days)}
     ci = {c: i for i, c in enumerate(outcomes.countries)}
     df = df[df["country"].isin(ci.keys())]
@@ -127,7 +140,7 @@ def extra_counts(lake: Lake, outcomes: Outcomes) -> dict[str, dict[str, np.ndarr
         else:
             l_ix = np.array([ls[level].index.get(str(c), -1) for c in df[level]])
         ok = l_ix >= 0
-        for name in SQL_EXTRA:
+        for name in SQL_EXTRA + TONE_EXTRA:
             a = np.zeros(outcomes.y[level].shape, np.float64)
             np.add.at(a, (d_ix[ok], c_ix[ok], l_ix[ok]), df[name].to_numpy(np.float64)[ok])
             out[name][level] = a
@@ -183,7 +196,7 @@ def with_columns(variant: str, extra: dict[str, dict[str, np.ndarray]] | None = 
         k = H.days_before(outcomes, sorted(set(targets)))
         rows = np.array([i for i, c in enumerate(outcomes.countries)
                          if countries is None or c in set(countries)], np.int64)
-        for name in EXTRA:
+        for name in SQL_EXTRA + ("actor", "neg"):
             if name in parts:
                 cum = H.prefix_sums(extra[name][level][:, rows])
                 cols.append(np.log1p(H._window(cum, k, 1)[0]))
@@ -255,6 +268,24 @@ def with_columns(variant: str, extra: dict[str, dict[str, np.ndarray]] | None = 
                 mask = (weekend == (t.weekday() >= 5))[:k[i]]
                 same.append(y[:k[i]][mask].mean(0) if mask.any() else y[:k[i]].mean(0) if k[i] else y[0] * 0)
             cols.append(np.stack(same))
+        if "tone" in parts or "ctone" in parts:  # the mean AvgTone of the events (NaN on a day without any)
+            cn = H.prefix_sums(outcomes.counts[level][:, rows].astype(np.float64))
+            ct = H.prefix_sums(extra["tone_sum"][level][:, rows])
+            def mean_tone(w, t=ct, n=cn):
+                s_w, n_w = H._window(t, k, w)[0], H._window(n, k, w)[0]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    return np.where(n_w > 0, s_w / n_w, np.nan)
+            if "tone" in parts:
+                cols.append(mean_tone(1))
+            if "tone7" in parts:
+                cols.append(mean_tone(7))
+            if "ctone" in parts:  # the country's tone over all labels yesterday, against its all-history tone
+                t_c = H.prefix_sums(extra["tone_sum"]["quad"][:, rows].sum(-1))  # (Dy+1, C): every event has a quad
+                n_c = H.prefix_sums(outcomes.counts["quad"][:, rows].sum(-1).astype(np.float64))
+                s1, n1 = H._window(t_c, k, 1)[0], H._window(n_c, k, 1)[0]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    d1 = np.where(n1 > 0, s1 / n1, np.nan) - np.where(n_c[k] > 0, t_c[k] / n_c[k], np.nan)
+                cols.append(np.broadcast_to(d1[:, :, None], h.X.shape[:3]))
         if "cmentions" in parts:  # the country's mentions over all labels, yesterday and the 7-day mean
             cum = H.prefix_sums(extra["mentions"]["quad"][:, rows].sum(-1))
             s7, w7 = H._window(cum, k, 7)

@@ -146,3 +146,13 @@ def test_shown_pairs_leave_out_the_back_offs_slivers_and_keep_the_runs_where_his
 def test_paired_difference_without_resamples_has_no_interval():
     d, lo, hi = A.paired_difference(np.array([0.5, 1.0]), np.array([0.0, 0.5]), ["a", "b"], n_boot=0)
     assert d == 0.5 and np.isnan(lo) and np.isnan(hi)
+
+
+def test_pair_text_names_unplaced_actors_and_leaves_out_empty_pairs() -> None:
+    """One rendering for the page and the watch list: an actor without a country reads "(unplaced)", a pair with
+    neither placed is left out (and does not count against ``n``), an unknown FIPS code is shown as it is."""
+    pairs = [{"actor1": None, "actor2": None, "share": 0.5}, {"actor1": "NI", "actor2": None, "share": 0.3},
+             {"actor1": "", "actor2": "US", "share": 0.1}, {"actor1": "ZZ", "actor2": "NI", "share": 0.1}]
+    assert A.pair_text(pairs, 2) == "Nigeria → (unplaced) (30%); (unplaced) → United States (10%)"
+    assert A.pair_text(pairs, 3).endswith("; ZZ → Nigeria (10%)")
+    assert A.pair_text([], 3) == A.pair_text(None, 3) == ""

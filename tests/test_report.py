@@ -63,7 +63,7 @@ def test_report_and_cli(sample_forecasts, tmp_path):
     assert list(w.country) == list(expect.country) and np.allclose(w.difference, expect.difference)
     assert list(w.actors.fillna("")) == list(expect.actors)
     # the country pages show each root's recent actor pairs (the history's, as the watch list does)
-    from pipeline.scoring.report import _pairs
+    from pipeline.scoring.actors import pair_text as _pairs
     from pipeline.scoring.watchlist import departures, shown_actor_pairs
 
     f = departures(lake, FORECAST_DAYS[-1])

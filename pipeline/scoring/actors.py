@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.cameo import codes as cameo
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.forecast.table import MIN_PAIR_SHARE
 
@@ -202,6 +203,24 @@ def shown_pairs(lake: Lake, day: DateLike, rows: pd.DataFrame, run_weight: float
     mixed = mix_pairs(pairs_frame(scored), hist, run_weight, top)
     mixed = as_pair_lists(mixed[(mixed["rank"] == 0) | (mixed.share >= MIN_PAIR_SHARE)])
     return [mixed.get((c, lv, code), p) for c, lv, code, p in zip(rows.country, rows.level, rows.code, own)]
+
+
+UNPLACED = "(unplaced)"
+"""How a pair names an actor whose country GDELT does not know (its geography empty)."""
+
+
+def pair_text(pairs, n: int = 3) -> str:
+    """``"Nigeria → Chad (40%); Nigeria → (unplaced) (25%)"``: the first ``n`` pairs that name at least one actor
+    country (a pair with neither placed says nothing and is left out), as the page and the watch list show them."""
+    if pairs is None or len(pairs) == 0:
+        return ""
+    out = []
+    for p in list(pairs):
+        if not p["actor1"] and not p["actor2"]:
+            continue
+        a1, a2 = (cameo.country_name(a) or a if a else UNPLACED for a in (p["actor1"], p["actor2"]))
+        out.append(f"{a1} → {a2} ({p['share']:.0%})")
+    return "; ".join(out[:n])
 
 
 def mix_pairs(a: pd.DataFrame, b: pd.DataFrame, weight: float, top: int = 5) -> pd.DataFrame:

@@ -51,6 +51,7 @@ from pipeline.cameo.labels import Outcomes, label_space, load_outcomes
 from pipeline.core.config import Config
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.scoring import geo
+from pipeline.scoring.actors import pair_text
 from pipeline.scoring.evaluate import CLIMATOLOGY, bootstrap_bss, reliability
 from pipeline.scoring.watchlist import (WatchlistConfig, departures, ensure_watchlist, headline, phrase_text,
                                         shown_actor_pairs, written_against)
@@ -842,7 +843,7 @@ def country_page(d: DayData, c: str, cd: CountryData) -> str:
         if r is not None:
             p, u_c, u_b, dif, direction = r["probability"], r["climatology"], r["baseline"], r["difference"], \
                 r["direction"]
-            pairs = _pairs(r["actor_pairs"])
+            pairs = pair_text(r["actor_pairs"])
         else:  # sparse: no row = the run gives probability 0; its usual is not in the run's rows
             p, u_c, u_b, dif, direction, pairs = 0.0, np.nan, np.nan, 0.0, "", ""
         cls = {"rise": "rise", "fall": "fall"}.get(direction, "") if abs(dif) >= 0.005 else ""
@@ -870,14 +871,6 @@ def country_page(d: DayData, c: str, cd: CountryData) -> str:
 
 def _phrases(r: Any, n: int | None = None, sep: str = " · ") -> str:
     return phrase_text(list(r.phrases)[:n], r.phrase_shares, sep)
-
-
-def _pairs(pairs: Any) -> str:
-    if pairs is None or len(pairs) == 0:
-        return ""
-    return "; ".join(("(no actor countries)" if not p["actor1"] and not p["actor2"] else
-                      f"{_name(p['actor1'])} → {_name(p['actor2'])}") + f" ({p['share']:.0%})"
-                     for p in list(pairs)[:3])
 
 
 # ================================================================ index of days + entry point

@@ -60,7 +60,7 @@ from pipeline.core.errors import UserError
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.core.schemas import WATCHLIST_SCHEMA
 from pipeline.forecast.futures import phrase_codes
-from pipeline.scoring.actors import shown_pairs
+from pipeline.scoring.actors import pair_text, shown_pairs
 from pipeline.forecast.table import baseline_run, is_baseline
 
 CLIMATOLOGY = baseline_run("climatology")
@@ -178,18 +178,6 @@ def is_conflict(level: str, code: str, root_code: str | None) -> bool:
     if level == "quad":
         return code in ("3", "4")
     return (root_code or code[:2]) in CONFLICT_ROOTS
-
-
-def _fmt_pairs(pairs, n: int) -> str:
-    if pairs is None or len(pairs) == 0:
-        return ""
-    out = []
-    for p in list(pairs):  # pairs with no actor country at all say nothing: left out
-        if not p["actor1"] and not p["actor2"]:
-            continue
-        a1, a2 = cameo.country_name(p["actor1"]) or "·", cameo.country_name(p["actor2"]) or "·"
-        out.append(f"{a1} → {a2} ({p['share']:.0%})")
-    return "; ".join(out[:n])
 
 
 def future_phrases(lake: Lake, run: str, day: dt.date, keys: set[tuple[str, str, str]] | None = None
@@ -311,7 +299,7 @@ def watchlist(lake: Lake, day: DateLike, run: str | None = None, cfg: WatchlistC
         parts.append(g)
     out = pd.concat(parts, ignore_index=True) if parts else df.head(0)
     phrases = future_phrases(lake, run, day, set(zip(out.country, out.level, out.code)))
-    out["actors"] = [_fmt_pairs(p, cfg.n_pairs) for p in shown_actor_pairs(lake, day, out, cfg)]
+    out["actors"] = [pair_text(p, cfg.n_pairs) for p in shown_actor_pairs(lake, day, out, cfg)]
     shown = [phrases.get((c, lv, code), [])[:cfg.n_phrases] for c, lv, code in zip(out.country, out.level, out.code)]
     out["phrases"] = [[ph for ph, _ in p] for p in shown]
     out["phrase_shares"] = [[share for _, share in p] for p in shown]
