@@ -111,7 +111,8 @@ def train_flow(config: str | None = None, lake: str | None = None, run: str | No
                resume: bool = False, register_model: bool = True, evaluate: bool = True) -> dict[str, Any]:
     logger = get_run_logger()
     cfg = load_config(config, {"lake.root": lake, "train.run": run})
-    cfg.forecast.learned_dir = Path(cfg.train.models_dir) / "baseline-learned"
+    if cfg.forecast.learned_dir is None:  # the daily flow refits it in memory; training still saves one
+        cfg.forecast.learned_dir = Path(cfg.train.models_dir) / "baseline-learned"
     c = cfg.to_dict()
     out: dict[str, Any] = {"dataset": dataset_task(c)}
     held_out = sorted((out["dataset"]["target_days"].get("val") or []) + (out["dataset"]["target_days"].get("test") or []))

@@ -177,3 +177,31 @@ def test_evaluate_scores_it_as_a_baseline(country_history, tmp_path):
     assert clim.bss_learned == pytest.approx(1 - clim.brier / s.loc["baseline-learned", "brier"])
     assert clim.bss_learned_lo <= clim.bss_learned <= clim.bss_learned_hi
     assert s.best_baseline.iloc[0] == s.brier.idxmin()  # the best baseline is chosen among all, learned included
+
+
+def test_baselines_read_the_artefact_the_config_s_training_saved(country_history, tmp_path, monkeypatch):
+    """``forecast.learned_dir`` unset in a config file is ``<train.models_dir>/baseline-learned``, where the training
+    flow of that config saves the fit: the daily baselines read it instead of refitting every morning (before, the
+    default ``models/baseline-learned`` was relative to the working directory, so a config with its own models_dir
+    never found it). Set, or null (always refit in memory), it is kept."""
+    import yaml
+
+    from pipeline.cameo.labels import load_outcomes
+    from pipeline.core.config import load_config
+    from pipeline.forecast import baselines
+
+    lake = country_history
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"train": {"models_dir": str(tmp_path / "m")}}))
+    cfg = load_config(path)
+    assert cfg.forecast.learned_dir == tmp_path / "m" / "baseline-learned"
+    assert load_config(path, {"train.models_dir": str(tmp_path / "n")}).forecast.learned_dir == tmp_path / "n" / "baseline-learned"
+    path.write_text(yaml.safe_dump({"train": {"models_dir": str(tmp_path / "m")}, "forecast": {"learned_dir": None}}))
+    assert load_config(path).forecast.learned_dir is None
+    assert load_config(None, {"forecast.learned_dir": str(tmp_path / "x")}).forecast.learned_dir == tmp_path / "x"
+
+    o = load_outcomes(lake, None, dt.date(2025, 1, 3))
+    fit_learned(o, training_days(o, dt.date(2025, 1, 4))).save(cfg.forecast.learned_dir)
+    monkeypatch.setattr("pipeline.model.learned.fit_learned", lambda *a, **k: pytest.fail("refitted"))
+    cfg.forecast.baselines = ["learned"]
+    assert baselines.run_baselines(lake, "2025-01-04", cfg=cfg.forecast)["baseline-learned"] > 0

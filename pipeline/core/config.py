@@ -394,7 +394,8 @@ class ForecastConfig:
     """Baselines written by ``baselines`` (``model=baseline-<name>``); ``learned`` is the frequency model
     of ``pipeline.model.learned`` fitted on the history features."""
     learned_dir: Path | None = Path("models/baseline-learned")
-    """Artefact of ``baseline-learned`` (``learned.joblib`` + ``learned.json``), refitted by the training flow.
+    """Artefact of ``baseline-learned`` (``learned.joblib`` + ``learned.json``), refitted by the training flow;
+    unset in a config file, ``<train.models_dir>/baseline-learned``, where that config's training saves it.
     When it is missing (or None), or was fitted on a day ≥ the first forecast day, the baseline is fitted
     in memory on the days before that day (leak-free)."""
     learned_estimator: str = "hgb"
@@ -667,4 +668,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             node = node.setdefault(part, {})
         node[leaf] = value
         cfg = _update(cfg, nested)
+    section = (data if path is not None else {}).get("forecast")
+    if not (isinstance(section, dict) and "learned_dir" in section) and (overrides or {}).get("forecast.learned_dir") is None:
+        # unset: where the training flow of this config saves it, so the daily flow reads what training wrote
+        cfg.forecast.learned_dir = Path(cfg.train.models_dir) / "baseline-learned"
     return cfg
