@@ -21,6 +21,7 @@ Then the model run against ``baseline-learned`` under the plug-in rule, paired o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from sklearn.metrics import f1_score
 from pipeline.cameo.labels import label_space, load_outcomes
 from pipeline.core.config import EvaluateConfig
 from pipeline.core.lake import Lake, as_date, date_range
-from pipeline.forecast.table import collect
+from pipeline.forecast.table import Stack, collect
 from pipeline.scoring.evaluate import _level_arrays, forecast_runs, glean_metrics, tune_threshold
 
 LEVELS = ("event", "base", "root", "rare")
@@ -51,6 +52,13 @@ def plugin_decisions(P: np.ndarray, groups: np.ndarray) -> np.ndarray:
         take = k <= best[None, :]  # (rows, L): the first best_l rows of each label's order
         pred[rows[order[take]], np.nonzero(take)[1]] = True
     return pred
+
+
+def _subset(st, keys: list) -> Stack:
+    """The rows of ``st`` for ``keys`` (in that order)."""
+    i = st.rows(keys)
+    return dataclasses.replace(st, keys=list(keys), P={lv: v[i] for lv, v in st.P.items()},
+                               Y={lv: v[i] for lv, v in st.Y.items()}, n_events=st.n_events[i], rouge=st.rouge[i])
 
 
 def f1w(Y: np.ndarray, pred: np.ndarray) -> float:
@@ -77,13 +85,18 @@ def main(argv: list[str] | None = None) -> None:
     grid = EvaluateConfig().thresholds
     ref = pd.read_csv(args.summary).query("group == 'all'") if args.summary else None
 
-    rows, stacks = [], {}
+    rows, stacks, vals = [], {}, {}
     for run in forecast_runs(lake):
-        st, va = collect(lake, run, test, outcomes, labels), collect(lake, run, val, outcomes, labels)
-        if not st.keys:
-            continue
-        stacks[run] = st
-        days = np.array([k[0] for k in st.keys])
+        st = collect(lake, run, test, outcomes, labels)
+        if st.keys:
+            stacks[run], vals[run] = st, collect(lake, run, val, outcomes, labels)
+    # every run on the country-days they all forecast, as evaluate scores them (a backtest's baselines may
+    # cover countries its model has no descriptors for)
+    common = sorted(set.intersection(*(set(st.keys) for st in stacks.values())))
+    stacks = {run: _subset(st, common) for run, st in stacks.items()}
+    days = np.array([k[0] for k in common])
+    for run, st in stacks.items():
+        va = vals[run]
         for lv in LEVELS:
             P, Y = _level_arrays(st, lv)
             t = tune_threshold(*_level_arrays(va, lv), grid) if va.keys else EvaluateConfig().default_threshold
@@ -101,8 +114,6 @@ def main(argv: list[str] | None = None) -> None:
         print("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r) + " |")
 
     a, b = stacks[args.model], stacks["baseline-learned"]
-    if a.keys != b.keys:
-        raise SystemExit(f"{args.model} and baseline-learned forecast different country-days")
     days, countries = np.array([k[0] for k in a.keys]), np.array([k[1] for k in a.keys])
     by_country = [np.flatnonzero(countries == c) for c in np.unique(countries)]
     rng = np.random.default_rng(0)
