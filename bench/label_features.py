@@ -45,6 +45,11 @@ Variants:
 - ``weekly``: + the label yesterday-a-week (same weekday as the target, 7 days before it) and its share over the
   earlier days of the target's kind (weekend or weekday; the lake's volume halves on weekends).
 
+- ``…+tone(+tone7)``, ``…+ctone``, ``…+neg(+neg7)`` (session 18): the mean AvgTone of the label's events yesterday
+  (and over 7 days; NaN on a day without any, which the trees handle), the country's mean tone yesterday against
+  its all-history tone, and the label's events of markedly negative tone (AvgTone < −5); read from the ``events``
+  table (``country`` has no AvgTone).
+
 ``late``, ``mentions`` and ``fresh`` read the ``country`` table once more (DuckDB) for counts the outcomes do not keep.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python bench/label_features.py --split 2025-06-01 [--end D] [--variants ...]
