@@ -21,7 +21,6 @@ Then the model run against ``baseline-learned`` under the plug-in rule, paired o
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from sklearn.metrics import f1_score
 from pipeline.cameo.labels import label_space, load_outcomes
 from pipeline.core.config import EvaluateConfig
 from pipeline.core.lake import Lake, as_date, date_range
-from pipeline.forecast.table import Stack, collect
+from pipeline.forecast.table import collect
 from pipeline.scoring.evaluate import _level_arrays, forecast_runs, glean_metrics, tune_threshold
 
 LEVELS = ("event", "base", "root", "rare")
@@ -52,13 +51,6 @@ def plugin_decisions(P: np.ndarray, groups: np.ndarray) -> np.ndarray:
         take = k <= best[None, :]  # (rows, L): the first best_l rows of each label's order
         pred[rows[order[take]], np.nonzero(take)[1]] = True
     return pred
-
-
-def _subset(st, keys: list) -> Stack:
-    """The rows of ``st`` for ``keys`` (in that order)."""
-    i = st.rows(keys)
-    return dataclasses.replace(st, keys=list(keys), P={lv: v[i] for lv, v in st.P.items()},
-                               Y={lv: v[i] for lv, v in st.Y.items()}, n_events=st.n_events[i], rouge=st.rouge[i])
 
 
 def f1w(Y: np.ndarray, pred: np.ndarray) -> float:
@@ -93,12 +85,12 @@ def main(argv: list[str] | None = None) -> None:
     # every run on the country-days they all forecast, as evaluate scores them (a backtest's baselines may
     # cover countries its model has no descriptors for)
     common = sorted(set.intersection(*(set(st.keys) for st in stacks.values())))
-    stacks = {run: _subset(st, common) for run, st in stacks.items()}
-    days = np.array([k[0] for k in common])
+    idx = {run: st.rows(common) for run, st in stacks.items()}
+    days, countries = np.array([k[0] for k in common]), np.array([k[1] for k in common])
     for run, st in stacks.items():
         va = vals[run]
         for lv in LEVELS:
-            P, Y = _level_arrays(st, lv)
+            P, Y = _level_arrays(st, lv, idx[run])
             t = tune_threshold(*_level_arrays(va, lv), grid) if va.keys else EvaluateConfig().default_threshold
             row = {"level": lv, "run": run, "t": t, "tuned": glean_metrics(Y, P >= t)["f1_w"],
                    "best t": max(glean_metrics(Y, P >= g)["f1_w"] for g in grid),
@@ -113,13 +105,12 @@ def main(argv: list[str] | None = None) -> None:
     for r in table.itertuples(index=False):
         print("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r) + " |")
 
-    a, b = stacks[args.model], stacks["baseline-learned"]
-    days, countries = np.array([k[0] for k in a.keys]), np.array([k[1] for k in a.keys])
+    a, b = args.model, "baseline-learned"
     by_country = [np.flatnonzero(countries == c) for c in np.unique(countries)]
     rng = np.random.default_rng(0)
     print(f"\n# plug-in F1w, {args.model} − baseline-learned [95 % by countries, {args.boot} resamples]")
     for lv in LEVELS:
-        (Pa, Y), (Pb, _) = _level_arrays(a, lv), _level_arrays(b, lv)
+        (Pa, Y), (Pb, _) = _level_arrays(stacks[a], lv, idx[a]), _level_arrays(stacks[b], lv, idx[b])
         da, db = plugin_decisions(Pa, days), plugin_decisions(Pb, days)
         diffs = []
         for _ in range(args.boot):
