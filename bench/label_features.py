@@ -106,8 +106,9 @@ def label_ids(level: str, kind: str) -> np.ndarray:
     return np.array([ls["base"].index[c[:3]] for c in codes])
 
 
-def extra_counts(lake: Lake, outcomes: Outcomes) -> dict[str, dict[str, np.ndarray]]:
-    """{name of :data:`EXTRA`: {level: (Dy, C, L) float64}} on the outcomes' day and country axes."""
+def extra_counts(lake: Lake, outcomes: Outcomes, tone: bool = False) -> dict[str, dict[str, np.ndarray]]:
+    """{name of :data:`EXTRA`: {level: (Dy, C, L) float64}} on the outcomes' day and country axes; the
+    :data:`TONE_EXTRA` sums only with ``tone`` (they scan the larger ``events`` table)."""
     import duckdb
 
     df = duckdb.connect().execute(
@@ -122,14 +123,17 @@ def extra_counts(lake: Lake, outcomes: Outcomes) -> dict[str, dict[str, np.ndarr
                            THEN 1 ELSE 0 END) AS dyad
            FROM read_parquet(?, hive_partitioning = true) GROUP BY ALL""",
         [[f.as_posix() for f in lake.files("country")]]).df()
-    tone = duckdb.connect().execute(
-        """SELECT CAST(date AS DATE) AS day, ActionGeo_CountryCode AS country, EventCode AS event,
-                  EventBaseCode AS base, EventRootCode AS root, sum(coalesce(AvgTone, 0)) AS tone_sum,
-                  sum(CASE WHEN AvgTone < -5 THEN 1 ELSE 0 END) AS neg
-           FROM read_parquet(?, hive_partitioning = true) GROUP BY ALL""",
-        [[f.as_posix() for f in lake.files("events")]]).df()
-    keys = ["day", "country", "event", "base", "root"]
-    df = df.merge(tone, on=keys, how="left", validate="one_to_one").fillna({n: 0.0 for n in TONE_EXTRA})
+    sums = SQL_EXTRA
+    if tone:
+        by_tone = duckdb.connect().execute(
+            """SELECT CAST(date AS DATE) AS day, ActionGeo_CountryCode AS country, EventCode AS event,
+                      EventBaseCode AS base, EventRootCode AS root, sum(coalesce(AvgTone, 0)) AS tone_sum,
+                      sum(CASE WHEN AvgTone < -5 THEN 1 ELSE 0 END) AS neg
+               FROM read_parquet(?, hive_partitioning = true) GROUP BY ALL""",
+            [[f.as_posix() for f in lake.files("events")]]).df()
+        keys = ["day", "country", "event", "base", "root"]
+        df = df.merge(by_tone, on=keys, how="left", validate="one_to_one").fillna({n: 0.0 for n in TONE_EXTRA})
+        sums = SQL_EXTRA + TONE_EXTRA
     di = {d: i for i, d in enumerate(outcomes.days)}
     ci = {c: i for i, c in enumerate(outcomes.countries)}
     df = df[df["country"].isin(ci.keys())]
@@ -145,7 +149,7 @@ def extra_counts(lake: Lake, outcomes: Outcomes) -> dict[str, dict[str, np.ndarr
         else:
             l_ix = np.array([ls[level].index.get(str(c), -1) for c in df[level]])
         ok = l_ix >= 0
-        for name in SQL_EXTRA + TONE_EXTRA:
+        for name in sums:
             a = np.zeros(outcomes.y[level].shape, np.float64)
             np.add.at(a, (d_ix[ok], c_ix[ok], l_ix[ok]), df[name].to_numpy(np.float64)[ok])
             out[name][level] = a
@@ -173,6 +177,14 @@ def partner_weights(lake: Lake, outcomes: Outcomes) -> np.ndarray:
     np.add.at(W, (d_ix, a_ix, g_ix), df["n"].to_numpy(np.float64))
     W = W + W.transpose(0, 2, 1)
     return H.prefix_sums(W)
+
+
+def mean_tone(tone: np.ndarray, n: np.ndarray, k: np.ndarray, w: int | None) -> np.ndarray:
+    """Mean tone of the events over the last ``w`` of the first ``k`` days (all of them with ``w`` None) from prefix
+    sums of the tone and of the events; NaN where there was no event."""
+    s_w, n_w = (c[k] if w is None else H._window(c, k, w)[0] for c in (tone, n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_w > 0, s_w / n_w, np.nan)
 
 
 def with_columns(variant: str, extra: dict[str, dict[str, np.ndarray]] | None = None, links: np.ndarray | None = None):
@@ -273,24 +285,15 @@ def with_columns(variant: str, extra: dict[str, dict[str, np.ndarray]] | None = 
                 mask = (weekend == (t.weekday() >= 5))[:k[i]]
                 same.append(y[:k[i]][mask].mean(0) if mask.any() else y[:k[i]].mean(0) if k[i] else y[0] * 0)
             cols.append(np.stack(same))
-        if "tone" in parts or "ctone" in parts:  # the mean AvgTone of the events (NaN on a day without any)
-            cn = H.prefix_sums(outcomes.counts[level][:, rows].astype(np.float64))
-            ct = H.prefix_sums(extra["tone_sum"][level][:, rows])
-            def mean_tone(w, t=ct, n=cn):
-                s_w, n_w = H._window(t, k, w)[0], H._window(n, k, w)[0]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    return np.where(n_w > 0, s_w / n_w, np.nan)
-            if "tone" in parts:
-                cols.append(mean_tone(1))
-            if "tone7" in parts:
-                cols.append(mean_tone(7))
-            if "ctone" in parts:  # the country's tone over all labels yesterday, against its all-history tone
-                t_c = H.prefix_sums(extra["tone_sum"]["quad"][:, rows].sum(-1))  # (Dy+1, C): every event has a quad
-                n_c = H.prefix_sums(outcomes.counts["quad"][:, rows].sum(-1).astype(np.float64))
-                s1, n1 = H._window(t_c, k, 1)[0], H._window(n_c, k, 1)[0]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    d1 = np.where(n1 > 0, s1 / n1, np.nan) - np.where(n_c[k] > 0, t_c[k] / n_c[k], np.nan)
-                cols.append(np.broadcast_to(d1[:, :, None], h.X.shape[:3]))
+        if "tone" in parts:  # the mean AvgTone of the label's events (NaN on days without any)
+            ct, cn = (H.prefix_sums(a[:, rows].astype(np.float64))
+                      for a in (extra["tone_sum"][level], outcomes.counts[level]))
+            cols += [mean_tone(ct, cn, k, w) for w in ((1, 7) if "tone7" in parts else (1,))]
+        if "ctone" in parts:  # the country's tone yesterday (every event has a quad), against its all-history tone
+            ct, cn = (H.prefix_sums(a[:, rows].sum(-1).astype(np.float64))
+                      for a in (extra["tone_sum"]["quad"], outcomes.counts["quad"]))
+            d1 = mean_tone(ct, cn, k, 1) - mean_tone(ct, cn, k, None)
+            cols.append(np.broadcast_to(d1[:, :, None], h.X.shape[:3]))
         if "cmentions" in parts:  # the country's mentions over all labels, yesterday and the 7-day mean
             cum = H.prefix_sums(extra["mentions"]["quad"][:, rows].sum(-1))
             s7, w7 = H._window(cum, k, 7)
@@ -331,7 +334,7 @@ def main() -> None:
     extra = links = None
     for variant in args.variants:
         if extra is None and any(name in variant for name in EXTRA):
-            extra = extra_counts(Lake(args.lake), o)
+            extra = extra_counts(Lake(args.lake), o, tone=any("tone" in v or "neg" in v for v in args.variants))
         if links is None and "partner" in variant:
             links = partner_weights(Lake(args.lake), o)
         features, n_cat = with_columns(variant, extra, links)
