@@ -18,6 +18,8 @@ their summaries compare. Variants:
               (``scripts/build_experiment_lake.sh``).
     c100-T3-13d  the 100 busiest countries, T = 3, every training day the lake allows (13)
     c100      dataset.top_countries: 100 (the 100 busiest countries)
+    c100-every4  c100 on the lake of every 4th of the shared slices (``bench/coverage.py``; with
+              ``configs/experiment-walkforward-half.yaml``, whose header says how its descriptors are made)
     pieces    model.tokenizer: pieces (one token per country name and per verb instead of the BPE)
     pieces48  the same with model.max_target_tokens: 48 (a target day's 10 phrases are ≤ 40 piece tokens)
 
@@ -70,6 +72,7 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "min600-seed1": {"train": {"epochs": 6, "min_steps": 600, "seed": 1}},
     "T14": {"dataset": {"context_days": 14}},
     "c100": {"dataset": {"top_countries": 100}},
+    "c100-every4": {"dataset": {"top_countries": 100}, "lake": {"root": "data/experiment/coverage/every-4/lake"}},
     "pieces": {"model": {"tokenizer": "pieces"}},
     "pieces48": {"model": {"tokenizer": "pieces", "max_target_tokens": 48}},
 }

@@ -145,5 +145,6 @@ def main() -> None:
             fits.append(f"{lv} b {b:+.2f}, a {a:+.2f}")
         print(f"top {top:3d} | " + " | ".join(fits))
 
+
 if __name__ == "__main__":
     main()
