@@ -14,12 +14,18 @@ least-squares line of BSS on log2 of the share, its slope (points a doubling of 
 day, an extrapolation. If the bar's skill over climatology rises with the share of the day a lake holds, full days
 would move the 30 busiest's event level, the one goal of issue 10 these days leave unmet.
 
+``--yesterday``: instead, the bar fitted on the full lake forecasts each test day with only the day before it taken
+from a thinned lake (what an outage or a half-done ingest leaves): BSS and the mean forecast minus the share that
+occurred, per stride (``pipeline/ingest/coverage.py`` flags such days).
+
     PYTHONPATH=. OMP_NUM_THREADS=1 python bench/coverage.py --keep 4 3 2 --phases --split 2025-06-01 --top 30 100
+    PYTHONPATH=. OMP_NUM_THREADS=1 python bench/coverage.py --yesterday --keep 4 2 --phases --split 2025-06-01
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import time
@@ -98,6 +104,47 @@ def score(o: Outcomes, split: dt.date, test: list, sets: list[list[str]]) -> lis
     return rows
 
 
+def with_day_from(full: Outcomes, thin: Outcomes, day: dt.date) -> Outcomes:
+    """``full`` with ``day``'s outcomes (labels, counts, mentions, actors, volumes) read from ``thin`` instead: a
+    lake whose one day holds fewer slices than its others. Countries ``thin`` lacks that day get zeros."""
+    i, j = full.day_index(day), thin.day_index(day)
+    at = np.array([full.countries.index(c) for c in thin.countries if c in full.countries])
+    src = np.array([k for k, c in enumerate(thin.countries) if c in full.countries])
+
+    def swap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a = a.copy()
+        a[i] = 0
+        a[i, at] = b[j, src]
+        return a
+
+    return dataclasses.replace(
+        full, y={lv: swap(a, thin.y[lv]) for lv, a in full.y.items()}, n_events=swap(full.n_events, thin.n_events),
+        quad_counts=swap(full.quad_counts, thin.quad_counts),
+        counts={lv: swap(a, thin.counts[lv]) for lv, a in full.counts.items()},
+        mentions={lv: swap(a, thin.mentions[lv]) for lv, a in full.mentions.items()},
+        actor={lv: swap(a, thin.actor[lv]) for lv, a in full.actor.items()})
+
+
+def thin_yesterday(model: learned.LearnedBaseline, full: Outcomes, thin: Outcomes, test: list, sets: list[list[str]]
+                   ) -> list[dict[str, tuple[float, float]]]:
+    """Per country set: {level: (BSS against climatology in %, mean P − share that occurred)} of the full lake's
+    ``baseline-learned`` ``model`` when the day before each test day holds only ``thin``'s slices."""
+    P = {t: learned.learned_probabilities(model, with_day_from(full, thin, t - dt.timedelta(days=1)), [t])[t]
+         for t in test}
+    ti = [full.day_index(d) for d in test]
+    C = {lv: H.smoothed_climatology(full, test, lv, 0.0)[0] for lv in LEVELS}
+    rows = []
+    for codes in sets:
+        cs = np.array([full.countries.index(c) for c in codes])
+        row = {}
+        for lv in LEVELS:
+            Pm = np.stack([P[d][lv][0][cs] for d in test])
+            Y = np.stack([full.y[lv][i][cs] for i in ti])
+            row[lv] = (100 * (1 - ((Pm - Y) ** 2).mean() / ((C[lv][:, cs] - Y) ** 2).mean()), float((Pm - Y).mean()))
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lake", default="data/experiment/lake", help="the full lake (every slice the files hold)")
@@ -107,6 +154,8 @@ def main() -> None:
     ap.add_argument("--split", default="2025-06-01")
     ap.add_argument("--end", default=None, help="last test day (default: the full lake's last)")
     ap.add_argument("--top", type=int, nargs="+", default=[30, 100])
+    ap.add_argument("--yesterday", action="store_true",
+                    help="instead: the full lake's bar when only the day before each test day is thinned")
     ap.add_argument("--phases", action="store_true",
                     help="every phase of each stride (k lakes for every k-th slice: from the 1st, the 2nd …)")
     args = ap.parse_args()
@@ -116,9 +165,22 @@ def main() -> None:
     sets = [[full.countries[i] for i in order[:top]] for top in args.top]
     print(f"test {test[0]} … {test[-1]} ({len(test)} days); bar fitted on the days before {split}; "
           f"every k-th slice, mean over the k phases [min, max]", flush=True)
+    by_day = slices_by_day(Path(args.files))
+    if args.yesterday:
+        print("the day before each test day thinned, the others full: BSS vs clim (mean P − share occurred) "
+              "event · base · root")
+        model = learned.fit_learned(full, learned.training_days(full, split), "hgb")
+        for k in [1, *args.keep]:
+            phases = range(k if args.phases else 1)
+            runs = [thin_yesterday(model, full, full if k == 1 else load_outcomes(thinned_lake(
+                by_day, Path(args.root), k, phase, full.days[0], full.days[-1])), test, sets) for phase in phases]
+            for j, top in enumerate(args.top):
+                print(f"every {k} | top {top:3d} | " + " · ".join(
+                    f"{np.mean([r[j][lv][0] for r in runs]):+.2f} ({np.mean([r[j][lv][1] for r in runs]):+.3f})"
+                    for lv in LEVELS), flush=True)
+        return
     print("slices | share of the day | countries | events a country-day | occur event · base · root | "
           "BSS vs clim event · base · root")
-    by_day = slices_by_day(Path(args.files))
     curve = []  # (log2 share, top, level, mean BSS)
     for k in [*args.keep, 1]:
         t0 = time.perf_counter()

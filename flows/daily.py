@@ -22,6 +22,7 @@ from flows.tasks import (baselines_task, descriptors_task, evaluate_task, foreca
                          lake_of, reduce_task, report_task, unless_done, watchlist_task)
 from pipeline.core.config import load_config
 from pipeline.core.registry import run_name
+from pipeline.ingest.coverage import day_coverage
 
 
 def default_day() -> dt.date:
@@ -57,6 +58,11 @@ def daily(
     out["ingest"] = ingest_for(src)(c, src, d, str(src_path) if src_path else None)
     if out["ingest"]["failed"]:
         raise RuntimeError(f"daily {d}: ingest failed for {out['ingest']['failed']}")
+    cov = day_coverage(lake_of(cfg), d)
+    if cov is not None:
+        out["coverage"] = {"exports": cov.exports, "usual": cov.usual, "thin": cov.thin(cfg.flow.min_day_share)}
+        if out["coverage"]["thin"]:
+            logger.warning(cov.message())
     out["reduce"] = unless_done(reduce_task, cfg, "reduce", d)(c, d)
     out["descriptors"] = unless_done(descriptors_task, cfg, "descriptors", d)(c, d)
     out["baselines"] = baselines_task(c, d)
@@ -80,6 +86,8 @@ def daily(
         publish_report_link(out["report"], key="daily-report")
     publish_summary("daily-summary", f"daily {d}: forecast for {out['target']}", [{
         "day": str(d), "rows in": out["ingest"]["rows"], "quarantined": out["ingest"]["quarantined"],
+        "GDELT exports": (f"{cov.exports} (usual {cov.usual:g}{', thin' if out['coverage']['thin'] else ''})"
+                          if cov is not None else "not counted"),
         "country rows": out["reduce"]["rows"], "countries": out["descriptors"]["countries"],
         "forecasts written": (out.get("forecast") or {}).get("rows", 0),
         "model": out.get("model_run") or "baselines only"}],

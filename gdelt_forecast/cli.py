@@ -692,6 +692,7 @@ def backfill(
         o.print(f"backfill {start} … {end}: would run {len(res['submitted'])} steps, {res['skipped']} already done")
         for step in res["submitted"]:
             o.print(f"  {step}", highlight=False)
+        _print_gaps_and_thin(res, cfg.flow.min_day_share)
         return
     from flows.backfill import BackfillFailed, with_runner
 
@@ -703,8 +704,16 @@ def backfill(
         console.print(f"[red]{escape(str(exc))}[/]", highlight=False)
         raise typer.Exit(1) from exc
     out().print(f"backfill {start} … {end}: ran {len(res['submitted'])} steps, {res['skipped']} already done")
+    _print_gaps_and_thin(res, cfg.flow.min_day_share)
+
+
+def _print_gaps_and_thin(res: dict, min_share: float) -> None:
+    """A backfill's days without source data, and those holding too few GDELT exports to forecast from as usual."""
     if res.get("gaps"):
         out().print(f"gaps (no source data, skipped by every stage): {', '.join(res['gaps'])}", highlight=False)
+    if res.get("thin"):
+        out().print(f"thin days (fewer GDELT exports than {min_share:.0%} of their usual; forecasts made from "
+                    f"them read low): {', '.join(res['thin'])}", highlight=False)
 
 
 @command()

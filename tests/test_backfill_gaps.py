@@ -58,3 +58,27 @@ def test_backfill_over_a_hole(prefect_harness, sample_descriptors, tiny_model_ru
                                  str(DAYS[-1]), "--source", "local", "--path", str(src)])
     assert r.exit_code == 0, r.output
     assert str(HOLE) in r.output
+
+
+def test_backfill_lists_thin_days_apart_from_gaps(prefect_harness, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.backfill import backfill
+    from gdelt_forecast.cli import app
+
+    days = [DAYS[0] + dt.timedelta(days=i) for i in range(5)]
+    src = copy_sample_days(tmp_path / "src", days[:3])  # 3 exports a day, then a hole, then 1 export
+    copy_sample_days(src, days[4:], slice(0, 1))
+    config = tmp_path / "flow.yaml"
+    config.write_text(yaml.safe_dump({"lake": {"root": str(tmp_path / "lake")}, "flow": {"source": "local"}}))
+
+    out = backfill(days[0], days[-1], config=str(config), source="local", path=str(src), stages=["ingest"])
+    assert out["gaps"] == [str(days[3])] and out["thin"] == [str(days[4])]  # the hole is a gap, not also thin
+
+    said = f"thin days (fewer GDELT exports than 80% of their usual; forecasts made from them read low): {days[4]}"
+    for dry in (["--dry-run"], []):  # what the lake holds, before a run and after one
+        r = CliRunner().invoke(app, ["--config", str(config), "backfill", "--start", str(days[0]), "--end",
+                                     str(days[-1]), "--source", "local", "--path", str(src), "--stages", "ingest", *dry])
+        assert r.exit_code == 0, r.output
+        assert said in " ".join(r.output.split()) and f"gaps (no source data, skipped by every stage): {days[3]}" \
+            in r.output

@@ -121,8 +121,9 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
     from flows.daily import daily
     from pipeline.core.lake import Lake
 
-    days = DAYS[:3]  # two days of history (a partial T=7 context is enough), then the daily run for the third
-    src = copy_sample_days(tmp_path / "src", days)
+    days = DAYS[:3]  # two days of history (a partial T=7 context is enough), then the daily run for the third,
+    src = copy_sample_days(tmp_path / "src", days[:-1])
+    copy_sample_days(src, days[-1:], slice(0, 1))  # which holds 1 of its 3 exports: a thin day
     lake_root = tmp_path / "lake"
     _seed_embeddings(sample_descriptors, lake_root)
     config = str(_config(tmp_path, lake_root, tiny_model_run))
@@ -140,6 +141,11 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
     # yesterday's forecast for days[-1] (made by the backfill) is now scored
     assert lake.has_partition("scores", days[-1], model=run)
     assert Path(out["report"]).exists() and Path(out["report"]).read_text().count("<html") == 1
+    # the thin day is said in the run's result, its summary and on top of the report's pages
+    assert out["coverage"] == {"exports": 1, "usual": 3.0, "thin": True}
+    page = Path(out["report"]).read_text()
+    assert page.count("<div class=warn>") == 1 and f"made from a thin day: {days[-1]} holds 1 GDELT exports" in page
+    assert all("<div class=warn>" in p.read_text() for p in (Path(out["report"]).parent / "countries").glob("*.html"))
     # the run's artifacts: the summary table (rows in, quarantined, forecasts written, skill) and the report link
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -151,6 +157,7 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
     assert {"daily-summary", "daily-report"} <= set(by_key)
     summary = by_key["daily-summary"].data
     assert all(col in summary for col in ("rows in", "quarantined", "forecasts written", "## Skill", run))
+    assert "GDELT exports" in summary and "1 (usual 3, thin)" in summary
     assert by_key["daily-report"].data.startswith("[") and Path(out["report"]).resolve().as_uri() in by_key["daily-report"].data
 
     # a rerun rebuilds what was lost since, though every cached task's inputs are unchanged

@@ -475,9 +475,13 @@ class FlowConfig:
     """File or folder the ``local`` source reads (e.g. ``data/sample/gdelt-v2``)."""
     backfill_concurrency: int = 4
     """Days processed at once by the backfill flow."""
+    min_day_share: float = 0.8
+    """A day holding fewer GDELT 2.0 exports than this share of its usual (the median of the days before) is
+    *thin*: the daily run warns and the report says so on top, for forecasts made from it read low
+    (``pipeline/ingest/coverage.py``). 0 turns the check off."""
 
     def __post_init__(self) -> None:
-        _check(self, "flow", backfill_concurrency=_ge(1))
+        _check(self, "flow", backfill_concurrency=_ge(1), min_day_share=_within(0, 1))
 
     def resolve_source(self, source: str | None = None, path: str | Path | None = None) -> tuple[str, Path | None]:
         """``(source, path)`` of a run: the arguments when given, else ``flow.source`` / ``flow.path``.

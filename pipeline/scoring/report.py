@@ -50,6 +50,7 @@ from pipeline.cameo import regions
 from pipeline.cameo.labels import Outcomes, label_space, load_outcomes
 from pipeline.core.config import Config
 from pipeline.core.lake import DateLike, Lake, as_date
+from pipeline.ingest.coverage import day_coverage
 from pipeline.scoring import geo
 from pipeline.scoring.actors import pair_text
 from pipeline.scoring.evaluate import CLIMATOLOGY, bootstrap_bss, reliability
@@ -86,6 +87,7 @@ td.l,th.l{text-align:left} td.ph{color:#4b5563;font-size:11.5px;text-align:left;
 .tag{display:inline-block;font-size:10.5px;padding:0 5px;border-radius:8px;background:#fde8e4;color:#9b2c14;margin-left:4px}
 .filters{font-size:12.5px;margin:6px 0} .filters input,.filters select{font-size:12.5px;padding:2px 4px}
 details{margin-top:22px} summary{cursor:pointer;font-weight:600} .note{font-size:12.5px;margin:4px 0;color:#4b5563}
+.warn{font-size:13px;margin:8px 0 0;padding:6px 10px;border-left:4px solid #d97706;background:#fffbeb;color:#78350f}
 .scroll{max-height:520px;overflow:auto} a{color:#1d4ed8;text-decoration:none} a:hover{text-decoration:underline}
 .chart{width:100%;height:300px} main>.panel{margin-bottom:12px} #map{height:430px}
 .mapbox{position:relative} #map-static{position:absolute;left:0;top:0;width:100%;height:430px;background:#fff;z-index:1}
@@ -196,6 +198,19 @@ def _plot(div: str, fig: dict[str, Any], cls: str = "chart", eager: bool = False
             f"<script type='application/json' data-plot='{div}'{flags}>{blob}</script>")
 
 
+def thin_day_warnings(lake: Lake, day: dt.date, min_share: float) -> list[str]:
+    """The warning for a page of forecasts for ``day`` when they were made from a thin day (the day before holds
+    fewer GDELT exports than ``min_share`` of its usual: ``pipeline/ingest/coverage.py``); none otherwise."""
+    cov = day_coverage(lake, day - dt.timedelta(days=1))
+    if cov is None or not cov.thin(min_share):
+        return []
+    return [f"These forecasts were made from a thin day: {cov.message()}."]
+
+
+def _warnings(d: DayData) -> str:
+    return "".join(f"<div class=warn>⚠ {_e(w)}</div>" for w in d.warnings)
+
+
 def _page(title: str, header: str, body: str, depth: int) -> str:
     up = "../" * depth
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
@@ -240,6 +255,7 @@ class DayData:
     happened: dict[tuple[dt.date, str], set[str]]  # (day, country) → root codes that occurred
     outcomes: Outcomes | None  # label indicators of the days before (and incl.) the day, for reliability
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # shown on top of every page (a thin day before)
 
 
 def _history(lake: Lake, day: dt.date, runs: list[str], days: int) -> pd.DataFrame:
@@ -735,7 +751,7 @@ def day_page(lake: Lake, d: DayData, cfg: Config, reports_dir: Path) -> str:
     header = (f"{_nav(reports_dir, d.day, 1)}<h1>Tomorrow, {d.day}: what is unusual, and where</h1>"
               f"<div class=meta>forecast <b>{_e(d.run)}</b> issued {_e(d.issued)} · {len(d.countries)} countries · "
               f"usual = {CLIMATOLOGY}{f' and {_e(ref)}' if both else ''} · P = probability that at least one such "
-              f"event is reported in the country that day (GDELT, located by ActionGeo)</div>")
+              f"event is reported in the country that day (GDELT, located by ActionGeo)</div>{_warnings(d)}")
     against = (f"the outer of climatology and {_e(ref)}" if both
                else f"the country's climatology; {_e(ref)} beside it says whether the departure has lasted")
     body = f"""
@@ -857,7 +873,7 @@ def country_page(d: DayData, c: str, cd: CountryData) -> str:
     header = (f"<nav><a href='../index.html'>← {d.day}</a><a href='../../index.html'>all days</a></nav>"
               f"<h1>{_e(_name(c))} ({_e(c)}) · {d.day}</h1><div class=meta>forecast {_e(d.run)} · usual = "
               f"{CLIMATOLOGY}{f' / {_e(ref)}' if _against_both(d.watch) else f' (beside it: {_e(ref)})'} · "
-              f"P(material conflict) {_f(cd.q4)}</div>")
+              f"P(material conflict) {_f(cd.q4)}</div>{_warnings(d)}")
     body = (f"<div class=panel>{_plot('series', _country_series(d, c, cd, top))}</div>"
             + (f"<h2>On the watch list</h2><div class=panel><table class=cwatch><tr><th class=l>list</th>"
                f"<th class=l>label</th><th>P</th><th>usual</th><th>diff</th><th class=l>phrases</th></tr>{wl_rows}"
@@ -913,6 +929,7 @@ def build_report(lake: Lake, date: DateLike, cfg: Config | None = None, run: str
     reports_dir = Path(cfg.evaluate.reports_dir)
     d = load_day(lake, day, run, wcfg, window_days=cfg.evaluate.report_window_days, usual=cfg.evaluate.watchlist_usual,
                  frame_cfg=WatchlistConfig.of(cfg.evaluate))
+    d.warnings += thin_day_warnings(lake, day, cfg.flow.min_day_share)
     write_assets(reports_dir)
     out = reports_dir / str(day)
     (out / "countries").mkdir(parents=True, exist_ok=True)
