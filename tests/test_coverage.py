@@ -49,7 +49,8 @@ def test_a_day_is_thin_against_the_median_of_the_days_before(thin_lake):
 
 def test_the_report_warns_on_forecasts_made_from_a_thin_day(thin_lake):
     (warning,) = thin_day_warnings(thin_lake, DAYS[3] + dt.timedelta(days=1), 0.8)
-    assert warning.startswith(f"These forecasts were made from a thin day: {DAYS[3]} holds 1 GDELT exports")
+    assert warning.startswith(f"These forecasts were made from a thin day: {DAYS[3]} holds 1 of GDELT's 96 daily "
+                              "exports against a usual 3 (33%")
     assert thin_day_warnings(thin_lake, DAYS[3], 0.8) == []  # made from a full day
     assert thin_day_warnings(thin_lake, DAYS[3] + dt.timedelta(days=1), 0.0) == []  # the check turned off
 

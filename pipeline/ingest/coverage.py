@@ -52,10 +52,10 @@ class DayCoverage:
         return self.share < min_share
 
     def message(self) -> str:
-        return (f"{self.day} holds {self.exports} GDELT exports against a usual {self.usual:g} ({self.share:.0%}; the "
-                f"median of the {self.usual_days} days before): its counts read low, and so do the forecasts made "
-                f"from it. Ingest its missing exports (gdelt-forecast ingest --start {self.day} --end {self.day}) "
-                f"and run the day again")
+        return (f"{self.day} holds {self.exports} of GDELT's {EXPORTS_A_DAY} daily exports against a usual "
+                f"{self.usual:g} ({self.share:.0%}; the median of the {self.usual_days} days before): its counts read "
+                f"low, and so do the forecasts made from it. Ingest its missing exports (gdelt-forecast ingest "
+                f"--start {self.day} --end {self.day}) and run the day again")
 
 
 def exports_per_day(lake: Lake, start: DateLike, end: DateLike) -> dict[dt.date, int]:
