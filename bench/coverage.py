@@ -84,11 +84,9 @@ def thinned_lake(by_day: dict[str, list[Path]], root: Path, k: int, phase: int, 
     return lake
 
 
-def score(o: Outcomes, split: dt.date, test: list, sets: list[list[str]]) -> list[dict[str, tuple[float, float, float]]]:
+def scored(o: Outcomes, P: dict, test: list, sets: list[list[str]]) -> list[dict[str, tuple[float, ...]]]:
     """Per country set of ``sets``: {level: (BSS against climatology in %, share of cells that occur, events a
-    country-day)} of the shipped ``baseline-learned`` fitted on ``o``'s days before ``split``, on ``test``."""
-    model = learned.fit_learned(o, learned.training_days(o, split), "hgb")
-    P = learned.learned_probabilities(model, o, test)
+    country-day, mean P − share that occurred)} of the forecasts ``P`` (``learned_probabilities``) of ``test``."""
     ti = [o.day_index(d) for d in test]
     C = {lv: H.smoothed_climatology(o, test, lv, 0.0)[0] for lv in LEVELS}
     rows = []
@@ -99,9 +97,15 @@ def score(o: Outcomes, split: dt.date, test: list, sets: list[list[str]]) -> lis
             Pm = np.stack([P[d][lv][0][cs] for d in test])
             Y = np.stack([o.y[lv][i][cs] for i in ti])
             bss = 100 * (1 - ((Pm - Y) ** 2).mean() / ((C[lv][:, cs] - Y) ** 2).mean())
-            row[lv] = (bss, float(Y.mean()), float(o.n_events[ti][:, cs].mean()))
+            row[lv] = (bss, float(Y.mean()), float(o.n_events[ti][:, cs].mean()), float((Pm - Y).mean()))
         rows.append(row)
     return rows
+
+
+def score(o: Outcomes, split: dt.date, test: list, sets: list[list[str]]) -> list[dict[str, tuple[float, ...]]]:
+    """:func:`scored` of the shipped ``baseline-learned`` fitted on ``o``'s days before ``split``."""
+    model = learned.fit_learned(o, learned.training_days(o, split), "hgb")
+    return scored(o, learned.learned_probabilities(model, o, test), test, sets)
 
 
 def with_day_from(full: Outcomes, thin: Outcomes, day: dt.date) -> Outcomes:
@@ -126,23 +130,12 @@ def with_day_from(full: Outcomes, thin: Outcomes, day: dt.date) -> Outcomes:
 
 
 def thin_yesterday(model: learned.LearnedBaseline, full: Outcomes, thin: Outcomes, test: list, sets: list[list[str]]
-                   ) -> list[dict[str, tuple[float, float]]]:
-    """Per country set: {level: (BSS against climatology in %, mean P − share that occurred)} of the full lake's
-    ``baseline-learned`` ``model`` when the day before each test day holds only ``thin``'s slices."""
+                   ) -> list[dict[str, tuple[float, ...]]]:
+    """:func:`scored` of the full lake's ``baseline-learned`` ``model`` when the day before each test day holds only
+    ``thin``'s slices."""
     P = {t: learned.learned_probabilities(model, with_day_from(full, thin, t - dt.timedelta(days=1)), [t])[t]
          for t in test}
-    ti = [full.day_index(d) for d in test]
-    C = {lv: H.smoothed_climatology(full, test, lv, 0.0)[0] for lv in LEVELS}
-    rows = []
-    for codes in sets:
-        cs = np.array([full.countries.index(c) for c in codes])
-        row = {}
-        for lv in LEVELS:
-            Pm = np.stack([P[d][lv][0][cs] for d in test])
-            Y = np.stack([full.y[lv][i][cs] for i in ti])
-            row[lv] = (100 * (1 - ((Pm - Y) ** 2).mean() / ((C[lv][:, cs] - Y) ** 2).mean()), float((Pm - Y).mean()))
-        rows.append(row)
-    return rows
+    return scored(full, P, test, sets)
 
 
 def main() -> None:
@@ -176,7 +169,7 @@ def main() -> None:
                 by_day, Path(args.root), k, phase, full.days[0], full.days[-1])), test, sets) for phase in phases]
             for j, top in enumerate(args.top):
                 print(f"every {k} | top {top:3d} | " + " · ".join(
-                    f"{np.mean([r[j][lv][0] for r in runs]):+.2f} ({np.mean([r[j][lv][1] for r in runs]):+.3f})"
+                    f"{np.mean([r[j][lv][0] for r in runs]):+.2f} ({np.mean([r[j][lv][3] for r in runs]):+.3f})"
                     for lv in LEVELS), flush=True)
         return
     print("slices | share of the day | countries | events a country-day | occur event · base · root | "
