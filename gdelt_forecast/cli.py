@@ -663,6 +663,9 @@ def daily(
                      path=str(path) if path else None, model=str(model) if model else None)
     out().print(f"[green]daily {res['day']} done[/]: forecast for {res['target']}"
                 + (f", report {res['report']}" if res.get("report") else ""), highlight=False)
+    if (cov := res.get("coverage") or {}).get("thin"):
+        out().print(f"[yellow]{res['day']} is a thin day[/]: {cov['exports']} GDELT exports against a usual "
+                    f"{cov['usual']:g}, so its forecasts read low (docs/flows.md, \"Thin days\")", highlight=False)
 
 
 @command()

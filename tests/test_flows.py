@@ -167,7 +167,14 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
     kept = {t: lake.read(t, d, d, **k).to_pandas() for t, d, k in lost}
     for t, d, k in lost:
         shutil.rmtree(lake.partition_dir(t, d, **k))
-    daily(day=days[-1], config=config, source="local", path=str(src), report=False)
+    from typer.testing import CliRunner
+
+    from gdelt_forecast.cli import app
+
+    r = CliRunner().invoke(app, ["--config", config, "daily", "--date", str(days[-1]), "--source", "local",
+                                 "--path", str(src)])  # the command a user runs, which says the day is thin
+    assert r.exit_code == 0, r.output
+    assert f"{days[-1]} is a thin day: 1 GDELT exports against a usual 3" in " ".join(r.output.split())
     for t, d, k in lost:
         again = lake.read(t, d, d, **k).to_pandas()
         assert len(again) == len(kept[t]) and set(again.columns) == set(kept[t].columns), t
