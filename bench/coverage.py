@@ -16,7 +16,8 @@ would move the 30 busiest's event level, the one goal of issue 10 these days lea
 
 ``--yesterday``: instead, the bar fitted on the full lake forecasts each test day with only the day before it taken
 from a thinned lake (what an outage or a half-done ingest leaves): BSS and the mean forecast minus the share that
-occurred, per stride (``pipeline/ingest/coverage.py`` flags such days).
+occurred, per stride (``pipeline/ingest/coverage.py`` flags such days); the last row leaves that day out instead, as
+a recorded gap does (the window one day older).
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python bench/coverage.py --keep 4 3 2 --phases --split 2025-06-01 --top 30 100
     PYTHONPATH=. OMP_NUM_THREADS=1 python bench/coverage.py --yesterday --keep 4 2 --phases --split 2025-06-01
@@ -129,12 +130,23 @@ def with_day_from(full: Outcomes, thin: Outcomes, day: dt.date) -> Outcomes:
         actor={lv: swap(a, thin.actor[lv]) for lv, a in full.actor.items()})
 
 
-def thin_yesterday(model: learned.LearnedBaseline, full: Outcomes, thin: Outcomes, test: list, sets: list[list[str]]
-                   ) -> list[dict[str, tuple[float, ...]]]:
+def without_day(full: Outcomes, day: dt.date) -> Outcomes:
+    """``full`` without ``day`` (as a recorded gap leaves it: the forecast's window lacks that day)."""
+    keep = [k for k, d in enumerate(full.days) if d != day]
+    return dataclasses.replace(
+        full, days=[full.days[k] for k in keep], y={lv: a[keep] for lv, a in full.y.items()},
+        n_events=full.n_events[keep], quad_counts=full.quad_counts[keep],
+        counts={lv: a[keep] for lv, a in full.counts.items()}, mentions={lv: a[keep] for lv, a in full.mentions.items()},
+        actor={lv: a[keep] for lv, a in full.actor.items()})
+
+
+def thin_yesterday(model: learned.LearnedBaseline, full: Outcomes, thin: Outcomes | None, test: list,
+                   sets: list[list[str]]) -> list[dict[str, tuple[float, ...]]]:
     """:func:`scored` of the full lake's ``baseline-learned`` ``model`` when the day before each test day holds only
-    ``thin``'s slices."""
-    P = {t: learned.learned_probabilities(model, with_day_from(full, thin, t - dt.timedelta(days=1)), [t])[t]
-         for t in test}
+    ``thin``'s slices (``None``: when it is left out, as a gap)."""
+    day_before = (lambda t: without_day(full, t - dt.timedelta(days=1))) if thin is None else (
+        lambda t: with_day_from(full, thin, t - dt.timedelta(days=1)))
+    P = {t: learned.learned_probabilities(model, day_before(t), [t])[t] for t in test}
     return scored(full, P, test, sets)
 
 
@@ -163,12 +175,12 @@ def main() -> None:
         print("the day before each test day thinned, the others full: BSS vs clim (mean P − share occurred) "
               "event · base · root")
         model = learned.fit_learned(full, learned.training_days(full, split), "hgb")
-        for k in [1, *args.keep]:
-            phases = range(k if args.phases else 1)
-            runs = [thin_yesterday(model, full, full if k == 1 else load_outcomes(thinned_lake(
+        for k in [1, *args.keep, 0]:  # 0: the day before left out (a gap), the window one day older
+            phases = range(k if args.phases and k else 1)
+            runs = [thin_yesterday(model, full, None if k == 0 else full if k == 1 else load_outcomes(thinned_lake(
                 by_day, Path(args.root), k, phase, full.days[0], full.days[-1])), test, sets) for phase in phases]
             for j, top in enumerate(args.top):
-                print(f"every {k} | top {top:3d} | " + " · ".join(
+                print(f"{f'every {k}' if k else 'left out'} | top {top:3d} | " + " · ".join(
                     f"{np.mean([r[j][lv][0] for r in runs]):+.2f} ({np.mean([r[j][lv][3] for r in runs]):+.3f})"
                     for lv in LEVELS), flush=True)
         return
