@@ -4,11 +4,11 @@ of the shared 15-minute slices (issue 10: "what would move it").
 The shared days hold about 40 % of each day's 96 slices. This bench ingests and reduces, from the same files,
 lakes that keep only every ``k``-th slice of each day (by time; ``--keep 4 2``), into
 ``<--root>/every-<k>/lake`` (built once, reused; with ``--phases`` also the lakes of the same stride from the 2nd,
-3rd … slice on, ``every-<k>-from-<i>``, so that which slices a lake keeps averages out), and scores the shipped ``baseline-learned`` (its shipped features
-and estimator) on each beside the full lake (``--lake``, k = 1), on the same split protocol as
-``bench/label_features.py`` (fit on the days before ``--split``, test ``--split`` … ``--end``), for the same
-countries (the busiest by events before the split in the full lake, ``--top``). Prints per lake the share of a
-day's 96 slices it holds, the events a country-day, the share of cells that occur, and BSS against climatology at
+3rd … slice on, ``every-<k>-from-<i>``, so that which slices a lake keeps averages out), and scores the shipped
+``baseline-learned`` (its shipped features and estimator) on each beside the full lake (``--lake``, k = 1), on
+the same split protocol as ``bench/label_features.py`` (fit on the days before ``--split``, test ``--split`` …
+``--end``), for the same countries (the busiest by events before the split in the full lake, ``--top``). Prints
+per lake the share of a day's 96 slices it holds, the events a country-day, the share of cells that occur, and BSS against climatology at
 event, base and root level (with ``--phases`` the mean over a stride's lakes and their range); then per level the
 least-squares line of BSS on log2 of the share, its slope (points a doubling of the day) and its value at the full
 day, an extrapolation. If the bar's skill over climatology rises with the share of the day a lake holds, full days
@@ -136,7 +136,8 @@ def without_day(full: Outcomes, day: dt.date) -> Outcomes:
     return dataclasses.replace(
         full, days=[full.days[k] for k in keep], y={lv: a[keep] for lv, a in full.y.items()},
         n_events=full.n_events[keep], quad_counts=full.quad_counts[keep],
-        counts={lv: a[keep] for lv, a in full.counts.items()}, mentions={lv: a[keep] for lv, a in full.mentions.items()},
+        counts={lv: a[keep] for lv, a in full.counts.items()},
+        mentions={lv: a[keep] for lv, a in full.mentions.items()},
         actor={lv: a[keep] for lv, a in full.actor.items()})
 
 
@@ -195,7 +196,7 @@ def main() -> None:
                                                                      full.days[-1])), split, test, sets)
                 for phase in phases]
         for j, top in enumerate(args.top):
-            r = {lv: np.array([run[j][lv] for run in runs]) for lv in LEVELS}  # (phases, 3)
+            r = {lv: np.array([run[j][lv] for run in runs]) for lv in LEVELS}  # (phases, 4)
             curve += [(np.log2(share), top, lv, r[lv][:, 0].mean()) for lv in LEVELS]
             bss = " · ".join(f"{r[lv][:, 0].mean():+.2f}" + (f" [{r[lv][:, 0].min():+.2f}, {r[lv][:, 0].max():+.2f}]"
                                                            if len(runs) > 1 else "") for lv in LEVELS)

@@ -78,7 +78,8 @@ def test_backfill_lists_thin_days_apart_from_gaps(prefect_harness, tmp_path):
     said = f"thin days (fewer GDELT exports than 80% of their usual; forecasts made from them read low): {days[4]}"
     for dry in (["--dry-run"], []):  # what the lake holds, before a run and after one
         r = CliRunner().invoke(app, ["--config", str(config), "backfill", "--start", str(days[0]), "--end",
-                                     str(days[-1]), "--source", "local", "--path", str(src), "--stages", "ingest", *dry])
+                                     str(days[-1]), "--source", "local", "--path", str(src), "--stages", "ingest",
+                                     *dry])
         assert r.exit_code == 0, r.output
         assert said in " ".join(r.output.split()) and f"gaps (no source data, skipped by every stage): {days[3]}" \
             in r.output
