@@ -1,15 +1,15 @@
 """Does the bar gain from fuller days? ``baseline-learned`` on lakes that hold every 4th, every 2nd and every one
 of the shared 15-minute slices (issue 10: "what would move it").
 
-The shared days hold about 40 % of each day's 96 slices. This bench ingests and reduces, from the same files,
-lakes that keep only every ``k``-th slice of each day (by time; ``--keep 4 2``), into
-``<--root>/every-<k>/lake`` (built once, reused; with ``--phases`` also the lakes of the same stride from the 2nd,
-3rd … slice on, ``every-<k>-from-<i>``, so that which slices a lake keeps averages out), and scores the shipped
-``baseline-learned`` (its shipped features and estimator) on each beside the full lake (``--lake``, k = 1), on
-the same split protocol as ``bench/label_features.py`` (fit on the days before ``--split``, test ``--split`` …
-``--end``), for the same countries (the busiest by events before the split in the full lake, ``--top``). Prints
-per lake the share of a day's 96 slices it holds, the events a country-day, the share of cells that occur, and BSS against climatology at
-event, base and root level (with ``--phases`` the mean over a stride's lakes and their range); then per level the
+The shared days hold about 40 % of each day's 96 slices. This bench ingests and reduces, from the same files, lakes
+that keep only every ``k``-th slice of each day (by time; ``--keep 4 2``), into ``<--root>/every-<k>/lake`` (built
+once, reused; with ``--phases`` also the lakes of the same stride from the 2nd, 3rd … slice on,
+``every-<k>-from-<i>``, so that which slices a lake keeps averages out), and scores the shipped ``baseline-learned``
+(its shipped features and estimator) on each beside the full lake (``--lake``, k = 1), on the same split protocol as
+``bench/label_features.py`` (fit on the days before ``--split``, test ``--split`` … ``--end``), for the same
+countries (the busiest by events before the split in the full lake, ``--top``). Prints per lake the share of a day's
+96 slices it holds, the events a country-day, the share of cells that occur, and BSS against climatology at event,
+base and root level (with ``--phases`` the mean over a stride's lakes and their range); then per level the
 least-squares line of BSS on log2 of the share, its slope (points a doubling of the day) and its value at the full
 day, an extrapolation. If the bar's skill over climatology rises with the share of the day a lake holds, full days
 would move the 30 busiest's event level, the one goal of issue 10 these days leave unmet.
