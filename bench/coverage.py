@@ -26,7 +26,6 @@ a recorded gap does (the window one day older).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import os
 import time
@@ -116,29 +115,19 @@ def with_day_from(full: Outcomes, thin: Outcomes, day: dt.date) -> Outcomes:
     at = np.array([full.countries.index(c) for c in thin.countries if c in full.countries])
     src = np.array([k for k, c in enumerate(thin.countries) if c in full.countries])
 
-    def swap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def swap(key: tuple[str, str | None], a: np.ndarray) -> np.ndarray:
         a = a.copy()
         a[i] = 0
-        a[i, at] = b[j, src]
+        a[i, at] = thin.array(key)[j, src]
         return a
 
-    return dataclasses.replace(
-        full, y={lv: swap(a, thin.y[lv]) for lv, a in full.y.items()}, n_events=swap(full.n_events, thin.n_events),
-        quad_counts=swap(full.quad_counts, thin.quad_counts),
-        counts={lv: swap(a, thin.counts[lv]) for lv, a in full.counts.items()},
-        mentions={lv: swap(a, thin.mentions[lv]) for lv, a in full.mentions.items()},
-        actor={lv: swap(a, thin.actor[lv]) for lv, a in full.actor.items()})
+    return full.with_arrays(swap)
 
 
 def without_day(full: Outcomes, day: dt.date) -> Outcomes:
     """``full`` without ``day`` (as a recorded gap leaves it: the forecast's window lacks that day)."""
     keep = [k for k, d in enumerate(full.days) if d != day]
-    return dataclasses.replace(
-        full, days=[full.days[k] for k in keep], y={lv: a[keep] for lv, a in full.y.items()},
-        n_events=full.n_events[keep], quad_counts=full.quad_counts[keep],
-        counts={lv: a[keep] for lv, a in full.counts.items()},
-        mentions={lv: a[keep] for lv, a in full.mentions.items()},
-        actor={lv: a[keep] for lv, a in full.actor.items()})
+    return full.with_arrays(lambda _, a: a[keep], days=[full.days[k] for k in keep])
 
 
 def thin_yesterday(model: learned.LearnedBaseline, full: Outcomes, thin: Outcomes | None, test: list,

@@ -21,7 +21,9 @@ Events whose code is not in it are counted, never silently dropped
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -182,13 +184,29 @@ class Outcomes:
             return self
         seen = self.n_events[keep].sum(axis=0) > 0
         cols = np.flatnonzero(seen)
-        take = lambda a: a[keep][:, cols]  # noqa: E731
-        return Outcomes(days=[self.days[i] for i in keep], countries=[self.countries[j] for j in cols],
-                        y={lv: take(a) for lv, a in self.y.items()}, n_events=take(self.n_events),
-                        quad_counts=take(self.quad_counts), dropped=dict(self.dropped),
-                        counts={lv: take(a) for lv, a in self.counts.items()},
-                        mentions={lv: take(a) for lv, a in self.mentions.items()},
-                        actor={lv: take(a) for lv, a in self.actor.items()})
+        return self.with_arrays(lambda _, a: a[keep][:, cols], days=[self.days[i] for i in keep],
+                                countries=[self.countries[j] for j in cols], dropped=dict(self.dropped))
+
+    def array(self, key: tuple[str, str | None]) -> np.ndarray:
+        """The (day, country, …) array ``key`` of :data:`ARRAY_FIELDS`: ``(field, level)``, level None for
+        ``n_events`` and ``quad_counts``."""
+        name, level = key
+        v = getattr(self, name)
+        return v if level is None else v[level]
+
+    def with_arrays(self, f: Callable[[tuple[str, str | None], np.ndarray], np.ndarray], **changes) -> "Outcomes":
+        """A copy with every (day, country, …) array ``a`` of :data:`ARRAY_FIELDS` replaced by ``f(key, a)`` (key as
+        in :meth:`array`) and the other fields of ``changes`` set (e.g. ``days``, ``countries``): the one place that
+        knows which arrays share the day and country axes."""
+        new = {}
+        for name in ARRAY_FIELDS:
+            v = getattr(self, name)
+            new[name] = {lv: f((name, lv), a) for lv, a in v.items()} if isinstance(v, dict) else f((name, None), v)
+        return dataclasses.replace(self, **new, **changes)
+
+
+ARRAY_FIELDS = ("y", "n_events", "quad_counts", "counts", "mentions", "actor")
+"""The fields of :class:`Outcomes` indexed (day, country, …)."""
 
 
 ABROAD_SQL = """

@@ -45,8 +45,9 @@ class DayCoverage:
 
     @property
     def share(self) -> float:
-        """The day's exports over its usual count (1.0: as full as the days before)."""
-        return self.exports / self.usual if self.usual else 1.0
+        """The day's exports over its usual count (1.0: as full as the days before; the usual is a median of days
+        holding at least one)."""
+        return self.exports / self.usual
 
     def thin(self, min_share: float) -> bool:
         return self.share < min_share
