@@ -16,11 +16,13 @@ would move the 30 busiest's event level, the one goal of issue 10 these days lea
 
 ``--yesterday``: instead, the bar fitted on the full lake forecasts each test day with only the day before it taken
 from a thinned lake (what an outage or a half-done ingest leaves): BSS and the mean forecast minus the share that
-occurred, per stride (``pipeline/ingest/coverage.py`` flags such days); the last row leaves that day out instead, as
-a recorded gap does (the window one day older).
+occurred, per stride (``pipeline/core/coverage.py`` flags such days); the last row leaves that day out instead, as
+a recorded gap does (the window one day older). ``--parts 3/4 2/3`` adds the day before holding 3 of every 4 and 2 of
+every 3 of its slices (successive phases' lakes summed): where leaving a thin day out starts to beat reading it.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python bench/coverage.py --keep 4 3 2 --phases --split 2025-06-01 --top 30 100
-    PYTHONPATH=. OMP_NUM_THREADS=1 python bench/coverage.py --yesterday --keep 4 2 --phases --split 2025-06-01
+    PYTHONPATH=. OMP_NUM_THREADS=1 python bench/coverage.py --yesterday --keep 2 --parts 3/4 2/3 3/5 --phases \
+        --split 2025-06-01
 """
 
 from __future__ import annotations
@@ -130,6 +132,25 @@ def without_day(full: Outcomes, day: dt.date) -> Outcomes:
     return full.with_arrays(lambda _, a: a[keep], days=[full.days[k] for k in keep])
 
 
+def summed(parts: list[Outcomes]) -> Outcomes:
+    """The outcomes of a lake holding every slice of ``parts`` (thinned lakes of disjoint slices of the same files):
+    labels OR-ed, counts, volumes, mentions and actors summed, over the union of their days and countries."""
+    days = sorted(set().union(*(p.days for p in parts)))
+    countries = sorted(set().union(*(p.countries for p in parts)))
+    at = [np.ix_([days.index(d) for d in p.days], [countries.index(c) for c in p.countries]) for p in parts]
+
+    def combine(key: tuple[str, str | None], a: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(days), len(countries)) + a.shape[2:], dtype=a.dtype)
+        for p, ix in zip(parts, at):
+            if a.dtype == bool:
+                out[ix] |= p.array(key)
+            else:
+                out[ix] += p.array(key)
+        return out
+
+    return parts[0].with_arrays(combine, days=days, countries=countries, dropped={})
+
+
 def thin_yesterday(model: learned.LearnedBaseline, full: Outcomes, thin: Outcomes | None, test: list,
                    sets: list[list[str]]) -> list[dict[str, tuple[float, ...]]]:
     """:func:`scored` of the full lake's ``baseline-learned`` ``model`` when the day before each test day holds only
@@ -151,6 +172,9 @@ def main() -> None:
     ap.add_argument("--top", type=int, nargs="+", default=[30, 100])
     ap.add_argument("--yesterday", action="store_true",
                     help="instead: the full lake's bar when only the day before each test day is thinned")
+    ap.add_argument("--parts", nargs="*", default=[],
+                    help="with --yesterday, also the day before holding m of every k slices (m/k, e.g. 3/4: the "
+                         "lakes of m successive phases of stride k summed, one run for each first phase)")
     ap.add_argument("--phases", action="store_true",
                     help="every phase of each stride (k lakes for every k-th slice: from the 1st, the 2nd …)")
     args = ap.parse_args()
@@ -165,12 +189,19 @@ def main() -> None:
         print("the day before each test day thinned, the others full: BSS vs clim (mean P − share occurred) "
               "event · base · root")
         model = learned.fit_learned(full, learned.training_days(full, split), "hgb")
-        for k in [1, *args.keep, 0]:  # 0: the day before left out (a gap), the window one day older
+        def lake_of(k: int, phase: int) -> Outcomes:
+            return load_outcomes(thinned_lake(by_day, Path(args.root), k, phase, full.days[0], full.days[-1]))
+
+        # (1, 1): every slice; (1, k): every k-th; (m, k): m of every k; (0, 0): the day before left out (a gap),
+        # the window one day older
+        parts = [tuple(map(int, p.split("/"))) for p in args.parts]
+        for m, k in [(1, 1), *parts, *((1, k) for k in args.keep), (0, 0)]:
             phases = range(k if args.phases and k else 1)
-            runs = [thin_yesterday(model, full, None if k == 0 else full if k == 1 else load_outcomes(thinned_lake(
-                by_day, Path(args.root), k, phase, full.days[0], full.days[-1])), test, sets) for phase in phases]
+            runs = [thin_yesterday(model, full, None if k == 0 else full if k == 1 else summed(
+                [lake_of(k, (phase + q) % k) for q in range(m)]), test, sets) for phase in phases]
+            name = "left out" if k == 0 else f"every {k}" if m == 1 else f"{m} of {k}"
             for j, top in enumerate(args.top):
-                print(f"{f'every {k}' if k else 'left out'} | top {top:3d} | " + " · ".join(
+                print(f"{name} | top {top:3d} | " + " · ".join(
                     f"{np.mean([r[j][lv][0] for r in runs]):+.2f} ({np.mean([r[j][lv][3] for r in runs]):+.3f})"
                     for lv in LEVELS), flush=True)
         return

@@ -41,7 +41,7 @@ from pipeline.core.errors import UserError
 from pipeline.core.lake import date_range
 from pipeline.core.registry import resolve, run_name
 from pipeline.core.status import STAGES, Step, gap_days, plan, record_gaps
-from pipeline.ingest.coverage import thin_days
+from pipeline.core.coverage import left_out_days, thin_days
 
 
 class BackfillFailed(RuntimeError):
@@ -66,7 +66,10 @@ class BackfillSummary:
     """Days of the range without source data (recorded in the ``gaps`` table; skipped by every stage)."""
     thin: list[str] = field(default_factory=list)
     """Days of the range holding fewer GDELT exports than ``flow.min_day_share`` of their usual
-    (``pipeline/ingest/coverage.py``): forecasts made from them read low."""
+    (``pipeline/core/coverage.py``): forecasts made from them read low."""
+    left_out: list[str] = field(default_factory=list)
+    """Days of the range holding fewer than ``lake.leave_out_share`` of their usual: left out of the forecasts'
+    windows, training and the scores, as gaps are."""
     model_run: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,13 +107,16 @@ def dry_run_plan(cfg: Config, start: dt.date, end: dt.date, force: bool = False,
     summary = BackfillSummary(str(start), str(end), submitted=[f"{s.stage}:{s.day}" for s in steps if not s.done],
                               skipped=sum(s.done for s in steps), model_run=run_name(model_dir) if model_dir else None)
     summary.gaps = [str(d) for d in gap_days(lake_of(cfg), start, end)]
-    summary.thin = _thin(cfg, start, end, summary.gaps)
+    summary.thin, summary.left_out = _thin(cfg, start, end, summary.gaps)
     return summary.to_dict()
 
 
-def _thin(cfg: Config, start: dt.date, end: dt.date, gaps: list[str]) -> list[str]:
-    return [str(c.day) for c in thin_days(lake_of(cfg), start, end, cfg.flow.min_day_share,
+def _thin(cfg: Config, start: dt.date, end: dt.date, gaps: list[str]) -> tuple[list[str], list[str]]:
+    """The thin days of the range (below ``flow.min_day_share``), and those left out (``lake.leave_out_share``)."""
+    lake = lake_of(cfg)
+    thin = [str(c.day) for c in thin_days(lake, start, end, cfg.flow.min_day_share,
                                           skip=[dt.date.fromisoformat(g) for g in gaps])]
+    return thin, [str(d) for d in left_out_days(lake, start, end) if str(d) not in gaps]
 
 
 @flow(name="backfill", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=4))
@@ -196,11 +202,15 @@ def backfill(
     if summary.gaps:
         logger.warning("backfill %s … %s: %d day(s) without source data (gaps, skipped): %s", start, end,
                        len(summary.gaps), ", ".join(summary.gaps))
-    summary.thin = _thin(cfg, start, end, summary.gaps)
+    summary.thin, summary.left_out = _thin(cfg, start, end, summary.gaps)
     if summary.thin:
         logger.warning("backfill %s … %s: %d day(s) hold fewer GDELT exports than %.0f%% of their usual (thin; "
                        "forecasts made from them read low; ingest their missing exports and run them again): %s",
                        start, end, len(summary.thin), 100 * cfg.flow.min_day_share, ", ".join(summary.thin))
+    if summary.left_out:
+        logger.warning("backfill %s … %s: %d day(s) hold fewer than %.0f%% (lake.leave_out_share) and are left "
+                       "out of the forecasts, training and scores, as gaps are: %s", start, end, len(summary.left_out),
+                       100 * lake_of(cfg).leave_out_share, ", ".join(summary.left_out))
     skill = None
     if model_dir is not None and "evaluate" in stages_t and any(k[1] == "forecast" for k in futures):
         ev = evaluate_task.submit(c, start, end)

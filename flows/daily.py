@@ -22,7 +22,7 @@ from flows.tasks import (baselines_task, descriptors_task, evaluate_task, foreca
                          lake_of, reduce_task, report_task, unless_done, watchlist_task)
 from pipeline.core.config import load_config
 from pipeline.core.registry import run_name
-from pipeline.ingest.coverage import day_coverage
+from pipeline.core.coverage import day_coverage
 
 
 def default_day() -> dt.date:
@@ -58,11 +58,13 @@ def daily(
     out["ingest"] = ingest_for(src)(c, src, d, str(src_path) if src_path else None)
     if out["ingest"]["failed"]:
         raise RuntimeError(f"daily {d}: ingest failed for {out['ingest']['failed']}")
-    cov = day_coverage(lake_of(cfg), d)
+    lake = lake_of(cfg)
+    cov = day_coverage(lake, d)
     if cov is not None:
-        out["coverage"] = {"exports": cov.exports, "usual": cov.usual, "thin": cov.thin(cfg.flow.min_day_share)}
-        if out["coverage"]["thin"]:
-            logger.warning(cov.message())
+        out["coverage"] = {"exports": cov.exports, "usual": cov.usual, "thin": cov.thin(cfg.flow.min_day_share),
+                           "left_out": cov.thin(lake.leave_out_share)}
+        if out["coverage"]["thin"] or out["coverage"]["left_out"]:
+            logger.warning(cov.message(lake.leave_out_share))
     out["reduce"] = unless_done(reduce_task, cfg, "reduce", d)(c, d)
     out["descriptors"] = unless_done(descriptors_task, cfg, "descriptors", d)(c, d)
     out["baselines"] = baselines_task(c, d)

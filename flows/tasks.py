@@ -33,7 +33,7 @@ forward_pipeline_logs()  # pipeline.* records land in the task run's logs (also 
 
 
 def lake_of(cfg: Config) -> Lake:
-    return Lake(cfg.lake.root, cfg.lake.compression, cfg.lake.compression_level)
+    return cfg.lake.open()
 
 
 @dataclass

@@ -126,7 +126,7 @@ def get_config(**overrides: object) -> Config:
 
 
 def get_lake(cfg: Config) -> Lake:
-    return Lake(cfg.lake.root, cfg.lake.compression, cfg.lake.compression_level)
+    return cfg.lake.open()
 
 
 # ============================================================ ingest / reduce / inspect
@@ -663,9 +663,11 @@ def daily(
                      path=str(path) if path else None, model=str(model) if model else None)
     out().print(f"[green]daily {res['day']} done[/]: forecast for {res['target']}"
                 + (f", report {res['report']}" if res.get("report") else ""), highlight=False)
-    if (cov := res.get("coverage") or {}).get("thin"):
+    if (cov := res.get("coverage") or {}).get("thin") or cov.get("left_out"):
+        what = ("too few to read: it is left out of the forecasts and scores until its missing exports are ingested"
+                if cov.get("left_out") else "so its forecasts read low")
         out().print(f"[yellow]{res['day']} is a thin day[/]: {cov['exports']} GDELT exports against a usual "
-                    f"{cov['usual']:g}, so its forecasts read low (docs/flows.md, \"Thin days\")", highlight=False)
+                    f"{cov['usual']:g}, {what} (docs/flows.md, \"Thin days\")", highlight=False)
 
 
 @command()
@@ -695,7 +697,7 @@ def backfill(
         o.print(f"backfill {start} … {end}: would run {len(res['submitted'])} steps, {res['skipped']} already done")
         for step in res["submitted"]:
             o.print(f"  {step}", highlight=False)
-        _print_gaps_and_thin(res, cfg.flow.min_day_share)
+        _print_gaps_and_thin(res, cfg)
         return
     from flows.backfill import BackfillFailed, with_runner
 
@@ -707,16 +709,19 @@ def backfill(
         console.print(f"[red]{escape(str(exc))}[/]", highlight=False)
         raise typer.Exit(1) from exc
     out().print(f"backfill {start} … {end}: ran {len(res['submitted'])} steps, {res['skipped']} already done")
-    _print_gaps_and_thin(res, cfg.flow.min_day_share)
+    _print_gaps_and_thin(res, cfg)
 
 
-def _print_gaps_and_thin(res: dict, min_share: float) -> None:
+def _print_gaps_and_thin(res: dict, cfg: Config) -> None:
     """A backfill's days without source data, and those holding too few GDELT exports to forecast from as usual."""
     if res.get("gaps"):
         out().print(f"gaps (no source data, skipped by every stage): {', '.join(res['gaps'])}", highlight=False)
     if res.get("thin"):
-        out().print(f"thin days (fewer GDELT exports than {min_share:.0%} of their usual; forecasts made from "
-                    f"them read low): {', '.join(res['thin'])}", highlight=False)
+        out().print(f"thin days (fewer GDELT exports than {cfg.flow.min_day_share:.0%} of their usual; forecasts made "
+                    f"from them read low): {', '.join(res['thin'])}", highlight=False)
+    if res.get("left_out"):
+        out().print(f"left out (fewer than {cfg.lake.leave_out_share:.0%}: the forecasts, training and scores read "
+                    f"them as gaps): {', '.join(res['left_out'])}", highlight=False)
 
 
 @command()

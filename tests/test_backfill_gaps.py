@@ -74,6 +74,7 @@ def test_backfill_lists_thin_days_apart_from_gaps(prefect_harness, tmp_path):
 
     out = backfill(days[0], days[-1], config=str(config), source="local", path=str(src), stages=["ingest"])
     assert out["gaps"] == [str(days[3])] and out["thin"] == [str(days[4])]  # the hole is a gap, not also thin
+    assert out["left_out"] == [str(days[4])]  # 1 of 3 (33 %): too few to read, left out of forecasts and scores
 
     said = f"thin days (fewer GDELT exports than 80% of their usual; forecasts made from them read low): {days[4]}"
     for dry in (["--dry-run"], []):  # what the lake holds, before a run and after one
@@ -83,3 +84,5 @@ def test_backfill_lists_thin_days_apart_from_gaps(prefect_harness, tmp_path):
         assert r.exit_code == 0, r.output
         assert said in " ".join(r.output.split()) and f"gaps (no source data, skipped by every stage): {days[3]}" \
             in r.output
+        assert f"left out (fewer than 65%: the forecasts, training and scores read them as gaps): {days[4]}" \
+            in " ".join(r.output.split())

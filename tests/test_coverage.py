@@ -1,16 +1,24 @@
-"""How much of a day the lake holds (pipeline/ingest/coverage.py): exports counted from the manifest, a thin day
-against the days before it, and the warning the report puts on top of forecasts made from one."""
+"""How much of a day the lake holds (pipeline/core/coverage.py): exports counted from the manifest, a thin day
+against the days before it, the warning the report puts on top of forecasts made from one, and a day too thin to
+read left out, as a gap, of what the forecasts, the model's context and the scores read."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pytest
 
-from pipeline.core.config import ConfigError, IngestConfig, load_config
-from pipeline.core.lake import Lake
-from pipeline.ingest.coverage import day_coverage, exports_per_day
+from pipeline.cameo.labels import LEVELS, label_space, load_outcomes
+from pipeline.core.config import ConfigError, DatasetConfig, DescriptorConfig, EvaluateConfig, ForecastConfig, \
+    IngestConfig, load_config
+from pipeline.core.coverage import day_coverage, exports_per_day, left_out_days
+from pipeline.core.lake import LEAVE_OUT_SHARE, Lake
+from pipeline.core.status import LakeStatus
+from pipeline.forecast.baselines import run_baselines
+from pipeline.ingest.reduce import reduce
 from pipeline.ingest.run import ingest
+from pipeline.scoring.evaluate import evaluate
 from pipeline.scoring.report import thin_day_warnings
 from tests.conftest import copy_sample_days
 
@@ -26,7 +34,13 @@ def thin_lake(tmp_path_factory):
     (src / f"{DAYS[0]:%Y%m%d}231500.export.CSV.zip").write_bytes(b"not a zip")  # failed: not counted
     lake = Lake(root / "lake")
     ingest(lake, "local", DAYS[0], DAYS[-1], IngestConfig(), path=src, keep_going=True, progress=False)
+    reduce(lake, DAYS[0], DAYS[-1])
     return lake
+
+
+def read_all(lake: Lake) -> Lake:
+    """The same folder read with every day as it is (``leave_out_share`` 0)."""
+    return Lake(lake.root, leave_out_share=0.0)
 
 
 def test_exports_are_counted_from_the_manifest_ok_files_only(thin_lake):
@@ -48,11 +62,83 @@ def test_a_day_is_thin_against_the_median_of_the_days_before(thin_lake):
 
 
 def test_the_report_warns_on_forecasts_made_from_a_thin_day(thin_lake):
-    (warning,) = thin_day_warnings(thin_lake, DAYS[3] + dt.timedelta(days=1), 0.8)
+    after = DAYS[3] + dt.timedelta(days=1)
+    (warning,) = thin_day_warnings(read_all(thin_lake), after, 0.8)  # read as it is: it reads low
     assert warning.startswith(f"These forecasts were made from a thin day: {DAYS[3]} holds 1 of GDELT's 96 daily "
-                              "exports against a usual 3 (33%")
-    assert thin_day_warnings(thin_lake, DAYS[3], 0.8) == []  # made from a full day
-    assert thin_day_warnings(thin_lake, DAYS[3] + dt.timedelta(days=1), 0.0) == []  # the check turned off
+                              "exports against a usual 3 (33%") and "read low" in warning
+    assert thin_day_warnings(read_all(thin_lake), DAYS[3], 0.8) == []  # made from a full day
+    assert thin_day_warnings(read_all(thin_lake), after, 0.0) == []  # the check turned off
+    (warning,) = thin_day_warnings(thin_lake, after, 0.0)  # below the lake's leave_out_share: left out, and said
+    assert warning.startswith(f"These forecasts were made without the day before: {DAYS[3]} holds 1 of GDELT's")
+    assert "leave it out as a gap" in warning and f"ingest --start {DAYS[3]} --end {DAYS[3]}" in warning
+
+
+def test_a_day_too_thin_to_read_is_left_out_of_what_happened(thin_lake):
+    assert thin_lake.leave_out_share == LEAVE_OUT_SHARE == load_config().lake.leave_out_share
+    assert left_out_days(thin_lake) == [DAYS[3]] and left_out_days(thin_lake, DAYS[3], DAYS[3]) == [DAYS[3]]
+    assert left_out_days(thin_lake, DAYS[0], DAYS[2]) == []
+    assert left_out_days(read_all(thin_lake)) == [] and left_out_days(Lake(thin_lake.root, leave_out_share=0.3)) == []
+    assert load_config(overrides={"lake.leave_out_share": 0.3}).lake.open().leave_out_share == 0.3
+    with pytest.raises(ConfigError, match="lake.leave_out_share"):
+        load_config(overrides={"lake.leave_out_share": 2})
+    o, every = load_outcomes(thin_lake), load_outcomes(read_all(thin_lake))
+    assert o.days == DAYS[:3] and o.left_out == [DAYS[3]]
+    assert every.days == DAYS and every.left_out == [] and every.n_events[3].sum() > 0
+    assert o.until(DAYS[2]).left_out == [] and o.until(DAYS[3]).left_out == [DAYS[3]]
+    before = every.until(DAYS[2])  # what is read is exactly the days before it
+    assert o.countries == before.countries and (o.n_events == before.n_events).all()
+    assert all((o.y[lv] == before.y[lv]).all() and (o.counts[lv] == before.counts[lv]).all() for lv in LEVELS)
+
+
+def _baseline(lake: Lake, day: dt.date, name: str):
+    return lake.read("forecasts", day, day, model=f"baseline-{name}").to_pandas().set_index(["country", "level",
+                                                                                                "code"])
+
+
+def test_forecasts_after_a_left_out_day_read_the_days_before_it(thin_lake):
+    after, cfg = DAYS[3] + dt.timedelta(days=1), ForecastConfig(baselines=["climatology", "persistence"])
+    run_baselines(read_all(thin_lake), after, after, cfg)
+    read_low, n_read_low = _baseline(thin_lake, after, "persistence"), _baseline(thin_lake, after, "climatology")
+    run_baselines(thin_lake, after, after, cfg)
+    left, n_left = _baseline(thin_lake, after, "persistence"), _baseline(thin_lake, after, "climatology")
+    assert set(n_read_low["n_futures"]) == {4} and set(n_left["n_futures"]) == {3}  # history days read
+    # persistence says what happened on the last day read: the thin day, or the full day before it
+    every, roots = load_outcomes(read_all(thin_lake)), label_space()["root"].codes
+    for probs, i in ((read_low, 3), (left, 2)):
+        us = probs.xs(("US", "root"), level=("country", "level"))["probability"]
+        happened = {code for code, y in zip(roots, every.y["root"][i, every.countries.index("US")]) if y}
+        assert {code for code, p in us.items() if p > 0.5} == happened
+    assert len(happened) > 0
+
+
+def test_a_left_out_target_day_is_not_scored_and_its_old_scores_go(thin_lake, tmp_path):
+    cfg = EvaluateConfig(reports_dir=tmp_path, val_days=1, bootstrap=0)
+    run_baselines(thin_lake, DAYS[2], DAYS[3], ForecastConfig(baselines=["climatology"]))
+    evaluate(read_all(thin_lake), DAYS[3], DAYS[3], runs=["baseline-climatology"], cfg=cfg, actor_pairs=False)
+    assert thin_lake.has_partition("scores", DAYS[3], model="baseline-climatology")  # scored against low counts
+    ev = evaluate(thin_lake, DAYS[3], DAYS[3], runs=["baseline-climatology"], cfg=cfg, actor_pairs=False)
+    assert any(f"not scored, their outcomes read low: {DAYS[3]}" in n for n in ev.notes), ev.notes
+    assert not thin_lake.has_partition("scores", DAYS[3], model="baseline-climatology") and ev.runs == []
+    assert LakeStatus(thin_lake).done("evaluate", DAYS[3], "baseline-climatology")  # nothing left to do on it
+    assert not LakeStatus(read_all(thin_lake)).done("evaluate", DAYS[3], "baseline-climatology")
+
+
+def test_the_model_context_masks_a_left_out_day_and_never_targets_it(thin_lake, embedder):
+    from pipeline.features.dataset import build_index, load_contexts
+    from pipeline.features.descriptors import build_range
+
+    build_range(thin_lake, DAYS[0], DAYS[-1], DescriptorConfig(countries=["US"]), embedder)
+    after, cfg = DAYS[3] + dt.timedelta(days=1), DatasetConfig(countries=["US"], context_days=4, val_days=0,
+                                                                test_days=1)
+    (every,), _ = zip(*[load_contexts(read_all(thin_lake), ["US"], after, cfg, embedder)])
+    (left,), _ = zip(*[load_contexts(thin_lake, ["US"], after, cfg, embedder)])
+    assert every["US"]["day_mask"].tolist() == [True] * 4 and left["US"]["day_mask"].tolist() == [True] * 3 + [False]
+    assert not left["US"]["point_mask"][3].any() and not left["US"]["day_stats"][3].any()
+    assert np.allclose(left["US"]["points"][:3], every["US"]["points"][:3])
+    cfg = DatasetConfig(countries=["US"], context_days=1, val_days=0, test_days=1)
+    index, manifest = build_index(thin_lake, cfg)
+    assert DAYS[3] not in index["target_date"].to_pylist() and manifest["left_out"] == [str(DAYS[3])]
+    assert DAYS[3] in build_index(read_all(thin_lake), cfg)[0]["target_date"].to_pylist()
 
 
 def test_min_day_share_is_a_share():

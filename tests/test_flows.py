@@ -124,7 +124,7 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
 
     days = DAYS[:3]  # two days of history (a partial T=7 context is enough), then the daily run for the third,
     src = copy_sample_days(tmp_path / "src", days[:-1])
-    copy_sample_days(src, days[-1:], slice(0, 1))  # which holds 1 of its 3 exports: a thin day
+    copy_sample_days(src, days[-1:], slice(0, 2))  # which holds 2 of its 3 exports: thin, but still read
     lake_root = tmp_path / "lake"
     _seed_embeddings(sample_descriptors, lake_root)
     config = str(_config(tmp_path, lake_root, tiny_model_run))
@@ -143,9 +143,9 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
     assert lake.has_partition("scores", days[-1], model=run)
     assert Path(out["report"]).exists() and Path(out["report"]).read_text().count("<html") == 1
     # the thin day is said in the run's result, its summary and on top of the report's pages
-    assert out["coverage"] == {"exports": 1, "usual": 3.0, "thin": True}
+    assert out["coverage"] == {"exports": 2, "usual": 3.0, "thin": True, "left_out": False}
     page = Path(out["report"]).read_text()
-    said = html.escape(f"made from a thin day: {days[-1]} holds 1 of GDELT's 96 daily exports")
+    said = html.escape(f"made from a thin day: {days[-1]} holds 2 of GDELT's 96 daily exports")
     assert page.count("<div class=warn>") == 1 and said in page
     assert all("<div class=warn>" in p.read_text() for p in (Path(out["report"]).parent / "countries").glob("*.html"))
     # the run's artifacts: the summary table (rows in, quarantined, forecasts written, skill) and the report link
@@ -159,7 +159,7 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
     assert {"daily-summary", "daily-report"} <= set(by_key)
     summary = by_key["daily-summary"].data
     assert all(col in summary for col in ("rows in", "quarantined", "forecasts written", "## Skill", run))
-    assert "GDELT exports" in summary and "1 (usual 3, thin)" in summary
+    assert "GDELT exports" in summary and "2 (usual 3, thin)" in summary
     assert by_key["daily-report"].data.startswith("[") and Path(out["report"]).resolve().as_uri() in by_key["daily-report"].data
 
     # a rerun rebuilds what was lost since, though every cached task's inputs are unchanged
@@ -174,7 +174,7 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
     r = CliRunner().invoke(app, ["--config", config, "daily", "--date", str(days[-1]), "--source", "local",
                                  "--path", str(src)])  # the command a user runs, which says the day is thin
     assert r.exit_code == 0, r.output
-    assert f"{days[-1]} is a thin day: 1 GDELT exports against a usual 3" in " ".join(r.output.split())
+    assert f"{days[-1]} is a thin day: 2 GDELT exports against a usual 3, so its forecasts read low" in " ".join(r.output.split())
     for t, d, k in lost:
         again = lake.read(t, d, d, **k).to_pandas()
         assert len(again) == len(kept[t]) and set(again.columns) == set(kept[t].columns), t

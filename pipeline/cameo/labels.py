@@ -149,6 +149,9 @@ class Outcomes:
         actor: level → (Dy, C, L_level) int32 the label's events located in *another* country with an actor
             from this one (Actor1Geo or Actor2Geo, counted once per event and country): the country's part in
             the label's events abroad (empty when built by hand: readers take zeros).
+
+        left_out: days of the read range whose ``country`` partition was left out, as a gap, because the day
+            holds too few of its usual GDELT exports (:func:`pipeline.core.coverage.left_out_days`).
     """
 
     days: list
@@ -160,6 +163,7 @@ class Outcomes:
     counts: dict[str, np.ndarray] = field(default_factory=dict)
     mentions: dict[str, np.ndarray] = field(default_factory=dict)
     actor: dict[str, np.ndarray] = field(default_factory=dict)
+    left_out: list = field(default_factory=list)
 
     def day_index(self, day) -> int | None:
         try:
@@ -180,12 +184,14 @@ class Outcomes:
         keep = [i for i, d in enumerate(self.days) if d <= last_day]
         if not keep:
             raise FileNotFoundError(f"no 'country' day on or before {last_day} in these outcomes")
+        left_out = [d for d in self.left_out if d <= last_day]
         if len(keep) == len(self.days):
-            return self
+            return self if left_out == self.left_out else dataclasses.replace(self, left_out=left_out)
         seen = self.n_events[keep].sum(axis=0) > 0
         cols = np.flatnonzero(seen)
         return self.with_arrays(lambda _, a: a[keep][:, cols], days=[self.days[i] for i in keep],
-                                countries=[self.countries[j] for j in cols], dropped=dict(self.dropped))
+                                countries=[self.countries[j] for j in cols], dropped=dict(self.dropped),
+                                left_out=left_out)
 
     def array(self, key: tuple[str, str | None]) -> np.ndarray:
         """The (day, country, …) array ``key`` of :data:`ARRAY_FIELDS`: ``(field, level)``, level None for
@@ -236,13 +242,23 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
     count in their country's ``n_events``. A second pass over the events located
     away from an actor's country (:data:`ABROAD_SQL`) gives ``actor`` (for the
     countries seen as locations).
+
+    Days holding too few of their usual GDELT exports (``lake.leave_out_share``,
+    :func:`pipeline.core.coverage.left_out_days`) are left out, as gaps are, and
+    listed in ``Outcomes.left_out``: their counts read low, and every reader of
+    what happened (the forecasts' windows, training, the scores) is better
+    without them.
     """
+    from pipeline.core.coverage import left_out_days
+
     labels = labels or label_space()
-    files = lake.files("country", start, end)
+    left_out = set(left_out_days(lake, start, end))
+    files = [f for f in lake.files("country", start, end) if _file_day(f) not in left_out]
     if not files:
         raise FileNotFoundError(
-            f"no partitions of table 'country' in {lake.root} for {start or '-inf'} … {end or '+inf'}: "
-            "run `gdelt-forecast ingest` and `gdelt-forecast reduce` for those days first"
+            f"no partitions of table 'country' in {lake.root} for {start or '-inf'} … {end or '+inf'}"
+            + (f" but {len(left_out)} left out as too thin" if left_out else "")
+            + ": run `gdelt-forecast ingest` and `gdelt-forecast reduce` for those days first"
         )
     import duckdb
 
@@ -297,7 +313,16 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
         ok = l_ix >= 0
         actor[level] = _scatter(shape + (len(labels[level]),), (a_day[ok], a_c[ok], l_ix[ok]), a_n[ok], np.int32)
     return Outcomes(days=days, countries=countries, y=y, n_events=n_events, quad_counts=quad_counts, dropped=dropped,
-                    counts=counts, mentions=mentions, actor=actor)
+                    counts=counts, mentions=mentions, actor=actor, left_out=sorted(left_out))
+
+
+def _file_day(path) -> dt.date | None:
+    """The day of a partition file ``…/<table>/YYYY-MM-DD/part.parquet`` (None outside a day folder)."""
+    name = path.parent.name
+    try:
+        return dt.date.fromisoformat(name)
+    except ValueError:
+        return None
 
 
 def _day(d) -> dt.date:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import yaml
 
 from pipeline.core.errors import ConfigError
+from pipeline.core.lake import LEAVE_OUT_SHARE, Lake
 
 
 # --------------------------------------------------------------- validation
@@ -98,9 +99,18 @@ class LakeConfig:
     """Parquet compression codec for every table."""
     compression_level: int = 3
     """zstd level: 3 is the speed/size sweet spot for GDELT text columns."""
+    leave_out_share: float = LEAVE_OUT_SHARE
+    """A day holding fewer GDELT 2.0 exports than this share of its usual (the median of the 14 days before) is
+    left out, as a gap is, of what the forecasts, training and scores read: a thin day's counts read low, and a
+    forecast is better without it below about two thirds of a day (``pipeline/core/coverage.py``). 0 reads every
+    day as it is."""
 
     def __post_init__(self) -> None:
-        _check(self, "lake")
+        _check(self, "lake", leave_out_share=_within(0, 1))
+
+    def open(self) -> Lake:
+        """The lake these settings describe."""
+        return Lake(self.root, self.compression, self.compression_level, self.leave_out_share)
 
 
 # ------------------------------------------------------------------- ingest
@@ -478,7 +488,7 @@ class FlowConfig:
     min_day_share: float = 0.8
     """A day holding fewer GDELT 2.0 exports than this share of its usual (the median of the days before) is
     *thin*: the daily run warns and the report says so on top, for forecasts made from it read low
-    (``pipeline/ingest/coverage.py``). 0 turns the check off."""
+    (``pipeline/core/coverage.py``). 0 turns the check off."""
 
     def __post_init__(self) -> None:
         _check(self, "flow", backfill_concurrency=_ge(1), min_day_share=_within(0, 1))

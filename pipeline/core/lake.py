@@ -111,18 +111,32 @@ def _is_key(name: str) -> bool:
     return "=" in name and not name.startswith(("_", "."))
 
 
+LEAVE_OUT_SHARE = 0.65
+"""Below this share of its usual GDELT 2.0 exports a day is left out of what the forecasts, training and scores
+read, as a gap is (:mod:`pipeline.core.coverage`). Measured with ``baseline-learned`` on the real days, the day
+before each test day thinned (event BSS against climatology, 30 busiest, mean of two splits): reading it beats
+leaving it out at three quarters of a day (+3.92 against +3.31), the two tie at two thirds (+3.26 against +3.31),
+leaving it out wins at three fifths (+2.57 against +3.31) and a half (+1.24 against +3.31)
+(``bench/coverage.py --yesterday``, docs/forecast.md session 20)."""
+
+
 class Lake:
     """A folder of partitioned Parquet tables.
 
     Args:
         root: lake root folder (created on first write).
         compression / compression_level: Parquet codec for every write.
+        leave_out_share: a day holding fewer GDELT 2.0 exports than this share of its usual is read as a gap by
+            every reader of what happened (the forecasts, training, the scores: ``pipeline/core/coverage.py``);
+            0 reads every day as it is.
     """
 
-    def __init__(self, root: str | Path = "data/lake", compression: str = "zstd", compression_level: int | None = 3):
+    def __init__(self, root: str | Path = "data/lake", compression: str = "zstd", compression_level: int | None = 3,
+                 leave_out_share: float = LEAVE_OUT_SHARE):
         self.root = Path(root)
         self.compression = compression
         self.compression_level = compression_level
+        self.leave_out_share = leave_out_share
         self._recovered = False
 
     def __repr__(self) -> str:
@@ -467,7 +481,7 @@ class OverlayLake(Lake):
     """
 
     def __init__(self, root: str | Path, source: Lake, own: Iterable[str], shared: Iterable[str] = ()):
-        super().__init__(root, source.compression, source.compression_level)
+        super().__init__(root, source.compression, source.compression_level, source.leave_out_share)
         self.source, self.own, self.shared = source, frozenset(own), frozenset(shared)
         if self.root.resolve() == source.root.resolve():
             raise UserError(f"an overlay of {source.root} cannot be the lake itself")

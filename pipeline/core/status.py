@@ -27,6 +27,10 @@ pairs it shows (``pipeline.scoring.actors``): neither is checked.
 (:func:`record_gaps`): its ingest is done, reduce and descriptors have nothing to
 do (and remove outputs left from an earlier version of the day), forecasts use
 the other days of their window, and a backfill lists the gaps in its summary.
+
+**Thin days.** A day holding fewer GDELT exports than ``lake.leave_out_share`` of its usual is built like any
+other, then left out of what the forecasts and scores read (:mod:`pipeline.core.coverage`): evaluate has nothing
+to score on it.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.core.coverage import left_out_days
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.core.registry import model_mtime
 from pipeline.core.schemas import GAPS_SCHEMA
@@ -109,6 +114,7 @@ class LakeStatus:
         self._unfinished: dict[dt.date, bool] = {}
         self._undated: dict[dt.date, list[str]] | None = None
         self._gaps: set[dt.date] | None = None
+        self._left_out: set[dt.date] | None = None
         self._has_events: bool | None = None
 
     def unfinished(self, day: DateLike) -> bool:
@@ -137,6 +143,13 @@ class LakeStatus:
         if self._gaps is None:
             self._gaps = set(self.lake.partitions("gaps"))
         return self._gaps
+
+    @property
+    def left_out(self) -> set[dt.date]:
+        """The days too thin to score (:func:`pipeline.core.coverage.left_out_days`), from one read of the manifest."""
+        if self._left_out is None:
+            self._left_out = set(left_out_days(self.lake))
+        return self._left_out
 
     def is_gap(self, d: dt.date) -> bool:
         return d in self.gaps and not self.lake.has_partition("events", d)
@@ -168,8 +181,8 @@ class LakeStatus:
             if fc is None:
                 return True  # nothing forecast for d: nothing to score
             obs = _mtime(lake, "country", d)
-            if obs is None and self.is_gap(d):
-                return True  # nothing observed on a gap: nothing to score
+            if obs is None and self.is_gap(d) or d in self.left_out:
+                return True  # nothing observed on a gap, and too little on a thin day: nothing to score
             return _fresh(_mtime(lake, "scores", d, model=model_run), fc, _mtime(lake, "country", d))
         if stage == "watchlist":
             run = model_run or "baseline-climatology"

@@ -54,6 +54,7 @@ from pipeline.core.config import DatasetConfig
 from pipeline.core.errors import UserError
 from pipeline.features.descriptors import check_countries
 from pipeline.features.embed import Embedder, embed_phrases
+from pipeline.core.coverage import left_out_days
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.core.schemas import DATASET_INDEX_SCHEMA, DESCRIPTOR_DAYS_SCHEMA, DESCRIPTORS_SCHEMA
 
@@ -137,7 +138,8 @@ def build_index(lake: Lake, cfg: DatasetConfig) -> tuple[pa.Table, dict[str, Any
 
     Deterministic: rows sorted by (split order, target_date, country).
     """
-    days = lake.read("descriptor_days", columns=["country", "n_events", "target_phrases", "event_codes", "date"])
+    days = _without_left_out(lake, lake.read("descriptor_days", columns=["country", "n_events", "target_phrases",
+                                                                       "event_codes", "date"]))
     in_lake = set(days["country"].to_pylist())
     check_countries(cfg.countries, "dataset.countries (--countries)", also_known=in_lake)
     if cfg.countries and not in_lake & set(cfg.countries):
@@ -177,6 +179,7 @@ def build_index(lake: Lake, cfg: DatasetConfig) -> tuple[pa.Table, dict[str, Any
         "sequences": {s: sum(r["split"] == s for r in rows) for s in SPLITS},
         "target_days": {s: [str(d) for d, v in sorted(split_of.items()) if v == s] for s in SPLITS},
         "skipped": skipped,
+        "left_out": [str(d) for d in left_out_days(lake)],
         "day_stats": DAY_STATS,
     }
     return index, manifest
@@ -215,12 +218,23 @@ def build_dataset(lake: Lake, cfg: DatasetConfig, name: str = "default") -> dict
 
 # ---------------------------------------------------------------- clouds
 def _read(lake: Lake, table: str, start: dt.date, end: dt.date, columns: list[str]) -> pa.Table:
-    """``lake.read`` of the range, or an empty table of ``columns`` when no partition lies in it."""
+    """``lake.read`` of the range less its left-out days, or an empty table of ``columns`` when no partition lies
+    in it."""
     if not lake.files(table, start, end):
         schema = DESCRIPTOR_DAYS_SCHEMA if table == "descriptor_days" else DESCRIPTORS_SCHEMA
         fields = [schema.field(c) if c != "date" else pa.field("date", pa.date32()) for c in columns]
         return pa.schema(fields).empty_table()
-    return lake.read(table, start, end, columns=columns)
+    return _without_left_out(lake, lake.read(table, start, end, columns=columns), start, end)
+
+
+def _without_left_out(lake: Lake, t: pa.Table, start: dt.date | None = None, end: dt.date | None = None) -> pa.Table:
+    """The rows of ``t`` whose ``date`` is not a day the lake leaves out as too thin
+    (:func:`pipeline.core.coverage.left_out_days`): a thin day in a context is masked as a missing one, and is
+    no training target."""
+    left = left_out_days(lake, start, end)
+    if not left:
+        return t
+    return t.filter(pc.invert(pc.is_in(t["date"], value_set=pa.array(left, pa.date32()))))
 
 
 class _Clouds:

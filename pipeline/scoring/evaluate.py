@@ -317,7 +317,15 @@ def evaluate(
         raise FileNotFoundError(f"no forecasts in {lake.root}: run `gdelt-forecast baselines` / `forecast` first")
     outcomes = load_outcomes(lake, None, end, labels)
     notes: list[str] = []
-    no_truth = [d for d in test_days if outcomes.day_index(d) is None]
+    thin = [d for d in test_days if d in outcomes.left_out]
+    if thin:
+        notes.append(f"{len(thin)} target day(s) hold too few of their usual GDELT exports and are not scored, their "
+                     f"outcomes read low: {', '.join(map(str, thin[:5]))} (lake.leave_out_share)")
+        if write:  # scores written before the day was found thin (or the share was raised) are not the truth
+            for d in thin:
+                for run in runs:
+                    lake.delete_partition("scores", d, model=run)
+    no_truth = [d for d in test_days if outcomes.day_index(d) is None and d not in thin]
     if no_truth:
         notes.append(f"{len(no_truth)} target day(s) have no 'country' partition yet and are not scored: "
                      f"{', '.join(map(str, no_truth[:5]))}")

@@ -50,7 +50,7 @@ from pipeline.cameo import regions
 from pipeline.cameo.labels import Outcomes, label_space, load_outcomes
 from pipeline.core.config import Config
 from pipeline.core.lake import DateLike, Lake, as_date
-from pipeline.ingest.coverage import day_coverage
+from pipeline.core.coverage import day_coverage
 from pipeline.scoring import geo
 from pipeline.scoring.actors import pair_text
 from pipeline.scoring.evaluate import CLIMATOLOGY, bootstrap_bss, reliability
@@ -199,12 +199,15 @@ def _plot(div: str, fig: dict[str, Any], cls: str = "chart", eager: bool = False
 
 
 def thin_day_warnings(lake: Lake, day: dt.date, min_share: float) -> list[str]:
-    """The warning for a page of forecasts for ``day`` when they were made from a thin day (the day before holds
-    fewer GDELT exports than ``min_share`` of its usual: ``pipeline/ingest/coverage.py``); none otherwise."""
+    """The warning for a page of forecasts for ``day`` when the day before is thin (fewer GDELT exports than
+    ``min_share`` of its usual, or than the lake's ``leave_out_share``: ``pipeline/core/coverage.py``): read low,
+    or left out; none otherwise."""
     cov = day_coverage(lake, day - dt.timedelta(days=1))
-    if cov is None or not cov.thin(min_share):
+    if cov is None or not (cov.thin(min_share) or cov.thin(lake.leave_out_share)):
         return []
-    return [f"These forecasts were made from a thin day: {cov.message()}."]
+    if cov.thin(lake.leave_out_share):
+        return [f"These forecasts were made without the day before: {cov.message(lake.leave_out_share)}."]
+    return [f"These forecasts were made from a thin day: {cov.message(lake.leave_out_share)}."]
 
 
 def _warnings(d: DayData) -> str:

@@ -12,6 +12,14 @@ The exports a day holds are counted from the ``manifest`` (files ingested ``ok``
 read them: ``gdelt2`` or a ``local`` folder of GDELT 2.0 files); a day is compared with its *usual*, the median
 of the days before it in the lake, so a lake built from a sample of each day (the shipped sample holds 3 exports
 a day) is not flagged every day. GDELT 1.0 daily files and BigQuery have no exports to count: no coverage.
+
+Two thresholds act on the share: below ``flow.min_day_share`` (0.8) a day is *thin* and flagged (``daily`` warns,
+the report says so, ``backfill`` lists it) so its missing exports get fetched; below ``lake.leave_out_share``
+(0.65, :data:`pipeline.core.lake.LEAVE_OUT_SHARE`) it is also *left out* of everything that reads what happened
+(:func:`left_out_days`: the outcomes behind the baselines, the history features, the model's context, training
+targets and the scores), as a recorded gap is: the forecasts after it read the days before it instead. Below about
+two thirds of a day that is the better forecast (+3.31 against +2.57 at three fifths, +1.24 at a half; a tie at two
+thirds), and a thin target day's outcomes would score every forecaster against counts that read low.
 """
 
 from __future__ import annotations
@@ -52,15 +60,21 @@ class DayCoverage:
     def thin(self, min_share: float) -> bool:
         return self.share < min_share
 
-    def message(self) -> str:
-        return (f"{self.day} holds {self.exports} of GDELT's {EXPORTS_A_DAY} daily exports against a usual "
-                f"{self.usual:g} ({self.share:.0%}; the median of the {self.usual_days} days before): its counts read "
-                f"low, and so do the forecasts made from it. Ingest its missing exports (gdelt-forecast ingest "
-                f"--start {self.day} --end {self.day}) and run the day again")
+    def message(self, leave_out_share: float = 0.0) -> str:
+        """What a user should know of a thin day, and do: below ``leave_out_share`` (the lake's) it is left out."""
+        head = (f"{self.day} holds {self.exports} of GDELT's {EXPORTS_A_DAY} daily exports against a usual "
+                f"{self.usual:g} ({self.share:.0%}; the median of the {self.usual_days} days before): ")
+        fix = (f"ingest its missing exports (gdelt-forecast ingest --start {self.day} --end {self.day}) and run the "
+               "day again")
+        if self.thin(leave_out_share):
+            return head + f"too few to read, so forecasts, training and scores leave it out as a gap until they are " \
+                          f"there: {fix}"
+        return head + f"its counts read low, and so do the forecasts made from it: {fix}"
 
 
-def exports_per_day(lake: Lake, start: DateLike, end: DateLike) -> dict[dt.date, int]:
-    """{day: distinct GDELT 2.0 export files ingested ``ok``} for the manifest days in [start, end] that have any."""
+def exports_per_day(lake: Lake, start: DateLike | None, end: DateLike | None) -> dict[dt.date, int]:
+    """{day: distinct GDELT 2.0 export files ingested ``ok``} for the manifest days in [start, end] (None: open)
+    that have any."""
     try:
         t = lake.read("manifest", start, end, columns=["name", "status", "day"])
     except FileNotFoundError:
@@ -99,3 +113,17 @@ def thin_days(lake: Lake, start: DateLike, end: DateLike, min_share: float, usua
         if cov is not None and cov.thin(min_share):
             out.append(cov)
     return out
+
+
+def left_out_days(lake: Lake, start: DateLike | None = None, end: DateLike | None = None) -> list[dt.date]:
+    """The days of [start, end] (None: open) that readers of what happened leave out, as if they were gaps: those
+    holding at least one GDELT 2.0 export but fewer than ``lake.leave_out_share`` of their usual (none when it is
+    0). A day with no export counted is not judged: a gap, or a day read from another source.
+    :func:`pipeline.cameo.labels.load_outcomes` and the model's context (:mod:`pipeline.features.dataset`) read the
+    lake through it."""
+    if not lake.leave_out_share:
+        return []
+    lo, hi = (None if start is None else as_date(start)), (None if end is None else as_date(end))
+    counts = exports_per_day(lake, None if lo is None else lo - dt.timedelta(days=USUAL_DAYS), hi)
+    return [d for d in counts if (lo is None or d >= lo)
+            and (cov := _coverage(counts, d, USUAL_DAYS)) is not None and cov.thin(lake.leave_out_share)]
