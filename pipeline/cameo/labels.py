@@ -149,7 +149,6 @@ class Outcomes:
         actor: level → (Dy, C, L_level) int32 the label's events located in *another* country with an actor
             from this one (Actor1Geo or Actor2Geo, counted once per event and country): the country's part in
             the label's events abroad (empty when built by hand: readers take zeros).
-
         left_out: days of the read range whose ``country`` partition was left out, as a gap, because the day
             holds too few of its usual GDELT exports (:func:`pipeline.core.coverage.left_out_days`).
     """

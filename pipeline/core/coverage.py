@@ -67,9 +67,9 @@ class DayCoverage:
         fix = (f"ingest its missing exports (gdelt-forecast ingest --start {self.day} --end {self.day}) and run the "
                "day again")
         if self.thin(leave_out_share):
-            return head + f"too few to read, so forecasts, training and scores leave it out as a gap until they are " \
-                          f"there: {fix}"
-        return head + f"its counts read low, and so do the forecasts made from it: {fix}"
+            return (f"{head}too few to read, so forecasts, training and scores leave it out as a gap until they are "
+                    f"there: {fix}")
+        return f"{head}its counts read low, and so do the forecasts made from it: {fix}"
 
 
 def exports_per_day(lake: Lake, start: DateLike | None, end: DateLike | None) -> dict[dt.date, int]:
