@@ -252,7 +252,8 @@ def inspect(
     `inspect descriptors --date D --country C` shows that country-day's top phrases, weights, counts."""
     from pipeline.core import inspection as insp
 
-    lake = get_lake(get_config())
+    cfg = get_config()
+    lake = get_lake(cfg)
     if not Path(lake.root).is_dir():
         raise UserError(f"no lake at {lake.root}: ingest some days first (gdelt-forecast ingest), "
                         "or point --lake / lake.root at an existing one")
@@ -272,6 +273,8 @@ def inspect(
                 out().print(_table("manifest", m))
             if q := insp.quarantine_summary(lake):
                 out().print(_table("quarantine", q))
+            if t := insp.coverage_summary(lake, cfg.flow.min_day_share):
+                out().print(_table("thin days (fewer GDELT exports than usual: docs/flows.md \"Thin days\")", t))
     except USER_ERRORS:
         raise
     except Exception as exc:  # DuckDB errors in --sql, unknown tables: one clear line, not a traceback

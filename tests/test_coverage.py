@@ -145,3 +145,19 @@ def test_min_day_share_is_a_share():
     assert load_config(overrides={"flow.min_day_share": 0.5}).flow.min_day_share == 0.5
     with pytest.raises(ConfigError, match="flow.min_day_share"):
         load_config(overrides={"flow.min_day_share": 1.5})
+
+
+def test_inspect_lists_the_thin_days_and_how_they_are_read(thin_lake, tmp_path):
+    from typer.testing import CliRunner
+
+    from gdelt_forecast.cli import app
+    from pipeline.core.inspection import coverage_summary
+
+    assert coverage_summary(thin_lake, 0.8) == [dict(day=DAYS[3], exports=1, usual=3.0, share="33%",
+                                                     read="left out, as a gap")]
+    assert coverage_summary(read_all(thin_lake), 0.8)[0]["read"] == "as it is (counts read low)"
+    assert coverage_summary(read_all(thin_lake), 0.3) == []  # 33 % is not below 30 %
+    r = CliRunner().invoke(app, ["--lake", str(thin_lake.root), "inspect"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "thin days (fewer GDELT exports than usual" in text and str(DAYS[3]) in text and "left out, as a gap" in text
