@@ -20,6 +20,9 @@ their summaries compare. Variants:
     c100      dataset.top_countries: 100 (the 100 busiest countries)
     c100-every4  c100 on the lake of every 4th of the shared slices (``bench/coverage.py``; with
               ``configs/experiment-walkforward-half.yaml``, whose header says how its descriptors are made)
+    thin3     on a lake of full days but three (05-30, 06-01, 06-03 hold a quarter of their slices:
+              ``bench/coverage.py --mix 2025-05-30 2025-06-01 2025-06-03 --keep 4``), those days left out as the
+              pipeline does (``lake.leave_out_share``); ``thin3-read`` reads them as they are
     pieces    model.tokenizer: pieces (one token per country name and per verb instead of the BPE)
     pieces48  the same with model.max_target_tokens: 48 (a target day's 10 phrases are ≤ 40 piece tokens)
 
@@ -73,6 +76,10 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "T14": {"dataset": {"context_days": 14}},
     "c100": {"dataset": {"top_countries": 100}},
     "c100-every4": {"dataset": {"top_countries": 100}, "lake": {"root": "data/experiment/coverage/every-4/lake"}},
+    # a lake of full days but three (05-30, 06-01, 06-03: a quarter of their slices; bench/coverage.py --mix):
+    # read as the pipeline does (those days left out, as gaps), and read as they are
+    "thin3": {"lake": {"root": "data/experiment/coverage/thin-days/lake"}},
+    "thin3-read": {"lake": {"root": "data/experiment/coverage/thin-days/lake", "leave_out_share": 0.0}},
     "pieces": {"model": {"tokenizer": "pieces"}},
     "pieces48": {"model": {"tokenizer": "pieces", "max_target_tokens": 48}},
 }
@@ -157,17 +164,20 @@ def walkforward_table(rows: list[tuple[str, Path]], group: str = "all") -> str:
     lines.append("| baseline-learned | | " + " | ".join(f"{pct(bar.loc[lv].bss_climatology)}" for lv in levels)
                  + " | " + " · ".join(f"{bar.loc[lv].log_loss:.4f}" for lv in levels) + " |")
     if len(rows) > 1:
-        lines += ["", "Paired against the first row's published run, on the same country-days: BSS in % "
-                  "[95 % by countries] (event · base · root)", "", "| variant | event | base | root |", "|---|---|---|---|"]
+        lines += ["", "Paired against the first row's published run, on the same country-days (the busiest: the "
+                  "first row's `busy` group): BSS in % [95 % by countries] (event · base · root)", "",
+                  "| variant | countries | country-days | event | base | root |", "|---|---|---|---|---|---|"]
         ref = published_scores(rows[0][1])
         for name, directory in rows[1:]:
             both = published_scores(directory).merge(ref, on=["date", "country", "level"], suffixes=("", "_ref"))
-            cells = []
-            for lv in levels[:3]:
-                g = both[both.level == lv]
-                lo, hi, _ = bootstrap_bss(g.brier.to_numpy(), g.brier_ref.to_numpy(), g.country.to_numpy())
-                cells.append(f"{pct(1 - g.brier.sum() / g.brier_ref.sum())} [{pct(lo)}, {pct(hi)}]")
-            lines.append(f"| {name} − {rows[0][0]} | " + " | ".join(cells) + " |")
+            for label, part in (("all", both), ("busiest", both[both.busy_ref])):
+                cells = []
+                for lv in levels[:3]:
+                    g = part[part.level == lv]
+                    lo, hi, _ = bootstrap_bss(g.brier.to_numpy(), g.brier_ref.to_numpy(), g.country.to_numpy())
+                    cells.append(f"{pct(1 - g.brier.sum() / g.brier_ref.sum())} [{pct(lo)}, {pct(hi)}]")
+                lines.append(f"| {name} − {rows[0][0]} | {label} | {int((part.level == 'event').sum())} | "
+                             + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -177,7 +187,7 @@ def published_scores(directory: Path):
 
     lake = Lake(directory / "lake")
     run = next(p.name.split("=", 1)[1] for p in lake.table_dir("scores").glob("model=*-bt-cal"))
-    return lake.read("scores", columns=["country", "level", "brier", "date"], model=run).to_pandas()
+    return lake.read("scores", columns=["country", "level", "brier", "busy", "date"], model=run).to_pandas()
 
 
 def walkforward(args, ap) -> None:

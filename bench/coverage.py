@@ -132,6 +132,30 @@ def without_day(full: Outcomes, day: dt.date) -> Outcomes:
     return full.with_arrays(lambda _, a: a[keep], days=[full.days[k] for k in keep])
 
 
+DAY_TABLES = ("events", "country", "descriptors", "descriptor_days", "manifest")
+"""The tables whose day partitions a mixed lake takes from the thinned lake on its thin days."""
+
+
+def mixed_lake(full: Path, thin: Path, days: list[dt.date], out: Path) -> Path:
+    """A lake that is ``full`` but on ``days``, whose partitions of :data:`DAY_TABLES` are ``thin``'s (a lake of
+    full days with a few thin ones: what an outage leaves), with ``thin``'s embedding cache (it holds the phrases
+    of both). Hard links where the files are the same (built in a second); rebuilt every call."""
+    import shutil
+
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(full, out, copy_function=os.link, ignore=shutil.ignore_patterns("embeddings", "_locks",
+                                                                                   "_staging"))
+    shutil.copytree(thin / "embeddings", out / "embeddings", copy_function=os.link)
+    for table in DAY_TABLES:
+        for day in days:
+            dst, src = out / table / day.isoformat(), thin / table / day.isoformat()
+            shutil.rmtree(dst, ignore_errors=True)
+            if src.exists():
+                shutil.copytree(src, dst, copy_function=os.link)
+    return out
+
+
 def summed(parts: list[Outcomes]) -> Outcomes:
     """The outcomes of a lake holding every slice of ``parts`` (thinned lakes of disjoint slices of the same files):
     labels OR-ed, counts, volumes, mentions and actors summed, over the union of their days and countries."""
@@ -175,10 +199,24 @@ def main() -> None:
     ap.add_argument("--parts", nargs="*", default=[],
                     help="with --yesterday, also the day before holding m of every k slices (m/k, e.g. 3/4: the "
                          "lakes of m successive phases of stride k summed, one run for each first phase)")
+    ap.add_argument("--mix", nargs="+", default=None, metavar="DAY",
+                    help="instead: build <root>/thin-days/lake, the full lake with these days taken from the lake of "
+                         "every --keep-th slice (its first), for a walk-forward with thin days (bench/ablations.py "
+                         "variants thin3 and thin3-read), and stop")
     ap.add_argument("--phases", action="store_true",
                     help="every phase of each stride (k lakes for every k-th slice: from the 1st, the 2nd …)")
     args = ap.parse_args()
 
+    if args.mix:
+        days = load_outcomes(Lake(args.lake)).days
+        thin = thinned_lake(slices_by_day(Path(args.files)), Path(args.root), args.keep[0], 0, days[0], days[-1])
+        out = mixed_lake(Path(args.lake), thin.root, [dt.date.fromisoformat(d) for d in args.mix],
+                         Path(args.root) / "thin-days" / "lake")
+        from pipeline.core.coverage import left_out_days
+
+        print(f"{out}: {', '.join(args.mix)} from {thin.root}; left out at the default share: "
+              f"{', '.join(map(str, left_out_days(Lake(out))))}")
+        return
     full = load_outcomes(Lake(args.lake))
     split, test, order = split_days(full, args)
     sets = [[full.countries[i] for i in order[:top]] for top in args.top]
