@@ -66,7 +66,7 @@ class BackfillSummary:
     """Days of the range without source data (recorded in the ``gaps`` table; skipped by every stage)."""
     thin: list[str] = field(default_factory=list)
     """Days of the range holding fewer GDELT exports than ``flow.min_day_share`` of their usual
-    (``pipeline/core/coverage.py``): forecasts made from them read low."""
+    (``pipeline/core/coverage.py``): forecasts made from them read low, but for those also in ``left_out``."""
     left_out: list[str] = field(default_factory=list)
     """Days of the range holding fewer than ``lake.leave_out_share`` of their usual: left out of the forecasts'
     windows, training and the scores, as gaps are."""
@@ -203,13 +203,13 @@ def backfill(
         logger.warning("backfill %s … %s: %d day(s) without source data (gaps, skipped): %s", start, end,
                        len(summary.gaps), ", ".join(summary.gaps))
     summary.thin, summary.left_out = _thin(cfg, start, end, summary.gaps)
-    if summary.thin:
+    if read_low := [d for d in summary.thin if d not in summary.left_out]:
         logger.warning("backfill %s … %s: %d day(s) hold fewer GDELT exports than %.0f%% of their usual (thin; "
                        "forecasts made from them read low; ingest their missing exports and run them again): %s",
-                       start, end, len(summary.thin), 100 * cfg.flow.min_day_share, ", ".join(summary.thin))
+                       start, end, len(read_low), 100 * cfg.flow.min_day_share, ", ".join(read_low))
     if summary.left_out:
         logger.warning("backfill %s … %s: %d day(s) hold fewer than %.0f%% (lake.leave_out_share) and are left "
-                       "out of the forecasts, training and scores, as gaps are: %s", start, end, len(summary.left_out),
+                       "out of the forecasts, training and scores, as gaps are, until their missing exports are ingested: %s", start, end, len(summary.left_out),
                        100 * lake_of(cfg).leave_out_share, ", ".join(summary.left_out))
     skill = None
     if model_dir is not None and "evaluate" in stages_t and any(k[1] == "forecast" for k in futures):

@@ -719,9 +719,9 @@ def _print_gaps_and_thin(res: dict, cfg: Config) -> None:
     """A backfill's days without source data, and those holding too few GDELT exports to forecast from as usual."""
     if res.get("gaps"):
         out().print(f"gaps (no source data, skipped by every stage): {', '.join(res['gaps'])}", highlight=False)
-    if res.get("thin"):
+    if read_low := [d for d in res.get("thin", []) if d not in res.get("left_out", [])]:
         out().print(f"thin days (fewer GDELT exports than {cfg.flow.min_day_share:.0%} of their usual; forecasts made "
-                    f"from them read low): {', '.join(res['thin'])}", highlight=False)
+                    f"from them read low): {', '.join(read_low)}", highlight=False)
     if res.get("left_out"):
         out().print(f"left out (fewer than {cfg.lake.leave_out_share:.0%}: the forecasts, training and scores read "
                     f"them as gaps): {', '.join(res['left_out'])}", highlight=False)
