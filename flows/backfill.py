@@ -209,8 +209,9 @@ def backfill(
                        start, end, len(read_low), 100 * cfg.flow.min_day_share, ", ".join(read_low))
     if summary.left_out:
         logger.warning("backfill %s … %s: %d day(s) hold fewer than %.0f%% (lake.leave_out_share) and are left "
-                       "out of the forecasts, training and scores, as gaps are, until their missing exports are ingested: %s", start, end, len(summary.left_out),
-                       100 * lake_of(cfg).leave_out_share, ", ".join(summary.left_out))
+                       "out of the forecasts, training and scores, as gaps are, until their missing exports are "
+                       "ingested: %s", start, end, len(summary.left_out), 100 * lake_of(cfg).leave_out_share,
+                       ", ".join(summary.left_out))
     skill = None
     if model_dir is not None and "evaluate" in stages_t and any(k[1] == "forecast" for k in futures):
         ev = evaluate_task.submit(c, start, end)
