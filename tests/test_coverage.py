@@ -161,3 +161,20 @@ def test_inspect_lists_the_thin_days_and_how_they_are_read(thin_lake, tmp_path):
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
     assert "thin days (fewer GDELT exports than usual" in text and str(DAYS[3]) in text and "left out, as a gap" in text
+
+
+def test_a_backtest_says_which_test_days_were_left_out(thin_lake, tmp_path):
+    from pipeline.core.config import Config
+    from pipeline.core.errors import UserError
+    from pipeline.scoring.backtest import backtest
+
+    cfg = Config()
+    cfg.evaluate.reports_dir, cfg.evaluate.val_days, cfg.evaluate.bootstrap = tmp_path, 0, 0
+    cfg.forecast.baselines = ["climatology", "persistence"]
+    bt = backtest(thin_lake, DAYS[2], DAYS[3], cfg)
+    said = f"1 target day(s) hold too few of their usual GDELT exports and are not scored, their outcomes read low: " \
+           f"{DAYS[3]}"
+    assert any(n.startswith(said) for n in bt.notes) and said in (bt.directory / "summary.md").read_text()
+    assert set(bt.summary.n_country_days) == {cfg.dataset.top_countries}  # the 30 busiest on one day: DAYS[2]
+    with pytest.raises(UserError, match=f"{DAYS[3]} is left out, too thin to read"):
+        backtest(thin_lake, DAYS[3], DAYS[3], cfg)

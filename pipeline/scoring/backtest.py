@@ -84,6 +84,8 @@ class Backtest:
     (:func:`pipeline.scoring.watchlist.record`, one row per list)."""
     actors: pd.DataFrame | None = None
     """With a model: its runs' actor pairs against the recent events' (:func:`pipeline.scoring.actors.evaluate_pairs`)."""
+    notes: list[str] = field(default_factory=list)
+    """What the evaluation said of the test days (days not scored, and why)."""
 
 
 STACKS = ("rolling", "fixed")
@@ -110,7 +112,9 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
     days = date_range(first, end)
     outcomes = load_outcomes(lake, None, end)
     if outcomes.day_index(start) is None or start <= outcomes.days[0]:
-        raise UserError(f"backtest: --start {start} needs 'country' partitions on and before it in {lake.root}")
+        why = (f" ({start} is left out, too thin to read: lake.leave_out_share)" if start in outcomes.left_out
+               else "")
+        raise UserError(f"backtest: --start {start} needs 'country' partitions on and before it in {lake.root}{why}")
     countries = countries or list(cfg.dataset.countries) or _busiest(outcomes, first, cfg.dataset.top_countries)
     name = f"{cfg.train.run if refit_every is not None else 'baselines'}-{len(countries)}c"
     directory = backtest_dir(Path(cfg.evaluate.reports_dir), start, end, name)
@@ -141,9 +145,9 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
         ev = evaluate(lake, start, end, runs, ecfg, write=unit == "day", actor_pairs=unit == "day")
         out[unit] = ev.summary
         if unit == "day":
-            actors = ev.actors
+            actors, notes = ev.actors, ev.notes
     summary = _merge(out["day"], out["country"])
-    bt = Backtest(start, end, runs, summary, origins, name=name, actors=actors)
+    bt = Backtest(start, end, runs, summary, origins, name=name, actors=actors, notes=notes)
     if refit_every is not None and baseline_run("climatology") in runs:
         # the watch lists the published forecast gives (they need climatology's forecasts), against what happened
         from pipeline.scoring.watchlist import WatchlistConfig, record, write_watchlist
@@ -320,6 +324,8 @@ def write_backtest(bt: Backtest, reports_dir: Path) -> Path:
     text = f"# Walk-forward backtest {bt.start} … {bt.end}\n\nRuns: {', '.join(bt.runs)}\n"
     if bt.origins:
         text += f"\nModel retrained at: {', '.join(bt.origins)}\n"
+    if bt.notes:
+        text += "\n" + "".join(f"- {n}\n" for n in bt.notes)
     for group in ("all", "busy", "small"):
         if (bt.summary.group == group).any():
             text += f"\n## {group} countries\n\n" + markdown(bt.summary, group)
