@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from pipeline.cameo.labels import LEVELS, label_space, load_outcomes
@@ -14,6 +15,7 @@ from pipeline.core.config import ConfigError, DatasetConfig, DescriptorConfig, E
     IngestConfig, load_config
 from pipeline.core.coverage import day_coverage, exports_per_day, left_out_days
 from pipeline.core.lake import LEAVE_OUT_SHARE, Lake
+from pipeline.core.schemas import MANIFEST_SCHEMA
 from pipeline.core.status import LakeStatus
 from pipeline.forecast.baselines import run_baselines
 from pipeline.ingest.reduce import reduce
@@ -178,3 +180,16 @@ def test_a_backtest_says_which_test_days_were_left_out(thin_lake, tmp_path):
     assert set(bt.summary.n_country_days) == {cfg.dataset.top_countries}  # the 30 busiest on one day: DAYS[2]
     with pytest.raises(UserError, match=f"{DAYS[3]} is left out, too thin to read"):
         backtest(thin_lake, DAYS[3], DAYS[3], cfg)
+
+
+def test_the_counts_follow_the_manifest_when_a_day_is_ingested_again(thin_lake, tmp_path):
+    import shutil
+
+    lake = Lake(shutil.copytree(thin_lake.root, tmp_path / "lake"))
+    assert left_out_days(lake) == [DAYS[3]]  # read, and remembered
+    day = lake.read("manifest", DAYS[3], DAYS[3])
+    fuller = day.take([0, 0, 0]).to_pydict()
+    fuller["name"] = [f"{DAYS[3]:%Y%m%d}{h:02d}0000.export.CSV.zip" for h in (1, 2, 3)]  # its missing exports, now ok
+    lake.write_partition("manifest", pa.Table.from_pydict({k: v for k, v in fuller.items() if k != "date"},
+                                                          schema=MANIFEST_SCHEMA), DAYS[3])
+    assert exports_per_day(lake, None, None)[DAYS[3]] == 3 and left_out_days(lake) == []

@@ -74,20 +74,36 @@ class DayCoverage:
 
 def exports_per_day(lake: Lake, start: DateLike | None, end: DateLike | None) -> dict[dt.date, int]:
     """{day: distinct GDELT 2.0 export files ingested ``ok``} for the manifest days in [start, end] (None: open)
-    that have any."""
-    try:
-        t = lake.read("manifest", start, end, columns=["name", "status", "day"])
-    except FileNotFoundError:
+    that have any.
+
+    One DuckDB pass over the manifest's files, remembered while none of them changes: every reader of the
+    ``country`` table asks (:func:`left_out_days`), several times a run. 1,000 days of 192 files each: 0.39 s, then
+    0.03 s, against 1.15 s for an Arrow read and a Python loop (``bench/coverage_speed.py``)."""
+    files = lake.files("manifest", start, end)
+    if not files:
         return {}
-    names: dict[dt.date, set[str]] = {}
-    for name, status, day in zip(*(t.column(c).to_pylist() for c in ("name", "status", "day"))):
-        if status == "ok" and day is not None and EXPORT_NAME.match(name):
-            names.setdefault(day, set()).add(name.lower().split(".")[0])
-    return {d: len(v) for d, v in sorted(names.items())}
+    key = (str(lake.root), None if start is None else as_date(start), None if end is None else as_date(end),
+           tuple((f.as_posix(), f.stat().st_mtime_ns) for f in files))
+    if key not in _EXPORTS:
+        import duckdb
+
+        with duckdb.connect() as con:
+            rows = con.execute(
+                "SELECT day, count(DISTINCT lower(split_part(name, '.', 1))) "
+                "FROM read_parquet($paths, union_by_name = true) "
+                "WHERE status = 'ok' AND day IS NOT NULL AND regexp_matches(name, $pattern, 'i') GROUP BY day",
+                {"paths": [f.as_posix() for f in files], "pattern": EXPORT_NAME.pattern}).fetchall()
+        if len(_EXPORTS) >= 8:
+            _EXPORTS.clear()
+        _EXPORTS[key] = {d: n for d, n in sorted(rows)}
+    return dict(_EXPORTS[key])
+
+
+_EXPORTS: dict[tuple, dict[dt.date, int]] = {}
 
 
 def _coverage(counts: dict[dt.date, int], day: dt.date, usual_days: int) -> DayCoverage | None:
-    before = [n for d, n in counts.items() if day - dt.timedelta(days=usual_days) <= d < day]
+    before = [n for k in range(usual_days, 0, -1) if (n := counts.get(day - dt.timedelta(days=k))) is not None]
     if len(before) < MIN_USUAL_DAYS:
         return None
     return DayCoverage(day, counts.get(day, 0), float(statistics.median(before)), len(before))
