@@ -193,3 +193,17 @@ def test_the_counts_follow_the_manifest_when_a_day_is_ingested_again(thin_lake, 
     lake.write_partition("manifest", pa.Table.from_pydict({k: v for k, v in fuller.items() if k != "date"},
                                                           schema=MANIFEST_SCHEMA), DAYS[3])
     assert exports_per_day(lake, None, None)[DAYS[3]] == 3 and left_out_days(lake) == []
+
+
+def test_the_country_chart_shades_a_left_out_day(thin_lake):
+    from pipeline.scoring.report import _country_series, group_countries, load_day, top_roots
+
+    after = DAYS[3] + dt.timedelta(days=1)
+    run_baselines(thin_lake, DAYS[1], after, ForecastConfig(baselines=["climatology", "persistence"]))
+    for lake, shaded in ((thin_lake, [str(DAYS[3])]), (read_all(thin_lake), [])):
+        d = load_day(lake, after, run="baseline-persistence")
+        cd = group_countries(d)["US"]
+        layout = _country_series(d, "US", cd, top_roots(cd))["layout"]
+        days = layout["xaxis"]["categoryarray"]
+        assert [days[round(s["x0"] + 0.5)] for s in layout["shapes"]] == shaded
+        assert [a["x"] for a in layout["annotations"]] == shaded

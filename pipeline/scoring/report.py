@@ -844,12 +844,18 @@ def _country_series(d: DayData, c: str, cd: CountryData, codes: list[str]) -> di
                          "legendgroup": code, "showlegend": False, "name": f"{code} happened",
                          "marker": {"symbol": "star", "size": 11, "color": col, "line": {"color": "#111", "width": 1}},
                          "hovertemplate": f"{code} happened on %{{x}}<extra></extra>"})
+    # a day left out as too thin (pipeline/core/coverage.py) has no ★: shade it, so it does not read "nothing happened"
+    left = [i for i, x in enumerate(days) if d.outcomes is not None and dt.date.fromisoformat(x) in d.outcomes.left_out]
+    shapes = [{"type": "rect", "xref": "x", "yref": "paper", "x0": i - 0.5, "x1": i + 0.5, "y0": 0, "y1": 1,
+               "fillcolor": "#e2e8f0", "opacity": 0.6, "line": {"width": 0}, "layer": "below"} for i in left]
+    notes = [{"x": days[i], "y": 1.02, "xref": "x", "yref": "paper", "text": "thin: left out", "showarrow": False,
+              "font": {"size": 9, "color": "#4a5568"}} for i in left]
     return {"data": data, "layout": {
         "title": {"text": f"Last {HISTORY_DAYS} days: forecast ({d.run}, solid) vs climatology (dotted); "
                           f"★ = it happened", "font": {"size": 13}},
         "margin": {"l": 45, "r": 10, "t": 30, "b": 40}, "height": 340, "yaxis": {"range": [0, 1.05], "title":
         {"text": "P"}}, "xaxis": {"type": "category", "categoryorder": "array", "categoryarray": days},
-        "legend": {"font": {"size": 10}}, "plot_bgcolor": "#ffffff"}}
+        "shapes": shapes, "annotations": notes, "legend": {"font": {"size": 10}}, "plot_bgcolor": "#ffffff"}}
 
 
 def country_page(d: DayData, c: str, cd: CountryData) -> str:
