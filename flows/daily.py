@@ -58,14 +58,14 @@ def daily(
     out["ingest"] = ingest_for(src)(c, src, d, str(src_path) if src_path else None)
     if out["ingest"]["failed"]:
         raise RuntimeError(f"daily {d}: ingest failed for {out['ingest']['failed']}")
+    out["reduce"] = unless_done(reduce_task, cfg, "reduce", d)(c, d)
     lake = lake_of(cfg)
-    cov = day_coverage(lake, d)
+    cov = day_coverage(lake, d)  # after reduce: a BigQuery day's exports are counted from its country rows
     if cov is not None:
         out["coverage"] = {"exports": cov.exports, "usual": cov.usual, "thin": cov.thin(cfg.flow.min_day_share),
                            "left_out": cov.thin(lake.leave_out_share)}
         if out["coverage"]["thin"] or out["coverage"]["left_out"]:
             logger.warning(cov.message(lake.leave_out_share))
-    out["reduce"] = unless_done(reduce_task, cfg, "reduce", d)(c, d)
     out["descriptors"] = unless_done(descriptors_task, cfg, "descriptors", d)(c, d)
     out["baselines"] = baselines_task(c, d)
 

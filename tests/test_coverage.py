@@ -207,3 +207,18 @@ def test_the_country_chart_shades_a_left_out_day(thin_lake):
         days = layout["xaxis"]["categoryarray"]
         assert [days[round(s["x0"] + 0.5)] for s in layout["shapes"]] == shaded
         assert [a["x"] for a in layout["annotations"]] == shaded
+
+
+def test_days_read_without_export_files_are_counted_from_their_stamps(thin_lake, tmp_path):
+    """A BigQuery day has no export files in the manifest: its exports are its rows' distinct DATEADDED stamps."""
+    import shutil
+
+    lake = Lake(shutil.copytree(thin_lake.root, tmp_path / "lake", ignore=shutil.ignore_patterns("manifest")))
+    assert exports_per_day(lake, None, None) == {DAYS[0]: 3, DAYS[1]: 3, DAYS[2]: 3, DAYS[3]: 1}
+    assert left_out_days(lake) == [DAYS[3]] and load_outcomes(lake).left_out == [DAYS[3]]
+    # a GDELT 1.0 day (one stamp, at midnight) has no exports to count: it is not judged
+    t = lake.read("country", DAYS[3], DAYS[3]).drop_columns(["date"])
+    midnight = dt.datetime.combine(DAYS[3], dt.time(), dt.timezone.utc)
+    stamps = pa.array([midnight] * t.num_rows, t.schema.field("DATEADDED").type)
+    lake.write_partition("country", t.set_column(t.schema.get_field_index("DATEADDED"), "DATEADDED", stamps), DAYS[3])
+    assert DAYS[3] not in exports_per_day(lake, None, None) and left_out_days(lake) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -144,3 +145,21 @@ def test_reduce_from_bigquery_quarantines_unparsable_rows(fake_client, tmp_path)
     assert all(r["file"].startswith("bq://gdelt-bq.gdeltv2.events_partitioned/") for r in q)
     reduce(lake, *DAYS, source="bigquery", client=broken, cfg=cfg)  # a re-run replaces, not repeats, them
     assert lake.read("quarantine").num_rows == 2
+
+
+def test_a_thin_bigquery_day_is_counted_from_its_stamps_and_left_out(tmp_path):
+    """BigQuery days have no export files to count: their exports are their events' distinct DATEADDED stamps."""
+    from pipeline.core.coverage import day_coverage, exports_per_day, left_out_days
+
+    days = ("2025-05-26", "2025-05-27", "2025-05-28", "2025-05-29")
+    files = [f for d in days for f in sorted(SAMPLE_DIR.glob(d.replace("-", "") + "*.zip"))][:-2]  # the last: 1 of 3
+    client = FakeClient(bq_typed(pa.concat_tables(parse_events(f.read_bytes(), f.name).events.drop_columns([DAY])
+                                                  for f in files)))
+    lake = Lake(tmp_path / "lake")
+    ingest(lake, "bigquery", days[0], days[-1], IngestConfig(bigquery_max_bytes_billed=10**9), client=client)
+    assert exports_per_day(lake, None, None) == {}  # before reduce: nothing counted, nothing judged
+    reduce(lake, days[0], days[-1])
+    last = dt.date.fromisoformat(days[-1])
+    assert list(exports_per_day(lake, None, None).values()) == [3, 3, 3, 1]
+    cov = day_coverage(lake, last)
+    assert (cov.exports, cov.usual) == (1, 3.0) and left_out_days(lake) == [last]

@@ -248,11 +248,11 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
     what happened (the forecasts' windows, training, the scores) is better
     without them.
     """
-    from pipeline.core.coverage import left_out_days
+    from pipeline.core.coverage import left_out_days, partition_day
 
     labels = labels or label_space()
     left_out = set(left_out_days(lake, start, end))
-    files = [f for f in lake.files("country", start, end) if _file_day(f) not in left_out]
+    files = [f for f in lake.files("country", start, end) if partition_day(f) not in left_out]
     if not files:
         raise FileNotFoundError(
             f"no partitions of table 'country' in {lake.root} for {start or '-inf'} … {end or '+inf'}"
@@ -313,15 +313,6 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
         actor[level] = _scatter(shape + (len(labels[level]),), (a_day[ok], a_c[ok], l_ix[ok]), a_n[ok], np.int32)
     return Outcomes(days=days, countries=countries, y=y, n_events=n_events, quad_counts=quad_counts, dropped=dropped,
                     counts=counts, mentions=mentions, actor=actor, left_out=sorted(left_out))
-
-
-def _file_day(path) -> dt.date | None:
-    """The day of a partition file ``…/<table>/YYYY-MM-DD/part.parquet`` (None outside a day folder)."""
-    name = path.parent.name
-    try:
-        return dt.date.fromisoformat(name)
-    except ValueError:
-        return None
 
 
 def _day(d) -> dt.date:
