@@ -845,7 +845,8 @@ def _country_series(d: DayData, c: str, cd: CountryData, codes: list[str]) -> di
                          "marker": {"symbol": "star", "size": 11, "color": col, "line": {"color": "#111", "width": 1}},
                          "hovertemplate": f"{code} happened on %{{x}}<extra></extra>"})
     # a day left out as too thin (pipeline/core/coverage.py) has no ★: shade it, so it does not read "nothing happened"
-    left = [i for i, x in enumerate(days) if d.outcomes is not None and dt.date.fromisoformat(x) in d.outcomes.left_out]
+    thin = set(d.outcomes.left_out) if d.outcomes is not None else set()
+    left = [i for i, x in enumerate(days) if dt.date.fromisoformat(x) in thin]
     shapes = [{"type": "rect", "xref": "x", "yref": "paper", "x0": i - 0.5, "x1": i + 0.5, "y0": 0, "y1": 1,
                "fillcolor": "#e2e8f0", "opacity": 0.6, "line": {"width": 0}, "layer": "below"} for i in left]
     notes = [{"x": days[i], "y": 1.02, "xref": "x", "yref": "paper", "text": "thin: left out", "showarrow": False,
