@@ -85,7 +85,7 @@ def exports_per_day(lake: Lake, start: DateLike | None, end: DateLike | None) ->
     0.03 s, against 1.15 s for an Arrow read and a Python loop (``bench/coverage_speed.py``)."""
     counts = _remembered(lake.files("manifest", start, end), _MANIFEST_SQL, {"pattern": EXPORT_NAME.pattern})
     others = [f for f in lake.files("country", start, end) if partition_day(f) not in counts]
-    return counts | _remembered(others, _STAMPS_SQL, {}) if others else counts
+    return dict(sorted((counts | _remembered(others, _STAMPS_SQL, {})).items())) if others else counts
 
 
 _MANIFEST_SQL = ("SELECT day, count(DISTINCT lower(split_part(name, '.', 1))) "
@@ -139,7 +139,7 @@ def day_coverage(lake: Lake, day: DateLike, usual_days: int = USUAL_DAYS) -> Day
 def thin_days(lake: Lake, start: DateLike, end: DateLike, min_share: float, usual_days: int = USUAL_DAYS,
               skip: Iterable[dt.date] = ()) -> list[DayCoverage]:
     """The days of [start, end] (less ``skip``, e.g. recorded gaps) holding fewer exports than ``min_share`` of
-    their usual, from one read of the manifest."""
+    their usual, from one count of the exports (:func:`exports_per_day`)."""
     lo, hi, skip = as_date(start), as_date(end), set(skip)
     counts = exports_per_day(lake, lo - dt.timedelta(days=usual_days), hi)
     out = []
