@@ -222,3 +222,13 @@ def test_days_read_without_export_files_are_counted_from_their_stamps(thin_lake,
     stamps = pa.array([midnight] * t.num_rows, t.schema.field("DATEADDED").type)
     lake.write_partition("country", t.set_column(t.schema.get_field_index("DATEADDED"), "DATEADDED", stamps), DAYS[3])
     assert DAYS[3] not in exports_per_day(lake, None, None) and left_out_days(lake) == []
+
+
+def test_the_history_features_follow_what_the_lake_leaves_out(thin_lake):
+    from pipeline.features.dataset import label_history
+
+    after = DAYS[3] + dt.timedelta(days=1)
+    every = label_history(read_all(thin_lake), ["US"], [after])[("US", after)]
+    left = label_history(thin_lake, ["US"], [after])[("US", after)]  # the same files: not the cached features
+    again = label_history(read_all(thin_lake), ["US"], [after])[("US", after)]
+    assert not np.array_equal(every, left) and np.array_equal(every, again)
