@@ -151,15 +151,20 @@ def thin_days(lake: Lake, start: DateLike, end: DateLike, min_share: float, usua
     return out
 
 
+def coverages(lake: Lake, start: DateLike | None = None, end: DateLike | None = None) -> list[DayCoverage]:
+    """The coverage of every day of [start, end] (None: open) that holds at least one GDELT 2.0 export and has a
+    usual, from one count of the exports. A day with no export counted is not judged: a gap, or a day read from
+    another source."""
+    lo, hi = (None if start is None else as_date(start)), (None if end is None else as_date(end))
+    counts = exports_per_day(lake, None if lo is None else lo - dt.timedelta(days=USUAL_DAYS), hi)
+    return [cov for d in counts if (lo is None or d >= lo) and (cov := _coverage(counts, d, USUAL_DAYS)) is not None]
+
+
 def left_out_days(lake: Lake, start: DateLike | None = None, end: DateLike | None = None) -> list[dt.date]:
     """The days of [start, end] (None: open) that readers of what happened leave out, as if they were gaps: those
-    holding at least one GDELT 2.0 export but fewer than ``lake.leave_out_share`` of their usual (none when it is
-    0). A day with no export counted is not judged: a gap, or a day read from another source.
+    of :func:`coverages` holding fewer exports than ``lake.leave_out_share`` of their usual (none when it is 0).
     :func:`pipeline.cameo.labels.load_outcomes` and the model's context (:mod:`pipeline.features.dataset`) read the
     lake through it."""
     if not lake.leave_out_share:
         return []
-    lo, hi = (None if start is None else as_date(start)), (None if end is None else as_date(end))
-    counts = exports_per_day(lake, None if lo is None else lo - dt.timedelta(days=USUAL_DAYS), hi)
-    return [d for d in counts if (lo is None or d >= lo)
-            and (cov := _coverage(counts, d, USUAL_DAYS)) is not None and cov.thin(lake.leave_out_share)]
+    return [c.day for c in coverages(lake, start, end) if c.thin(lake.leave_out_share)]

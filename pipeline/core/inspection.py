@@ -75,15 +75,11 @@ def coverage_summary(lake: Lake, min_share: float) -> list[dict]:
     """The days holding fewer GDELT 2.0 exports than ``min_share`` (``flow.min_day_share``) or the lake's
     ``leave_out_share`` of their usual, and how they are read: as they are (their counts read low), or left out as
     a gap (:mod:`pipeline.core.coverage`). Days without any export counted (gaps, other sources) are not listed."""
-    from pipeline.core.coverage import exports_per_day, thin_days
+    from pipeline.core.coverage import coverages
 
-    counts = exports_per_day(lake, None, None)
-    if not counts:
-        return []
-    days = thin_days(lake, min(counts), max(counts), max(min_share, lake.leave_out_share))
     return [dict(day=c.day, exports=c.exports, usual=c.usual, share=f"{c.share:.0%}",
                  read="left out, as a gap" if c.thin(lake.leave_out_share) else "as it is (counts read low)")
-            for c in days if c.exports > 0]
+            for c in coverages(lake) if c.thin(max(min_share, lake.leave_out_share))]
 
 
 def sql(lake: Lake, query: str) -> pa.Table:
