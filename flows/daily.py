@@ -61,10 +61,11 @@ def daily(
     out["reduce"] = unless_done(reduce_task, cfg, "reduce", d)(c, d)
     lake = lake_of(cfg)
     cov = day_coverage(lake, d)  # after reduce: a BigQuery day's exports are counted from its country rows
+    verdict = "" if cov is None else cov.verdict(cfg.flow.min_day_share, lake.leave_out_share)
     if cov is not None:
         out["coverage"] = {"exports": cov.exports, "usual": cov.usual, "thin": cov.thin(cfg.flow.min_day_share),
-                           "left_out": cov.thin(lake.leave_out_share)}
-        if out["coverage"]["thin"] or out["coverage"]["left_out"]:
+                           "left_out": verdict == "left out"}
+        if verdict:
             logger.warning(cov.message(lake.leave_out_share))
     out["descriptors"] = unless_done(descriptors_task, cfg, "descriptors", d)(c, d)
     out["baselines"] = baselines_task(c, d)
@@ -88,7 +89,7 @@ def daily(
         publish_report_link(out["report"], key="daily-report")
     publish_summary("daily-summary", f"daily {d}: forecast for {out['target']}", [{
         "day": str(d), "rows in": out["ingest"]["rows"], "quarantined": out["ingest"]["quarantined"],
-        "GDELT exports": (f"{cov.exports} (usual {cov.usual:g}{', thin' if out['coverage']['thin'] else ''})"
+        "GDELT exports": (f"{cov.exports} (usual {cov.usual:g}{', ' + verdict if verdict else ''})"
                           if cov is not None else "not counted"),
         "country rows": out["reduce"]["rows"], "countries": out["descriptors"]["countries"],
         "forecasts written": (out.get("forecast") or {}).get("rows", 0),

@@ -13,7 +13,7 @@ import pytest
 from pipeline.cameo.labels import LEVELS, label_space, load_outcomes
 from pipeline.core.config import ConfigError, DatasetConfig, DescriptorConfig, EvaluateConfig, ForecastConfig, \
     IngestConfig, load_config
-from pipeline.core.coverage import day_coverage, exports_per_day, left_out_days
+from pipeline.core.coverage import USUAL_DAYS, _coverage, day_coverage, exports_per_day, left_out_days
 from pipeline.core.lake import LEAVE_OUT_SHARE, Lake
 from pipeline.core.schemas import MANIFEST_SCHEMA
 from pipeline.core.status import LakeStatus
@@ -61,6 +61,21 @@ def test_a_day_is_thin_against_the_median_of_the_days_before(thin_lake):
     assert day_coverage(thin_lake, DAYS[1]) is None  # one day before it: no usual yet
     missing = day_coverage(thin_lake, DAYS[3] + dt.timedelta(days=1))  # nothing ingested that day
     assert missing.exports == 0 and missing.thin(0.8)
+    assert (thin.verdict(0.8, 0.65), thin.verdict(0.8, 0.3), thin.verdict(0.3, 0.0), full.verdict(0.8, 0.65)) == \
+        ("left out", "thin", "", "")
+
+
+def test_a_long_partial_outage_is_flagged_for_two_weeks_before_it_is_the_usual():
+    """Forty full days, then twenty holding 40 of their 96 exports: the usual (a median of the 28 days before)
+    keeps the outage thin on its first 15 days (with 14 days it was the usual from the 9th); a total outage, days
+    without any export, never enters the usual."""
+    first = dt.date(2025, 1, 1)
+    counts = {first + dt.timedelta(days=i): 96 if i < 40 else 40 for i in range(60)}
+    left_out = [cov.thin(LEAVE_OUT_SHARE) for d in sorted(counts)[40:] if (cov := _coverage(counts, d, USUAL_DAYS))]
+    assert left_out == [True] * 15 + [False] * 5
+    assert [cov.thin(0.65) for d in sorted(counts)[40:] if (cov := _coverage(counts, d, 14))][:9] == [True] * 8 + [False]
+    gaps = {d: n for d, n in counts.items() if n == 96 or d > first + dt.timedelta(days=55)}  # 15 days without any
+    assert _coverage(gaps, first + dt.timedelta(days=56), USUAL_DAYS).usual == 96
 
 
 def test_the_report_warns_on_forecasts_made_from_a_thin_day(thin_lake):

@@ -100,7 +100,7 @@ class LakeConfig:
     compression_level: int = 3
     """zstd level: 3 is the speed/size sweet spot for GDELT text columns."""
     leave_out_share: float = LEAVE_OUT_SHARE
-    """A day holding fewer GDELT 2.0 exports than this share of its usual (the median of the 14 days before) is
+    """A day holding fewer GDELT 2.0 exports than this share of its usual (the median of the 28 days before) is
     left out, as a gap is, of what the forecasts, training and scores read: a thin day's counts read low, and a
     forecast is better without it below about two thirds of a day (``pipeline/core/coverage.py``). 0 reads every
     day as it is."""

@@ -38,8 +38,10 @@ EXPORTS_A_DAY = 96
 """GDELT 2.0's fifteen-minute exports in a full day."""
 EXPORT_NAME = re.compile(r"^\d{14}\.export\.csv", re.IGNORECASE)
 """A GDELT 2.0 fifteen-minute export's file name (zipped or not)."""
-USUAL_DAYS = 14
-"""Days before a day whose median is its usual count."""
+USUAL_DAYS = 28
+"""Days before a day whose median is its usual count: a partial outage (some exports each day) is flagged on its
+first 15 days before it becomes the usual, and so is a lasting change in how many exports a day holds (another
+sample of each day). With 14 days, a partial outage stopped being flagged on its 9th day."""
 MIN_USUAL_DAYS = 2
 """Fewer earlier days than this with exports: no usual, no verdict."""
 
@@ -61,6 +63,11 @@ class DayCoverage:
 
     def thin(self, min_share: float) -> bool:
         return self.share < min_share
+
+    def verdict(self, min_share: float, leave_out_share: float) -> str:
+        """How the day is read: ``"left out"`` below ``leave_out_share`` (the lake's), ``"thin"`` below
+        ``min_share`` (``flow.min_day_share``: flagged, read as it is), ``""`` otherwise."""
+        return "left out" if self.thin(leave_out_share) else "thin" if self.thin(min_share) else ""
 
     def message(self, leave_out_share: float = 0.0) -> str:
         """What a user should know of a thin day, and do: below ``leave_out_share`` (the lake's) it is left out."""

@@ -203,11 +203,11 @@ def thin_day_warnings(lake: Lake, day: dt.date, min_share: float) -> list[str]:
     ``min_share`` of its usual, or than the lake's ``leave_out_share``: ``pipeline/core/coverage.py``): read low,
     or left out; none otherwise."""
     cov = day_coverage(lake, day - dt.timedelta(days=1))
-    if cov is None or not (cov.thin(min_share) or cov.thin(lake.leave_out_share)):
+    verdict = "" if cov is None else cov.verdict(min_share, lake.leave_out_share)
+    if not verdict:
         return []
-    if cov.thin(lake.leave_out_share):
-        return [f"These forecasts were made without the day before: {cov.message(lake.leave_out_share)}."]
-    return [f"These forecasts were made from a thin day: {cov.message(lake.leave_out_share)}."]
+    made = "without the day before" if verdict == "left out" else "from a thin day"
+    return [f"These forecasts were made {made}: {cov.message(lake.leave_out_share)}."]
 
 
 def _warnings(d: DayData) -> str:
