@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -116,6 +117,30 @@ def test_cli(history, tmp_path):
     assert res.exit_code == 2 and "error" in res.output
 
 
+def test_standing_marks_where_the_published_run_is_ahead_of_every_baseline():
+    """One group and level, three runs: the model is ahead of baseline-learned (the best baseline by Brier) with its
+    interval by countries above 0 and has the best log loss, but not the best weighted F1; a baselines-only summary
+    has no standing."""
+    from pipeline.scoring.backtest import standing, standing_markdown
+
+    row = dict(group="all", level="event", n_country_days=90, clim_lo_country=0.0, clim_hi_country=0.0)
+    s = pd.DataFrame([
+        row | dict(run="m-cal", brier=0.095, log_loss=0.30, glean_f1_w=0.70, bss_climatology=0.05,
+                   bss_learned=0.05, learned_lo_country=0.01, learned_hi_country=0.09),
+        row | dict(run="baseline-learned", brier=0.100, log_loss=0.31, glean_f1_w=0.72, bss_climatology=0.0,
+                   bss_learned=0.0, learned_lo_country=np.nan, learned_hi_country=np.nan),
+        row | dict(run="baseline-climatology", brier=0.100, log_loss=0.32, glean_f1_w=0.71, bss_climatology=0.0,
+                   bss_learned=0.0, learned_lo_country=-0.1, learned_hi_country=0.1)])
+    (r,) = standing(s, "m-cal").itertuples()
+    assert r.best_baseline == "baseline-learned" and r.bss_best == pytest.approx(0.05) and r.above_learned
+    assert (r.best_baseline_log_loss, r.best_baseline_f1w) == (0.31, 0.72)
+    line = standing_markdown(standing(s, "m-cal"), "m-cal").splitlines()[-1]
+    assert line.count("✓") == 3 and "0.700 (0.720) |" in line  # interval, Brier, log loss; not F1
+    s.loc[0, "learned_lo_country"] = -0.01  # the interval by countries crosses 0: not ahead of baseline-learned
+    assert not standing(s, "m-cal").above_learned.iloc[0]
+    assert standing(s[s.run != "m-cal"], "m-cal").empty and standing(s[s.run == "m-cal"], "m-cal").empty
+
+
 def test_origins_fall_every_k_raw_days_from_the_first_calibration_day():
     from pipeline.scoring.backtest import model_days
 
@@ -214,6 +239,15 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     assert a[["coverage", "top1", "history_coverage", "history_top1"]].stack().between(0, 1).all()
     assert np.allclose(a["diff"], a.coverage - a.history_coverage) and (a.diff_lo <= a["diff"]).all()
     assert (bt.directory / "actors.csv").exists() and "## Actor pairs" in (bt.directory / "summary.md").read_text()
+    # the summary opens with where the published run stands against the baselines, from the scores above
+    stand = pd.read_csv(bt.directory / "standing.csv")
+    row = stand[(stand.group == "all") & (stand.level == "root")].iloc[0]
+    base = s[(s.group == "all") & (s.level == "root") & s.run.str.startswith("baseline-")]
+    assert row.best_baseline == base.loc[base.brier.idxmin(), "run"] and row.bss_learned == pytest.approx(cal.bss_learned)
+    assert row.bss_best == pytest.approx(1 - cal.brier / base.brier.min())
+    assert row.best_baseline_log_loss == pytest.approx(base.log_loss.min())
+    text = (bt.directory / "summary.md").read_text()
+    assert text.index("## bt-tiny-bt-cal against the baselines") < text.index("## all countries")
     # the same command again (each origin's model dir exists now): it trains them afresh, to the same forecasts;
     # with --stack fixed, the stack is applied with the fit its weights were learned with (before the calibration
     # day d − 1), not with the fresher fit of d (session 8's behaviour)

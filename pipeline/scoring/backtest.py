@@ -32,8 +32,9 @@ The summary (``reports/backtest-<start>_<end>-<what>/summary.csv``, ``summary.md
 configs or country sets over the same days never overwrite each other) has per run × group ×
 level: Brier, log loss, weighted F1 and the BSS against climatology and against ``baseline-learned``,
 each with its 95 % cluster-bootstrap interval by days and by countries, and against ``baseline-weekday``
-(the weekly cycle alone) with its interval by countries. With a model it also scores the published run's watch lists
-of the test days against what happened (``watchlist_record.csv`` and a table in ``summary.md``).
+(the weekly cycle alone) with its interval by countries. With a model, ``summary.md`` opens with where the published
+run stands against every baseline (:func:`standing`, also ``standing.csv``), and it scores the published run's watch
+lists of the test days against what happened (``watchlist_record.csv`` and a table in ``summary.md``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from pipeline.core.lake import DateLike, Lake, OverlayLake, as_date, date_range
 from pipeline.core.progress import console
 from pipeline.core.schemas import FORECASTS_SCHEMA
 from pipeline.forecast.futures import has_futures, read_futures, write_futures
-from pipeline.forecast.table import baseline_run, forecast_rows, load_forecast
+from pipeline.forecast.table import baseline_run, forecast_rows, is_baseline, load_forecast
 from pipeline.scoring.evaluate import SUMMARY_LEVELS, evaluate
 
 COLUMNS = ("run", "group", "level", "n_country_days", "brier", "log_loss", "glean_f1_w",
@@ -316,8 +317,53 @@ def markdown(summary: pd.DataFrame, group: str = "all") -> str:
     return "\n".join(lines) + "\n"
 
 
+def standing(summary: pd.DataFrame, run: str) -> pd.DataFrame:
+    """Where ``run`` stands against every baseline of ``summary``, one row per group and level: its BSS against
+    climatology and against ``baseline-learned`` with their 95 % intervals by countries (``above_learned``: that
+    interval wholly above 0), the best baseline by Brier and the BSS against it (``bss_best``; ≥ 0: no worse than
+    any baseline), and its log loss and weighted F1 beside the best of any baseline's (lower and higher is
+    better). Empty when ``summary`` has no baseline beside ``run``."""
+    rows = []
+    for (group, level), g in summary.groupby(["group", "level"], sort=False):
+        me, base = g[g.run == run], g[g.run.map(is_baseline)]
+        if me.empty or base.empty:
+            continue
+        me, best = me.iloc[0], base.loc[base.brier.idxmin()]
+        rows.append(dict(
+            group=group, level=level, n_country_days=int(me.n_country_days),
+            bss_climatology=me.bss_climatology, clim_lo_country=me.clim_lo_country,
+            clim_hi_country=me.clim_hi_country, bss_learned=me.bss_learned,
+            learned_lo_country=me.learned_lo_country, learned_hi_country=me.learned_hi_country,
+            above_learned=bool(me.learned_lo_country > 0), best_baseline=best.run,
+            bss_best=1.0 - me.brier / best.brier if best.brier > 0 else 0.0,
+            log_loss=me.log_loss, best_baseline_log_loss=base.log_loss.min(),
+            f1w=me.glean_f1_w, best_baseline_f1w=base.glean_f1_w.max()))
+    return pd.DataFrame(rows)
+
+
+def standing_markdown(table: pd.DataFrame, run: str) -> str:
+    """:func:`standing` as a Markdown section; ✓ where ``run`` is ahead (the interval by countries above 0, no
+    worse than the best baseline in Brier, a lower log loss or a higher weighted F1 than every baseline)."""
+    ok = lambda b: " ✓" if b else ""  # noqa: E731
+    lines = [f"## {run} against the baselines\n",
+             "BSS in %, [95 % interval by countries]; ✓ where it is ahead of every baseline (against "
+             "`baseline-learned`: the interval above 0).\n",
+             "| group | level | country-days | BSS climatology | BSS baseline-learned | best baseline (Brier) "
+             "| BSS against it | log loss (best baseline's) | F1w (best baseline's) |", "|" + "---|" * 9]
+    for r in table.itertuples():
+        lines.append(
+            f"| {r.group} | {r.level} | {r.n_country_days} | {100 * r.bss_climatology:+.2f} "
+            f"[{100 * r.clim_lo_country:+.2f}, {100 * r.clim_hi_country:+.2f}] | {100 * r.bss_learned:+.2f} "
+            f"[{100 * r.learned_lo_country:+.2f}, {100 * r.learned_hi_country:+.2f}]{ok(r.above_learned)} "
+            f"| {r.best_baseline} | {100 * r.bss_best:+.2f}{ok(r.bss_best >= 0)} "
+            f"| {r.log_loss:.4f} ({r.best_baseline_log_loss:.4f}){ok(r.log_loss < r.best_baseline_log_loss)} "
+            f"| {r.f1w:.3f} ({r.best_baseline_f1w:.3f}){ok(r.f1w > r.best_baseline_f1w)} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_backtest(bt: Backtest, reports_dir: Path) -> Path:
-    """``reports/backtest-<start>_<end>-<what>/summary.csv`` and ``summary.md`` (one table per group)."""
+    """``reports/backtest-<start>_<end>-<what>/summary.csv`` and ``summary.md`` (with a model, where the published run
+    stands first, also in ``standing.csv``; then one table per group)."""
     out = backtest_dir(reports_dir, bt.start, bt.end, bt.name)
     out.mkdir(parents=True, exist_ok=True)
     bt.summary.to_csv(out / "summary.csv", index=False)
@@ -326,6 +372,9 @@ def write_backtest(bt: Backtest, reports_dir: Path) -> Path:
         text += f"\nModel retrained at: {', '.join(bt.origins)}\n"
     if bt.notes:
         text += "\n" + "".join(f"- {n}\n" for n in bt.notes)
+    if bt.origins and len(table := standing(bt.summary, bt.runs[0])):
+        table.to_csv(out / "standing.csv", index=False)
+        text += "\n" + standing_markdown(table, bt.runs[0])
     for group in ("all", "busy", "small"):
         if (bt.summary.group == group).any():
             text += f"\n## {group} countries\n\n" + markdown(bt.summary, group)
