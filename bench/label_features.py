@@ -80,7 +80,9 @@ VARIANTS = ("none", "root", "base", "surge", "root+surge", "late", "mentions", "
             "mentions+mentions7+actor+prate", "mentions+mentions7+actor+pois+wpois+pois7+prate",
             "mentions+mentions7+actor+wkvol", "mentions+mentions7+actor+wkkind", "mentions+mentions7+actor+wkvol+wkkind",
             "mentions+mentions7+actor+tone", "mentions+mentions7+actor+tone+tone7", "mentions+mentions7+actor+ctone",
-            "mentions+mentions7+actor+tone+tone7+ctone", "mentions+mentions7+actor+neg+neg7")
+            "mentions+mentions7+actor+tone+tone7+ctone", "mentions+mentions7+actor+neg+neg7",
+            "mentions+mentions7+actor+places", "mentions+mentions7+actor+sources",
+            "mentions+mentions7+actor+places+sources", "mentions+mentions7+actor+places+places7+sources+sources7")
 BEFORE = H.FEATURES.index("log_mentions1")
 """The history features before session 9 (the columns this bench appends to; ``mentions+mentions7+actor`` is
 what ships since session 10)."""
@@ -91,7 +93,10 @@ POIS_PRIOR = 200.0
 TONE_EXTRA = ("tone_sum", "neg")
 """The per-label sums ``extra_counts`` reads from the ``events`` table (``AvgTone`` is not in ``country``): the sum of
 the events' AvgTone, and the events of markedly negative tone (AvgTone < −5)."""
-EXTRA = SQL_EXTRA + ("actor",) + TONE_EXTRA
+BREADTH_EXTRA = ("places", "sources")
+"""How widely the label's events spread (session 21), read from the ``events`` table at each level: the distinct
+places they are located at (ActionGeo_FeatureID) and the distinct web sites reporting them (SOURCEURL's host)."""
+EXTRA = SQL_EXTRA + ("actor",) + TONE_EXTRA + BREADTH_EXTRA
 """Every per-label count of ``extra_counts`` (``actor`` is ``Outcomes.actor``, behind the shipped ``log_actor1``)."""
 
 
@@ -106,9 +111,11 @@ def label_ids(level: str, kind: str) -> np.ndarray:
     return np.array([ls["base"].index[c[:3]] for c in codes])
 
 
-def extra_counts(lake: Lake, outcomes: Outcomes, tone: bool = False) -> dict[str, dict[str, np.ndarray]]:
+def extra_counts(lake: Lake, outcomes: Outcomes, tone: bool = False,
+                 breadth: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """{name of :data:`EXTRA`: {level: (Dy, C, L) float64}} on the outcomes' day and country axes; the
-    :data:`TONE_EXTRA` sums only with ``tone`` (they scan the larger ``events`` table)."""
+    :data:`TONE_EXTRA` sums only with ``tone`` and the :data:`BREADTH_EXTRA` counts only with ``breadth`` (they scan
+    the larger ``events`` table)."""
     import duckdb
 
     df = duckdb.connect().execute(
@@ -150,6 +157,36 @@ def extra_counts(lake: Lake, outcomes: Outcomes, tone: bool = False) -> dict[str
             l_ix = np.array([ls[level].index.get(str(c), -1) for c in df[level]])
         ok = l_ix >= 0
         for name in sums:
+            a = np.zeros(outcomes.y[level].shape, np.float64)
+            np.add.at(a, (d_ix[ok], c_ix[ok], l_ix[ok]), df[name].to_numpy(np.float64)[ok])
+            out[name][level] = a
+    if breadth:
+        out.update(breadth_counts(lake, outcomes, di, ci))
+    return out
+
+
+def breadth_counts(lake: Lake, outcomes: Outcomes, di: dict, ci: dict) -> dict[str, dict[str, np.ndarray]]:
+    """{name of :data:`BREADTH_EXTRA`: {level: (Dy, C, L)}}: distinct places and reporting sites of the label's
+    events each day, counted at each level itself (a distinct count does not sum from event to base)."""
+    import duckdb
+
+    ls = label_space()
+    out: dict[str, dict[str, np.ndarray]] = {name: {} for name in BREADTH_EXTRA}
+    con = duckdb.connect()
+    files = [f.as_posix() for f in lake.files("events")]
+    for level, col in (("event", "EventCode"), ("base", "EventBaseCode"), ("root", "EventRootCode"),
+                       ("quad", "QuadClass")):
+        df = con.execute(
+            f"""SELECT CAST(date AS DATE) AS day, ActionGeo_CountryCode AS country, {col} AS code,
+                       count(DISTINCT ActionGeo_FeatureID) AS places,
+                       count(DISTINCT regexp_extract(SOURCEURL, '^[a-z]+://(?:www[.])?([^/:]+)', 1)) AS sources
+                FROM read_parquet(?, hive_partitioning = true) GROUP BY ALL""", [files]).df()
+        df = df[df["country"].isin(ci.keys())]
+        l_ix = np.array([ls[level].index.get(str(c), -1) for c in df["code"]])
+        ok = l_ix >= 0
+        d_ix = np.array([di[d.date() if hasattr(d, "date") else d] for d in df["day"]])
+        c_ix = df["country"].map(ci).to_numpy()
+        for name in BREADTH_EXTRA:
             a = np.zeros(outcomes.y[level].shape, np.float64)
             np.add.at(a, (d_ix[ok], c_ix[ok], l_ix[ok]), df[name].to_numpy(np.float64)[ok])
             out[name][level] = a
@@ -213,7 +250,7 @@ def with_columns(variant: str, extra: dict[str, dict[str, np.ndarray]] | None = 
         k = H.days_before(outcomes, sorted(set(targets)))
         rows = np.array([i for i, c in enumerate(outcomes.countries)
                          if countries is None or c in set(countries)], np.int64)
-        for name in SQL_EXTRA + ("actor", "neg"):
+        for name in SQL_EXTRA + ("actor", "neg") + BREADTH_EXTRA:
             if name in parts:
                 cum = H.prefix_sums(extra[name][level][:, rows])
                 cols.append(np.log1p(H._window(cum, k, 1)[0]))
@@ -334,7 +371,8 @@ def main() -> None:
     extra = links = None
     for variant in args.variants:
         if extra is None and any(name in variant for name in EXTRA):
-            extra = extra_counts(Lake(args.lake), o, tone=any("tone" in v or "neg" in v for v in args.variants))
+            extra = extra_counts(Lake(args.lake), o, tone=any("tone" in v or "neg" in v for v in args.variants),
+                                 breadth=any(n in v for n in BREADTH_EXTRA for v in args.variants))
         if links is None and "partner" in variant:
             links = partner_weights(Lake(args.lake), o)
         features, n_cat = with_columns(variant, extra, links)
