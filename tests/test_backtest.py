@@ -139,6 +139,10 @@ def test_standing_marks_where_the_published_run_is_ahead_of_every_baseline():
     s.loc[0, "learned_lo_country"] = -0.01  # the interval by countries crosses 0: not ahead of baseline-learned
     assert not standing(s, "m-cal").above_learned.iloc[0]
     assert standing(s[s.run != "m-cal"], "m-cal").empty and standing(s[s.run == "m-cal"], "m-cal").empty
+    assert "‡" not in standing_markdown(standing(s, "m-cal"), "m-cal")
+    s.loc[1, "brier"] = 2e-4  # a level whose labels happen every day: its BSS is marked as not worth reading
+    text = standing_markdown(standing(s, "m-cal"), "m-cal")
+    assert "| all | event ‡ |" in text and text.rstrip().endswith("read the log loss.")
 
 
 def test_origins_fall_every_k_raw_days_from_the_first_calibration_day():

@@ -336,14 +336,22 @@ def standing(summary: pd.DataFrame, run: str) -> pd.DataFrame:
             learned_lo_country=me.learned_lo_country, learned_hi_country=me.learned_hi_country,
             above_learned=bool(me.learned_lo_country > 0), best_baseline=best.run,
             bss_best=1.0 - me.brier / best.brier if best.brier > 0 else 0.0,
+            brier=me.brier, best_baseline_brier=best.brier,
             log_loss=me.log_loss, best_baseline_log_loss=base.log_loss.min(),
             f1w=me.glean_f1_w, best_baseline_f1w=base.glean_f1_w.max()))
     return pd.DataFrame(rows)
 
 
+NEAR_CERTAIN_BRIER = 1e-3
+"""Below this Brier score a level's labels happen (or not) in nearly every country-day, for every forecaster (the
+QuadClasses of the busiest countries): a BSS there is a ratio of two near-zero numbers, and the standing table says
+so instead of printing, say, −480 %."""
+
+
 def standing_markdown(table: pd.DataFrame, run: str) -> str:
     """:func:`standing` as a Markdown section; ✓ where ``run`` is ahead (the interval by countries above 0, no
-    worse than the best baseline in Brier, a lower log loss or a higher weighted F1 than every baseline)."""
+    worse than the best baseline in Brier, a lower log loss or a higher weighted F1 than every baseline); ‡ where
+    the best baseline's Brier is below :data:`NEAR_CERTAIN_BRIER` (its BSS are not worth reading)."""
     ok = lambda b: " ✓" if b else ""  # noqa: E731
     lines = [f"## {run} against the baselines\n",
              "BSS in %, [95 % interval by countries]; ✓ where it is ahead of every baseline (against "
@@ -351,13 +359,17 @@ def standing_markdown(table: pd.DataFrame, run: str) -> str:
              "| group | level | country-days | BSS climatology | BSS baseline-learned | best baseline (Brier) "
              "| BSS against it | log loss (best baseline's) | F1w (best baseline's) |", "|" + "---|" * 9]
     for r in table.itertuples():
+        certain = " ‡" if r.best_baseline_brier < NEAR_CERTAIN_BRIER else ""
         lines.append(
-            f"| {r.group} | {r.level} | {r.n_country_days} | {100 * r.bss_climatology:+.2f} "
+            f"| {r.group} | {r.level}{certain} | {r.n_country_days} | {100 * r.bss_climatology:+.2f} "
             f"[{100 * r.clim_lo_country:+.2f}, {100 * r.clim_hi_country:+.2f}] | {100 * r.bss_learned:+.2f} "
             f"[{100 * r.learned_lo_country:+.2f}, {100 * r.learned_hi_country:+.2f}]{ok(r.above_learned)} "
             f"| {r.best_baseline} | {100 * r.bss_best:+.2f}{ok(r.bss_best >= 0)} "
             f"| {r.log_loss:.4f} ({r.best_baseline_log_loss:.4f}){ok(r.log_loss < r.best_baseline_log_loss)} "
             f"| {r.f1w:.3f} ({r.best_baseline_f1w:.3f}){ok(r.f1w > r.best_baseline_f1w)} |")
+    if (table.best_baseline_brier < NEAR_CERTAIN_BRIER).any():
+        lines.append(f"\n‡ Every forecaster's Brier score is below {NEAR_CERTAIN_BRIER:g} here (the labels happen in "
+                     "nearly every country-day): its BSS are ratios of near-zero numbers; read the log loss.")
     return "\n".join(lines) + "\n"
 
 
