@@ -1,4 +1,6 @@
-"""Evaluation metrics: ours (vectorised, scoringrules) vs scikit-learn per-label / per-row loops.
+"""Evaluation metrics: ours (vectorised, scoringrules) vs scikit-learn per-label / per-row loops, and the
+decision-threshold search (weighted F1 at each of the 22 thresholds of ``evaluate.thresholds``) from per-label
+counts vs scikit-learn's ``f1_score`` (what ``tune_threshold`` called before).
 
     python bench/evaluate_metrics.py [--rows 3000] [--labels 291]
 
@@ -11,9 +13,10 @@ import argparse
 import time
 
 import numpy as np
-from sklearn.metrics import brier_score_loss, log_loss, precision_recall_fscore_support
+from sklearn.metrics import brier_score_loss, f1_score, log_loss, precision_recall_fscore_support
 
-from pipeline.scoring.evaluate import brier_per_label, log_loss_per_label, per_row_prf
+from pipeline.core.config import EvaluateConfig
+from pipeline.scoring.evaluate import brier_per_label, log_loss_per_label, per_row_prf, weighted_f1
 
 
 def timed(fn, repeat: int = 3):
@@ -34,6 +37,7 @@ def main() -> None:
     P = rng.random((args.rows, args.labels)) ** 3
     Y = rng.random((args.rows, args.labels)) < P
     pred = P >= 0.3
+    grid = EvaluateConfig().thresholds
     cases = [
         ("Brier per label", lambda: brier_per_label(P, Y),
          lambda: np.array([brier_score_loss(Y[:, j], P[:, j], labels=[0, 1]) for j in range(P.shape[1])])),
@@ -44,6 +48,8 @@ def main() -> None:
          lambda: np.stack([np.array(precision_recall_fscore_support(Y[i], pred[i], average="binary",
                                                                      zero_division=0)[:3])
                            for i in range(min(len(P), 500))]).T),
+        ("weighted F1, 22 thr.", lambda: np.array([weighted_f1(Y, P >= t) for t in grid]),
+         lambda: np.array([f1_score(Y, P >= t, average="weighted", zero_division=0) for t in grid])),
     ]
     print(f"{args.rows} rows x {args.labels} labels")
     print(f"{'metric':<22} {'ours s':>9} {'sklearn s':>10} {'speed-up':>9}")

@@ -11,7 +11,7 @@ from pipeline.forecast.baselines import run_baselines
 from pipeline.core.config import EvaluateConfig
 from pipeline.scoring.evaluate import (
     brier_per_label, evaluate, glean_metrics, log_loss_per_label, mirai_metrics, per_row_prf, quad_kl,
-    reliability, rouge_scores, tune_threshold,
+    reliability, rouge_scores, tune_threshold, weighted_f1,
 )
 from pipeline.cameo.labels import label_space
 
@@ -67,6 +67,26 @@ def test_set_metrics_match_sklearn(small_case):
     f1_per = precision_recall_fscore_support(Y, pred, average=None, zero_division=0)[2]
     assert g["f1_w"] == pytest.approx((f1_per * support).sum() / support.sum())
     assert 0 <= g["f2_w"] <= 1 and 0 <= g["recall_w"] <= 1
+
+
+def test_weighted_f1_is_scikit_learns_on_every_edge():
+    """The threshold search's F1 equals scikit-learn's weighted F1 (zero_division=0): random label sets, labels
+    that never happen or are never predicted, nothing predicted at all, nothing happening at all."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n, L = rng.integers(1, 30), rng.integers(2, 12)  # one column scikit-learn reads as binary, not multilabel
+        Y = rng.random((n, L)) < rng.random(L)  # per-label rates, some near 0
+        pred = rng.random((n, L)) < rng.random(L)
+        if trial % 10 == 1:
+            Y[:, 0] = False  # a label that never happens: weight 0
+        if trial % 10 == 2:
+            pred[:] = False
+        if trial % 10 == 3:
+            Y[:] = False
+        assert weighted_f1(Y, pred) == pytest.approx(f1_score(Y, pred, average="weighted", zero_division=0),
+                                                     abs=1e-12), trial
 
 
 def test_threshold_tuning_finds_the_separating_threshold():
