@@ -155,10 +155,7 @@ def extra_counts(lake: Lake, outcomes: Outcomes, tone: bool = False,
                              else -1 for r in df["root"]])
         else:
             l_ix = np.array([ls[level].index.get(str(c), -1) for c in df[level]])
-        ok = l_ix >= 0
-        for name in sums:
-            a = np.zeros(outcomes.y[level].shape, np.float64)
-            np.add.at(a, (d_ix[ok], c_ix[ok], l_ix[ok]), df[name].to_numpy(np.float64)[ok])
+        for name, a in add_into_cube(df, sums, outcomes.y[level].shape, d_ix, c_ix, l_ix).items():
             out[name][level] = a
     if breadth:
         out.update(breadth_counts(lake, outcomes, di, ci))
@@ -183,13 +180,23 @@ def breadth_counts(lake: Lake, outcomes: Outcomes, di: dict, ci: dict) -> dict[s
                 FROM read_parquet(?, hive_partitioning = true) GROUP BY ALL""", [files]).df()
         df = df[df["country"].isin(ci.keys())]
         l_ix = np.array([ls[level].index.get(str(c), -1) for c in df["code"]])
-        ok = l_ix >= 0
         d_ix = np.array([di[d.date() if hasattr(d, "date") else d] for d in df["day"]])
         c_ix = df["country"].map(ci).to_numpy()
-        for name in BREADTH_EXTRA:
-            a = np.zeros(outcomes.y[level].shape, np.float64)
-            np.add.at(a, (d_ix[ok], c_ix[ok], l_ix[ok]), df[name].to_numpy(np.float64)[ok])
+        for name, a in add_into_cube(df, BREADTH_EXTRA, outcomes.y[level].shape, d_ix, c_ix, l_ix).items():
             out[name][level] = a
+    return out
+
+
+def add_into_cube(df, names, shape: tuple[int, ...], d_ix: np.ndarray, c_ix: np.ndarray,
+                  l_ix: np.ndarray) -> dict[str, np.ndarray]:
+    """{name: (Dy, C, L) float64}: each column ``name`` of ``df``'s rows added at its (day, country, label) index;
+    rows whose label index is −1 (a code outside the label space) are skipped."""
+    ok = l_ix >= 0
+    out = {}
+    for name in names:
+        a = np.zeros(shape, np.float64)
+        np.add.at(a, (d_ix[ok], c_ix[ok], l_ix[ok]), df[name].to_numpy(np.float64)[ok])
+        out[name] = a
     return out
 
 

@@ -194,8 +194,8 @@ def _smooth(q: np.ndarray) -> np.ndarray:
 def weighted_f1(Y: np.ndarray, pred: np.ndarray) -> float:
     """Glean's weighted F1 (scikit-learn's ``f1_score(average="weighted", zero_division=0)``, to rounding) from
     the per-label counts alone: F1_l = 2·TP_l / (predicted_l + support_l), weighted by support_l. The threshold
-    search calls it once per threshold and level, where scikit-learn's input checks cost ~50 times the sums
-    (``bench/thresholds.py``); :func:`glean_metrics` still reports the scikit-learn numbers."""
+    search calls it once per threshold and level, where scikit-learn's input checks cost ~70 times the sums
+    (``bench/evaluate_metrics.py``); :func:`glean_metrics` still reports the scikit-learn numbers."""
     Y, pred = Y.astype(bool), pred.astype(bool)
     support = Y.sum(axis=0).astype(np.float64)
     if support.sum() == 0:
