@@ -30,7 +30,7 @@ PY=${PY:-.venv/bin/python}
 day() { "$PY" -c "import datetime as d, sys; print(d.date.fromisoformat(sys.argv[1]) + d.timedelta(days=int(sys.argv[2])))" "$@"; }
 TEST_START=${TEST_START:-$(day "$START" 14)}
 BUSIEST_BEFORE=$(day "$TEST_START" -2)  # a backtest scores the busiest before its threshold days (evaluate.val_days)
-G="$PY -m gdelt_forecast --lake $ROOT/lake"
+G=("$PY" -m gdelt_forecast --lake "$ROOT/lake")  # an array: paths with spaces stay one word
 mkdir -p "$ROOT"
 
 if [[ -n "${EMBEDDINGS_FROM:-}" && ! -e "$ROOT/lake/embeddings" ]]; then
@@ -38,8 +38,8 @@ if [[ -n "${EMBEDDINGS_FROM:-}" && ! -e "$ROOT/lake/embeddings" ]]; then
 fi
 PATH_ARG=()
 [[ "$SOURCE" == local ]] && PATH_ARG=(--path "${SRC:?SOURCE=local needs SRC=<folder of GDELT 2.0 exports>}")
-$G ingest --source "$SOURCE" "${PATH_ARG[@]}" --start "$START" --end "$END"
-$G reduce --start "$START" --end "$END"
+"${G[@]}" ingest --source "$SOURCE" "${PATH_ARG[@]}" --start "$START" --end "$END"
+"${G[@]}" reduce --start "$START" --end "$END"
 
 # describe the countries the walk-forward scores (its 100 busiest, counted its way, are among these 110)
 TOP=$("$PY" - "$ROOT/lake" "$BUSIEST_BEFORE" "$TOP_N" <<'PY'
@@ -52,7 +52,7 @@ rows = duckdb.execute("SELECT ActionGeo_CountryCode, count(*) AS n FROM read_par
 print(",".join(c for c, _ in rows))
 PY
 )
-$G -c configs/experiment-22days.yaml descriptors --start "$(day "$START" 1)" --end "$END" --countries "$TOP"
+"${G[@]}" -c configs/experiment-22days.yaml descriptors --start "$(day "$START" 1)" --end "$END" --countries "$TOP"
 
 for n in $SIZES; do
     base=configs/experiment-walkforward.yaml
@@ -68,7 +68,7 @@ c["train"]["run"], c["train"]["models_dir"] = f"full-wf{n}", f"{root}/models"
 c["evaluate"]["reports_dir"] = f"{root}/reports"
 yaml.safe_dump(c, open(out, "w"), sort_keys=False)
 PY
-    $G -c "$cfg" backtest --start "$TEST_START" --end "$END" --refit-every 3 --calibration-days 6
+    "${G[@]}" -c "$cfg" backtest --start "$TEST_START" --end "$END" --refit-every 3 --calibration-days 6
 done
 shopt -s nullglob
 for f in "$ROOT"/reports/backtest-"$TEST_START"_"$END"-full-wf*/summary.md; do

@@ -15,7 +15,7 @@ from tests.conftest import REPO, copy_sample_days
 def test_the_full_days_check_builds_the_lake_and_describes_the_busiest(tmp_path, sample_descriptors):
     days = ["2025-05-16", "2025-05-17", "2025-05-18"]
     src = copy_sample_days(tmp_path / "exports", days)
-    root = tmp_path / "check"
+    root = tmp_path / "full days"  # a space in the path: the script quotes every path
     env = {**os.environ, "SOURCE": "local", "SRC": str(src), "START": days[0], "END": days[-1], "SIZES": "",
            "TOP_N": "2", "ROOT": str(root), "PY": sys.executable,
            "EMBEDDINGS_FROM": str(sample_descriptors.root)}  # the sample's phrases: few left to embed
