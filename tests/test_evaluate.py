@@ -70,9 +70,9 @@ def test_set_metrics_match_sklearn(small_case):
 
 
 def test_weighted_f1_is_scikit_learns_on_every_edge():
-    """The threshold search's F1 equals scikit-learn's weighted F1 (zero_division=0): random label sets, labels
-    that never happen or are never predicted, nothing predicted at all, nothing happening at all."""
-    from sklearn.metrics import f1_score
+    """The threshold search's F1, and the Glean and MIRAI metrics, equal scikit-learn's (zero_division=0):
+    random label sets, labels that never happen or are never predicted, nothing predicted, nothing happening."""
+    from sklearn.metrics import f1_score, fbeta_score, hamming_loss, recall_score
 
     rng = np.random.default_rng(0)
     for trial in range(200):
@@ -87,6 +87,14 @@ def test_weighted_f1_is_scikit_learns_on_every_edge():
             Y[:] = False
         assert weighted_f1(Y, pred) == pytest.approx(f1_score(Y, pred, average="weighted", zero_division=0),
                                                      abs=1e-12), trial
+        g, m = glean_metrics(Y, pred), mirai_metrics(Y, pred)
+        assert g["recall_w"] == pytest.approx(recall_score(Y, pred, average="weighted", zero_division=0),
+                                              abs=1e-12), trial
+        assert g["f2_w"] == pytest.approx(fbeta_score(Y, pred, beta=2, average="weighted", zero_division=0),
+                                          abs=1e-12), trial
+        assert g["hamming"] == pytest.approx(hamming_loss(Y, pred), abs=1e-12), trial
+        sk = precision_recall_fscore_support(Y, pred, average="samples", zero_division=0)[:3]
+        assert (m["precision"], m["recall"], m["f1"]) == pytest.approx(sk, abs=1e-12), trial
 
 
 def test_threshold_tuning_finds_the_separating_threshold():
@@ -123,6 +131,24 @@ def test_rouge_matches_rouge_score():
                                                                                             "rougeL")]
     assert got == pytest.approx(tuple(exp))
     assert rouge_scores([target], target) == pytest.approx((1.0, 1.0, 1.0))
+
+
+def test_phrase_rouge_is_rouge_scores_own_on_many_phrases():
+    """The memoised stemmer changes nothing: phrase_rouge equals a plain rouge-score scorer (use_stemmer=True) on
+    the joined phrases, over random phrases of CAMEO verbs and country names (repeats, odd spellings, digits)."""
+    from rouge_score import rouge_scorer
+
+    from pipeline.cameo.phrases import join_phrases, phrase_rouge, vocabulary
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    words = [w for v in vocabulary() for w in v] + ["Côte d'Ivoire", "São Tomé", "G-20", "re-arrests", "UN's"]
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        a, b = ([" ".join(rng.choice(words, rng.integers(1, 5))) for _ in range(rng.integers(0, 6))]
+                for _ in range(2))
+        sc = scorer.score(join_phrases(a), join_phrases(b))
+        assert phrase_rouge(a, b) == pytest.approx(tuple(sc[k].fmeasure for k in ("rouge1", "rouge2", "rougeL")),
+                                                   abs=1e-15)
 
 
 def test_evaluate_on_hand_made_history(country_history, tmp_path):
@@ -197,3 +223,34 @@ def test_plugin_decisions_take_the_top_k_that_maximise_expected_f1_per_day_and_l
             assert chosen.sum() == k
             assert p[chosen].min() >= p[~chosen].max(initial=0.0)  # the k most probable rows
     assert pred[:20, 0].all() and pred[20:, 1].tolist() == [True] + [False] * 19
+
+
+def test_load_forecast_reads_back_the_dense_probabilities_and_names_an_unknown_code(tmp_path):
+    """forecast_rows → a ``forecasts`` partition → load_forecast gives the same (C, L) matrices, countries sorted
+    (written out of order); a code outside the CAMEO table is a one-line error naming it."""
+    import datetime as dt
+
+    import pyarrow.compute as pc
+
+    from pipeline.core.lake import Lake
+    from pipeline.core.schemas import FORECASTS_SCHEMA
+    from pipeline.forecast.table import forecast_rows, load_forecast
+
+    labels, day = label_space(), dt.date(2025, 6, 7)
+    countries = ["US", "AF", "NI"]
+    rng = np.random.default_rng(0)
+    probs = {lv: np.where(rng.random((3, len(labels[lv]))) < 0.3, rng.random((3, len(labels[lv]))), 0.0)
+             for lv in ("event", "base", "root", "quad")}
+    lake = Lake(tmp_path / "lake")
+    t = forecast_rows(countries, probs, np.ones(3, bool), "m", 10, dt.datetime(2025, 6, 6), labels)
+    lake.write_partition("forecasts", t, day, schema=FORECASTS_SCHEMA, model="m")
+    got_countries, got = load_forecast(lake, "m", day, labels)
+    order = np.argsort(countries)
+    assert got_countries == sorted(countries)
+    for lv in probs:
+        np.testing.assert_array_equal(got[lv], probs[lv][order])
+    bad = t.set_column(t.schema.get_field_index("code"), "code",
+                       pc.if_else(pc.equal(t["code"], t["code"][0]), "999", t["code"]))
+    lake.write_partition("forecasts", bad, day, schema=FORECASTS_SCHEMA, model="m")
+    with pytest.raises(ValueError, match=r"unknown \w+ codes \['999'\]"):
+        load_forecast(lake, "m", day, labels)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space
@@ -131,18 +132,17 @@ def load_forecast(lake: Lake, run: str, day: dt.date, labels: LabelSpace | None 
     """One ``forecasts`` partition → (countries, {level: (C, L) dense probabilities}); missing rows are 0."""
     labels = labels or label_space()
     t = lake.read("forecasts", day, day, columns=["country", "level", "code", "probability"], model=run).to_pandas()
-    countries = sorted(set(t["country"]))
-    ci = {c: i for i, c in enumerate(countries)}
+    countries = sorted(t["country"].unique())  # vectorised lookups: iterating arrow-backed strings is slow
+    rows = pd.Index(countries).get_indexer(t["country"])
     out = {}
     for lv in LEVELS:
-        g = t[t["level"] == lv]
-        P = np.zeros((len(countries), len(labels[lv])))
-        li = labels[lv].index
-        cols = g["code"].map(li)
-        if cols.isna().any():
-            bad = sorted(set(g.loc[cols.isna(), "code"]))[:5]
+        m = (t["level"] == lv).to_numpy()
+        cols = pd.Index(labels[lv].codes).get_indexer(t["code"][m])
+        if (cols < 0).any():
+            bad = sorted(set(t["code"][m][cols < 0]))[:5]
             raise ValueError(f"forecasts/model={run}/date={day}: unknown {lv} codes {bad}")
-        P[g["country"].map(ci).to_numpy(), cols.to_numpy(dtype=np.int64)] = g["probability"].to_numpy()
+        P = np.zeros((len(countries), len(labels[lv])))
+        P[rows[m], cols] = t["probability"].to_numpy()[m]
         out[lv] = P
     return countries, out
 

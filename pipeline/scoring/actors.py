@@ -25,9 +25,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.cameo import codes as cameo
 from pipeline.core.lake import DateLike, Lake, as_date
+from pipeline.core.schemas import FORECASTS_SCHEMA
 from pipeline.forecast.table import MIN_PAIR_SHARE
 
 LEVELS: tuple[str, ...] = ("event", "base", "root")
@@ -159,24 +162,29 @@ def as_pair_lists(pairs: pd.DataFrame) -> dict[tuple[str, str, str], list[dict]]
 
 def forecast_pairs(lake: Lake, run: str, day: DateLike, levels: Sequence[str] = LEVELS) -> pd.DataFrame:
     """A run's ``actor_pairs`` on ``day`` as rows ``country, level, code, rank, actor1, actor2, share``."""
-    t = lake.read("forecasts", day, day, model=run, columns=KEY + ["actor_pairs"]).to_pandas()
-    return pairs_frame(t[t.level.isin(levels)])
+    t = lake.read("forecasts", day, day, model=run, columns=KEY + ["actor_pairs"])
+    return pairs_frame(t.filter(pc.is_in(t["level"], value_set=pa.array(list(levels), pa.string()))))
 
 
-def pairs_frame(rows: pd.DataFrame) -> pd.DataFrame:
+def pairs_frame(rows: pd.DataFrame | pa.Table) -> pd.DataFrame:
     """Rows with ``country, level, code, actor_pairs`` (lists of ``{"actor1", "actor2", "share"}``) → a row a pair.
 
-    Pairs with neither country are left out (the page leaves them out too) and the rest re-ranked.
+    Pairs with neither country are left out (the page leaves them out too) and the rest re-ranked. Flattened by
+    pyarrow (a day's forecasts hold ~10⁵ pairs).
     """
-    out = []
-    for country, level, code, pairs in zip(rows.country, rows.level, rows.code, rows.actor_pairs):
-        r = 0
-        for p in pairs if pairs is not None else ():
-            a1, a2 = p["actor1"] or "", p["actor2"] or ""
-            if a1 or a2:
-                out.append((country, level, code, r, a1, a2, float(p["share"] or 0.0)))
-                r += 1
-    return pd.DataFrame(out, columns=KEY + ["rank"] + PAIR + ["share"])
+    t = rows if isinstance(rows, pa.Table) else pa.table(
+        {**{c: pa.array(rows[c].to_numpy(object), pa.string()) for c in KEY},
+         "actor_pairs": pa.array(list(rows["actor_pairs"]), FORECASTS_SCHEMA.field("actor_pairs").type)})
+    lists = t["actor_pairs"].combine_chunks() if t.num_rows else pa.array([], FORECASTS_SCHEMA.field("actor_pairs").type)
+    flat = pc.list_flatten(lists)
+    a1, a2 = (pc.fill_null(flat.field(f), "").to_numpy(zero_copy_only=False).astype(object) for f in PAIR)
+    keep = (a1 != "") | (a2 != "")
+    parent = pc.list_parent_indices(lists).to_numpy()[keep]
+    rank = np.arange(len(parent)) - np.searchsorted(parent, parent, side="left")  # parents are in order
+    out = {c: t[c].to_numpy().astype(object)[parent] if len(parent) else np.array([], object) for c in KEY}
+    share = pc.fill_null(flat.field("share"), 0.0).to_numpy(zero_copy_only=False).astype(np.float64)[keep]
+    return pd.DataFrame({**out, "rank": rank.astype(np.int64), "actor1": a1[keep], "actor2": a2[keep],
+                         "share": share}, columns=KEY + ["rank"] + PAIR + ["share"])
 
 
 def shown_pairs(lake: Lake, day: DateLike, rows: pd.DataFrame, run_weight: float = 0.0, days: int = 30,

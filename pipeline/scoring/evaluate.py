@@ -15,10 +15,11 @@ and y ∈ {0, 1} the outcome of one (country-day, label):
   ``baseline-climatology``, ``baseline-learned`` and the best (lowest-BS)
   baseline, each with a 95 % cluster-bootstrap interval (by days or countries).
 - Reliability: 10 equal-width bins of p; ECE = Σ_b (n_b / n) |mean p_b − mean y_b|.
-- Glean protocol (scikit-learn, multi-label, labels as columns): weighted
-  recall, F1, F2 and Hamming loss of the thresholded forecast p ≥ t, where t
-  is tuned per forecaster and level on the validation days (the ``val_days``
-  days before ``start``) to maximise weighted F1 — every forecaster alike.
+- Glean protocol (scikit-learn's definitions, multi-label, labels as columns,
+  read off per-label counts): weighted recall, F1, F2 and Hamming loss of the
+  thresholded forecast p ≥ t, where t is tuned per forecaster and level on
+  the validation days (the ``val_days`` days before ``start``) to maximise
+  weighted F1 — every forecaster alike.
 - MIRAI per-day precision / recall / F1 (sklearn's ``average="samples"``) and
   the QuadClass KL divergence KL(q ‖ q̂), where q is the share of the day's
   distinct event codes in each QuadClass and q̂ ∝ Σ_codes p (expected distinct
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +46,6 @@ import pandas as pd
 import pyarrow as pa
 import scoringrules as sr
 from scipy.stats import entropy
-from sklearn.metrics import f1_score, fbeta_score, hamming_loss, precision_recall_fscore_support, recall_score
 
 from pipeline.core.config import EvaluateConfig
 from pipeline.cameo.labels import LEVELS, RARE_ROOTS, LabelSpace, Outcomes, label_space, load_outcomes
@@ -144,25 +143,25 @@ def per_row_prf(pred: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def glean_metrics(Y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """Glean protocol: weighted recall / F1 / F2 and Hamming loss (scikit-learn), labels as columns."""
-    Y, pred = Y.astype(np.int8), pred.astype(np.int8)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return {
-            "recall_w": float(recall_score(Y, pred, average="weighted", zero_division=0)),
-            "f1_w": float(f1_score(Y, pred, average="weighted", zero_division=0)),
-            "f2_w": float(fbeta_score(Y, pred, beta=2, average="weighted", zero_division=0)),
-            "hamming": float(hamming_loss(Y, pred)),
-        }
+    """Glean protocol, labels as columns: weighted recall / F1 / F2 and Hamming loss — scikit-learn's
+    ``recall_score`` / ``fbeta_score(average="weighted", zero_division=0)`` and ``hamming_loss``, to rounding
+    (tested), read off the per-label counts (:func:`weighted_fbeta`)."""
+    Y, pred = Y.astype(bool), pred.astype(bool)
+    counts = _label_counts(Y, pred)
+    support = counts[2]
+    return {
+        "recall_w": float(counts[0].sum() / support.sum()) if support.sum() > 0 else 0.0,
+        "f1_w": _weighted_fbeta(*counts, beta=1.0),
+        "f2_w": _weighted_fbeta(*counts, beta=2.0),
+        "hamming": float((Y != pred).mean()) if Y.size else 0.0,
+    }
 
 
 def mirai_metrics(Y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """MIRAI: per-day (per country-day) precision / recall / F1, averaged (sklearn ``samples``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        p, r, f, _ = precision_recall_fscore_support(Y.astype(np.int8), pred.astype(np.int8),
-                                                     average="samples", zero_division=0)
-    return {"precision": float(p), "recall": float(r), "f1": float(f)}
+    """MIRAI: per-day (per country-day) precision / recall / F1, averaged — scikit-learn's
+    ``precision_recall_fscore_support(average="samples", zero_division=0)`` (tested), from :func:`per_row_prf`."""
+    p, r, f = per_row_prf(pred.astype(bool), Y.astype(bool))
+    return {"precision": float(p.mean()), "recall": float(r.mean()), "f1": float(f.mean())}
 
 
 def quad_kl(P_event: np.ndarray, Y_event: np.ndarray, labels: LabelSpace | None = None) -> np.ndarray:
@@ -191,19 +190,28 @@ def _smooth(q: np.ndarray) -> np.ndarray:
     return (share + _KL_SMOOTH) / (1 + q.shape[1] * _KL_SMOOTH)
 
 
+def _label_counts(Y: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per label (column): true positives, predicted, support, as float64; ``Y`` and ``pred`` bool."""
+    return ((Y & pred).sum(axis=0).astype(np.float64), pred.sum(axis=0).astype(np.float64),
+            Y.sum(axis=0).astype(np.float64))
+
+
+def _weighted_fbeta(tp: np.ndarray, n_pred: np.ndarray, support: np.ndarray, beta: float) -> float:
+    """F_β,l = (1 + β²)·TP_l / (β²·support_l + predicted_l) (0 where undefined), weighted by support_l."""
+    if support.sum() == 0:
+        return 0.0
+    b2 = beta * beta
+    denom = b2 * support + n_pred
+    f = np.divide((1 + b2) * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return float(f @ support / support.sum())
+
+
 def weighted_f1(Y: np.ndarray, pred: np.ndarray) -> float:
     """Glean's weighted F1 (scikit-learn's ``f1_score(average="weighted", zero_division=0)``, to rounding) from
     the per-label counts alone: F1_l = 2·TP_l / (predicted_l + support_l), weighted by support_l. The threshold
     search calls it once per threshold and level, where scikit-learn's input checks cost ~70 times the sums
-    (``bench/evaluate_metrics.py``); :func:`glean_metrics` still reports the scikit-learn numbers."""
-    Y, pred = Y.astype(bool), pred.astype(bool)
-    support = Y.sum(axis=0).astype(np.float64)
-    if support.sum() == 0:
-        return 0.0
-    tp = (Y & pred).sum(axis=0).astype(np.float64)
-    denom = pred.sum(axis=0) + support
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return float(f1 @ support / support.sum())
+    (``bench/evaluate_metrics.py``)."""
+    return _weighted_fbeta(*_label_counts(Y.astype(bool), pred.astype(bool)), beta=1.0)
 
 
 def tune_threshold(P: np.ndarray, Y: np.ndarray, grid: Sequence[float]) -> float:
