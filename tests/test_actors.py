@@ -130,6 +130,11 @@ def test_evaluate_pairs_scores_a_runs_pairs_beside_the_historys(lake):
     assert (r.rows, r.coverage, r.top1) == (1, 1.0, 0.0)
     # the history (01-01, 01-02; back-off 0.1): BB and CC tie at 2 of 4, BB first by code, then DD from the base
     assert (r.history_coverage, r.history_top1) == (1.0, 1.0) and r["diff"] == 0.0
+    # the same pairs on the first day: no history before it (scored 0), the run's DD, BB cover AA→BB ×2 of 3
+    lake.write_partition("forecasts", t, "2025-01-01", schema=FORECASTS_SCHEMA, model="m")
+    first = A.evaluate_pairs(lake, ["m"], [dt.date(2025, 1, 1)], n_boot=200).iloc[0]
+    assert (first.coverage, first.top1, first.history_coverage, first.history_top1) == pytest.approx(
+        (2 / 3, 0.0, 0.0, 0.0))
 
 
 def test_shown_pairs_leave_out_the_back_offs_slivers_and_keep_the_runs_where_history_has_none(lake):

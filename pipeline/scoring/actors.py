@@ -299,7 +299,7 @@ def evaluate_pairs(lake: Lake, runs: Sequence[str], days: Sequence[dt.date], k: 
     if not days:
         return pd.DataFrame()
     try:
-        obs = observed_pairs(lake, days[0] - dt.timedelta(days=window), days[-1])
+        obs = observed_pairs(lake, days[0], days[-1])
     except FileNotFoundError:
         return pd.DataFrame()
     per_run: dict[str, list[pd.DataFrame]] = {run: [] for run in runs}
@@ -311,9 +311,15 @@ def evaluate_pairs(lake: Lake, runs: Sequence[str], days: Sequence[dt.date], k: 
         preds = {run: p for run, p in preds.items() if not p.empty}
         if not preds:
             continue
-        # one history for every run's rows (a backtest's raw and published runs carry the same pairs)
+        # one history for every run's rows (a backtest's raw and published runs carry the same pairs), from the
+        # window summed by DuckDB (a third of the rows a by-day read gives pandas to group)
         keys = pd.concat([p[KEY] for p in preds.values()]).drop_duplicates()
-        hist = history_pairs(obs, day, window, backoff=backoff, keys=keys)
+        try:
+            past = observed_pairs(lake, day - dt.timedelta(days=window), day - dt.timedelta(days=1),
+                                  set(keys.country), by_day=False)
+        except FileNotFoundError:  # nothing before the day: every row's history is empty
+            past = pd.DataFrame({c: pd.Series(dtype=object) for c in KEY + PAIR} | {"n": pd.Series(dtype=np.int64)})
+        hist = history_pairs(past, day, window, backoff=backoff, keys=keys)
         for run, pred in preds.items():
             rows = list(pred[KEY].drop_duplicates().itertuples(index=False, name=None))
             per_run[run].append(pair_scores(pred, today, k, rows).merge(pair_scores(hist, today, k, rows),
