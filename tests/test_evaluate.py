@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, log_loss, precision_recall_fscore_support
@@ -176,6 +179,14 @@ def test_evaluate_on_hand_made_history(country_history, tmp_path):
     assert ((ci.bss_best_lo <= ci.bss_best_baseline + 1e-12) & (ci.bss_best_baseline <= ci.bss_best_hi + 1e-12)).all()
     # validation days 01-02, 01-03 exist for every run, so no default thresholds
     assert not any("validation" in n for n in ev.notes)
+    # the intervals by countries in the same pass (what the backtest reports) are those of a pass by countries
+    both = evaluate(lake, "2025-01-04", "2025-01-05", cfg=cfg, write=False, also_by=("country",))
+    by_country = evaluate(lake, "2025-01-04", "2025-01-05", cfg=replace(cfg, bootstrap_unit="country"), write=False)
+    pd.testing.assert_frame_equal(both.summary, ev.summary)
+    pd.testing.assert_frame_equal(both.also["country"], by_country.summary)
+    assert not np.allclose(both.also["country"].bss_best_lo.fillna(0), ev.summary.bss_best_lo.fillna(0))
+    with pytest.raises(ValueError, match="'region'"):
+        evaluate(lake, "2025-01-04", "2025-01-05", cfg=cfg, write=False, also_by=("region",))
 
 
 def test_bootstrap_bss_interval_covers_the_effect_and_moves_clusters_together():

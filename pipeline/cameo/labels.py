@@ -22,12 +22,12 @@ Events whose code is not in it are counted, never silently dropped
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
+import pandas as pd
 
 LEVELS: tuple[str, ...] = ("event", "base", "root", "quad")
 QUAD_NAMES: dict[str, str] = {
@@ -275,15 +275,16 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
     ).df()
     abroad = con.execute(ABROAD_SQL, paths).df()
     con.close()
-    days = sorted({_day(d) for d in df["day"]})
+    # every lookup below is vectorised (pandas 3 strings are arrow-backed: a Python loop over them is slow)
+    day_keys = np.unique(_days64(df["day"]))
+    days = [d.item() for d in day_keys]  # datetime64[D] → dt.date, sorted
     located = df["country"].notna() & (df["country"].astype(str).str.len() > 0)
     dropped = {"no_location": int(df.loc[~located, "n"].sum())}
     df = df[located]
-    countries = sorted(set(df["country"].astype(str)))
-    di = {d: i for i, d in enumerate(days)}
-    ci = {c: i for i, c in enumerate(countries)}
+    countries = sorted(df["country"].astype(str).unique())
+    ci = pd.Index(countries)
     shape = (len(days), len(countries))
-    day_ix, c_ix = _index(df["day"].map(_day), di), _index(df["country"].astype(str), ci)
+    day_ix, c_ix = _index(_days64(df["day"]), day_keys), _index(df["country"].astype(str), ci)
     n, m = df["n"].to_numpy(dtype=np.int64), df["mentions"].to_numpy()
     n_events = np.zeros(shape, dtype=np.int64)
     np.add.at(n_events, (day_ix, c_ix), n)
@@ -304,8 +305,8 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
         if level == "quad":
             np.add.at(quad_counts, at, n[ok])
     # the countries' events abroad (a country seen only as an actor, never as a location, has no row)
-    abroad = abroad[abroad["country"].isin(ci.keys())]
-    a_day, a_c, a_n = _index(abroad["day"].map(_day), di), _index(abroad["country"], ci), abroad["n"].to_numpy()
+    abroad = abroad[abroad["country"].isin(ci)]
+    a_day, a_c, a_n = _index(_days64(abroad["day"]), day_keys), _index(abroad["country"], ci), abroad["n"].to_numpy()
     actor = {}
     for level in LEVELS:
         l_ix = _label_index(abroad[level], labels[level])
@@ -315,19 +316,23 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
                     counts=counts, mentions=mentions, actor=actor, left_out=sorted(left_out))
 
 
-def _day(d) -> dt.date:
-    return d.date() if hasattr(d, "date") else d
+def _days64(values) -> np.ndarray:
+    """Dates (DuckDB DATE as datetime64, or ``dt.date`` objects) → datetime64[D]."""
+    return pd.to_datetime(pd.Series(values)).to_numpy().astype("datetime64[D]")
 
 
-def _index(values, index: dict) -> np.ndarray:
-    """(n,) int64 positions of ``values`` (all present) in ``index``."""
-    return np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
+def _index(values, keys) -> np.ndarray:
+    """(n,) int64 positions of ``values`` in the sorted unique ``keys`` (an array or ``pd.Index``); every value
+    must be one of them."""
+    pos = pd.Index(keys).get_indexer(values)
+    if (pos < 0).any():
+        raise KeyError(f"not among the keys: {pd.unique(np.asarray(values)[pos < 0])[:5]}")
+    return pos.astype(np.int64)
 
 
 def _label_index(codes, level: Level) -> np.ndarray:
     """(n,) int64 label columns of ``codes`` in ``level``, −1 for a code outside the CAMEO table (or none)."""
-    return np.fromiter((level.index.get(str(c), -1) if c is not None else -1 for c in codes.astype(object)),
-                       dtype=np.int64, count=len(codes))
+    return pd.Index(level.codes).get_indexer(codes.astype(str)).astype(np.int64)
 
 
 def _scatter(shape: tuple[int, ...], at: tuple[np.ndarray, ...], values, dtype) -> np.ndarray:

@@ -138,17 +138,10 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
                                               fits, stack, models_dir=directory / "models")
         runs = model_runs + runs
 
-    # ---- scores: intervals by days, then by countries
-    ecfg = dataclasses.replace(cfg.evaluate)
-    out = {}
-    for unit in ("day", "country"):
-        ecfg.bootstrap_unit = unit
-        ev = evaluate(lake, start, end, runs, ecfg, write=unit == "day", actor_pairs=unit == "day")
-        out[unit] = ev.summary
-        if unit == "day":
-            actors, notes = ev.actors, ev.notes
-    summary = _merge(out["day"], out["country"])
-    bt = Backtest(start, end, runs, summary, origins, name=name, actors=actors, notes=notes)
+    # ---- scores: one pass, intervals by days and by countries
+    ev = evaluate(lake, start, end, runs, dataclasses.replace(cfg.evaluate, bootstrap_unit="day"), also_by=("country",))
+    summary = _merge(ev.summary, ev.also["country"])
+    bt = Backtest(start, end, runs, summary, origins, name=name, actors=ev.actors, notes=ev.notes)
     if refit_every is not None and baseline_run("climatology") in runs:
         # the watch lists the published forecast gives (they need climatology's forecasts), against what happened
         from pipeline.scoring.watchlist import WatchlistConfig, record, write_watchlist

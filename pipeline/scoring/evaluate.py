@@ -38,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -291,6 +291,8 @@ class Evaluation:
     bootstrap_unit: str = "day"
     actors: pd.DataFrame = field(default_factory=pd.DataFrame)
     """The runs' actor pairs against the history's (:func:`pipeline.scoring.actors.evaluate_pairs`)."""
+    also: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """The skill table again with its intervals by another bootstrap unit (``evaluate(also_by=…)``)."""
 
     def table(self, group: str = "all", level: str = "root") -> pd.DataFrame:
         s = self.summary[(self.summary.group == group) & (self.summary.level == level)]
@@ -320,17 +322,21 @@ def evaluate(
     cfg: EvaluateConfig | None = None,
     write: bool = True,
     actor_pairs: bool = True,
+    also_by: Sequence[str] = (),
 ) -> Evaluation:
     """Score ``runs`` (default: every forecast run in the lake) on the target days [start, end].
 
     Thresholds are tuned on the ``cfg.val_days`` days before ``start``. The
     ``scores`` partitions of the evaluated days are replaced; with ``write`` the
     summary tables go to ``cfg.reports_dir/eval-<start>_<end>/``. ``actor_pairs``: also score the model runs'
-    actor pairs against the recent events' (``Evaluation.actors``, ``actors.csv``).
+    actor pairs against the recent events' (``Evaluation.actors``, ``actors.csv``). ``also_by``: other bootstrap
+    units (``"day"``, ``"country"``) to give the skill table's intervals by as well, from the same forecasts
+    (``Evaluation.also``; the backtest reports both).
     """
     cfg = cfg or EvaluateConfig()
-    if cfg.bootstrap_unit not in ("day", "country"):
-        raise ValueError(f"evaluate.bootstrap_unit must be 'day' or 'country', not {cfg.bootstrap_unit!r}")
+    for unit in (cfg.bootstrap_unit, *also_by):
+        if unit not in ("day", "country"):
+            raise ValueError(f"evaluate.bootstrap_unit must be 'day' or 'country', not {unit!r}")
     labels = label_space()
     start, end = as_date(start), as_date(end)
     test_days = date_range(start, end)
@@ -383,9 +389,12 @@ def evaluate(
             _write_scores(lake, st, thresholds[run], busy, cfg)
 
     summary, per_label, rel = _summarise(stacks, thresholds, busy, cfg, labels)
+    also = {unit: _summarise(stacks, thresholds, busy, replace(cfg, bootstrap_unit=unit), labels)[0]
+            for unit in also_by}
     pairs = evaluate_pairs(lake, [r for r in stacks if not is_baseline(r)], test_days, window=cfg.actor_days,
                            backoff=cfg.actor_backoff, n_boot=cfg.bootstrap) if actor_pairs else pd.DataFrame()
-    ev = Evaluation(start, end, list(stacks), thresholds, summary, per_label, rel, notes, cfg.bootstrap_unit, pairs)
+    ev = Evaluation(start, end, list(stacks), thresholds, summary, per_label, rel, notes, cfg.bootstrap_unit, pairs,
+                    also)
     if write:
         write_evaluation(ev, cfg.reports_dir)
     return ev
