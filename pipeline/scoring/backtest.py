@@ -19,7 +19,7 @@ For each test day d in [start, end]:
    applied on d too;
 3. every run is scored by :func:`pipeline.scoring.evaluate.evaluate` on [start, end] (thresholds
    tuned on the ``evaluate.val_days`` days before ``start``, which are forecast the same way),
-   once with intervals by days and once by countries.
+   in one pass with intervals by days and by countries.
 
 Everything it writes goes to its own directory ``reports/backtest-<start>_<end>-<what>/``: the origins' models
 in ``models/``, and every run's forecasts, futures and scores and the origins' dataset indexes in its own lake
