@@ -13,7 +13,9 @@ from day to day as a country's phrases do), at T = ``--days`` and at T = ``--lon
 * ``per-point``     ``ours λ=1`` with the day pooling as first written (keys and values of every point
                     slot, SDPA over tiny heads): the peer of the folded pooler that maps each distinct
                     point once (issue 15);
-* ``plain T5``      T5ForConditionalGeneration alone on precomputed encoder inputs (no pooling, no head).
+* ``plain T5``      T5ForConditionalGeneration alone on precomputed encoder inputs (no pooling, no head);
+* ``determ.``       ``ours λ=1`` under torch's deterministic algorithms (``train.deterministic``, the default
+                    of ``train``): what bit-reproducible training costs.
 
 Reports samples/s, target tokens/s, ratios to ``ours λ=1`` and, on CUDA, model FLOP/s
 (≈ 6 × parameters × tokens each side) as a share of the GPU's bf16 dense peak.
@@ -40,6 +42,7 @@ from pipeline.core.config import ModelConfig  # noqa: E402
 from pipeline.model.forecaster import DayPooler, EventForecaster  # noqa: E402
 from pipeline.cameo.phrases import make_phrase  # noqa: E402
 from pipeline.model.tokenizer import IGNORE_INDEX, encode_targets  # noqa: E402
+from pipeline.model.train import deterministic_algorithms  # noqa: E402
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
 """Dense bf16 tensor-core peak FLOP/s by GPU name fragment."""
@@ -159,9 +162,16 @@ def bench_preset(preset: str, device: torch.device, B: int, T: int, N: int, step
                 DayPooler.forward = forward
         return run
 
+    def deterministic(step):
+        def run(b):
+            with deterministic_algorithms(True):
+                step(b)
+        return run
+
     rows = []
     for name, fn, flops in (("ours λ=1", ours(1.0), flops_ours), ("ours λ=0", ours(0.0), flops_ours),
-                            ("per-point", per_point(ours(1.0)), flops_ours), ("plain T5", plain, flops_t5)):
+                            ("per-point", per_point(ours(1.0)), flops_ours), ("plain T5", plain, flops_t5),
+                            ("determ.", deterministic(ours(1.0)), flops_ours)):
         s = time_steps(fn, batches, warmup, device)
         rows.append({"preset": preset, "device": device.type + (" bf16" if bf16 else " fp32"), "name": name,
                      "T": T, "N": N, "step_s": s, "samples_s": B / s, "tokens_s": tokens / s, "flops_s": flops / s})

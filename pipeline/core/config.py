@@ -362,6 +362,10 @@ class TrainConfig:
     """Longest generated target (tokens) in validation."""
     num_threads: int | None = None
     """torch CPU threads (None: torch's default)."""
+    deterministic: bool = True
+    """Train with torch's deterministic algorithms: the same seed, data and threads give bit-identical weights
+    (without, CPU training on 2 threads drifts by ~1e-7 between runs); on CPU within the noise of the step time
+    (docs/model.md "Training")."""
 
     def __post_init__(self) -> None:
         _check(self, "train", epochs=_ge(1), batch_size=_ge(1), grad_accum=_ge(1), lr=_gt(0),

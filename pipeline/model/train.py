@@ -93,6 +93,27 @@ class RunExistsError(UserError, FileExistsError):
     """``train`` onto a run that has a checkpoint, without ``--resume``."""
 
 
+@contextlib.contextmanager
+def deterministic_algorithms(on: bool) -> Iterator[None]:
+    """torch's deterministic algorithms inside the block (``train.deterministic``), the previous mode restored after.
+
+    On CPU with more than one thread, an accumulating index (the backward of a row lookup with repeats) adds in
+    whatever order the threads finish, so two trainings of one seed drifted apart by ~1e-7 in their weights
+    within 30 steps; with these on they are bit-identical (cost: docs/model.md "Training"). ``warn_only``:
+    an op with no deterministic kernel (some CUDA ones) warns instead of stopping the run; cuBLAS needs
+    ``CUBLAS_WORKSPACE_CONFIG`` before its first use, set here unless already set."""
+    if not on:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
 def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
           datasets: tuple[Dataset, Dataset | None] | None = None, embedder: Any = None,
           collate_fn: Callable[[list[Any]], dict[str, Any]] | None = None) -> TrainResult:
@@ -110,6 +131,14 @@ def train(cfg: Config, lake: Lake | None, *, resume: bool = False,
     Returns:
         ``TrainResult`` with ``run_dir`` (load it with ``EventForecaster.from_pretrained``) and metrics.
     """
+    with deterministic_algorithms(cfg.train.deterministic):
+        return _train(cfg, lake, resume=resume, datasets=datasets, embedder=embedder, collate_fn=collate_fn)
+
+
+def _train(cfg: Config, lake: Lake | None, *, resume: bool,
+           datasets: tuple[Dataset, Dataset | None] | None, embedder: Any,
+           collate_fn: Callable[[list[Any]], dict[str, Any]] | None) -> TrainResult:
+    """:func:`train`'s body, under its deterministic-algorithms setting."""
     # ---------------------------------------------------------------- setup
     tc = cfg.train
     if tc.num_threads:
