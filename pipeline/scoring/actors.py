@@ -172,10 +172,11 @@ def pairs_frame(rows: pd.DataFrame | pa.Table) -> pd.DataFrame:
     Pairs with neither country are left out (the page leaves them out too) and the rest re-ranked. Flattened by
     pyarrow (a day's forecasts hold ~10⁵ pairs).
     """
+    pairs_type = FORECASTS_SCHEMA.field("actor_pairs").type
     t = rows if isinstance(rows, pa.Table) else pa.table(
         {**{c: pa.array(rows[c].to_numpy(object), pa.string()) for c in KEY},
-         "actor_pairs": pa.array(list(rows["actor_pairs"]), FORECASTS_SCHEMA.field("actor_pairs").type)})
-    lists = t["actor_pairs"].combine_chunks() if t.num_rows else pa.array([], FORECASTS_SCHEMA.field("actor_pairs").type)
+         "actor_pairs": pa.array(list(rows["actor_pairs"]), pairs_type)})
+    lists = t["actor_pairs"].combine_chunks() if t.num_rows else pa.array([], pairs_type)
     flat = pc.list_flatten(lists)
     a1, a2 = (pc.fill_null(flat.field(f), "").to_numpy(zero_copy_only=False).astype(object) for f in PAIR)
     keep = (a1 != "") | (a2 != "")
