@@ -51,6 +51,11 @@ class Level:
     def __len__(self) -> int:
         return len(self.codes)
 
+    def columns(self, codes) -> np.ndarray:
+        """(n,) int64 columns of ``codes`` (a Series or array), −1 for a code outside this level (or none); one
+        vectorised lookup, where a loop over ``index`` would iterate arrow-backed strings one by one."""
+        return pd.Index(self.codes).get_indexer(pd.Series(codes).astype(str)).astype(np.int64)
+
 
 @dataclass(frozen=True)
 class LabelSpace:
@@ -293,7 +298,7 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
     mentions: dict[str, np.ndarray] = {}
     quad_counts = np.zeros(shape + (4,), dtype=np.int64)
     for level in LEVELS:
-        l_ix = _label_index(df[level], labels[level])
+        l_ix = labels[level].columns(df[level])
         ok = l_ix >= 0
         if (~ok).any():
             dropped[f"unknown_{level}_code"] = int(n[~ok].sum())
@@ -309,7 +314,7 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
     a_day, a_c, a_n = _index(_days64(abroad["day"]), day_keys), _index(abroad["country"], ci), abroad["n"].to_numpy()
     actor = {}
     for level in LEVELS:
-        l_ix = _label_index(abroad[level], labels[level])
+        l_ix = labels[level].columns(abroad[level])
         ok = l_ix >= 0
         actor[level] = _scatter(shape + (len(labels[level]),), (a_day[ok], a_c[ok], l_ix[ok]), a_n[ok], np.int32)
     return Outcomes(days=days, countries=countries, y=y, n_events=n_events, quad_counts=quad_counts, dropped=dropped,
@@ -328,11 +333,6 @@ def _index(values, keys) -> np.ndarray:
     if (pos < 0).any():
         raise KeyError(f"not among the keys: {pd.unique(np.asarray(values)[pos < 0])[:5]}")
     return pos.astype(np.int64)
-
-
-def _label_index(codes, level: Level) -> np.ndarray:
-    """(n,) int64 label columns of ``codes`` in ``level``, −1 for a code outside the CAMEO table (or none)."""
-    return pd.Index(level.codes).get_indexer(codes.astype(str)).astype(np.int64)
 
 
 def _scatter(shape: tuple[int, ...], at: tuple[np.ndarray, ...], values, dtype) -> np.ndarray:

@@ -137,7 +137,7 @@ def load_forecast(lake: Lake, run: str, day: dt.date, labels: LabelSpace | None 
     out = {}
     for lv in LEVELS:
         m = (t["level"] == lv).to_numpy()
-        cols = pd.Index(labels[lv].codes).get_indexer(t["code"][m])
+        cols = labels[lv].columns(t["code"][m])
         if (cols < 0).any():
             bad = sorted(set(t["code"][m][cols < 0]))[:5]
             raise ValueError(f"forecasts/model={run}/date={day}: unknown {lv} codes {bad}")

@@ -139,7 +139,8 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
         runs = model_runs + runs
 
     # ---- scores: one pass, intervals by days and by countries
-    ev = evaluate(lake, start, end, runs, dataclasses.replace(cfg.evaluate, bootstrap_unit="day"), also_by=("country",))
+    ev = evaluate(lake, start, end, runs, dataclasses.replace(cfg.evaluate, bootstrap_unit="day"),
+                  also_by=("country",))
     summary = _merge(ev.summary, ev.also["country"])
     bt = Backtest(start, end, runs, summary, origins, name=name, actors=ev.actors, notes=ev.notes)
     if refit_every is not None and baseline_run("climatology") in runs:

@@ -145,7 +145,7 @@ def per_row_prf(pred: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def glean_metrics(Y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Glean protocol, labels as columns: weighted recall / F1 / F2 and Hamming loss — scikit-learn's
     ``recall_score`` / ``fbeta_score(average="weighted", zero_division=0)`` and ``hamming_loss``, to rounding
-    (tested), read off the per-label counts (:func:`weighted_fbeta`)."""
+    (tested), read off the per-label counts (:func:`_weighted_fbeta`, as :func:`weighted_f1`)."""
     Y, pred = Y.astype(bool), pred.astype(bool)
     counts = _label_counts(Y, pred)
     support = counts[2]
