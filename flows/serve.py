@@ -13,6 +13,7 @@ from flows.backfill import backfill
 from flows.daily import daily
 from flows.train import train_flow
 from pipeline.core.config import Config
+from pipeline.core.errors import UserError
 
 
 def build_deployments(cfg: Config, config_path: str | None = None) -> list[Any]:
@@ -36,8 +37,32 @@ def build_deployments(cfg: Config, config_path: str | None = None) -> list[Any]:
     ]
 
 
-def serve(cfg: Config, config_path: str | None = None) -> None:
-    """Serve the deployments from this process until interrupted (needs a Prefect server / PREFECT_API_URL)."""
-    from prefect import serve as prefect_serve
+def check_api(url: str | None) -> str:
+    """``url`` (the ``PREFECT_API_URL`` this process would serve to), checked to be set and to answer
+    ``/health``; ``UserError`` otherwise.
 
+    Without one, Prefect would start a temporary server that lives as long as this process and does not run
+    the scheduler service (an ephemeral server runs only the few services marked for it): the deployments would
+    print as served, yet the daily cron would never fire."""
+    import urllib.request
+
+    if not url:
+        raise UserError("serve needs a running Prefect server: start one (`prefect server start`) and set "
+                        "PREFECT_API_URL=http://127.0.0.1:4200/api (without it no schedule would ever fire)")
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=10) as r:
+            r.read()
+    except OSError as exc:  # refused, unreachable, timed out, or an HTTP error
+        raise UserError(f"no Prefect server answers at PREFECT_API_URL={url} ({exc}); start it with "
+                        "`prefect server start`, or point PREFECT_API_URL at a running one") from exc
+    return url
+
+
+def serve(cfg: Config, config_path: str | None = None) -> None:
+    """Serve the deployments from this process until interrupted; needs a running Prefect server
+    (:func:`check_api`: PREFECT_API_URL, from the environment or the active Prefect profile)."""
+    from prefect import serve as prefect_serve
+    from prefect.settings import get_current_settings
+
+    check_api(get_current_settings().api.url)
     prefect_serve(*build_deployments(cfg, config_path))

@@ -243,9 +243,9 @@ def inspect(
     table: Annotated[Optional[str], typer.Argument(help="Table to detail (default: all tables).")] = None,
     date: Annotated[Optional[str], typer.Option("--date", help="One partition day.")] = None,
     sql: Annotated[Optional[str], typer.Option("--sql", help="DuckDB SQL over the lake's views.")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Rows shown for --sql.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Rows shown for --sql.")] = 50,
     country: Annotated[Optional[str], typer.Option("--country", help="descriptors: one country (FIPS) of --date.")] = None,
-    top: Annotated[int, typer.Option("--top", help="descriptors --country: heaviest phrases shown; watchlist: rows per list.")] = 15,
+    top: Annotated[int, typer.Option("--top", min=1, help="descriptors --country: heaviest phrases shown; watchlist: rows per list.")] = 15,
 ) -> None:
     """Tables, partitions, row counts and quarantine summary of the lake; or run --sql.
 
@@ -309,6 +309,7 @@ def _print_descriptors(o: Console, lake: Lake, date: Optional[str], country: str
 
     if date is None:
         raise UserError("inspect descriptors --country needs --date YYYY-MM-DD")
+    country = country.strip().upper()  # FIPS codes are upper case
     t = describe_descriptors(lake, date, country, top)
     day = describe_day(lake, date, country)
     o.print(_table(
@@ -525,6 +526,10 @@ def evaluate(
                 console.print(f"forecast {day}: {res['countries']} countries")
             runs = (runs or []) + [mr.run] if runs else None
     ev = run_evaluate(lake, start, last, runs, cfg.evaluate)
+    if ev.summary.empty:  # nothing had both a forecast and an outcome: say why in one line, not an empty table
+        why = next((n for n in ev.notes if "not scored" in n),  # the days have no outcome (yet)
+                   f"no forecast of {', '.join(runs) if runs else 'any run'} targets a day of it")
+        raise UserError(f"evaluate {ev.start}…{ev.end}: nothing to score: {why}")
     with console.capture() as tables:  # the skill tables are the result: stdout, full width
         print_summary(ev, levels=tuple(levels) if levels else ("root", "base", "rare"))
     out().file.write(tables.get())
@@ -575,7 +580,7 @@ def calibrate(
 def watchlist(
     date: Annotated[str, typer.Option("--date", help="Forecast (target) day.")],
     run: Annotated[Optional[str], typer.Option("--run", help="Forecast run (default: the model's, else climatology).")] = None,
-    top: Annotated[int, typer.Option("--top", help="Rows per list (rises, falls, conflict rises, conflict falls).")] = 10,
+    top: Annotated[int, typer.Option("--top", min=1, help="Rows per list (rises, falls, conflict rises, conflict falls).")] = 10,
 ) -> None:
     """Write the `watchlist` table for --date: the forecasts that depart most from the usual (after forecast)."""
     from pipeline.scoring.watchlist import WatchlistConfig, write_watchlist
@@ -594,7 +599,7 @@ def watchlist(
 def report(
     date: Annotated[str, typer.Option("--date", help="Forecast day of the page.")],
     run: Annotated[Optional[str], typer.Option("--run", help="Forecast run shown (default: the model's, else climatology).")] = None,
-    top: Annotated[Optional[int], typer.Option("--top", help="Rewrite the watch list with this many rows per list (default: the stored one, 10).")] = None,
+    top: Annotated[Optional[int], typer.Option("--top", min=1, help="Rewrite the watch list with this many rows per list (default: the stored one, 10).")] = None,
 ) -> None:
     """Write `reports/<date>/`: the morning page (watch list, map, track record), a page per country, the index."""
     from pipeline.scoring.report import build_report
@@ -682,16 +687,21 @@ def backfill(
     force: Annotated[bool, typer.Option("--force", help="Redo finished days.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would run, run nothing (no Prefect server).")] = False,
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Bad source files don't fail their day.")] = False,
-    stages: Annotated[Optional[str], typer.Option(help="Comma-separated subset of ingest,reduce,descriptors,forecast,evaluate.")] = None,
+    stages: Annotated[Optional[str], typer.Option(help="Comma-separated subset of ingest,reduce,descriptors,forecast,baselines,evaluate,watchlist.")] = None,
     runner: Annotated[Runner, typer.Option(help="Task runner: threads, a Dask or a Ray cluster.")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Dask scheduler / Ray cluster address to join.")] = None,
 ) -> None:
     """The daily stages over a date range: resumable, bounded concurrency, failed days reported."""
-    from pipeline.core.lake import as_date
+    from pipeline.core.lake import as_date, date_range
 
     cfg = get_config()
     cfg.flow.resolve_source(source, path)
     stage_list = stages.split(",") if stages else None
+    date_range(start, end)  # a reversed range or an unknown stage fails here in one line, before Prefect starts
+    from pipeline.core.status import STAGES
+
+    if bad := [s for s in stage_list or () if s not in STAGES]:
+        raise UserError(f"backfill --stages: unknown stage {bad[0]!r}; known: {', '.join(STAGES)}")
     if dry_run:  # a plan needs the lake only, not Prefect
         from flows.backfill import dry_run_plan
 

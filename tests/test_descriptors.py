@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pytest
 from conftest import SAMPLE_COUNTRIES
 
+from pipeline.core.errors import UserError
 from pipeline.core.config import DescriptorConfig
 from pipeline.features.descriptors import build_day, describe_day, describe_descriptors, select_targets
 from pipeline.features.embed import embed_phrases
@@ -183,5 +184,8 @@ def test_describe(sample_descriptors):
     w = t["weight"].to_pylist()
     assert w == sorted(w, reverse=True) and t["target"][0].as_py()
     assert int(t.schema.metadata[b"n_events"]) == describe_day(sample_descriptors, DAY, "IS")["n_events"]
-    with pytest.raises(KeyError, match="ZZ"):
+    with pytest.raises(UserError, match="--country: unknown FIPS country code.* ZZ"):
         describe_descriptors(sample_descriptors, DAY, "ZZ")
+    with pytest.raises(UserError, match="no descriptors for country US on"):  # a real code without a cloud that day
+        describe_descriptors(sample_descriptors, DAY, "us")
+    assert describe_descriptors(sample_descriptors, DAY, "is", top=5).equals(t)  # lower case reads as the code

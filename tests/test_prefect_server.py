@@ -77,6 +77,10 @@ def test_deployments_runs_logs_and_artifacts_on_a_real_server(prefect_server, tm
     params = ast.literal_eval(re.search(r"'parameters': (\{[^{}]*\})", inspected).group(1))
     assert set(params) == {"config", "lake"}  # only these travel: the source is read from the config
 
+    from flows.serve import check_api  # what `gdelt-forecast serve` checks first: this server answers
+
+    assert check_api(prefect_server["PREFECT_API_URL"]) == prefect_server["PREFECT_API_URL"]
+
     runs = _prefect(prefect_server, "flow-run", "ls")
     assert "backfill" in runs and "log-check" in runs
     logs = _prefect(prefect_server, "flow-run", "logs", ids["backfill"])

@@ -227,3 +227,84 @@ def test_ingest_flag_mistakes_are_user_errors(tmp_path):
         ingest(lake, "ftp", "2025-05-26", "2025-05-26")
     with pytest.raises(UserError, match="needs --path"):
         ingest(lake, "local", "2025-05-26", "2025-05-26")
+
+
+# ------------------------------------------------------------------ commands asked for what cannot be
+def test_reversed_ranges_unknown_runs_and_empty_lists_are_one_line_errors(country_history, tmp_path):
+    from pipeline.core.config import Config, EvaluateConfig, ForecastConfig
+    from pipeline.forecast.baselines import run_baselines
+    from pipeline.scoring.backtest import backtest
+    from pipeline.scoring.evaluate import evaluate
+    from pipeline.scoring.watchlist import WatchlistConfig
+
+    lake = country_history
+    # before any fit: the learned baseline used to fail inside scikit-learn on zero training rows
+    with pytest.raises(ValueError, match="end 2025-01-04 is before start 2025-01-06"):
+        run_baselines(lake, "2025-01-06", "2025-01-04", ForecastConfig(baselines=["learned"]))
+    run_baselines(lake, "2025-01-03", "2025-01-05", ForecastConfig(baselines=["climatology"]))
+    cfg = EvaluateConfig(reports_dir=tmp_path / "reports", bootstrap=0, val_days=1)
+    with pytest.raises(UserError, match="no forecasts of run 'nope' in .*; runs there: baseline-climatology$"):
+        evaluate(lake, "2025-01-04", "2025-01-05", ["baseline-climatology", "nope"], cfg, write=False)
+    ev = evaluate(lake, "2025-01-04", "2025-01-05", ["baseline-climatology"], cfg, write=False)
+    assert not ev.summary.empty  # the same call with a run that exists scores
+    for top in (0, -3):  # a negative top cut all but the last rows of each list (pandas head(-3))
+        with pytest.raises(UserError, match="top .* must be a whole number ≥ 1"):
+            WatchlistConfig(top=top)
+    with pytest.raises(UserError, match="--calibration-days must be ≥ 1, not 0"):
+        backtest(lake, "2025-01-04", "2025-01-05", Config(), refit_every=1, calibration_days=0)
+
+
+def test_cli_evaluate_with_nothing_to_score_says_why(country_history, tmp_path):
+    from gdelt_forecast.cli import app
+    from pipeline.core.config import ForecastConfig
+    from pipeline.forecast.baselines import run_baselines
+
+    run_baselines(country_history, "2025-01-03", "2025-01-05", ForecastConfig(baselines=["climatology"]))
+    base = ["--lake", str(country_history.root), "evaluate", "--val-days", "1"]
+    r = CliRunner().invoke(app, base + ["--start", "2025-03-01", "--end", "2025-03-02"])
+    assert r.exit_code == 2, r.output
+    assert "nothing to score: 2 target day(s) have no 'country' partition yet" in r.output
+    assert "Traceback" not in r.output and "AttributeError" not in repr(r.exception)
+    r = CliRunner().invoke(app, base + ["--start", "2025-01-01", "--end", "2025-01-01"])
+    assert r.exit_code == 2, r.output
+    assert "nothing to score: no forecast of any run targets a day of it" in r.output
+    r = CliRunner().invoke(app, ["--lake", str(country_history.root), "watchlist", "--date", "2025-01-05",
+                                 "--top", "-3"])
+    assert r.exit_code == 2 and "--top" in r.output
+
+
+def test_cli_backfill_checks_its_range_and_stages_before_prefect(tmp_path, monkeypatch):
+    import sys
+
+    from gdelt_forecast.cli import app
+
+    monkeypatch.delitem(sys.modules, "flows.backfill", raising=False)
+    base = ["--lake", str(tmp_path / "lake"), "backfill", "--source", "local", "--path", str(tmp_path)]
+    r = CliRunner().invoke(app, base + ["--start", "2025-06-01", "--end", "2025-05-01"])
+    assert r.exit_code == 2 and "end 2025-05-01 is before start 2025-06-01" in r.output
+    r = CliRunner().invoke(app, base + ["--start", "2025-06-01", "--end", "2025-06-01", "--stages", "ingest,nope"])
+    assert r.exit_code == 2 and "unknown stage 'nope'; known: ingest, reduce" in r.output
+    assert "flows.backfill" not in sys.modules  # refused before the flow (and its Prefect server) was touched
+
+
+def test_forecast_of_an_unknown_country_code_is_named(sample_descriptors, tiny_model_run, embedder):
+    from pipeline.core.config import ForecastConfig
+    from pipeline.forecast.forecast import load_model_run, run_forecast
+
+    mr = load_model_run(tiny_model_run)
+    with pytest.raises(UserError, match="forecast --countries: unknown FIPS country code.*ZZ"):
+        run_forecast(sample_descriptors, "2025-06-07", ForecastConfig(countries=["ZZ", "US"]), mr, embedder)
+
+
+def test_serve_refuses_to_start_without_a_prefect_server():
+    import socket
+
+    from flows.serve import check_api
+
+    with pytest.raises(UserError, match="serve needs a running Prefect server: start one"):
+        check_api(None)  # Prefect would serve on a temporary server that never runs the cron
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(UserError, match=f"no Prefect server answers at PREFECT_API_URL=http://127.0.0.1:{port}/api"):
+        check_api(f"http://127.0.0.1:{port}/api")

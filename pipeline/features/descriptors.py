@@ -283,10 +283,13 @@ def describe_descriptors(lake: Lake, date: DateLike, country: str, top: int = 10
     ``small``, ``goldstein_mean``) — or use :func:`describe_day`.
     """
     day = as_date(date)
+    country = country.strip().upper()  # FIPS codes are upper case; "us" means US
+    check_countries([country], "--country")
     pts = lake.read("descriptors", day, day, columns=[f.name for f in DESCRIPTORS_SCHEMA])
     pts = pts.filter(pc.equal(pts["country"], country))
     if pts.num_rows == 0:
-        raise KeyError(f"no descriptors for country {country!r} on {day} in {lake.root}/descriptors")
+        raise UserError(f"no descriptors for country {country} on {day} in {lake.root}/descriptors "
+                        f"(gdelt-forecast inspect descriptors --date {day} lists the day's partition)")
     info = describe_day(lake, day, country)
     targets = set(info["target_phrases"])
     pts = pts.slice(0, top)
@@ -302,8 +305,9 @@ def describe_descriptors(lake: Lake, date: DateLike, country: str, top: int = 10
 def describe_day(lake: Lake, date: DateLike, country: str) -> dict:
     """The ``descriptor_days`` row of one country-day as a dict."""
     day = as_date(date)
+    country = country.strip().upper()
     t = lake.read("descriptor_days", day, day)
     t = t.filter(pc.equal(t["country"], country))
     if t.num_rows == 0:
-        raise KeyError(f"no descriptor_days row for country {country!r} on {day} in {lake.root}")
+        raise UserError(f"no descriptor_days row for country {country} on {day} in {lake.root}")
     return t.to_pylist()[0]

@@ -46,7 +46,7 @@ import numpy as np
 
 from pipeline.core.config import ForecastConfig
 from pipeline.cameo.labels import LEVELS, Outcomes, load_outcomes
-from pipeline.core.lake import DateLike, Lake, as_date
+from pipeline.core.lake import DateLike, Lake, as_date, date_range
 from pipeline.core.progress import track
 from pipeline.core.schemas import FORECASTS_SCHEMA
 from pipeline.forecast.table import baseline_run, forecast_rows
@@ -220,12 +220,12 @@ def run_baselines(
     cfg = cfg or ForecastConfig()
     start = as_date(start)
     end = as_date(end) if end is not None else start
+    targets = date_range(start, end)  # end before start: a one-line error before any read or fit
     unknown = [n for n in cfg.baselines if n not in BASELINES + (LEARNED,)]
     if unknown:
         raise ValueError(f"unknown baseline {unknown[0]!r}; known: {list(BASELINES + (LEARNED,))}")
     if outcomes is None:
         outcomes = load_outcomes(lake, None, end - dt.timedelta(days=1))
-    targets = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     names = [n for n in cfg.baselines if n != LEARNED]
     probs = baseline_probabilities(outcomes, targets, names or ["climatology"], cfg.ewm_halflife_days,
                                    cfg.baseline_smoothing, cfg.weekday_prior_days)

@@ -56,6 +56,7 @@ import pyarrow as pa
 
 from pipeline.cameo import phrases
 from pipeline.cameo.phrases import split_actors
+from pipeline.features.descriptors import check_countries
 from pipeline.forecast.futures import futures_by_country, futures_rows, write_futures
 from pipeline.forecast.table import MIN_PAIR_SHARE, forecast_rows
 from pipeline.forecast.calibrate import Calibration, blend_inputs
@@ -355,6 +356,7 @@ def run_forecast(
     labels = label_space()
     basis = build_basis(embed, labels)
     countries = sorted(cfg.countries or mr.countries)
+    check_countries(cfg.countries, "forecast --countries", also_known=mr.countries)
     if not countries:
         raise ValueError(f"forecast: no countries: pass --countries or use a model whose config lists them ({mr.directory})")
     items, skipped = load_contexts(lake, countries, target, mr.config.dataset, embedder)  # one read for all

@@ -109,6 +109,8 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
         raise UserError(f"backtest: --end {end} is before --start {start}")
     if refit_every is not None and refit_every < 1:
         raise UserError(f"backtest: --refit-every must be ≥ 1, not {refit_every}")
+    if calibration_days < 1:  # 0 would read as "every raw day before d" ([-0:]), not as none
+        raise UserError(f"backtest: --calibration-days must be ≥ 1, not {calibration_days}")
     first = start - dt.timedelta(days=cfg.evaluate.val_days)  # threshold-tuning days, forecast the same way
     days = date_range(first, end)
     outcomes = load_outcomes(lake, None, end)

@@ -51,6 +51,7 @@ from pipeline.core.config import EvaluateConfig
 from pipeline.cameo.labels import LEVELS, RARE_ROOTS, LabelSpace, Outcomes, label_space, load_outcomes
 from pipeline.core.lake import DateLike, Lake, as_date, date_range
 from pipeline.core.progress import console, track
+from pipeline.core.errors import UserError
 from pipeline.core.schemas import SCORES_SCHEMA
 from pipeline.forecast.futures import futures_by_country, has_futures
 from pipeline.forecast.table import Stack, baseline_run, collect, is_baseline
@@ -341,9 +342,13 @@ def evaluate(
     start, end = as_date(start), as_date(end)
     test_days = date_range(start, end)
     val_days = [start - dt.timedelta(days=i) for i in range(cfg.val_days, 0, -1)]
-    runs = list(runs) if runs else forecast_runs(lake)
-    if not runs:
+    known = forecast_runs(lake)
+    if not known:
         raise FileNotFoundError(f"no forecasts in {lake.root}: run `gdelt-forecast baselines` / `forecast` first")
+    unknown = [r for r in runs or () if r not in known]
+    if unknown:
+        raise UserError(f"no forecasts of run {unknown[0]!r} in {lake.root}; runs there: {', '.join(known)}")
+    runs = list(runs) if runs else known
     outcomes = load_outcomes(lake, None, end, labels)
     notes: list[str] = []
     thin = [d for d in test_days if d in outcomes.left_out]

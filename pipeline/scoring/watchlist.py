@@ -110,6 +110,8 @@ class WatchlistConfig:
     def __post_init__(self) -> None:
         if self.usual not in USUALS:
             raise UserError(f"watch list: usual must be one of {', '.join(USUALS)}, not {self.usual!r}")
+        if not isinstance(self.top, int) or self.top < 1:
+            raise UserError(f"watch list: top (rows per list) must be a whole number ≥ 1, not {self.top!r}")
 
     @classmethod
     def of(cls, ev: EvaluateConfig, **kw) -> "WatchlistConfig":
