@@ -88,7 +88,8 @@ def out() -> Console:
 
 def command(name: Optional[str] = None, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``@app.command`` plus what every command shares: ``--config``/``--lake``/``--debug`` accepted after
-    the command too, and one error tail — a user mistake (``USER_ERRORS``) prints one line and exits 2,
+    the command too, and one error tail — a user mistake (``USER_ERRORS``) prints one line and exits 2, a
+    failure of the machine or the network (``OSError``: GDELT unreachable, a full disk) one line and exits 1,
     with the traceback only under ``--debug`` / ``GDELT_FORECAST_DEBUG=1``."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,6 +106,11 @@ def command(name: Optional[str] = None, **kwargs: Any) -> Callable[[Callable[...
                     raise
                 console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
                 raise typer.Exit(2) from None
+            except OSError as exc:  # a server unreachable, a disk full: not the user's mistake, yet one line says it
+                if state.debug:
+                    raise
+                console.print(f"[red]failed:[/red] {escape(str(exc))} (--debug shows the traceback)", highlight=False)
+                raise typer.Exit(1) from None
 
         sig = _inspect.signature(fn, eval_str=True)  # typer reads Annotated[...] objects, not strings
         extra = [_inspect.Parameter(n, _inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)

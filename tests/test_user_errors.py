@@ -308,3 +308,22 @@ def test_serve_refuses_to_start_without_a_prefect_server():
         port = s.getsockname()[1]
     with pytest.raises(UserError, match=f"no Prefect server answers at PREFECT_API_URL=http://127.0.0.1:{port}/api"):
         check_api(f"http://127.0.0.1:{port}/api")
+
+
+def test_cli_a_network_or_disk_failure_is_one_line_and_exit_1(tmp_path, monkeypatch):
+    """Not the user's mistake (exit 1, not 2), yet one line; the daily run used to end in a page of traceback
+    when GDELT's servers could not be reached."""
+    import pipeline.scoring.evaluate as evaluate_module
+    from gdelt_forecast.cli import app
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionRefusedError(111, "Connection refused: http://127.0.0.1:9/gdeltv2/masterfilelist.txt")
+
+    monkeypatch.setattr(evaluate_module, "evaluate", unreachable)
+    args = ["--lake", str(tmp_path / "lake"), "evaluate", "--start", "2025-05-16"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("failed: ") and "Connection refused: http://127.0.0.1:9/" in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) <= 3
+    r = CliRunner().invoke(app, args + ["--debug"])
+    assert isinstance(r.exception, ConnectionRefusedError)  # --debug: the exception itself, for its traceback
