@@ -627,6 +627,7 @@ def backtest(
     calibration_days: Annotated[int, typer.Option("--calibration-days", help="Raw forecast days before each test day its calibration is fitted on.")] = 3,
     countries: Annotated[Optional[str], typer.Option("--countries", help="FIPS codes, comma-separated (default: dataset.countries or the busiest).")] = None,
     stack: Annotated[str, typer.Option("--stack", help="The stack's baseline-learned: 'rolling' (each calibration day's own fit, and the test day's) or 'fixed' (one fit before the calibration days).")] = "rolling",
+    bar_cache: Annotated[bool, typer.Option("--bar-cache/--no-bar-cache", help="Read baseline-learned fits of the same inputs from an earlier backtest (forecast.learned_cache_dir, default <evaluate.reports_dir>/cache/baseline-learned) instead of refitting them.")] = True,
 ) -> None:
     """Walk-forward backtest: each test day forecast from its past only (baseline-learned refitted per day; the model
     every k days); writes `reports/backtest-<start>_<end>-<what>/summary.{csv,md}` (<what>: train.run or baselines, and the number of countries)."""
@@ -637,7 +638,8 @@ def backtest(
     cfg = get_config()
     try:
         bt = run_backtest(get_lake(cfg), start, end, cfg, refit_every, calibration_days,
-                          [c for c in (countries or "").replace(" ", ",").split(",") if c] or None, stack=stack)
+                          [c for c in (countries or "").replace(" ", ",").split(",") if c] or None, stack=stack,
+                          bar_cache=bar_cache)
     except (UserError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)

@@ -266,3 +266,26 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     assert not np.allclose(fixed.probability.to_numpy(), calibrated.probability.to_numpy())
     with pytest.raises(UserError, match="--stack must be one of rolling, fixed"):
         backtest(source, "2025-06-05", "2025-06-06", cfg, refit_every=4, stack="latest")
+
+
+def test_a_second_backtest_of_the_same_days_reads_the_bars_fits(history, tmp_path, monkeypatch):
+    """The 30- and 100-country checks, an ablation's variants: the bar's daily fits are the same, read back."""
+    import pipeline.model.learned as learned
+
+    cfg = _cfg(tmp_path)
+    cache = tmp_path / "reports" / "cache" / "baseline-learned"
+    one = backtest(history, "2025-02-08", "2025-02-10", cfg, countries=["US", "FR"])
+    fits = sorted(p.name for p in cache.iterdir())
+    assert len(fits) == 4  # one per forecast day: 02-07 (threshold tuning) … 02-10
+    monkeypatch.setattr(learned, "fit_learned", lambda *a, **k: pytest.fail("refitted a fit the cache holds"))
+    two = backtest(history, "2025-02-08", "2025-02-10", cfg)  # other countries, the same bar
+    assert sorted(p.name for p in cache.iterdir()) == fits
+
+    def bar(bt, day="2025-02-10"):  # the bar's forecasts of US and FR as that backtest wrote them
+        t = Lake(bt.directory / "lake").read("forecasts", day, day, model="baseline-learned").to_pandas()
+        return t[t.country.isin(["US", "FR"])].drop(columns="issued_at").sort_values(["country", "level", "code"])
+
+    pd.testing.assert_frame_equal(bar(one).reset_index(drop=True), bar(two).reset_index(drop=True))
+    monkeypatch.undo()
+    backtest(history, "2025-02-08", "2025-02-10", cfg, countries=["US"], bar_cache=False)
+    assert sorted(p.name for p in cache.iterdir()) == fits  # nothing read, nothing added

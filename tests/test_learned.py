@@ -205,3 +205,41 @@ def test_baselines_read_the_artefact_the_config_s_training_saved(country_history
     monkeypatch.setattr("pipeline.model.learned.fit_learned", lambda *a, **k: pytest.fail("refitted"))
     cfg.forecast.baselines = ["learned"]
     assert baselines.run_baselines(lake, "2025-01-04", cfg=cfg.forecast)["baseline-learned"] > 0
+
+
+def _late_country(o: Outcomes, first: int = 30) -> Outcomes:
+    """``o`` with its country C5 first seen on day ``first`` (no event, no label before)."""
+    o.n_events[:first, 5] = 0
+    for lv in LEVELS:
+        o.y[lv][:first, 5] = False
+    return o
+
+
+def test_fit_cached_reads_back_the_same_fit_and_refits_when_an_input_changes(tmp_path, monkeypatch):
+    import pipeline.model.learned as learned
+
+    o = _late_country(_persistent_outcomes())
+    days = training_days(o, o.days[25])
+    fresh = fit_learned(o, days, "hgb", max_rows=3_000)  # subsampled: the rows drawn must not move either
+    first = learned.fit_cached(o, days, "hgb", 3_000, 0, cache=tmp_path)
+    saved = [p for p in tmp_path.iterdir()]
+    assert len(saved) == 1 and not saved[0].name.startswith(".")
+    target = o.days[25:27]
+
+    def same(a, b):
+        pa, pb = learned_probabilities(a, o, target), learned_probabilities(b, o, target)
+        for d in target:
+            for lv in LEVELS:
+                np.testing.assert_array_equal(pa[d][lv][0], pb[d][lv][0])
+
+    same(first, fresh)  # fitted on the outcomes up to its last day (C5 not yet seen): as on the whole read
+    monkeypatch.setattr(learned, "fit_learned", lambda *a, **k: pytest.fail("refitted a cached fit"))
+    same(learned.fit_cached(o, days, "hgb", 3_000, 0, cache=tmp_path), first)
+    key = learned.fit_key(o, days, "hgb", 3_000, 0)
+    assert learned.fit_key(o.until(o.days[-1]), days, "hgb", 3_000, 0) == key
+    o.y["root"][30, 0, 0] ^= True  # a day after the last training day: the same fit
+    assert learned.fit_key(o, days, "hgb", 3_000, 0) == key
+    o.y["root"][10, 0, 0] ^= True  # a training day's outcome: another fit
+    assert learned.fit_key(o, days, "hgb", 3_000, 0) != key
+    assert learned.fit_key(_late_country(_persistent_outcomes()), days, "hgb", 3_001, 0) != key
+    assert learned.fit_key(_late_country(_persistent_outcomes()), days[:-1], "hgb", 3_000, 0) != key

@@ -412,6 +412,10 @@ class ForecastConfig:
     unset in a config file, ``<train.models_dir>/baseline-learned``, where that config's training saves it.
     When it is missing (or None), or was fitted on a day ≥ the first forecast day, the baseline is fitted
     in memory on the days before that day (leak-free)."""
+    learned_cache_dir: Path | None = None
+    """A folder of ``baseline-learned`` fits by what they read (``pipeline.model.learned.fit_cached``): a fit
+    whose days, outcomes, settings and code were fitted before is read back instead of refitted. Unset: none,
+    except in a backtest, which uses ``<evaluate.reports_dir>/cache/baseline-learned`` (``--no-bar-cache``: none)."""
     learned_estimator: str = "hgb"
     """``logistic`` (scikit-learn LogisticRegression on standardised features) or ``hgb``
     (HistGradientBoostingClassifier); docs/forecast.md compares them."""

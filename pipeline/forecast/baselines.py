@@ -275,7 +275,7 @@ def learned_model(outcomes: Outcomes, start: dt.date, cfg: ForecastConfig, fits:
             fits[start] = learned_model(outcomes, start, cfg)
         return fits[start]
     from pipeline.core.progress import console
-    from pipeline.model.learned import LearnedBaseline, fit_learned, training_days
+    from pipeline.model.learned import LearnedBaseline, fit_cached, training_days
 
     stored = LearnedBaseline.load(cfg.learned_dir) if cfg.learned_dir else None
     if stored is not None and stored.last_day < start:
@@ -287,4 +287,5 @@ def learned_model(outcomes: Outcomes, start: dt.date, cfg: ForecastConfig, fits:
     if stored is not None:
         console.print(f"[yellow]baseline-learned: {cfg.learned_dir} was fitted on days up to {stored.last_day} "
                       f"(≥ {start}); refitted on the {len(days)} days before {start}[/]")
-    return fit_learned(outcomes, days, cfg.learned_estimator, cfg.learned_max_rows, cfg.seed)
+    return fit_cached(outcomes, days, cfg.learned_estimator, cfg.learned_max_rows, cfg.seed,
+                      cache=cfg.learned_cache_dir)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,22 +193,83 @@ def fit_learned(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "h
     return LearnedBaseline(estimators, estimator, [str(d) for d in usable], n_rows)
 
 
+def fit_key(outcomes: Outcomes, days: Sequence[dt.date], estimator: str, max_rows: int | None, seed: int,
+            labels: LabelSpace | None = None) -> str:
+    """What a :func:`fit_learned` of ``days`` reads, as a sha256 hex digest: the outcome arrays of every day up to
+    the last of ``days`` (the training rows' labels and their history; nothing later), the days and countries, the
+    label space, the settings, the installed scikit-learn and NumPy, and the source of this module and of
+    :mod:`pipeline.features.history` (so a change of how a feature is computed is a new key, not a stale fit)."""
+    import hashlib
+
+    import sklearn
+
+    from pipeline.cameo.labels import ARRAY_FIELDS
+    from pipeline.features import history
+
+    labels = labels or label_space()
+    o = outcomes.until(max(days))
+    h = hashlib.sha256()
+
+    def add(*parts: Any) -> None:
+        for part in parts:
+            h.update(part if isinstance(part, (bytes, memoryview)) else repr(part).encode())
+            h.update(b"\x00")
+
+    add(Path(__file__).read_bytes(), Path(history.__file__).read_bytes(), sklearn.__version__, np.__version__)
+    add(estimator, max_rows, seed, HGB_LEAVES, HGB_MIN_LEAF, FEATURES, sorted(map(str, days)))
+    add(*[list(labels[lv].codes) for lv in LEVELS], [str(d) for d in o.days], list(o.countries))
+    for name in ARRAY_FIELDS:
+        value = getattr(o, name)
+        for key, a in sorted(value.items()) if isinstance(value, dict) else [(None, value)]:
+            a = np.ascontiguousarray(a)
+            add(name, key, a.dtype.str, a.shape, memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def fit_cached(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "hgb", max_rows: int | None = 1_000_000,
+               seed: int = 0, labels: LabelSpace | None = None, cache: str | Path | None = None) -> LearnedBaseline:
+    """:func:`fit_learned`, read back from ``cache`` when a fit of the same inputs (:func:`fit_key`) was saved
+    there, else fitted and saved there (``cache`` None: always fitted, nothing saved).
+
+    A walk-forward fits the bar on the days before each of its days; a second backtest over the same days (the
+    30- and 100-country checks, an ablation's variants) reads the first's fits instead of refitting them — the
+    same estimators, not merely equal ones. The fit is made on the outcomes up to the last training day
+    (:meth:`Outcomes.until`), which gives the same rows and features as the whole read: a country first seen
+    later never has a row or a weight before it."""
+    usable = sorted(d for d in set(days) if (i := outcomes.day_index(d)) is not None and i > 0)
+    if cache is None or not usable:
+        return fit_learned(outcomes, days, estimator, max_rows, seed, labels)
+    folder = Path(cache) / fit_key(outcomes, usable, estimator, max_rows, seed, labels)[:32]
+    if (hit := LearnedBaseline.load(folder)) is not None:
+        return hit
+    fit = fit_learned(outcomes.until(usable[-1]), usable, estimator, max_rows, seed, labels)
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    fit.save(tmp)
+    try:
+        tmp.rename(folder)  # whole or absent: a reader never sees half a fit
+    except OSError:  # another process saved the same fit first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return fit
+
+
 def fit_out_of_fold(outcomes: Outcomes, days: Sequence[dt.date], targets: Sequence[dt.date], folds: int,
                     estimator: str = "hgb", max_rows: int | None = 1_000_000, seed: int = 0,
-                    labels: LabelSpace | None = None) -> tuple[LearnedBaseline, dict[dt.date, LearnedBaseline]]:
+                    labels: LabelSpace | None = None, cache: str | Path | None = None
+                    ) -> tuple[LearnedBaseline, dict[dt.date, LearnedBaseline]]:
     """The fit on every outcome day of ``days`` and, for each training target of ``targets``, a fit that never saw it.
 
     ``targets`` are cut into ``folds`` contiguous blocks (fewer when there are fewer targets); the block's fit
     uses ``days`` less the block's days. Returns (the full fit, {target: its out-of-fold fit}): the prior of
     :class:`pipeline.model.forecaster.OccurrenceHead` is the full fit's on validation days and later, the
     out-of-fold fit's on the training days, so what the head learns on top of it is what a fit that did not see
-    the day misses (stacking's out-of-fold rule; Wolpert 1992)."""
-    full = fit_learned(outcomes, days, estimator, max_rows, seed, labels)
+    the day misses (stacking's out-of-fold rule; Wolpert 1992). ``cache``: see :func:`fit_cached`."""
+    full = fit_cached(outcomes, days, estimator, max_rows, seed, labels, cache)
     targets = sorted(set(targets))
     oof: dict[dt.date, LearnedBaseline] = {}
     for block in np.array_split(np.array(targets, dtype=object), min(folds, len(targets))):
         held = set(block.tolist())
-        model = fit_learned(outcomes, [d for d in days if d not in held], estimator, max_rows, seed, labels)
+        model = fit_cached(outcomes, [d for d in days if d not in held], estimator, max_rows, seed, labels, cache)
         oof.update({d: model for d in held})
     return full, oof
 

@@ -313,7 +313,7 @@ def fit_prior(cfg: Config, lake: Lake | None, train_ds: Dataset, val_ds: Dataset
     days = training_days(outcomes, end)
     fc = cfg.forecast
     full, oof = fit_out_of_fold(outcomes, days, targets, cfg.model.prior_folds, fc.learned_estimator,
-                                fc.learned_max_rows, fc.seed)
+                                fc.learned_max_rows, fc.seed, cache=fc.learned_cache_dir)
     train_ds.prior = _priors(train_ds, oof.__getitem__)
     if val_ds is not None:
         val_ds.prior = _priors(val_ds, lambda _t: full)

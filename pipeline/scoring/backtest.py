@@ -93,7 +93,8 @@ STACKS = ("rolling", "fixed")
 
 
 def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_every: int | None = None,
-             calibration_days: int = 3, countries: list[str] | None = None, stack: str = "rolling") -> Backtest:
+             calibration_days: int = 3, countries: list[str] | None = None, stack: str = "rolling",
+             bar_cache: bool = True) -> Backtest:
     """Run the walk-forward backtest over the test days [start, end] (see the module doc).
 
     ``refit_every`` None: baselines only; k ≥ 1: also the model, retrained every k days.
@@ -101,6 +102,9 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
     ``cfg.dataset.top_countries`` busiest before the first forecast day). ``stack``: which
     ``baseline-learned`` fits the calibration's stack reads (:data:`STACKS`, module doc).
     ``lake`` is only read: what the backtest writes goes to its own lake (:func:`backtest_lake`).
+    ``bar_cache``: read the ``baseline-learned`` fits an earlier backtest made of the same inputs from
+    ``forecast.learned_cache_dir`` (default ``<evaluate.reports_dir>/cache/baseline-learned``) instead of refitting
+    them (:func:`pipeline.model.learned.fit_cached`); False: fit every one, save none.
     """
     if stack not in STACKS:
         raise UserError(f"backtest: --stack must be one of {', '.join(STACKS)}, not {stack!r}")
@@ -125,6 +129,9 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
     console.print(f"backtest: writing into {lake.root} (reading {lake.source.root})")
 
     # ---- baselines, each day from its own past (baseline-learned refitted per day)
+    cache = (cfg.forecast.learned_cache_dir or Path(cfg.evaluate.reports_dir) / "cache" / "baseline-learned"
+             if bar_cache else None)
+    cfg = dataclasses.replace(cfg, forecast=dataclasses.replace(cfg.forecast, learned_cache_dir=cache))
     fcfg = dataclasses.replace(cfg.forecast, countries=countries, learned_dir=None)
     from pipeline.forecast.baselines import run_baselines
 
