@@ -15,8 +15,9 @@
 # descriptors only), TOP_N (110: how many of the busiest countries get descriptors), TEST_START (the first test
 # day, default START + 14: the first the walk-forward allows), EMBEDDINGS_FROM (a lake whose phrase-embedding
 # cache seeds this one's: the same embedder, fewer phrases to embed), PY (.venv/bin/python).
-# Time: ingest (96 exports a day), reduce, descriptors for the 100 busiest, then 15–20 min per backtest on 2
-# cores for 23 days of 40 % slices; full days have about 2.4 times the events.
+# Time: ingest (96 exports a day), reduce, descriptors for the 100 busiest, then the backtests: on 2 cores for 23
+# days of 40 % slices about 26 min for the first and 11 … 15 for the second, which reads the first's baseline-learned
+# fits (ROOT/reports/cache; docs/forecast.md "Session 23"); full days have about 2.4 times the events.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_OFFLINE=1

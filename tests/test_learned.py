@@ -243,3 +243,20 @@ def test_fit_cached_reads_back_the_same_fit_and_refits_when_an_input_changes(tmp
     assert learned.fit_key(o, days, "hgb", 3_000, 0) != key
     assert learned.fit_key(_late_country(_persistent_outcomes()), days, "hgb", 3_001, 0) != key
     assert learned.fit_key(_late_country(_persistent_outcomes()), days[:-1], "hgb", 3_000, 0) != key
+
+
+def test_a_damaged_cached_fit_is_refitted_and_replaced(tmp_path, capsys):
+    import pipeline.model.learned as learned
+
+    o = _persistent_outcomes()
+    days = training_days(o, o.days[20])
+    first = learned.fit_cached(o, days, "logistic", 3_000, 0, cache=tmp_path)
+    (folder,) = list(tmp_path.iterdir())
+    (folder / learned.MODEL_FILE).write_bytes(b"not a joblib file")
+    again = learned.fit_cached(o, days, "logistic", 3_000, 0, cache=tmp_path)
+    assert "unreadable" in capsys.readouterr().err and again.fitted_on == first.fitted_on
+    assert learned.LearnedBaseline.load(folder) is not None  # replaced by the refit, readable again
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder should be")
+    fit = learned.fit_cached(o, days, "logistic", 3_000, 0, cache=blocked)  # cannot save: still a fit
+    assert fit.fitted_on == first.fitted_on and "not cached" in capsys.readouterr().err

@@ -239,17 +239,26 @@ def fit_cached(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "hg
     usable = sorted(d for d in set(days) if (i := outcomes.day_index(d)) is not None and i > 0)
     if cache is None or not usable:
         return fit_learned(outcomes, days, estimator, max_rows, seed, labels)
+    from pipeline.core.progress import console
+
     folder = Path(cache) / fit_key(outcomes, usable, estimator, max_rows, seed, labels)[:32]
-    if (hit := LearnedBaseline.load(folder)) is not None:
-        return hit
+    try:
+        if (hit := LearnedBaseline.load(folder)) is not None:
+            return hit
+    except Exception as exc:  # a damaged entry (a disk fault, a hand edit): refitted and replaced, and said so
+        console.print(f"[yellow]baseline-learned: cached fit {folder} unreadable ({type(exc).__name__}: {exc}); "
+                      "refitted[/]")
+        shutil.rmtree(folder, ignore_errors=True)
     fit = fit_learned(outcomes.until(usable[-1]), usable, estimator, max_rows, seed, labels)
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    fit.save(tmp)
     try:
-        tmp.rename(folder)  # whole or absent: a reader never sees half a fit
-    except OSError:  # another process saved the same fit first
         shutil.rmtree(tmp, ignore_errors=True)
+        fit.save(tmp)
+        tmp.rename(folder)  # whole or absent: a reader never sees half a fit
+    except OSError as exc:  # another process saved the same fit first, or the disk is full: the fit stands
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not folder.exists():
+            console.print(f"[yellow]baseline-learned: fit not cached in {folder.parent} ({exc})[/]")
     return fit
 
 
