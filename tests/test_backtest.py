@@ -289,3 +289,11 @@ def test_a_second_backtest_of_the_same_days_reads_the_bars_fits(history, tmp_pat
     monkeypatch.undo()
     backtest(history, "2025-02-08", "2025-02-10", cfg, countries=["US"], bar_cache=False)
     assert sorted(p.name for p in cache.iterdir()) == fits  # nothing read, nothing added
+
+
+def test_a_backtest_whose_first_day_has_no_history_for_the_bar_still_scores(history, tmp_path):
+    """02-02 has one history day and no training day for baseline-learned: it writes nothing, the rest is scored."""
+    cfg = _cfg(tmp_path)
+    cfg.evaluate.val_days = 0
+    bt = backtest(history, "2025-02-02", "2025-02-02", cfg)
+    assert "baseline-learned" not in bt.runs and "baseline-climatology" in bt.runs and not bt.summary.empty

@@ -58,7 +58,7 @@ from pipeline.core.progress import console
 from pipeline.core.schemas import FORECASTS_SCHEMA
 from pipeline.forecast.futures import has_futures, read_futures, write_futures
 from pipeline.forecast.table import baseline_run, forecast_rows, is_baseline, load_forecast
-from pipeline.scoring.evaluate import SUMMARY_LEVELS, evaluate
+from pipeline.scoring.evaluate import SUMMARY_LEVELS, evaluate, forecast_runs
 
 COLUMNS = ("run", "group", "level", "n_country_days", "brier", "log_loss", "glean_f1_w",
            "bss_climatology", "clim_lo_day", "clim_hi_day", "clim_lo_country", "clim_hi_country",
@@ -138,7 +138,8 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
     fits: dict[dt.date, Any] = {}  # baseline-learned by first forecast day: the model's stack reuses them
     for d in days:
         run_baselines(lake, d, d, fcfg, outcomes, learned_fits=fits)
-    runs = [baseline_run(n) for n in fcfg.baselines]
+    written = set(forecast_runs(lake))  # a baseline with no day to learn from writes nothing: not scored
+    runs = [r for r in (baseline_run(n) for n in fcfg.baselines) if r in written]
 
     # ---- the model, retrained every k days, calibration refitted every day
     origins: list[str] = []
