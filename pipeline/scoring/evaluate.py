@@ -38,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -393,9 +393,7 @@ def evaluate(
         if write:
             _write_scores(lake, st, thresholds[run], busy, cfg)
 
-    summary, per_label, rel = _summarise(stacks, thresholds, busy, cfg, labels)
-    also = {unit: _summarise(stacks, thresholds, busy, replace(cfg, bootstrap_unit=unit), labels)[0]
-            for unit in also_by}
+    summary, per_label, rel, also = _summarise(stacks, thresholds, busy, cfg, labels, also_by)
     pairs = evaluate_pairs(lake, [r for r in stacks if not is_baseline(r)], test_days, window=cfg.actor_days,
                            backoff=cfg.actor_backoff, n_boot=cfg.bootstrap) if actor_pairs else pd.DataFrame()
     ev = Evaluation(start, end, list(stacks), thresholds, summary, per_label, rel, notes, cfg.bootstrap_unit, pairs,
@@ -436,16 +434,20 @@ def _write_scores(lake: Lake, st: Stack, thr: dict[str, float], busy: set[str], 
 
 
 def _summarise(stacks: dict[str, Stack], thresholds: dict[str, dict[str, float]], busy: set[str],
-               cfg: EvaluateConfig, labels: LabelSpace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+               cfg: EvaluateConfig, labels: LabelSpace, also_by: Sequence[str] = ()
+               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
     """Skill table on the country-days every run (covering the group) shares.
 
     Per group and level: each run's row Brier scores (:func:`row_brier`) on those
     country-days; their mean is the run's Brier score; the best baseline is the
     ``baseline-*`` run with the lowest; every run's BSS against climatology,
     ``baseline-learned`` and the best baseline, each with its 95 % cluster-bootstrap
-    interval (``cfg.bootstrap_unit``); then calibration, thresholded and per-label metrics.
+    interval (``cfg.bootstrap_unit``); then calibration, thresholded and per-label metrics. ``also_by``: other
+    bootstrap units; for each, the same table with only the intervals (and shares above 0) drawn by that unit
+    (the fourth value), every other column computed once.
     """
     rows, per_label, rel_rows = [], [], []
+    also_rows: dict[str, list[dict]] = {unit: [] for unit in also_by}
     for group in GROUPS:
         in_group = (lambda c: True) if group == "all" else (lambda c: (c in busy) == (group == "busy"))
         covered = {r: {k for k in st.keys if in_group(k[1])} for r, st in stacks.items()}
@@ -456,13 +458,21 @@ def _summarise(stacks: dict[str, Stack], thresholds: dict[str, dict[str, float]]
         if not common:
             continue
         idx = {r: stacks[r].rows(common) for r in active}
-        clusters = [k[0] if cfg.bootstrap_unit == "day" else k[1] for k in common]
+        clusters = {unit: [k[0] if unit == "day" else k[1] for k in common] for unit in (cfg.bootstrap_unit, *also_by)}
         for lv in SUMMARY_LEVELS:
             arrays = {r: _level_arrays(stacks[r], lv, idx[r]) for r in active}  # run → (P, Y), (n, L)
             b = {r: row_brier(P, Y) for r, (P, Y) in arrays.items()}  # run → (n,)
             bs = {r: float(v.mean()) for r, v in b.items()}
             base_bs = {r: v for r, v in bs.items() if is_baseline(r)}
             best = min(base_bs, key=base_bs.get) if base_bs else None
+
+            def skill(r: str, unit: str) -> dict[str, object]:  # BSS against each reference, intervals by ``unit``
+                return {**_skill(b, r, CLIMATOLOGY, "climatology", clusters[unit], cfg),
+                        **_skill(b, r, LEARNED, "learned", clusters[unit], cfg),
+                        **_skill(b, r, WEEKDAY, "weekday", clusters[unit], cfg),
+                        "best_baseline": best,
+                        **_skill(b, r, best, "best_baseline", clusters[unit], cfg)}
+
             for r in active:
                 P, Y = arrays[r]
                 pred = P >= thresholds[r][lv]
@@ -471,11 +481,7 @@ def _summarise(stacks: dict[str, Stack], thresholds: dict[str, dict[str, float]]
                     "run": r, "group": group, "level": lv, "n_country_days": len(common),
                     "n_labels": P.shape[1], "base_rate": float(Y.mean()),
                     "brier": bs[r], "log_loss": float(log_loss_per_label(P, Y, cfg.log_loss_eps).mean()),
-                    **_skill(b, r, CLIMATOLOGY, "climatology", clusters, cfg),
-                    **_skill(b, r, LEARNED, "learned", clusters, cfg),
-                    **_skill(b, r, WEEKDAY, "weekday", clusters, cfg),
-                    "best_baseline": best,
-                    **_skill(b, r, best, "best_baseline", clusters, cfg),
+                    **skill(r, cfg.bootstrap_unit),
                     "ece": ece, "threshold": thresholds[r][lv],
                     **{f"glean_{k}": v for k, v in glean_metrics(Y, pred).items()},
                     **{f"mirai_{k}": v for k, v in mirai_metrics(Y, pred).items()},
@@ -486,6 +492,8 @@ def _summarise(stacks: dict[str, Stack], thresholds: dict[str, dict[str, float]]
                 for j, name in enumerate(("rouge1", "rouge2", "rougeL")):
                     row[name] = float(np.nanmean(rg[:, j])) if np.isfinite(rg[:, j]).any() else np.nan
                 rows.append(row)
+                for unit in also_by:  # the same row, its intervals drawn by another unit (the columns keep their order)
+                    also_rows[unit].append({**row, **skill(r, unit)})
                 if group == "all":
                     rel["run"], rel["level"] = r, lv
                     rel_rows.append(rel)
@@ -500,7 +508,8 @@ def _summarise(stacks: dict[str, Stack], thresholds: dict[str, dict[str, float]]
     summary = pd.DataFrame(rows)
     return (summary,
             pd.concat(per_label, ignore_index=True) if per_label else pd.DataFrame(),
-            pd.concat(rel_rows, ignore_index=True) if rel_rows else pd.DataFrame())
+            pd.concat(rel_rows, ignore_index=True) if rel_rows else pd.DataFrame(),
+            {unit: pd.DataFrame(r) for unit, r in also_rows.items()})
 
 
 _SKILL_COLUMNS = {  # reference name → (BSS column, interval low, high, P(BSS > 0)) of the summary
