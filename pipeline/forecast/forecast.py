@@ -351,14 +351,14 @@ def run_forecast(
     cfg = cfg or ForecastConfig()
     target = as_date(target)
     mr = model_run or load_model_run(cfg.model)
+    check_countries(cfg.countries, "forecast --countries", also_known=mr.countries)  # before any embedding
+    countries = sorted(cfg.countries or mr.countries)
+    if not countries:
+        raise ValueError(f"forecast: no countries: pass --countries or use a model whose config lists them ({mr.directory})")
     embedder = embedder or Embedder(mr.config.embed)
     embed: EmbedFn = lambda texts: embed_phrases(lake, embedder, list(texts))  # noqa: E731
     labels = label_space()
     basis = build_basis(embed, labels)
-    countries = sorted(cfg.countries or mr.countries)
-    check_countries(cfg.countries, "forecast --countries", also_known=mr.countries)
-    if not countries:
-        raise ValueError(f"forecast: no countries: pass --countries or use a model whose config lists them ({mr.directory})")
     items, skipped = load_contexts(lake, countries, target, mr.config.dataset, embedder)  # one read for all
     if skipped:
         console.print(f"[yellow]forecast {target}: {len(skipped)} countries without context skipped: "

@@ -170,6 +170,11 @@ def training_rows(outcomes: Outcomes, days: Sequence[dt.date], level: str, max_r
     return np.concatenate(Xs), np.concatenate(ys)
 
 
+def usable_days(outcomes: Outcomes, days: Sequence[dt.date]) -> list[dt.date]:
+    """The days of ``days`` a fit can learn from, sorted: outcome days with at least one day of history."""
+    return sorted(d for d in set(days) if (i := outcomes.day_index(d)) is not None and i > 0)
+
+
 def fit_learned(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "hgb",
                 max_rows: int | None = 1_000_000, seed: int = 0, labels: LabelSpace | None = None) -> LearnedBaseline:
     """Fit one classifier per level on the target ``days`` (outcome days with history before them).
@@ -178,7 +183,7 @@ def fit_learned(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "h
     varies (e.g. every QuadClass every day) gets a constant model.
     """
     labels = labels or label_space()
-    usable = sorted(d for d in set(days) if (i := outcomes.day_index(d)) is not None and i > 0)
+    usable = usable_days(outcomes, days)
     if not usable:
         raise UserError("baseline-learned: no training day with history before it; "
                         "ingest and reduce at least two days before the first forecast day")
@@ -236,11 +241,12 @@ def fit_cached(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "hg
     same estimators, not merely equal ones. The fit is made on the outcomes up to the last training day
     (:meth:`Outcomes.until`), which gives the same rows and features as the whole read: a country first seen
     later never has a row or a weight before it."""
-    usable = sorted(d for d in set(days) if (i := outcomes.day_index(d)) is not None and i > 0)
+    usable = usable_days(outcomes, days)
     if cache is None or not usable:
         return fit_learned(outcomes, days, estimator, max_rows, seed, labels)
     from pipeline.core.progress import console
 
+    outcomes = outcomes.until(usable[-1])  # sliced once: the key's arrays and the fit's rows
     folder = Path(cache) / fit_key(outcomes, usable, estimator, max_rows, seed, labels)[:32]
     try:
         if (hit := LearnedBaseline.load(folder)) is not None:
@@ -249,7 +255,7 @@ def fit_cached(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "hg
         console.print(f"[yellow]baseline-learned: cached fit {folder} unreadable ({type(exc).__name__}: {exc}); "
                       "refitted[/]")
         shutil.rmtree(folder, ignore_errors=True)
-    fit = fit_learned(outcomes.until(usable[-1]), usable, estimator, max_rows, seed, labels)
+    fit = fit_learned(outcomes, usable, estimator, max_rows, seed, labels)
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
     try:
         shutil.rmtree(tmp, ignore_errors=True)
