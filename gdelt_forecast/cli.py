@@ -619,7 +619,7 @@ def report(
 
 
 # ============================================================ backtest (walk-forward)
-@app.command()
+@command()
 def backtest(
     start: Annotated[str, typer.Option("--start", help="First test day, YYYY-MM-DD.")] = ...,
     end: Annotated[str, typer.Option("--end", help="Last test day.")] = ...,
@@ -631,24 +631,21 @@ def backtest(
 ) -> None:
     """Walk-forward backtest: each test day forecast from its past only (baseline-learned refitted per day; the model
     every k days); writes `reports/backtest-<start>_<end>-<what>/summary.{csv,md}` (<what>: train.run or baselines, and the number of countries)."""
-    from pipeline.core.errors import UserError
     from pipeline.scoring.backtest import backtest as run_backtest
     from pipeline.scoring.backtest import markdown
 
     cfg = get_config()
-    try:
-        bt = run_backtest(get_lake(cfg), start, end, cfg, refit_every, calibration_days,
-                          [c for c in (countries or "").replace(" ", ",").split(",") if c] or None, stack=stack,
-                          bar_cache=bar_cache)
-    except (UserError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
-    console.print(markdown(bt.summary[bt.summary.level.isin(["event", "base", "root", "rare"])], "all"))
+    bt = run_backtest(get_lake(cfg), start, end, cfg, refit_every, calibration_days,
+                      [c for c in (countries or "").replace(" ", ",").split(",") if c] or None, stack=stack,
+                      bar_cache=bar_cache)
+    # the result goes to stdout, full width (progress and notes stay on stderr)
+    out().print(markdown(bt.summary[bt.summary.level.isin(["event", "base", "root", "rare"])], "all"),
+                highlight=False, soft_wrap=True, markup=False)
     if bt.watch is not None and len(bt.watch):
-        console.print(f"watch list of {bt.runs[0]} against what happened: " + "; ".join(
+        out().print(f"watch list of {bt.runs[0]} against what happened: " + "; ".join(
             f"{r.list}: {r.rows} rows, usual {r.usual:.2f}, P {r.probability:.2f}, happened {r.happened:.2f}"
-            for r in bt.watch.itertuples()))
-    console.print(f"summary: {bt.directory}/summary.md")
+            for r in bt.watch.itertuples()), highlight=False, soft_wrap=True)
+    out().print(f"summary: {bt.directory}/summary.md", highlight=False, soft_wrap=True)
 
 
 # ============================================================ flows: daily / backfill / serve / demo

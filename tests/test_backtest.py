@@ -108,10 +108,14 @@ def test_cli(history, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"evaluate:\n  val_days: 1\n  bootstrap: 50\n  thresholds: [0.5]\n  reports_dir: {tmp_path / 'r'}\n"
                    "forecast:\n  learned_max_rows: 5000\n  learned_estimator: logistic\n  baselines: [climatology, learned]\n")
-    res = CliRunner().invoke(app, ["-c", str(cfg), "--lake", str(history.root), "backtest",
-                                   "--start", "2025-02-10", "--end", "2025-02-10"])
+    # --config and --lake after the command too, like every other command
+    res = CliRunner().invoke(app, ["backtest", "--start", "2025-02-10", "--end", "2025-02-10",
+                                   "-c", str(cfg), "--lake", str(history.root)])
     assert res.exit_code == 0, res.output
-    assert "baseline-learned" in res.output and (tmp_path / "r" / "backtest-2025-02-10_2025-02-10-baselines-3c").exists()
+    assert (tmp_path / "r" / "backtest-2025-02-10_2025-02-10-baselines-3c").exists()
+    # the summary table is the result: on stdout (progress and notes on stderr)
+    assert "| level | run |" in res.stdout and "baseline-learned" in res.stdout
+    assert "summary: " in res.stdout and "| level | run |" not in res.stderr
     res = CliRunner().invoke(app, ["--lake", str(history.root), "backtest", "--start", "2025-03-09",
                                    "--end", "2025-03-10"])
     assert res.exit_code == 2 and "error" in res.output
