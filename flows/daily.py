@@ -20,6 +20,7 @@ from flows.backfill import current_model
 from flows.observe import publish_report_link, publish_summary
 from flows.tasks import (baselines_task, descriptors_task, evaluate_task, forecast_task_for, ingest_for,
                          lake_of, reduce_task, report_task, unless_done, watchlist_task)
+from pipeline.cameo.labels import remembered_outcomes
 from pipeline.core.config import load_config
 from pipeline.core.registry import run_name
 from pipeline.core.coverage import day_coverage
@@ -68,25 +69,28 @@ def daily(
         if verdict:
             logger.warning(cov.message(lake.leave_out_share))
     out["descriptors"] = unless_done(descriptors_task, cfg, "descriptors", d)(c, d)
-    out["baselines"] = baselines_task(c, d)
-
-    model_dir = current_model(cfg)
-    if model_dir is None:
-        logger.warning("no model registered (%s): baselines only. Train one: gdelt-forecast train", cfg.forecast.model)
-    else:
-        out["model_run"] = run_name(model_dir)
-        forecast = unless_done(forecast_task_for(cfg.dataset.context_days), cfg, "forecast", d, out["model_run"],
-                               model_dir)
-        out["forecast"] = forecast(c, d, str(model_dir))
-    if lake_of(cfg).has_partition("forecasts", d, model="baseline-climatology"):
-        out["evaluate"] = evaluate_task(c, d, d)
-    if lake_of(cfg).has_partition("forecasts", d + dt.timedelta(days=1), model="baseline-climatology"):
-        target = d + dt.timedelta(days=1)
-        out["watchlist"] = unless_done(watchlist_task, cfg, "watchlist", target, out.get("model_run"))(
-            c, target, out.get("model_run"))
-    if report:
-        out["report"] = report_task(c, d + dt.timedelta(days=1))
-        publish_report_link(out["report"], key="daily-report")
+    # baselines, the forecast's climatology blend, evaluate and the report each read the outcomes of every day
+    # so far: once, not four times
+    with remembered_outcomes():
+        out["baselines"] = baselines_task(c, d)
+        model_dir = current_model(cfg)
+        if model_dir is None:
+            logger.warning("no model registered (%s): baselines only. Train one: gdelt-forecast train",
+                           cfg.forecast.model)
+        else:
+            out["model_run"] = run_name(model_dir)
+            forecast = unless_done(forecast_task_for(cfg.dataset.context_days), cfg, "forecast", d,
+                                   out["model_run"], model_dir)
+            out["forecast"] = forecast(c, d, str(model_dir))
+        if lake_of(cfg).has_partition("forecasts", d, model="baseline-climatology"):
+            out["evaluate"] = evaluate_task(c, d, d)
+        if lake_of(cfg).has_partition("forecasts", d + dt.timedelta(days=1), model="baseline-climatology"):
+            target = d + dt.timedelta(days=1)
+            out["watchlist"] = unless_done(watchlist_task, cfg, "watchlist", target, out.get("model_run"))(
+                c, target, out.get("model_run"))
+        if report:
+            out["report"] = report_task(c, d + dt.timedelta(days=1))
+            publish_report_link(out["report"], key="daily-report")
     publish_summary("daily-summary", f"daily {d}: forecast for {out['target']}", [{
         "day": str(d), "rows in": out["ingest"]["rows"], "quarantined": out["ingest"]["quarantined"],
         "GDELT exports": (f"{cov.exports} (usual {cov.usual:g}{', ' + verdict if verdict else ''})"

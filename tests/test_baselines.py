@@ -163,3 +163,28 @@ def test_levels_consistent_and_idempotent(country_history):
                     parent_lv = {"event": "base", "base": "root", "root": "quad"}[lv]
                     parent = labels.parent_code(code, parent_lv)
                     assert p.get((parent_lv, parent), 0.0) >= prob - 1e-12, (name, day, country, code)
+
+
+def test_a_daily_run_reads_the_history_once(country_history):
+    """Inside ``remembered_outcomes`` the second read of the same days is the first's (read-only, so no reader can
+    change what the next one sees); a day re-reduced in between is read afresh; outside the block every call
+    reads the lake."""
+    from conftest import write_country_days
+    from pipeline.cameo.labels import remembered_outcomes
+
+    assert load_outcomes(country_history) is not load_outcomes(country_history)  # no block: no memory
+    with remembered_outcomes():
+        one = load_outcomes(country_history, None, "2025-01-05")
+        with remembered_outcomes():  # nested blocks share it
+            assert load_outcomes(country_history, None, "2025-01-05") is one
+        assert load_outcomes(country_history, None, "2025-01-05") is one
+        with pytest.raises(ValueError, match="read-only"):
+            one.y["root"][0, 0, 0] = True
+        write_country_days(country_history, {"2025-01-05": [("US", "0211"), ("FR", "051"), ("FR", "190")]})
+        again = load_outcomes(country_history, None, "2025-01-05")  # a partition changed: read afresh
+        assert again is not one and again.n_events.sum() == one.n_events.sum() + 1
+        assert load_outcomes(country_history, None, "2025-01-05") is again
+        assert load_outcomes(country_history, None, "2025-01-04") is not again  # other days: another read
+    after = load_outcomes(country_history, None, "2025-01-05")
+    assert after is not again and after.y["root"].flags.writeable
+    np.testing.assert_array_equal(after.counts["event"], again.counts["event"])

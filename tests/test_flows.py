@@ -117,7 +117,8 @@ def test_a_failed_day_does_not_stop_the_others(harness, sample_descriptors, tmp_
     assert lake.partitions("descriptor_days") == [DAYS[0], DAYS[2]]  # the other days completed
 
 
-def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_path):
+def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_path, monkeypatch):
+    import pipeline.cameo.labels as labels_module
     from flows.backfill import backfill
     from flows.daily import daily
     from pipeline.core.lake import Lake
@@ -130,7 +131,13 @@ def test_daily_flow_end_to_end(harness, sample_descriptors, tiny_model_run, tmp_
     config = str(_config(tmp_path, lake_root, tiny_model_run))
     backfill(days[0], days[-2], config=config, source="local", path=str(src),
              stages=["ingest", "reduce", "descriptors", "forecast"])
+    reads: list = []  # every read of the outcomes the daily run makes (the lake's files and days it read)
+    put = labels_module._memo.put
+    monkeypatch.setattr(labels_module._memo, "put", lambda key, value: (reads.append(key), put(key, value))[1])
     out = daily(day=days[-1], config=config, source="local", path=str(src))
+    monkeypatch.undo()
+    # baselines, the forecast's blend, evaluate and the report read each history once
+    assert reads and len(set(reads)) == len(reads), [len(k[0]) for k in reads]
 
     lake = Lake(lake_root)
     tomorrow = days[-1] + dt.timedelta(days=1)

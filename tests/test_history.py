@@ -235,3 +235,76 @@ def test_outcomes_count_each_countrys_events_abroad(sample_lake):
     assert len(want) > 500 and got == want
     us = o.country_index()["US"]
     assert o.actor["event"][:, us].sum() <= o.actor["root"][:, us].sum() == o.actor["quad"][:, us].sum() > 0
+
+
+def test_outcomes_every_array_against_an_independent_read(sample_lake):
+    """Indicators, event counts, per-country volumes and QuadClass counts of ``load_outcomes`` at every level, and
+    what it drops, against a pandas read of the real sample's ``country`` table."""
+    import pyarrow.dataset as ds
+
+    from pipeline.cameo.labels import load_outcomes
+
+    o = load_outcomes(sample_lake)
+    t = ds.dataset(sample_lake.root / "country", format="parquet", partitioning="hive").to_table(
+        columns=["date", "ActionGeo_CountryCode", "EventCode", "EventBaseCode", "EventRootCode", "QuadClass"]
+    ).to_pandas()
+    placed = t.ActionGeo_CountryCode.notna() & (t.ActionGeo_CountryCode != "")
+    assert o.dropped["no_location"] == int((~placed).sum())
+    t = t[placed].assign(day=t.date.astype(str), QuadClass=t.QuadClass.astype(str))
+    assert o.countries == sorted(t.ActionGeo_CountryCode.unique()) and [str(d) for d in o.days] == sorted(t.day.unique())
+    labels, di = label_space(), {str(d): i for i, d in enumerate(o.days)}
+    ci = o.country_index()
+    volume = np.zeros_like(o.n_events)
+    for (day, c), n in t.groupby(["day", "ActionGeo_CountryCode"]).size().items():
+        volume[di[day], ci[c]] = n
+    np.testing.assert_array_equal(o.n_events, volume)
+    for level, column in zip(LEVELS, ("EventCode", "EventBaseCode", "EventRootCode", "QuadClass")):
+        known = t[column].isin(labels[level].index)
+        assert o.dropped.get(f"unknown_{level}_code", 0) == int((~known).sum())
+        want = np.zeros(o.counts[level].shape, np.int64)
+        for (day, c, code), n in t[known].groupby(["day", "ActionGeo_CountryCode", column]).size().items():
+            want[di[day], ci[c], labels[level].index[code]] = n
+        np.testing.assert_array_equal(o.counts[level], want)
+        np.testing.assert_array_equal(o.y[level], want > 0)
+        assert o.counts[level].dtype == np.int32 and o.y[level].dtype == bool
+    np.testing.assert_array_equal(o.quad_counts, o.counts["quad"])
+    assert o.mentions["root"].dtype == np.float32 and o.actor["root"].dtype == np.int32
+
+
+def test_prefix_rows_equal_the_full_prefix_sums():
+    from pipeline.features.history import PrefixAt, prefix_sums, window_rows
+
+    rng = np.random.default_rng(0)
+    for a in (rng.random((40, 3, 5)) < 0.3, rng.integers(0, 1000, (40, 3, 5)).astype(np.int32),
+              rng.integers(0, 10**6, (40, 3)).astype(np.float32)):
+        k = np.array([0, 1, 7, 39, 40, 25])
+        p = PrefixAt(a, window_rows(k, (1, 3, 7, 30)))
+        for rows in (k, np.maximum(k - 7, 0), np.maximum(k - 30, 0)):
+            np.testing.assert_array_equal(p[rows], prefix_sums(a)[rows])  # to the last bit
+    with pytest.raises(KeyError, match="not asked for"):
+        PrefixAt(a, [3])[np.array([4])]
+    assert PrefixAt(np.zeros((0, 2)), [0])[np.array([0])].tolist() == [[0.0, 0.0]]
+
+
+def test_one_targets_features_do_not_hold_every_days_cells():
+    """Forecasting one day from a long history must not allocate float64 copies of every day's (C, L) cells:
+    with two years of the 246 countries that was ~1.5 GB above the outcomes themselves (docs/forecast.md, "Session
+    24"). Random outcomes of 400 days; the features of one target stay within a few days' worth of cells."""
+    import tracemalloc
+
+    labels = label_space()
+    D, C = 400, 20
+    rng = np.random.default_rng(1)
+    days = [D0 + dt.timedelta(days=i) for i in range(D)]
+    y = {lv: rng.random((D, C, len(labels[lv]))) < 0.2 for lv in LEVELS}
+    counts = {lv: (y[lv] * rng.integers(1, 5, y[lv].shape)).astype(np.int32) for lv in LEVELS}
+    o = Outcomes(days, [f"C{i:02d}" for i in range(C)], y, counts["quad"].sum(axis=2).astype(np.int64),
+                 counts["quad"].astype(np.int64), {}, counts, {lv: counts[lv].astype(np.float32) for lv in LEVELS},
+                 {lv: counts[lv] for lv in LEVELS})
+    cells = D * C * len(labels["event"])  # one float64 copy of the event level: 8 × cells bytes
+    tracemalloc.start()
+    h = history_features(o, [days[-1] + dt.timedelta(days=1)], "event")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert h.X.shape == (1, C, len(labels["event"]), len(FEATURES))
+    assert peak < 2 * cells, f"peak {peak / 1e6:.1f} MB against {8 * cells / 1e6:.1f} MB a float64 copy"

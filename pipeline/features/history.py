@@ -45,8 +45,8 @@ never loses on either split of the real days (docs/forecast.md, session 10).
 The result is a dense ``(targets, C, L, F)`` float32 array: the same function
 feeds the learned baseline (:mod:`pipeline.model.learned`, pooled over
 countries and labels) and the model's occurrence head
-(:mod:`pipeline.features.dataset`). One pass of cumulative sums over the days:
-O(Dy·C·L) memory and time.
+(:mod:`pipeline.features.dataset`). One pass of sums over the days: O(Dy·C·L) time, and memory for
+the targets' rows only (:class:`PrefixAt`), not a float copy of every day's (C, L) cells.
 
 >>> import numpy as np, datetime as dt
 >>> from pipeline.cameo.labels import LEVELS, Outcomes, label_space
@@ -117,6 +117,45 @@ def prefix_sums(a: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0, dtype=np.float64)])
 
 
+class PrefixAt:
+    """``prefix_sums(a)`` read only at the rows some windows need: ``self[k]`` = Σ_{t<k} a_t for each k of
+    ``rows``, float64.
+
+    ``prefix_sums`` holds a (Dy + 1, C, L) float64 array, 8 bytes a cell: 0.4 GB a level for two years of
+    246 countries' events, several times over for one day's forecast. This sums the runs of days between the
+    rows asked for (no float copy of ``a``) and keeps only ``len(rows)`` cumulative rows.
+    For integer-valued ``a`` (indicators, counts, mentions: every array of :class:`Outcomes`) each value is
+    the same to the last bit as ``prefix_sums(a)[k]``: every partial sum is an integer below 2⁵³.
+
+    >>> a = np.arange(12).reshape(6, 2)
+    >>> p = PrefixAt(a, [2, 5, 6])
+    >>> bool((p[np.array([6, 2, 5])] == prefix_sums(a)[[6, 2, 5]]).all())
+    True
+    """
+
+    def __init__(self, a: np.ndarray, rows: np.ndarray | Sequence[int]) -> None:
+        n = len(a)
+        rows = np.unique(np.concatenate([[0], np.clip(np.asarray(rows, np.int64), 0, n)]))
+        starts = rows[rows < n]
+        ends = np.append(starts[1:], n)
+        seg = np.zeros((len(starts),) + a.shape[1:])  # seg[j] = Σ a[starts[j]:ends[j]]: a sum casts in its buffer
+        for j, (lo, hi) in enumerate(zip(starts, ends)):
+            a[lo:hi].sum(axis=0, dtype=np.float64, out=seg[j])
+        self.rows = np.append(starts, n)
+        self.cum = np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(seg, axis=0)])  # at self.rows
+
+    def __getitem__(self, k: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(self.rows, k)
+        if not np.array_equal(self.rows[np.minimum(at, len(self.rows) - 1)], k):
+            raise KeyError(f"rows {np.setdiff1d(k, self.rows)[:5]} were not asked for")
+        return self.cum[at]
+
+
+def window_rows(k: np.ndarray, windows: Sequence[int]) -> np.ndarray:
+    """The prefix rows :func:`_window` reads for history lengths ``k`` and these windows (and ``k`` itself)."""
+    return np.concatenate([k] + [np.maximum(k - w, 0) for w in windows])
+
+
 def days_before(outcomes: Outcomes, targets: Sequence[dt.date]) -> np.ndarray:
     """(n_t,) int64: how many outcome days lie before each target (the row of ``prefix_sums`` to read)."""
     return np.searchsorted(np.asarray(outcomes.days, dtype=object).astype("datetime64[D]"),
@@ -129,8 +168,9 @@ def seen_before(events_prefix: np.ndarray, k: np.ndarray) -> np.ndarray:
     return events_prefix[k] > 0
 
 
-def _window(cum: np.ndarray, k: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sums over the last ``w`` of the first ``k`` days from a prefix sum ``cum`` (Dy+1, …), and the day counts."""
+def _window(cum: np.ndarray | PrefixAt, k: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums over the last ``w`` of the first ``k`` days from a prefix sum ``cum`` (Dy+1, …; or a
+    :class:`PrefixAt` holding the rows ``window_rows(k, [w])``), and the day counts."""
     lo = np.maximum(k - w, 0)
     return cum[k] - cum[lo], (k - lo).astype(np.float64)
 
@@ -139,7 +179,7 @@ def _per_label(y: np.ndarray, counts: np.ndarray, k: np.ndarray, mentions: np.nd
                ) -> dict[str, np.ndarray]:
     """Indicator, count and mention features of one level: name → (n_t, C, L) float64, for history lengths
     ``k`` (n_t,); ``mentions`` None skips the mention features."""
-    cy, cn = prefix_sums(y), prefix_sums(counts)
+    cy, cn = PrefixAt(y, window_rows(k, (1, 3, 7, 30))), PrefixAt(counts, window_rows(k, (1, 7)))
     d = lambda n: np.maximum(n, 1.0)[:, None, None]  # noqa: E731 - (n_t,) days → broadcastable denominators
     out: dict[str, np.ndarray] = {}
     s1, n1 = _window(cy, k, 1)
@@ -156,7 +196,7 @@ def _per_label(y: np.ndarray, counts: np.ndarray, k: np.ndarray, mentions: np.nd
     c7, _ = _window(cn, k, 7)
     out["log_count1"], out["log_count7"] = np.log1p(c1), np.log1p(c7)
     if mentions is not None:
-        cm = prefix_sums(mentions)
+        cm = PrefixAt(mentions, window_rows(k, (1, 7)))
         m1, _ = _window(cm, k, 1)
         m7, n7 = _window(cm, k, 7)
         out["log_mentions1"], out["log_mentions7"] = np.log1p(m1), np.log1p(m7 / d(n7))
@@ -197,7 +237,7 @@ def history_features(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
     vol7 = np.log1p(v7 / np.maximum(n7, 1.0)[:, None])[:, :, None]
     weekday = np.array([t.weekday() for t in targets], np.float64) * (2 * np.pi / 7)
     n_t, C, L = own["yesterday"].shape
-    actor1 = (np.log1p(_window(prefix_sums(pick(abroad[level])), k, 1)[0]) if level in abroad
+    actor1 = (np.log1p(_window(PrefixAt(pick(abroad[level]), window_rows(k, (1,))), k, 1)[0]) if level in abroad
               else np.zeros((n_t, C, L)))  # hand-built outcomes: no events abroad
     full = lambda a: np.broadcast_to(a, (n_t, C, L))  # noqa: E731
     world_only = _world(outcomes.y[level], outcomes.n_events, k)
@@ -219,7 +259,8 @@ def _world(y: np.ndarray, n_events: np.ndarray, k: np.ndarray) -> dict[str, np.n
     """The ``world_*`` features of one level: name → (n_t, L) float64, the log-volume-weighted share of the
     countries' days on which each label occurred, over the last 1 and 7 and all of the first ``k`` days."""
     w = np.log1p(n_events.astype(np.float64))  # (Dy, C)
-    cw, cwy = prefix_sums(w.sum(axis=1)), prefix_sums(np.einsum("dc,dcl->dl", w, y.astype(np.float64)))
+    wy = np.einsum("dc,dcl->dl", w, y)  # y as it is (bool): einsum casts in its buffer, no (Dy, C, L) float copy
+    cw, cwy = prefix_sums(w.sum(axis=1)), prefix_sums(wy)
     out = {}
     for name, window in zip(WORLD, (1, 7, len(w))):
         den, _ = _window(cw, k, window)
