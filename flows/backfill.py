@@ -174,13 +174,18 @@ def backfill(
             summary.submitted.append(f"ingest:{d}")
         submit(d, "reduce", reduce_task, d, after=upstream(d, "ingest"))
         submit(d, "descriptors", descriptors_task, d, after=upstream(d, "reduce"))
+    def reduced_by(day: dt.date) -> list[PrefectFuture]:
+        """The reduce of every day up to ``day``: a forecast of day+1 reads all of them (climatology, the
+        history features), not only its own day's, however the days' ingests finish."""
+        return [f for x in days if x <= day for f in upstream(x, "reduce")]
+
     if model_dir is not None:
         forecast = forecast_task_for(cfg.dataset.context_days)
         window = range(cfg.dataset.context_days)
         for d in days:
-            after = [f for k in window for f in upstream(d - dt.timedelta(days=k), "descriptors")]
+            after = [f for k in window for f in upstream(d - dt.timedelta(days=k), "descriptors")] + reduced_by(d)
             submit(d, "forecast", forecast, d, str(model_dir), after=after)
-    baseline_futures = [baselines_task.submit(c, d, wait_for=upstream(d, "reduce")) for d in days
+    baseline_futures = [baselines_task.submit(c, d, wait_for=reduced_by(d)) for d in days
                         if {(d, "reduce"), (d, "forecast")} & todo] if "forecast" in stages_t else []
 
     # ---- collect: a failed day is reported, the others stand

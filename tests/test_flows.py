@@ -322,3 +322,30 @@ def test_pipeline_logs_reach_the_flow_log():
         logging.getLogger("pipeline.model.train").debug("per step: not forwarded")
     logging.getLogger("pipeline.model.train").info("after the block: not forwarded")
     assert got == [(logging.INFO, "pipeline.model.train: epoch 1/3: loss 2.0")]
+
+
+def test_backfill_forecasts_a_day_from_every_earlier_day_however_the_days_finish(harness, tmp_path, monkeypatch):
+    """Days run side by side: the baselines of day 2 (for day 3) used to wait only for day 2's reduce, so a slow
+    day 1 was missing from their history (one day instead of two), and a second run would not redo them."""
+    import time
+
+    import pipeline.ingest.reduce as reduce_module
+    from flows.backfill import backfill
+    from pipeline.core.lake import Lake
+
+    src = copy_sample_days(tmp_path / "src", DAYS[:3])
+    lake_root = tmp_path / "lake"
+    config = str(_config(tmp_path, lake_root))
+    real = reduce_module.reduce
+
+    def slow_first_day(lake, start, end, *args, **kwargs):
+        if start == DAYS[0]:
+            time.sleep(4)  # day 1 reduces last
+        return real(lake, start, end, *args, **kwargs)
+
+    monkeypatch.setattr(reduce_module, "reduce", slow_first_day)
+    backfill(DAYS[0], DAYS[2], config=config, source="local", path=str(src), stages=["ingest", "reduce", "forecast"])
+    lake = Lake(lake_root)
+    for k, day in enumerate(DAYS[1:] + [DAYS[2] + dt.timedelta(days=1)], start=1):
+        used = set(lake.read("forecasts", day, day, model="baseline-climatology")["n_futures"].to_pylist())
+        assert used == {k}, (day, used)  # history days: every day before the target
