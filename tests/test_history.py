@@ -308,3 +308,15 @@ def test_one_targets_features_do_not_hold_every_days_cells():
     tracemalloc.stop()
     assert h.X.shape == (1, C, len(labels["event"]), len(FEATURES))
     assert peak < 2 * cells, f"peak {peak / 1e6:.1f} MB against {8 * cells / 1e6:.1f} MB a float64 copy"
+
+
+def test_rows_asked_for_equal_those_of_every_row():
+    from pipeline.features.history import history_rows
+
+    o = _outcomes()
+    targets = [D0 + dt.timedelta(days=i) for i in (10, 3, 7)]
+    for level in ("root", "quad", "event"):
+        h = history_features(o, targets, level)
+        rng = np.random.default_rng(0)
+        at = tuple(rng.integers(0, n, 50) for n in h.X.shape[:3])
+        np.testing.assert_array_equal(history_rows(o, targets, level, at), h.X[at])

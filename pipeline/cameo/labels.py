@@ -338,7 +338,7 @@ class _Memo:
     def key_of(files, left_out, labels) -> tuple:
         """What a read depends on: each file's path, size and modification time, the days left out, the labels."""
         stats = tuple((f.as_posix(), (st := f.stat()).st_size, st.st_mtime_ns) for f in files)
-        return stats, tuple(sorted(left_out)), id(labels)
+        return stats, tuple(sorted(left_out)), tuple((lv, labels[lv].codes) for lv in LEVELS)
 
     def get(self, key) -> "Outcomes | None":
         with self.lock:

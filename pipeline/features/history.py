@@ -212,8 +212,35 @@ def history_features(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
     ``outcomes.countries`` (in its order; the ``world_*`` features still see every country), so a
     model of 30 countries does not hold the features of all of them.
     """
-    labels = labels or label_space()
     targets = sorted(set(targets))
+    columns, k, ce, world_only, rows = _columns(outcomes, targets, level, labels, countries)
+    n_t, C, L = columns["yesterday"].shape
+    X = np.empty((n_t, C, L, N_FEATURES), np.float32)  # filled column by column: no float64 stack of them all
+    for i, name in enumerate(FEATURES):
+        X[..., i] = columns[name]
+    seen = seen_before(ce, k)  # (n_t, C)
+    return History(targets=list(targets), countries=[outcomes.countries[i] for i in rows], X=X, seen=seen, n_days=k,
+                   world=np.stack([world_only[name] for name in WORLD], axis=-1).astype(np.float32))
+
+
+def history_rows(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
+                 at: tuple[np.ndarray, np.ndarray, np.ndarray], labels: LabelSpace | None = None) -> np.ndarray:
+    """(n, F) float32: the features of the rows ``at`` = (target, country, label) positions (into the sorted
+    ``targets``, ``outcomes.countries`` and the level's labels) only — ``history_features(...).X[at]``, without
+    the (targets, C, L, F) array of every row (a fit draws its 1,000,000 rows from tens of millions)."""
+    columns, *_ = _columns(outcomes, sorted(set(targets)), level, labels, None)
+    X = np.empty((len(at[0]), N_FEATURES), np.float32)
+    for i, name in enumerate(FEATURES):
+        X[:, i] = columns[name][at]
+    return X
+
+
+def _columns(outcomes: Outcomes, targets: list[dt.date], level: str, labels: LabelSpace | None,
+             countries: Sequence[str] | None) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray,
+                                                       dict[str, np.ndarray], np.ndarray]:
+    """Each feature of :func:`history_features` as a (n_t, C, L) float64 array (some broadcast views), with the
+    history lengths ``k``, the volume prefix sums, the world features and the country rows kept."""
+    labels = labels or label_space()
     k = days_before(outcomes, targets)
     parent = PARENT[level]
     counts = getattr(outcomes, "counts", None) or {}
@@ -249,10 +276,7 @@ def history_features(outcomes: Outcomes, targets: Sequence[dt.date], level: str,
         "log_days": full(np.log1p(k.astype(np.float64))[:, None, None]),
         **world, "log_actor1": actor1,
     }
-    X = np.stack([columns[name] for name in FEATURES], axis=-1).astype(np.float32)  # (n_t, C, L, F)
-    seen = seen_before(ce, k)  # (n_t, C)
-    return History(targets=list(targets), countries=[outcomes.countries[i] for i in rows], X=X, seen=seen, n_days=k,
-                   world=np.stack([world_only[name] for name in WORLD], axis=-1).astype(np.float32))
+    return columns, k, ce, world_only, rows
 
 
 def _world(y: np.ndarray, n_events: np.ndarray, k: np.ndarray) -> dict[str, np.ndarray]:

@@ -35,7 +35,8 @@ import numpy as np
 
 from pipeline.cameo.labels import LEVELS, LabelSpace, Outcomes, label_space
 from pipeline.core.errors import UserError
-from pipeline.features.history import FEATURES, N_FEATURES, History, history_features, prefix_sums, seen_before
+from pipeline.features.history import (FEATURES, N_FEATURES, History, history_features, history_rows, prefix_sums,
+                                       seen_before)
 from pipeline.model.hierarchy import PROB_FLOOR, logit, restore_hierarchy
 
 ESTIMATORS: tuple[str, ...] = ("logistic", "hgb")
@@ -141,8 +142,9 @@ def training_rows(outcomes: Outcomes, days: Sequence[dt.date], level: str, max_r
     with history before them; uniformly subsampled to ``max_rows`` (seeded).
 
     The rows to keep are drawn first, over the index of all rows; the features are then computed for
-    chunks of days of about ``chunk_bytes`` each and only the drawn rows kept, so a year of history
-    never holds every row's features at once. The result does not depend on ``chunk_bytes``."""
+    chunks of days of about ``chunk_bytes`` (their float64 feature columns), and assembled for the drawn rows only
+    (:func:`~pipeline.features.history.history_rows`), so a year of history never holds every row's features
+    at once. The result does not depend on ``chunk_bytes``."""
     days = sorted(d for d in set(days) if outcomes.day_index(d) is not None)
     idx = np.array([outcomes.day_index(d) for d in days], np.int64)
     y_all = outcomes.y[level]
@@ -152,19 +154,17 @@ def training_rows(outcomes: Outcomes, days: Sequence[dt.date], level: str, max_r
     pick = None
     if max_rows and per_day.sum() > max_rows:
         pick = np.sort(np.random.default_rng(seed).choice(int(per_day.sum()), max_rows, replace=False))
-    step = max(1, chunk_bytes // max(1, y_all.shape[1] * L * N_FEATURES * 4))  # days per chunk
+    step = max(1, chunk_bytes // max(1, y_all.shape[1] * L * N_FEATURES * 8))  # days per chunk: its float64 columns
     Xs, ys, offset = [], [], 0
     for lo in range(0, len(days), step):
         sl = slice(lo, lo + step)
-        h = history_features(outcomes, days[sl], level, labels)
-        X = h.X[keep[sl]].reshape(-1, N_FEATURES)  # rows in (day, country, label) order
-        y = y_all[idx[sl]][keep[sl]].reshape(-1)
-        if pick is not None:
-            n = int(per_day[sl].sum())
-            mine = pick[(pick >= offset) & (pick < offset + n)] - offset
-            X, y, offset = X[mine], y[mine], offset + n
-        Xs.append(X)
-        ys.append(y)
+        tc = np.argwhere(keep[sl])  # (day in chunk, country) of the rows kept, in (day, country) order
+        n = len(tc) * L
+        mine = np.arange(n) if pick is None else pick[(pick >= offset) & (pick < offset + n)] - offset
+        offset += n
+        t, c, lab = tc[mine // L, 0], tc[mine // L, 1], mine % L  # rows in (day, country, label) order
+        Xs.append(history_rows(outcomes, days[sl], level, (t, c, lab), labels))  # only the drawn rows' features
+        ys.append(y_all[idx[sl][t], c, lab])
     if not Xs:
         return np.zeros((0, N_FEATURES), np.float32), np.zeros(0, bool)
     return np.concatenate(Xs), np.concatenate(ys)
