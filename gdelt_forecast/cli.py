@@ -533,8 +533,8 @@ def evaluate(
             runs = (runs or []) + [mr.run] if runs else None
     ev = run_evaluate(lake, start, last, runs, cfg.evaluate)
     if ev.summary.empty:  # nothing had both a forecast and an outcome: say why in one line, not an empty table
-        why = next((n for n in ev.notes if "not scored" in n),  # the days have no outcome (yet)
-                   f"no forecast of {', '.join(runs) if runs else 'any run'} targets a day of it")
+        why = (ev.unscored[0] if ev.unscored  # the days have no outcome (yet), or too thin a one
+               else f"no forecast of {', '.join(runs) if runs else 'any run'} targets a day of it")
         raise UserError(f"evaluate {ev.start}…{ev.end}: nothing to score: {why}")
     with console.capture() as tables:  # the skill tables are the result: stdout, full width
         print_summary(ev, levels=tuple(levels) if levels else ("root", "base", "rare"))

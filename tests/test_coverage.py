@@ -135,6 +135,7 @@ def test_a_left_out_target_day_is_not_scored_and_its_old_scores_go(thin_lake, tm
     assert thin_lake.has_partition("scores", DAYS[3], model="baseline-climatology")  # scored against low counts
     ev = evaluate(thin_lake, DAYS[3], DAYS[3], runs=["baseline-climatology"], cfg=cfg, actor_pairs=False)
     assert any(f"not scored, their outcomes read low: {DAYS[3]}" in n for n in ev.notes), ev.notes
+    assert len(ev.unscored) == 1 and ev.unscored[0] in ev.notes and str(DAYS[3]) in ev.unscored[0]
     assert not thin_lake.has_partition("scores", DAYS[3], model="baseline-climatology") and ev.runs == []
     assert LakeStatus(thin_lake).done("evaluate", DAYS[3], "baseline-climatology")  # nothing left to do on it
     assert not LakeStatus(read_all(thin_lake)).done("evaluate", DAYS[3], "baseline-climatology")

@@ -294,6 +294,8 @@ class Evaluation:
     """The runs' actor pairs against the history's (:func:`pipeline.scoring.actors.evaluate_pairs`)."""
     also: dict[str, pd.DataFrame] = field(default_factory=dict)
     """The skill table again with its intervals by another bootstrap unit (``evaluate(also_by=…)``)."""
+    unscored: list[str] = field(default_factory=list)
+    """Why target days were not scored (too thin to read, no ``country`` partition yet): the notes that say so."""
 
     def table(self, group: str = "all", level: str = "root") -> pd.DataFrame:
         s = self.summary[(self.summary.group == group) & (self.summary.level == level)]
@@ -350,19 +352,20 @@ def evaluate(
         raise UserError(f"no forecasts of run {unknown[0]!r} in {lake.root}; runs there: {', '.join(known)}")
     runs = list(runs) if runs else known
     outcomes = load_outcomes(lake, None, end, labels)
-    notes: list[str] = []
+    unscored: list[str] = []
     thin = [d for d in test_days if d in outcomes.left_out]
     if thin:
-        notes.append(f"{len(thin)} target day(s) hold too few of their usual GDELT exports and are not scored, their "
-                     f"outcomes read low: {', '.join(map(str, thin[:5]))} (lake.leave_out_share)")
+        unscored.append(f"{len(thin)} target day(s) hold too few of their usual GDELT exports and are not scored, "
+                        f"their outcomes read low: {', '.join(map(str, thin[:5]))} (lake.leave_out_share)")
         if write:  # scores written before the day was found thin (or the share was raised) are not the truth
             for d in thin:
                 for run in runs:
                     lake.delete_partition("scores", d, model=run)
     no_truth = [d for d in test_days if outcomes.day_index(d) is None and d not in thin]
     if no_truth:
-        notes.append(f"{len(no_truth)} target day(s) have no 'country' partition yet and are not scored: "
-                     f"{', '.join(map(str, no_truth[:5]))}")
+        unscored.append(f"{len(no_truth)} target day(s) have no 'country' partition yet and are not scored: "
+                        f"{', '.join(map(str, no_truth[:5]))}")
+    notes: list[str] = list(unscored)
     if outcomes.dropped:
         notes.append("events not counted as labels: " + ", ".join(f"{k}={v}" for k, v in outcomes.dropped.items()))
     busy = busy_countries(outcomes, val_days[0] if val_days else start, cfg.top_countries)
@@ -397,7 +400,7 @@ def evaluate(
     pairs = evaluate_pairs(lake, [r for r in stacks if not is_baseline(r)], test_days, window=cfg.actor_days,
                            backoff=cfg.actor_backoff, n_boot=cfg.bootstrap) if actor_pairs else pd.DataFrame()
     ev = Evaluation(start, end, list(stacks), thresholds, summary, per_label, rel, notes, cfg.bootstrap_unit, pairs,
-                    also)
+                    also, unscored)
     if write:
         write_evaluation(ev, cfg.reports_dir)
     return ev
