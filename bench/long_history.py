@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import io
 import json
 import os
 import shutil
@@ -48,7 +49,6 @@ REAL = [dt.date(2025, 5, 16) + dt.timedelta(days=i) for i in range(22)]
 LAST = REAL[-1]
 TARGET = LAST + dt.timedelta(days=1)
 STAGES = ("outcomes", "features", "baselines", "evaluate", "morning", "fit")
-FAST = ["climatology", "persistence", "freq7", "freq30", "ewm", "weekday"]  # the baselines without a fit
 
 
 def build_base(work: Path) -> Path:
@@ -102,7 +102,7 @@ def peer_tree(work: Path, rev: str) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         tar = subprocess.run(["git", "-C", str(REPO), "archive", rev, "pipeline"], check=True,
                              capture_output=True).stdout
-        with tarfile.open(fileobj=__import__("io").BytesIO(tar)) as t:
+        with tarfile.open(fileobj=io.BytesIO(tar)) as t:
             t.extractall(out, filter="data")
     return out
 
@@ -119,9 +119,9 @@ def one(lake_root: str, stage: str, scratch: str) -> dict:
                              "evaluate.reports_dir": f"{scratch}/reports"})
     info: dict = {}
     if stage in ("evaluate", "morning"):  # the forecasts evaluate scores, outside the timing
-        from pipeline.forecast.baselines import run_baselines
+        from pipeline.forecast.baselines import BASELINES, run_baselines
 
-        fast = dataclasses.replace(cfg.forecast, baselines=FAST, learned_dir=None)
+        fast = dataclasses.replace(cfg.forecast, baselines=list(BASELINES), learned_dir=None)  # none needs a fit
         run_baselines(lake, LAST, LAST, fast)
     if stage == "features":
         from pipeline.cameo.labels import LEVELS, load_outcomes

@@ -258,18 +258,15 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
     what happened (the forecasts' windows, training, the scores) is better
     without them.
     """
-    from pipeline.core.coverage import left_out_days, partition_day
-
     labels = labels or label_space()
-    left_out = set(left_out_days(lake, start, end))
-    files = [f for f in lake.files("country", start, end) if partition_day(f) not in left_out]
+    files, left_out = _country_files(lake, start, end)
     if not files:
         raise FileNotFoundError(
             f"no partitions of table 'country' in {lake.root} for {start or '-inf'} … {end or '+inf'}"
             + (f" but {len(left_out)} left out as too thin" if left_out else "")
             + ": run `gdelt-forecast ingest` and `gdelt-forecast reduce` for those days first"
         )
-    key = _memo.key_of(files, left_out, labels)
+    key = _memo.key_of(files, left_out, labels) if _memo.depth else None  # outside a block: no file stats
     if (hit := _memo.get(key)) is not None:
         return hit
     import duckdb
@@ -328,6 +325,21 @@ def load_outcomes(lake, start=None, end=None, labels: LabelSpace | None = None) 
                                    mentions=mentions, actor=actor, left_out=sorted(left_out)))
 
 
+def _country_files(lake, start, end) -> tuple[list, set[dt.date]]:
+    """The ``country`` partitions a read of [start, end] takes, and the days it leaves out as too thin."""
+    from pipeline.core.coverage import left_out_days, partition_day
+
+    left_out = set(left_out_days(lake, start, end))
+    return [f for f in lake.files("country", start, end) if partition_day(f) not in left_out], left_out
+
+
+def outcomes_key(lake, start=None, end=None, labels: LabelSpace | None = None) -> tuple:
+    """What :func:`load_outcomes` of these arguments reads (each partition file's path, size and modification
+    time, the days left out, the labels): two reads with equal keys give equal :class:`Outcomes`."""
+    files, left_out = _country_files(lake, start, end)
+    return _memo.key_of(files, left_out, labels or label_space())
+
+
 class _Memo:
     """The last read of :func:`load_outcomes`, kept only inside :func:`remembered_outcomes`."""
 
@@ -342,11 +354,11 @@ class _Memo:
 
     def get(self, key) -> "Outcomes | None":
         with self.lock:
-            return self.value if self.depth and key == self.key else None
+            return self.value if self.depth and key is not None and key == self.key else None
 
     def put(self, key, value: "Outcomes") -> "Outcomes":
         with self.lock:
-            if self.depth:
+            if self.depth and key is not None:
                 for name in ARRAY_FIELDS:  # one reader cannot change what the next one reads
                     v = getattr(value, name)
                     for a in v.values() if isinstance(v, dict) else (v,):
@@ -363,8 +375,9 @@ def remembered_outcomes() -> Iterator[None]:
     """Inside this block a second :func:`load_outcomes` of the same files and days returns the first's
     :class:`Outcomes` (its arrays read-only) instead of reading the ``country`` table again.
 
-    The daily run reads the whole history three times for one day (the baselines, the forecast's climatology
-    blend and the bar's rows, evaluate): two years of 246 countries take ~14 s and ~2 GB a read (bench/long_history.py).
+    The daily run reads the whole history four times for one day (the baselines, the forecast's climatology
+    blend and the bar's rows, evaluate, the report): two years of 246 countries take ~14 s and ~2 GB a read
+    (bench/long_history.py).
     The key is every partition file's path, size and modification time, so a day re-reduced in between is read
     afresh; the last read is dropped when the outermost block ends."""
     with _memo.lock:

@@ -76,10 +76,11 @@ def label_history(lake: Lake, countries: Sequence[str], targets: Sequence[dt.dat
     """(country, target) → (L_all, F) float32 history features of every label (level order event, base, root,
     quad) from the ``country`` partitions before the target; None when the lake has no ``country`` table.
 
-    The outcomes are read once and cached on the ``country`` partitions' names and mtimes and the days left out
-    as too thin, so forecasting many countries of one day (one call each) reads the table once.
+    The outcomes are read once and cached on what the read takes (:func:`pipeline.cameo.labels.outcomes_key`:
+    the ``country`` partitions and the days left out as too thin), so forecasting many countries of one day (one
+    call each) reads the table once.
     """
-    from pipeline.cameo.labels import LEVELS, load_outcomes
+    from pipeline.cameo.labels import LEVELS, load_outcomes, outcomes_key
     from pipeline.features.history import country_rows, history_features
 
     targets = sorted(set(targets))
@@ -88,8 +89,7 @@ def label_history(lake: Lake, countries: Sequence[str], targets: Sequence[dt.dat
     files = lake.files("country", None, targets[-1] - _ONE)
     if not files:
         return None
-    key = (str(lake.root), tuple((f.as_posix(), f.stat().st_mtime_ns) for f in files),
-           tuple(left_out_days(lake, None, targets[-1] - _ONE)))  # what is read: the days, less the left-out ones
+    key = (str(lake.root), outcomes_key(lake, None, targets[-1] - _ONE))  # the files, sizes, mtimes, days left out
     if _HISTORY_CACHE.get("key") != key:
         _HISTORY_CACHE.clear()
         _HISTORY_CACHE.update(key=key, outcomes=load_outcomes(lake, None, targets[-1] - _ONE))
