@@ -23,7 +23,11 @@ run does with the lake's history, for the target 2025-06-07:
   of the target, the model forecast's climatology blend and the bar's rows
   (``blend_inputs``, the part of ``run_forecast`` that reads the history; every country the baselines forecast), and evaluate of 2025-06-06, inside
   ``remembered_outcomes`` as the daily flow runs them (a peer revision without it reads three times);
-- **fit** — ``fit_learned`` on every day (the training flow's bar fit; 1,000,000 rows a level).
+- **fit** — ``fit_learned`` on every day (the training flow's bar fit; 1,000,000 rows a level);
+- **backfill** — the baselines a backfill of the last 14 days writes into a lake without a stored
+  ``baseline-learned`` (a backfill before any training): at a revision without refit origins, one
+  ``run_baselines`` a day (each reads the history and fits the bar); now, one a block of
+  ``flows.backfill.refit_blocks`` (one read and one fit a refit week once 60 days precede it).
 
 Reported: seconds and peak RSS of each, and the ratio of each size to the smallest.
 """
@@ -48,7 +52,8 @@ SOURCE = REPO.parent / "shared" / "data" / "gdelt-v2-15min"
 REAL = [dt.date(2025, 5, 16) + dt.timedelta(days=i) for i in range(22)]
 LAST = REAL[-1]
 TARGET = LAST + dt.timedelta(days=1)
-STAGES = ("outcomes", "features", "baselines", "evaluate", "morning", "fit")
+STAGES = ("outcomes", "features", "baselines", "evaluate", "morning", "fit", "backfill")
+BACKFILL_DAYS = 14
 
 
 def build_base(work: Path) -> Path:
@@ -127,6 +132,15 @@ def one(lake_root: str, stage: str, scratch: str) -> dict:
         from pipeline.cameo.labels import LEVELS, load_outcomes
 
         outcomes = load_outcomes(lake, None, LAST)
+    if stage == "backfill":  # the flow's schedule of baselines tasks, worked out outside the timing
+        fresh = dataclasses.replace(cfg.forecast, learned_dir=None, learned_cache_dir=None)
+        data_days = [LAST - dt.timedelta(days=k) for k in range(BACKFILL_DAYS - 1, -1, -1)]
+        if hasattr(fresh, "learned_refit_days"):
+            from flows.backfill import refit_blocks
+
+            blocks = refit_blocks(data_days, fresh.learned_refit_days)
+        else:  # a revision before refit origins: one task a day
+            blocks = [[d] for d in data_days]
     t0 = time.perf_counter()
     if stage == "outcomes":
         from pipeline.cameo.labels import load_outcomes
@@ -172,6 +186,12 @@ def one(lake_root: str, stage: str, scratch: str) -> dict:
         model = fit_learned(o, training_days(o, TARGET), seed=0)
         model.save(cfg.forecast.learned_dir)
         info = {"read_s": round(t1 - t0, 1)}
+    elif stage == "backfill":
+        from pipeline.forecast.baselines import run_baselines
+
+        for block in blocks:
+            run_baselines(lake, block[0] + dt.timedelta(days=1), block[-1] + dt.timedelta(days=1), fresh)
+        info = {"tasks": len(blocks)}
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "info": info}
 

@@ -4,8 +4,11 @@
                             [--force] [--dry-run] [--runner local|dask|ray]
 
 Each day is a chain ``ingest → reduce → descriptors``, and, once a model is
-registered, ``forecast(d+1)`` and the baselines; days run side by side up to
-``flow.backfill_concurrency``. Finished steps (``pipeline.core.status``) are not
+registered, ``forecast(d+1)``; days run side by side up to
+``flow.backfill_concurrency``. The baselines of d+1 run in blocks of the days
+whose targets share ``baseline-learned``'s refit origin (``forecast.learned_refit_days``,
+a week by default): one read of the history and at most one fit a block, each
+block once the reduce of every day up to its last has finished. Finished steps (``pipeline.core.status``) are not
 submitted at all, so a second run does no work; ``--force`` redoes them. A
 failed day does not stop the others: the flow finishes every day it can, then
 fails with the list of failed days. Forecasts are evaluated at the end.
@@ -185,8 +188,11 @@ def backfill(
         for d in days:
             after = [f for k in window for f in upstream(d - dt.timedelta(days=k), "descriptors")] + reduced_by(d)
             submit(d, "forecast", forecast, d, str(model_dir), after=after)
-    baseline_futures = [baselines_task.submit(c, d, wait_for=reduced_by(d)) for d in days
-                        if {(d, "reduce"), (d, "forecast")} & todo] if "forecast" in stages_t else []
+    # the baselines in blocks of the days whose targets share baseline-learned's refit origin: one history read
+    # and (without a stored artefact before them) one fit a block, not one a day
+    baseline_futures = [baselines_task.submit(c, b[0], b[-1], wait_for=reduced_by(b[-1]))
+                        for b in refit_blocks(days, cfg.forecast.learned_refit_days)
+                        if any({(d, "reduce"), (d, "forecast")} & todo for d in b)] if "forecast" in stages_t else []
 
     # ---- collect: a failed day is reported, the others stand
     facts: dict[str, dict[str, Any]] = {str(d): {"day": str(d)} for d in days}
@@ -246,6 +252,17 @@ def _facts(stage: str, result: dict[str, Any]) -> dict[str, Any]:
     if stage == "forecast":
         return {"forecasts written": result.get("rows")}
     return {}
+
+
+def refit_blocks(days: list[dt.date], every: int) -> list[list[dt.date]]:
+    """``days`` (data days, sorted) in runs whose targets (day + 1) fall in the same block of ``every`` days of
+    ``baseline-learned``'s refit calendar (:func:`pipeline.forecast.baselines.refit_origin`)."""
+    from pipeline.forecast.baselines import REFIT_ANCHOR
+
+    blocks: dict[int, list[dt.date]] = {}
+    for d in days:
+        blocks.setdefault((d + dt.timedelta(days=1) - REFIT_ANCHOR).days // every, []).append(d)
+    return list(blocks.values())
 
 
 def with_runner(runner: str = "local", address: str | None = None, workers: int | None = None):

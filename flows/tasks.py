@@ -191,16 +191,26 @@ def _model_run(model_dir: str):
     return _MODELS[key]
 
 
-@task(name="baselines", cache_policy=NO_CACHE, task_run_name="baselines-{day}")
-def baselines_task(cfg: dict[str, Any], day: dt.date) -> dict[str, Any]:
-    """The baselines' forecasts for day+1 (climatology, persistence, 7/30-day, EWM) from the days up to ``day``."""
+def _baselines_run_name() -> str:
+    from prefect.runtime import task_run
+
+    p = task_run.parameters
+    return f"baselines-{p['day']}" + (f"-{p['last']}" if p.get("last") not in (None, p["day"]) else "")
+
+
+@task(name="baselines", cache_policy=NO_CACHE, task_run_name=_baselines_run_name)
+def baselines_task(cfg: dict[str, Any], day: dt.date, last: dt.date | None = None) -> dict[str, Any]:
+    """The baselines' forecasts for day+1 (climatology, persistence, 7/30-day, EWM, weekday, learned) from the
+    days up to ``day``; with ``last``, for every target day+1 … last+1 from one read of the history (each
+    target from the days before it)."""
     from pipeline.forecast.baselines import run_baselines
 
     c = config_from_dict(cfg)
-    target = day + dt.timedelta(days=1)
-    rows = run_baselines(lake_of(c), target, target, c.forecast)
-    get_run_logger().info("baselines %s: %s", target, ", ".join(f"{k} {v} rows" for k, v in rows.items()))
-    return {"target": str(target), "rows": rows}
+    first, end = day + dt.timedelta(days=1), (last or day) + dt.timedelta(days=1)
+    rows = run_baselines(lake_of(c), first, end, c.forecast)
+    span = str(first) if first == end else f"{first} … {end}"
+    get_run_logger().info("baselines %s: %s", span, ", ".join(f"{k} {v} rows" for k, v in rows.items()))
+    return {"target": str(first), "last": str(end), "rows": rows}
 
 
 # ---------------------------------------------------------------- evaluate

@@ -487,9 +487,9 @@ def baselines_cmd(
     date: Annotated[str, typer.Option("--date", help="First target day, YYYY-MM-DD.")],
     end: Annotated[Optional[str], typer.Option("--end", help="Last target day (default: --date).")] = None,
     countries: Annotated[Optional[list[str]], typer.Option("--countries", help="FIPS codes (default: all seen).")] = None,
-    names: Annotated[Optional[list[str]], typer.Option("--names", help="climatology, persistence, freq7, freq30, ewm.")] = None,
+    names: Annotated[Optional[list[str]], typer.Option("--names", help="climatology, persistence, freq7, freq30, ewm, weekday, learned (default: forecast.baselines).")] = None,
 ) -> None:
-    """Baseline forecasts for [--date, --end], each day from the days before it (`model=baseline-<name>`)."""
+    """Baseline forecasts for [--date, --end], each day from the days before it (`model=baseline-<name>`; one read of the history, baseline-learned fitted once per refit week)."""
     from pipeline.forecast.baselines import run_baselines
 
     cfg = get_config(**{"forecast.countries": _csv(countries), "forecast.baselines": _csv(names)})
@@ -627,7 +627,7 @@ def backtest(
     calibration_days: Annotated[int, typer.Option("--calibration-days", help="Raw forecast days before each test day its calibration is fitted on.")] = 3,
     countries: Annotated[Optional[str], typer.Option("--countries", help="FIPS codes, comma-separated (default: dataset.countries or the busiest).")] = None,
     stack: Annotated[str, typer.Option("--stack", help="The stack's baseline-learned: 'rolling' (each calibration day's own fit, and the test day's) or 'fixed' (one fit before the calibration days).")] = "rolling",
-    bar_cache: Annotated[bool, typer.Option("--bar-cache/--no-bar-cache", help="Read baseline-learned fits of the same inputs from an earlier backtest (forecast.learned_cache_dir, default <evaluate.reports_dir>/cache/baseline-learned) instead of refitting them.")] = True,
+    bar_cache: Annotated[bool, typer.Option("--bar-cache/--no-bar-cache", help="Read baseline-learned fits of the same inputs from an earlier backtest (forecast.learned_cache_dir, default <train.models_dir>/cache/baseline-learned) instead of refitting them.")] = True,
 ) -> None:
     """Walk-forward backtest: each test day forecast from its past only (baseline-learned refitted per day; the model
     every k days); writes `reports/backtest-<start>_<end>-<what>/summary.{csv,md}` (<what>: train.run or baselines, and the number of countries)."""

@@ -232,6 +232,7 @@ def tiny_model_run(sample_descriptors, embedder, tmp_path_factory):
     cfg = load_config(REPO / "configs" / "tiny.yaml")
     cfg.dataset.countries = list(SAMPLE_COUNTRIES)
     cfg.train.run, cfg.train.models_dir = "forecast-tiny", tmp_path_factory.mktemp("models")
+    cfg.forecast.learned_cache_dir = cfg.train.models_dir / "cache"  # resolved at load: under the models moved here
     cfg.train.epochs, cfg.train.max_steps, cfg.train.val_generate = 1, 4, 2
     cfg.train.max_new_tokens, cfg.model.max_target_tokens = 24, 48
     return train(cfg, sample_descriptors, embedder=embedder).run_dir

@@ -33,7 +33,8 @@ def test_backfill_over_a_hole(prefect_harness, sample_descriptors, tiny_model_ru
            "dataset": {"context_days": 7, "countries": list(SAMPLE_COUNTRIES)},
            "forecast": {"model": str(tiny_model_run), "num_futures": 2, "learned_estimator": "logistic",
                         "learned_max_rows": 20_000},
-           "evaluate": {"reports_dir": str(tmp_path / "reports")}, "flow": {"source": "local"}}
+           "evaluate": {"reports_dir": str(tmp_path / "reports")}, "flow": {"source": "local"},
+           "train": {"models_dir": str(tmp_path / "models")}}  # baseline-learned's fits are cached there
     config = tmp_path / "flow.yaml"
     config.write_text(yaml.safe_dump(cfg))
 

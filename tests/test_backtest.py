@@ -107,11 +107,13 @@ def test_cli(history, tmp_path):
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"evaluate:\n  val_days: 1\n  bootstrap: 50\n  thresholds: [0.5]\n  reports_dir: {tmp_path / 'r'}\n"
-                   "forecast:\n  learned_max_rows: 5000\n  learned_estimator: logistic\n  baselines: [climatology, learned]\n")
+                   "forecast:\n  learned_max_rows: 5000\n  learned_estimator: logistic\n  baselines: [climatology, learned]\n"
+                   f"train:\n  models_dir: {tmp_path / 'm'}\n")
     # --config and --lake after the command too, like every other command
     res = CliRunner().invoke(app, ["backtest", "--start", "2025-02-10", "--end", "2025-02-10",
                                    "-c", str(cfg), "--lake", str(history.root)])
     assert res.exit_code == 0, res.output
+    assert any((tmp_path / "m" / "cache" / "baseline-learned").iterdir())  # the bar's fits: the config's default
     assert (tmp_path / "r" / "backtest-2025-02-10_2025-02-10-baselines-3c").exists()
     # the summary table is the result: on stdout (progress and notes on stderr)
     assert "| level | run |" in res.stdout and "baseline-learned" in res.stdout
@@ -176,6 +178,7 @@ def test_model_path_trains_at_each_origin_on_its_past_and_stacks_the_calibration
     cfg = load_config(REPO / "configs" / "tiny.yaml")
     cfg.dataset.countries, cfg.dataset.val_days = list(SAMPLE_COUNTRIES), 1
     cfg.train.run, cfg.train.models_dir = "bt-tiny", tmp_path / "models"
+    cfg.forecast.learned_cache_dir = tmp_path / "models" / "cache"  # resolved at load: under the models moved here
     cfg.train.epochs, cfg.train.max_steps, cfg.train.val_generate = 1, 2, 0
     cfg.train.max_new_tokens, cfg.model.max_target_tokens = 16, 32
     cfg.forecast.num_futures, cfg.forecast.learned_estimator, cfg.forecast.learned_max_rows = 2, "logistic", 5_000

@@ -331,7 +331,8 @@ def test_calibrate_cli_stacks_a_leak_free_learned_baseline(sample_forecasts, tmp
     (model / "calibration.json").unlink(missing_ok=True)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"forecast": {"learned_dir": str(tmp_path / "none"), "learned_estimator": "logistic",
-                                                "learned_max_rows": 20_000}}))
+                                                "learned_max_rows": 20_000},
+                                   "train": {"models_dir": str(tmp_path / "models")}}))  # its fits' cache there
     day = sample_forecasts.days[0]
     r = CliRunner().invoke(app, ["-c", str(cfg), "--lake", str(sample_forecasts.lake.root), "calibrate",
                                  "--model", str(model), "--start", day])
@@ -344,7 +345,9 @@ def test_calibrate_cli_stacks_a_leak_free_learned_baseline(sample_forecasts, tmp
     assert all(k == [[0.0, 1.0], [0.0, 1.0]] for k in saved["knots"].values())
     assert all(len(c) == 4 and c[3] == 0.0 and abs(c[0] + c[1] + c[2] - 1) < 1e-9 for c in saved["blend"].values())
     cfg_logistic = tmp_path / "logistic.yaml"
-    cfg_logistic.write_text(cfg.read_text() + "train:\n  calibration_form: logistic\n")
+    logistic = yaml.safe_load(cfg.read_text())
+    logistic["train"]["calibration_form"] = "logistic"
+    cfg_logistic.write_text(yaml.safe_dump(logistic))
     r = CliRunner().invoke(app, ["-c", str(cfg_logistic), "--lake", str(sample_forecasts.lake.root), "calibrate",
                                  "--model", str(model), "--start", day])
     saved = json.loads((model / "calibration.json").read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +12,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, log_loss, precision_recall_fscore_support
 
 from pipeline.forecast.baselines import run_baselines
-from pipeline.core.config import EvaluateConfig
+from pipeline.core.config import EvaluateConfig, ForecastConfig
 from pipeline.scoring.evaluate import (
     brier_per_label, evaluate, glean_metrics, log_loss_per_label, mirai_metrics, per_row_prf, quad_kl,
     reliability, rouge_scores, tune_threshold, weighted_f1,
@@ -156,11 +157,13 @@ def test_phrase_rouge_is_rouge_scores_own_on_many_phrases():
 
 def test_evaluate_on_hand_made_history(country_history, tmp_path):
     lake = country_history
-    run_baselines(lake, "2025-01-02", "2025-01-05")
+    run_baselines(lake, "2025-01-02", "2025-01-05", ForecastConfig(learned_dir=None, learned_estimator="logistic"))
     cfg = EvaluateConfig(val_days=2, top_countries=1, reports_dir=tmp_path / "reports")
     ev = evaluate(lake, "2025-01-04", "2025-01-05", cfg=cfg)
+    # baseline-learned too: each target day from a fit on the days before it (none before 2025-01-03)
     assert set(ev.runs) == {f"baseline-{n}" for n in ("climatology", "persistence", "freq7", "freq30", "ewm",
-                                                          "weekday")}
+                                                          "weekday", "learned")}
+    assert lake.partitions("forecasts", model="baseline-learned") == [dt.date(2025, 1, 3 + i) for i in range(3)]
     clim = ev.table("all", "root").loc["baseline-climatology"]
     assert clim.bss_climatology == pytest.approx(0.0) and clim.n_country_days == 4
     assert set(ev.summary.group) == {"all", "busy", "small"}

@@ -38,6 +38,7 @@ def _config(tmp: Path, lake: Path, model: Path | None = None) -> Path:
         "forecast": {"model": str(model or tmp / "no-model"), "num_futures": 4, **FAST_LEARNED},
         "evaluate": {"reports_dir": str(tmp / "reports")},
         "flow": {"cron": "30 5 * * *", "source": "local"},
+        "train": {"models_dir": str(tmp / "models")},  # baseline-learned's fits are cached there
     }
     path = tmp / "flow.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -343,9 +344,31 @@ def test_backfill_forecasts_a_day_from_every_earlier_day_however_the_days_finish
             time.sleep(4)  # day 1 reduces last
         return real(lake, start, end, *args, **kwargs)
 
+    import pipeline.forecast.baselines as baselines_module
+
+    ranges, real_baselines = [], baselines_module.run_baselines
+
+    def recorded(lake, start, end=None, *args, **kwargs):
+        ranges.append((str(start), str(end)))
+        return real_baselines(lake, start, end, *args, **kwargs)
+
     monkeypatch.setattr(reduce_module, "reduce", slow_first_day)
+    monkeypatch.setattr(baselines_module, "run_baselines", recorded)
     backfill(DAYS[0], DAYS[2], config=config, source="local", path=str(src), stages=["ingest", "reduce", "forecast"])
+    # the baselines in blocks of baseline-learned's refit weeks: targets Sat 05-17 and Sun 05-18 in one, Mon 05-19
+    assert sorted(ranges) == [("2025-05-17", "2025-05-18"), ("2025-05-19", "2025-05-19")]
     lake = Lake(lake_root)
     for k, day in enumerate(DAYS[1:] + [DAYS[2] + dt.timedelta(days=1)], start=1):
         used = set(lake.read("forecasts", day, day, model="baseline-climatology")["n_futures"].to_pylist())
         assert used == {k}, (day, used)  # history days: every day before the target
+
+
+def test_backfill_blocks_are_the_refit_weeks_of_their_targets():
+    from flows.backfill import refit_blocks
+
+    days = [dt.date(2025, 5, 14) + dt.timedelta(days=i) for i in range(14)]  # Wed 05-14 … Tue 05-27
+    blocks = refit_blocks(days, 7)
+    # targets (day + 1) Thu 05-15 … Sun 05-18 | Mon 05-19 … Sun 05-25 | Mon 05-26 … Wed 05-28
+    assert [(b[0], b[-1]) for b in blocks] == [(days[0], days[3]), (days[4], days[10]), (days[11], days[13])]
+    assert sum(blocks, []) == days
+    assert refit_blocks(days, 1) == [[d] for d in days]

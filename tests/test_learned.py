@@ -199,6 +199,10 @@ def test_baselines_read_the_artefact_the_config_s_training_saved(country_history
     path.write_text(yaml.safe_dump({"train": {"models_dir": str(tmp_path / "m")}, "forecast": {"learned_dir": None}}))
     assert load_config(path).forecast.learned_dir is None
     assert load_config(None, {"forecast.learned_dir": str(tmp_path / "x")}).forecast.learned_dir == tmp_path / "x"
+    assert cfg.forecast.learned_cache_dir == tmp_path / "m" / "cache" / "baseline-learned"  # the weekly fits
+    assert load_config(path).forecast.learned_cache_dir == tmp_path / "m" / "cache" / "baseline-learned"
+    path.write_text(yaml.safe_dump({"forecast": {"learned_cache_dir": None}}))
+    assert load_config(path).forecast.learned_cache_dir is None
 
     o = load_outcomes(lake, None, dt.date(2025, 1, 3))
     fit_learned(o, training_days(o, dt.date(2025, 1, 4))).save(cfg.forecast.learned_dir)
@@ -260,3 +264,117 @@ def test_a_damaged_cached_fit_is_refitted_and_replaced(tmp_path, capsys):
     blocked.write_text("a file where the cache folder should be")
     fit = learned.fit_cached(o, days, "logistic", 3_000, 0, cache=blocked)  # cannot save: still a fit
     assert fit.fitted_on == first.fitted_on and "not cached" in capsys.readouterr().err
+
+
+def _two_weeks_lake(root):
+    """A lake of 16 hand-made days (2025-01-01 … 01-16; Mondays 01-06 and 01-13), five countries, a few codes."""
+    from pipeline.core.lake import Lake
+    from tests.conftest import write_country_days
+
+    rng = np.random.default_rng(3)
+    codes = ["010", "0211", "190", "141", "051", "173", "042"]
+    days = {}
+    for i in range(16):
+        events = [(c, codes[j]) for c in ("US", "FR", "DE", "NI", "IZ") for j in range(len(codes))
+                  if rng.random() < 0.3 + 0.1 * j]
+        days[str(dt.date(2025, 1, 1) + dt.timedelta(days=i))] = events
+    lake = Lake(root)
+    write_country_days(lake, days)
+    return lake
+
+
+def test_refit_origin_is_a_fixed_calendar():
+    from pipeline.forecast.baselines import REFIT_ANCHOR, refit_origin
+
+    o = _persistent_outcomes(40)  # D0 = 2025-03-01 (a Saturday) … 04-09
+    monday = dt.date(2025, 3, 10)
+    for k in range(7):
+        assert refit_origin(o, monday + dt.timedelta(days=k), 7) == monday  # the week's Monday
+    assert refit_origin(o, monday + dt.timedelta(days=7), 7) == monday + dt.timedelta(days=7)
+    assert refit_origin(o, dt.date(2025, 3, 13), 1) == dt.date(2025, 3, 13)
+    for day in (dt.date(2025, 3, 13) + dt.timedelta(days=i) for i in range(6)):  # every 3rd day from the anchor
+        origin = refit_origin(o, day, 3)
+        assert 0 <= (day - origin).days < 3 and (origin - REFIT_ANCHOR).days % 3 == 0
+    # the lake's first week: no training day before its Monday (02-24) -> the target itself
+    assert refit_origin(o, dt.date(2025, 3, 2), 7) == dt.date(2025, 3, 2)
+    # a short history: every day while fewer than from_days training days precede the origin (03-10: 8 of them)
+    assert refit_origin(o, dt.date(2025, 3, 12), 7, from_days=8) == monday
+    assert refit_origin(o, dt.date(2025, 3, 12), 7, from_days=9) == dt.date(2025, 3, 12)
+    assert refit_origin(o, dt.date(2025, 3, 19), 7, from_days=9) == dt.date(2025, 3, 17)
+    with pytest.raises(ValueError, match="learned_refit_days"):
+        refit_origin(o, monday, 0)
+
+
+@pytest.mark.parametrize("every, from_days, fits", [(7, 3, 2), (1, 1, 9), (7, 9, 6)])
+def test_a_range_fits_once_per_refit_origin_and_writes_what_each_day_alone_writes(tmp_path, monkeypatch, every,
+                                                                                 from_days, fits):
+    """A backfill's baselines run as one range (a week of targets): ``baseline-learned`` is fitted once per refit
+    origin on the days before it, and every day's forecast is the one a daily run of that day alone writes (up to
+    the last bits of the classifier's batched arithmetic). While few days precede the origin, every day is
+    refitted (``from_days`` 9: 01-08 … 01-12 refitted each, 01-13 … 01-16 from the 11 days before 01-13)."""
+    import pipeline.model.learned as learned
+
+    lake = _two_weeks_lake(tmp_path / "lake")
+    real, fitted = learned.fit_learned, []
+
+    def counting(outcomes, days, *args, **kwargs):
+        fitted.append(max(days))
+        return real(outcomes, days, *args, **kwargs)
+
+    monkeypatch.setattr(learned, "fit_learned", counting)
+    cfg = ForecastConfig(baselines=["learned"], learned_dir=None, learned_refit_days=every,
+                         learned_refit_from_days=from_days, learned_estimator="logistic", learned_max_rows=20_000)
+    run_baselines(lake, "2025-01-08", "2025-01-16", cfg)
+    assert len(fitted) == fits
+    if every == 7:  # the last training day of each fit: 01-08 … 01-12 from the days before Monday 01-06 (or
+        # each from the days before itself), 01-13 … 01-16 from those before 01-13
+        first = [dt.date(2025, 1, 5)] if from_days <= 4 else [dt.date(2025, 1, 7 + i) for i in range(5)]
+        assert fitted == first + [dt.date(2025, 1, 12)]
+    ranged = lake.read("forecasts", "2025-01-08", "2025-01-16", model="baseline-learned").drop_columns(["issued_at"])
+    for i in range(9):
+        day = dt.date(2025, 1, 8) + dt.timedelta(days=i)
+        run_baselines(lake, day, day, cfg)
+    alone = lake.read("forecasts", "2025-01-08", "2025-01-16", model="baseline-learned").drop_columns(["issued_at"])
+    assert ranged.num_rows > 0 and ranged.drop_columns(["probability"]).equals(alone.drop_columns(["probability"]))
+    np.testing.assert_allclose(ranged["probability"].to_numpy(), alone["probability"].to_numpy(), rtol=1e-5)
+    assert set(ranged["date"].to_pylist()) == {dt.date(2025, 1, 8) + dt.timedelta(days=i) for i in range(9)}
+
+
+def test_the_mornings_of_a_week_read_the_fit_its_monday_made(tmp_path, monkeypatch):
+    """The daily flow forecasts one day at a time: with the fits cached (the config default), Tuesday … Sunday
+    read the fit of the week's refit origin instead of fitting it again each morning."""
+    import pipeline.model.learned as learned
+
+    lake = _two_weeks_lake(tmp_path / "lake")
+    cfg = ForecastConfig(baselines=["learned"], learned_dir=None, learned_cache_dir=tmp_path / "cache",
+                         learned_refit_from_days=3, learned_estimator="logistic", learned_max_rows=20_000)
+    run_baselines(lake, "2025-01-13", "2025-01-13", cfg)  # Monday: fitted on the days before it, and saved
+    monkeypatch.setattr(learned, "fit_learned", lambda *a, **k: pytest.fail("refitted"))
+    for day in ("2025-01-14", "2025-01-15", "2025-01-16"):
+        assert run_baselines(lake, day, day, cfg)["baseline-learned"] > 0
+
+
+def test_the_cache_keeps_the_fits_used_lately_and_drops_the_rest(tmp_path):
+    """A saved fit prunes the cache: fits neither written nor read for CACHE_KEEP_DAYS days go (and dead saves'
+    leftovers), a fit read meanwhile stays."""
+    import os
+    import time
+
+    import pipeline.model.learned as learned
+
+    o = _persistent_outcomes()
+    old = time.time() - (learned.CACHE_KEEP_DAYS + 1) * 86_400
+    used = learned.fit_cached(o, training_days(o, o.days[20]), "logistic", 3_000, 0, cache=tmp_path)
+    (used_dir,) = list(tmp_path.iterdir())
+    stale, dead = tmp_path / ("0" * 32), tmp_path / f".{'1' * 32}.123.tmp"
+    for d in (stale, dead):
+        d.mkdir()
+        (d / "learned.json").write_text("{}")
+    for d in (used_dir, stale, dead):
+        os.utime(d, (old, old))
+    learned.fit_cached(o, training_days(o, o.days[20]), "logistic", 3_000, 0, cache=tmp_path)  # read: kept
+    assert used_dir.stat().st_mtime > old + 86_400 and stale.exists()  # a read prunes nothing
+    learned.fit_cached(o, training_days(o, o.days[25]), "logistic", 3_000, 0, cache=tmp_path)  # a new fit, saved
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([used_dir.name, learned.fit_key(
+        o, training_days(o, o.days[25]), "logistic", 3_000, 0)[:32]])
+    assert used is not None and learned.prune_cache(tmp_path / "absent") == []

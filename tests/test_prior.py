@@ -101,6 +101,7 @@ def prior_run(sample_descriptors, embedder, tmp_path_factory):
     cfg = load_config(REPO / "configs" / "tiny.yaml")
     cfg.dataset.countries = list(SAMPLE_COUNTRIES)
     cfg.train.run, cfg.train.models_dir = "prior-tiny", tmp_path_factory.mktemp("models")
+    cfg.forecast.learned_cache_dir = cfg.train.models_dir / "cache"  # resolved at load: under the models moved here
     cfg.train.epochs, cfg.train.max_steps, cfg.train.val_generate = 1, 3, 0
     cfg.train.max_new_tokens, cfg.model.max_target_tokens = 24, 48
     cfg.model.occurrence_prior, cfg.model.prior_folds = True, 2

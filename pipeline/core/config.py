@@ -414,8 +414,21 @@ class ForecastConfig:
     in memory on the days before that day (leak-free)."""
     learned_cache_dir: Path | None = None
     """A folder of ``baseline-learned`` fits by what they read (``pipeline.model.learned.fit_cached``): a fit
-    whose days, outcomes, settings and code were fitted before is read back instead of refitted. Unset: none,
-    except in a backtest, which uses ``<evaluate.reports_dir>/cache/baseline-learned`` (``--no-bar-cache``: none)."""
+    whose days, outcomes, settings and code were fitted before is read back instead of refitted (a morning
+    reads the week's fit its refit origin made, ``learned_refit_days``). Unset in a config file,
+    ``<train.models_dir>/cache/baseline-learned``; None: none, except in a backtest, which then uses
+    ``<evaluate.reports_dir>/cache/baseline-learned`` (``--no-bar-cache``: none). Fits neither written nor read
+    for 60 days are removed when a new one is saved (``pipeline.model.learned.prune_cache``)."""
+    learned_refit_days: int = 7
+    """Where no stored artefact precedes a target day, ``baseline-learned`` is fitted on the days before the
+    target's refit origin: one origin every this many days on a fixed calendar (7: the Monday of the target's
+    week; ``pipeline.forecast.baselines.refit_origin``), so a backfill fits it once a week, not once a day, and a
+    day's forecast does not depend on how the days were grouped. 1: refitted for every day (the backtest's
+    rule)."""
+    learned_refit_from_days: int = 60
+    """... but refitted for every day while fewer than this many outcome days precede the origin: on a short
+    history a week is much of what the fit learns from (a weekly refit cost 0.4–0.7 % Brier at event and root
+    level with 10–17 days of history; docs/forecast.md "Session 25")."""
     learned_estimator: str = "hgb"
     """``logistic`` (scikit-learn LogisticRegression on standardised features) or ``hgb``
     (HistGradientBoostingClassifier); docs/forecast.md compares them."""
@@ -433,7 +446,7 @@ class ForecastConfig:
         _check(self, "forecast", num_futures=_ge(1), temperature=_gt(0), top_p=_within(0, 1),
                projection_temperature=_gt(0), batch_countries=_ge(1), max_actor_pairs=_ge(0),
                ewm_halflife_days=_gt(0), baseline_smoothing=_ge(0), learned_max_rows=_ge(1),
-               weekday_prior_days=_ge(0))
+               learned_refit_days=_ge(1), learned_refit_from_days=_ge(1), weekday_prior_days=_ge(0))
 
 
 @dataclass
@@ -694,4 +707,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if not (isinstance(section, dict) and "learned_dir" in section) and (overrides or {}).get("forecast.learned_dir") is None:
         # unset: where the training flow of this config saves it, so the daily flow reads what training wrote
         cfg.forecast.learned_dir = Path(cfg.train.models_dir) / "baseline-learned"
+    if not (isinstance(section, dict) and "learned_cache_dir" in section) and \
+            (overrides or {}).get("forecast.learned_cache_dir") is None:
+        cfg.forecast.learned_cache_dir = Path(cfg.train.models_dir) / "cache" / "baseline-learned"
     return cfg

@@ -38,6 +38,7 @@ day, replaced atomically; ``n_futures`` holds the number of history days used.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import deque
 from collections.abc import Sequence
@@ -55,6 +56,13 @@ BASELINES: tuple[str, ...] = ("climatology", "persistence", "freq7", "freq30", "
 """The frequency baselines computed here in one pass over the history."""
 LEARNED = "learned"
 """The fitted baseline (:mod:`pipeline.model.learned`), written as ``baseline-learned``."""
+REFIT_ANCHOR = dt.date(2000, 1, 3)
+"""A Monday: ``baseline-learned``'s refit origins are the days k·n after it (``forecast.learned_refit_days`` = k;
+k = 7: Mondays)."""
+LEARNED_CHUNK = 8
+"""Targets whose history features ``run_baselines`` holds at once for ``baseline-learned`` (a year's would
+be ~2 GB at event level for every country)."""
+
 
 class _History:
     """Running sums over history days for one level: (C, L) arrays, updated one day at a time."""
@@ -237,12 +245,15 @@ def run_baselines(
         )
     probs = {t: {n: v for n, v in by_name.items() if n in names} for t, by_name in probs.items()}
     if LEARNED in cfg.baselines:
-        learned = learned_model(outcomes, start, cfg, learned_fits)
-        if learned is not None:
-            from pipeline.model.learned import learned_probabilities
+        from pipeline.model.learned import learned_probabilities
 
-            for t, per_level in learned_probabilities(learned, outcomes, targets).items():
-                probs[t][LEARNED] = per_level
+        groups: dict[int, tuple[object, list[dt.date]]] = {}
+        for t, model in learned_models(outcomes, targets, cfg, learned_fits).items():
+            groups.setdefault(id(model), (model, []))[1].append(t)
+        for model, days in groups.values():
+            for lo in range(0, len(days), LEARNED_CHUNK):  # features of a few targets at a time, not of a year
+                for t, per_level in learned_probabilities(model, outcomes, days[lo:lo + LEARNED_CHUNK]).items():
+                    probs[t][LEARNED] = per_level
     wanted = np.isin(outcomes.countries, cfg.countries) if cfg.countries else np.ones(len(outcomes.countries), bool)
     if cfg.countries:
         unknown = sorted(set(cfg.countries) - set(outcomes.countries))
@@ -260,6 +271,57 @@ def run_baselines(
             lake.write_partition("forecasts", table, target, schema=FORECASTS_SCHEMA, model=baseline_run(name))
             written[baseline_run(name)] = written.get(baseline_run(name), 0) + table.num_rows
     return written
+
+
+def refit_origin(outcomes: Outcomes, target: dt.date, every: int, from_days: int = 1) -> dt.date:
+    """The day before which ``baseline-learned`` of ``target`` is fitted when no stored artefact precedes it.
+
+    The latest day ≤ ``target`` of a fixed calendar, one origin every ``every`` days from :data:`REFIT_ANCHOR`
+    (``every`` = 7: the Monday of the target's week; 1: the target itself, a refit for every day), so a day's
+    forecast is the same whether the daily flow made it or a backfill did with the other days of its week.
+    The target itself while fewer than ``from_days`` outcome days with history precede that origin: on a short
+    history a week is much of what the fit learns from (docs/forecast.md, "Session 25").
+    """
+    if every < 1 or from_days < 1:
+        raise ValueError(f"forecast.learned_refit_days and learned_refit_from_days must be ≥ 1, got {every}, "
+                         f"{from_days}")
+    origin = target - dt.timedelta(days=(target - REFIT_ANCHOR).days % every)
+    if origin == target:
+        return target
+    from pipeline.model.learned import training_days
+
+    return origin if len(training_days(outcomes, origin)) >= from_days else target
+
+
+def learned_models(outcomes: Outcomes, targets: Sequence[dt.date], cfg: ForecastConfig,
+                   fits: dict | None = None) -> dict[dt.date, object]:
+    """``baseline-learned`` of each target day, leak-free: the stored artefact (``cfg.learned_dir``) where it
+    was fitted on days before the target only, else a fit on the outcome days before the target's
+    :func:`refit_origin` (one fit per origin, through :func:`learned_model`). Targets without either (no
+    training day before them) are left out."""
+    from pipeline.core.progress import console
+    from pipeline.model.learned import LearnedBaseline
+
+    stored = LearnedBaseline.load(cfg.learned_dir) if cfg.learned_dir else None
+    refit = sorted(t for t in targets if stored is None or stored.last_day >= t)
+    if stored is not None and refit:
+        console.print(f"[yellow]baseline-learned: {cfg.learned_dir} was fitted on days up to {stored.last_day} "
+                      f"(≥ {refit[0]}); refitted for the {len(refit)} target day(s) from {refit[0]} on the days before "
+                      f"their refit origin (every {cfg.learned_refit_days} days)[/]")
+    fresh = dataclasses.replace(cfg, learned_dir=None)
+    by_origin: dict[dt.date, object] = {}
+    out: dict[dt.date, object] = {}
+    for t in targets:
+        if stored is not None and stored.last_day < t:
+            out[t] = stored
+            continue
+        origin = refit_origin(outcomes, t, cfg.learned_refit_days, cfg.learned_refit_from_days)
+        if origin not in by_origin:
+            by_origin[origin] = learned_model(outcomes, origin, fresh, fits)
+        if by_origin[origin] is not None:
+            out[t] = by_origin[origin]
+    return out
+
 
 def learned_model(outcomes: Outcomes, start: dt.date, cfg: ForecastConfig, fits: dict | None = None):
     """The ``baseline-learned`` model for forecasts from ``start`` on, leak-free.

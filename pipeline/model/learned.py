@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,7 +241,8 @@ def fit_cached(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "hg
     30- and 100-country checks, an ablation's variants) reads the first's fits instead of refitting them — the
     same estimators, not merely equal ones. The fit is made on the outcomes up to the last training day
     (:meth:`Outcomes.until`), which gives the same rows and features as the whole read: a country first seen
-    later never has a row or a weight before it."""
+    later never has a row or a weight before it. Fits neither written nor read for :data:`CACHE_KEEP_DAYS` days
+    are removed when a new one is saved (:func:`prune_cache`)."""
     usable = usable_days(outcomes, days)
     if cache is None or not usable:
         return fit_learned(outcomes, days, estimator, max_rows, seed, labels)
@@ -250,6 +252,7 @@ def fit_cached(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "hg
     folder = Path(cache) / fit_key(outcomes, usable, estimator, max_rows, seed, labels)[:32]
     try:
         if (hit := LearnedBaseline.load(folder)) is not None:
+            os.utime(folder)  # read now: kept by prune_cache for CACHE_KEEP_DAYS more
             return hit
     except Exception as exc:  # a damaged entry (a disk fault, a hand edit): refitted and replaced, and said so
         console.print(f"[yellow]baseline-learned: cached fit {folder} unreadable ({type(exc).__name__}: {exc}); "
@@ -261,11 +264,36 @@ def fit_cached(outcomes: Outcomes, days: Sequence[dt.date], estimator: str = "hg
         shutil.rmtree(tmp, ignore_errors=True)
         fit.save(tmp)
         tmp.rename(folder)  # whole or absent: a reader never sees half a fit
+        prune_cache(folder.parent)
     except OSError as exc:  # another process saved the same fit first, or the disk is full: the fit stands
         shutil.rmtree(tmp, ignore_errors=True)
         if not folder.exists():
             console.print(f"[yellow]baseline-learned: fit not cached in {folder.parent} ({exc})[/]")
     return fit
+
+
+CACHE_KEEP_DAYS = 60
+"""Days a cached fit is kept after it was last written or read (:func:`prune_cache`)."""
+
+
+def prune_cache(cache: str | Path, keep_days: float = CACHE_KEEP_DAYS, now: float | None = None) -> list[Path]:
+    """Remove the fits of ``cache`` not written or read (:func:`fit_cached` touches a fit it reads) in the last
+    ``keep_days`` days, and leftovers of saves that died (``.*.tmp`` as old); returns what was removed.
+
+    :func:`fit_cached` calls it after each fit it saves, so the cache holds what the recent days used (a fit is
+    ~1 MB: the daily flow's weekly fit, a training's out-of-fold fits, a backtest's fit a day) instead of every
+    fit ever made. A fit removed while another process reads it is refitted there (the damaged-entry path)."""
+    limit = (time.time() if now is None else now) - keep_days * 86_400
+    removed = []
+    for entry in Path(cache).iterdir() if Path(cache).is_dir() else ():
+        try:
+            old = entry.is_dir() and entry.stat().st_mtime < limit
+        except OSError:  # removed by another process meanwhile
+            continue
+        if old:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 def fit_out_of_fold(outcomes: Outcomes, days: Sequence[dt.date], targets: Sequence[dt.date], folds: int,

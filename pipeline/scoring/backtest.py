@@ -103,7 +103,7 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
     ``baseline-learned`` fits the calibration's stack reads (:data:`STACKS`, module doc).
     ``lake`` is only read: what the backtest writes goes to its own lake (:func:`backtest_lake`).
     ``bar_cache``: read the ``baseline-learned`` fits an earlier backtest made of the same inputs from
-    ``forecast.learned_cache_dir`` (default ``<evaluate.reports_dir>/cache/baseline-learned``) instead of refitting
+    ``forecast.learned_cache_dir`` (default ``<train.models_dir>/cache/baseline-learned``) instead of refitting
     them (:func:`pipeline.model.learned.fit_cached`); False: fit every one, save none.
     """
     if stack not in STACKS:
@@ -132,7 +132,7 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
     cache = (cfg.forecast.learned_cache_dir or Path(cfg.evaluate.reports_dir) / "cache" / "baseline-learned"
              if bar_cache else None)
     cfg = dataclasses.replace(cfg, forecast=dataclasses.replace(cfg.forecast, learned_cache_dir=cache))
-    fcfg = dataclasses.replace(cfg.forecast, countries=countries, learned_dir=None)
+    fcfg = dataclasses.replace(cfg.forecast, countries=countries, learned_dir=None, learned_refit_days=1)
     from pipeline.forecast.baselines import run_baselines
 
     fits: dict[dt.date, Any] = {}  # baseline-learned by first forecast day: the model's stack reuses them
