@@ -27,7 +27,9 @@ run does with the lake's history, for the target 2025-06-07:
 - **backfill** — the baselines a backfill of the last 14 days writes into a lake without a stored
   ``baseline-learned`` (a backfill before any training): at a revision without refit origins, one
   ``run_baselines`` a day (each reads the history and fits the bar); now, one a block of
-  ``flows.backfill.refit_blocks`` (one read and one fit a refit week once 60 days precede it).
+  ``flows.backfill.refit_blocks`` (one read and one fit a refit week once 60 days precede it);
+- **backfill-threads** — the same blocks run side by side on 4 threads, as the backfill flow's task runner
+  would run them once their reduces are done (against **backfill**: one after the other).
 
 Reported: seconds and peak RSS of each, and the ratio of each size to the smallest.
 """
@@ -52,7 +54,7 @@ SOURCE = REPO.parent / "shared" / "data" / "gdelt-v2-15min"
 REAL = [dt.date(2025, 5, 16) + dt.timedelta(days=i) for i in range(22)]
 LAST = REAL[-1]
 TARGET = LAST + dt.timedelta(days=1)
-STAGES = ("outcomes", "features", "baselines", "evaluate", "morning", "fit", "backfill")
+STAGES = ("outcomes", "features", "baselines", "evaluate", "morning", "fit", "backfill", "backfill-threads")
 BACKFILL_DAYS = 14
 
 
@@ -132,7 +134,7 @@ def one(lake_root: str, stage: str, scratch: str) -> dict:
         from pipeline.cameo.labels import LEVELS, load_outcomes
 
         outcomes = load_outcomes(lake, None, LAST)
-    if stage == "backfill":  # the flow's schedule of baselines tasks, worked out outside the timing
+    if stage.startswith("backfill"):  # the flow's schedule of baselines tasks, worked out outside the timing
         fresh = dataclasses.replace(cfg.forecast, learned_dir=None, learned_cache_dir=None)
         data_days = [LAST - dt.timedelta(days=k) for k in range(BACKFILL_DAYS - 1, -1, -1)]
         if hasattr(fresh, "learned_refit_days"):
@@ -186,11 +188,16 @@ def one(lake_root: str, stage: str, scratch: str) -> dict:
         model = fit_learned(o, training_days(o, TARGET), seed=0)
         model.save(cfg.forecast.learned_dir)
         info = {"read_s": round(t1 - t0, 1)}
-    elif stage == "backfill":
+    elif stage.startswith("backfill"):
+        from concurrent.futures import ThreadPoolExecutor
+
         from pipeline.forecast.baselines import run_baselines
 
-        for block in blocks:
-            run_baselines(lake, block[0] + dt.timedelta(days=1), block[-1] + dt.timedelta(days=1), fresh)
+        def one_block(block: list) -> dict:
+            return run_baselines(lake, block[0] + dt.timedelta(days=1), block[-1] + dt.timedelta(days=1), fresh)
+
+        with ThreadPoolExecutor(4 if stage == "backfill-threads" else 1) as pool:
+            list(pool.map(one_block, blocks))
         info = {"tasks": len(blocks)}
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "info": info}
