@@ -256,12 +256,12 @@ def _facts(stage: str, result: dict[str, Any]) -> dict[str, Any]:
 
 def refit_blocks(days: list[dt.date], every: int) -> list[list[dt.date]]:
     """``days`` (data days, sorted) in runs whose targets (day + 1) fall in the same block of ``every`` days of
-    ``baseline-learned``'s refit calendar (:func:`pipeline.forecast.baselines.refit_origin`)."""
-    from pipeline.forecast.baselines import REFIT_ANCHOR
+    ``baseline-learned``'s refit calendar (:func:`pipeline.forecast.baselines.calendar_origin`)."""
+    from pipeline.forecast.baselines import calendar_origin
 
-    blocks: dict[int, list[dt.date]] = {}
+    blocks: dict[dt.date, list[dt.date]] = {}
     for d in days:
-        blocks.setdefault((d + dt.timedelta(days=1) - REFIT_ANCHOR).days // every, []).append(d)
+        blocks.setdefault(calendar_origin(d + dt.timedelta(days=1), every), []).append(d)
     return list(blocks.values())
 
 

@@ -273,19 +273,25 @@ def run_baselines(
     return written
 
 
+def calendar_origin(target: dt.date, every: int) -> dt.date:
+    """The latest day ≤ ``target`` of the refit calendar: one origin every ``every`` days from
+    :data:`REFIT_ANCHOR` (``every`` = 7: the Monday of the target's week)."""
+    return target - dt.timedelta(days=(target - REFIT_ANCHOR).days % every)
+
+
 def refit_origin(outcomes: Outcomes, target: dt.date, every: int, from_days: int = 1) -> dt.date:
     """The day before which ``baseline-learned`` of ``target`` is fitted when no stored artefact precedes it.
 
-    The latest day ≤ ``target`` of a fixed calendar, one origin every ``every`` days from :data:`REFIT_ANCHOR`
-    (``every`` = 7: the Monday of the target's week; 1: the target itself, a refit for every day), so a day's
-    forecast is the same whether the daily flow made it or a backfill did with the other days of its week.
+    The latest day ≤ ``target`` of a fixed calendar (:func:`calendar_origin`; ``every`` = 7: the Monday of the
+    target's week; 1: the target itself, a refit for every day), so a day's forecast is the same whether the
+    daily flow made it or a backfill did with the other days of its week.
     The target itself while fewer than ``from_days`` outcome days with history precede that origin: on a short
     history a week is much of what the fit learns from (docs/forecast.md, "Session 25").
     """
     if every < 1 or from_days < 1:
         raise ValueError(f"forecast.learned_refit_days and learned_refit_from_days must be ≥ 1, got {every}, "
                          f"{from_days}")
-    origin = target - dt.timedelta(days=(target - REFIT_ANCHOR).days % every)
+    origin = calendar_origin(target, every)
     if origin == target:
         return target
     from pipeline.model.learned import training_days
