@@ -75,8 +75,8 @@ def daily(
         out["baselines"] = baselines_task(c, d)
         model_dir = current_model(cfg)
         if model_dir is None:
-            logger.warning("no model registered (%s): baselines only. Train one: gdelt-forecast train",
-                           cfg.forecast.model)
+            logger.warning("no model registered (%s): baselines only, the page shows baseline-learned. "
+                           "Train one: gdelt-forecast train", cfg.forecast.model)
         else:
             out["model_run"] = run_name(model_dir)
             forecast = unless_done(forecast_task_for(cfg.dataset.context_days), cfg, "forecast", d,

@@ -585,7 +585,7 @@ def calibrate(
 @command()
 def watchlist(
     date: Annotated[str, typer.Option("--date", help="Forecast (target) day.")],
-    run: Annotated[Optional[str], typer.Option("--run", help="Forecast run (default: the model's, else climatology).")] = None,
+    run: Annotated[Optional[str], typer.Option("--run", help="Forecast run (default: the model's, else baseline-learned, else climatology).")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows per list (rises, falls, conflict rises, conflict falls).")] = 10,
 ) -> None:
     """Write the `watchlist` table for --date: the forecasts that depart most from the usual (after forecast)."""
@@ -604,7 +604,7 @@ def watchlist(
 @command()
 def report(
     date: Annotated[str, typer.Option("--date", help="Forecast day of the page.")],
-    run: Annotated[Optional[str], typer.Option("--run", help="Forecast run shown (default: the model's, else climatology).")] = None,
+    run: Annotated[Optional[str], typer.Option("--run", help="Forecast run shown (default: the model's, else baseline-learned, else climatology).")] = None,
     top: Annotated[Optional[int], typer.Option("--top", min=1, help="Rewrite the watch list with this many rows per list (default: the stored one, 10).")] = None,
 ) -> None:
     """Write `reports/<date>/`: the morning page (watch list, map, track record), a page per country, the index."""

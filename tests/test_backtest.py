@@ -63,6 +63,11 @@ def test_baselines_backtest_scores_every_day_with_both_interval_units(history, t
     assert two.directory.name.endswith("-baselines-2c") and (bt.directory / "summary.csv").exists()  # both kept
     # the threshold-tuning day (02-06) was forecast too, from its own past, into the backtest's own lake
     assert Lake(bt.directory / "lake").has_partition("forecasts", "2025-02-06", model="baseline-learned")
+    # without a model the page is baseline-learned's: its watch lists of the test days, scored against what happened
+    assert bt.watch_run == "baseline-learned" and bt.watch.days.max() == 4 and bt.watch.happened.between(0, 1).all()
+    assert Lake(bt.directory / "lake").partitions("watchlist", model="baseline-learned") == [
+        dt.date(2025, 2, 7) + dt.timedelta(days=i) for i in range(4)]
+    assert "## Watch list of baseline-learned against what happened" in (bt.directory / "summary.md").read_text()
 
 
 def test_backtest_writes_its_own_lake_and_never_the_source(history, tmp_path):

@@ -385,3 +385,57 @@ def test_the_usual_is_stored_and_older_partitions_are_read_with_it_inferred(know
     pd.testing.assert_frame_equal(stored.drop(columns="phrase_shares"), new.drop(columns="phrase_shares"))
     assert ensure_watchlist(lake, DAY, usual="climatology").equals(stored)  # not rewritten: it fits
     assert written_against(ensure_watchlist(lake, DAY, usual="both")) == "both"  # rewritten, with the column
+
+
+def test_without_a_model_the_page_is_the_learned_baselines(known_lake):
+    """No model run for the day: the page and its watch list are ``baseline-learned``'s departures from climatology
+    (climatology against itself departs nowhere), its reference beside it is another baseline, never itself, and
+    the stage's status follows that run's partition."""
+    import shutil
+
+    from pipeline.core.status import page_baseline
+    from pipeline.scoring.watchlist import primary_run
+
+    lake = known_lake
+    shutil.rmtree(lake.partition_dir("forecasts", None, model="m1"))
+    assert primary_run(lake, DAY) == page_baseline(lake, DAY) == "baseline-learned"
+    assert reference_baseline(lake, DAY) == "baseline-learned"
+    assert reference_baseline(lake, DAY, exclude="baseline-learned") is None  # no scores: climatology alone
+    w = watchlist(lake, DAY)
+    assert set(w.model_run) == {"baseline-learned"} and set(w.baseline_run) == {"baseline-climatology"}
+    root = w[w.level == "root"]
+    rises = root[root.list == "rises"]
+    assert list(zip(rises.country, rises.code)) == [("CC", "01"), ("AA", "18")]  # 0.70 vs 0.50, 0.20 vs 0.10
+    np.testing.assert_allclose(rises.difference, [0.20, 0.10])
+    np.testing.assert_allclose(rises.baseline, rises.climatology)  # beside it: climatology, not the run itself
+    falls = root[root.list == "falls"]
+    assert list(zip(falls.country, falls.code)) == [("AA", "04"), ("BB", "04")]
+    # "both": outside climatology and a reference that is not the run (none here: climatology), the same rows
+    both = watchlist(lake, DAY, cfg=WatchlistConfig(usual="both"))
+    assert list(zip(both[both.list == "rises"].country, both[both.list == "rises"].code)) == [("CC", "01"),
+                                                                                              ("AA", "18")]
+    status = lambda: LakeStatus(lake).done("watchlist", DAY)  # noqa: E731
+    assert not status()
+    write_watchlist(lake, DAY)
+    assert lake.has_partition("watchlist", DAY, model="baseline-learned") and status()
+    assert read_watchlist(lake, DAY).model_run.unique().tolist() == ["baseline-learned"]
+    # without the bar either: climatology's page, which departs from nothing
+    shutil.rmtree(lake.partition_dir("forecasts", None, model="baseline-learned"))
+    assert primary_run(lake, DAY) == "baseline-climatology"
+    assert watchlist(lake, DAY).empty
+
+
+def test_the_page_without_a_model_says_so_and_leads_with_the_bars_departures(known_lake, tmp_path):
+    import shutil
+
+    shutil.rmtree(known_lake.partition_dir("forecasts", None, model="m1"))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"evaluate:\n  reports_dir: {tmp_path / 'reports'}\n")
+    r = CliRunner().invoke(app, ["-c", str(cfg), "--lake", str(known_lake.root), "report", "--date", str(DAY)])
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "reports" / str(DAY) / "index.html").read_text()
+    header = html[html.index("<h1>"):html.index("id=unusual")]
+    assert "forecast <b>baseline-learned</b> (no model forecast: the learned frequency model" in header
+    assert "gdelt-forecast train" in header and "beside it says" not in header  # no other baseline to show
+    top = html[html.index("id=unusual"):html.index("full watch list")]
+    assert "Nothing departs" not in top and "0.70 <span class=meta>vs 0.50</span>" in top  # CC 01, the bar's top

@@ -14,7 +14,7 @@ missing is not "fresh": the stage is done only when the day is a recorded gap
 | forecast     | ``forecasts/model=<run>/d+1``             | ``descriptor_days/d``, the model files |
 | baselines    | ``forecasts/model=baseline-*/d+1``        | ``country/d``                  |
 | evaluate     | ``scores/model=<run>/d``                  | ``forecasts`` and ``country`` of d |
-| watchlist    | ``watchlist/model=<run>/D``               | ``forecasts`` (every run) and ``futures`` of D |
+| watchlist    | ``watchlist/model=<run>/D`` (run: the model's, else :func:`page_baseline`) | ``forecasts`` (every run) and ``futures`` of D |
 
 A day ``d`` of a run means "the data added on day d": its forecast is for d+1
 and its evaluation scores the forecasts whose target day is d. The watch list,
@@ -60,6 +60,17 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "watchlist": ("forecasts", "futures", "scores"),
 }
 """The lake tables each stage reads for its day: used here and by the flows' cache keys."""
+
+PAGE_BASELINES: tuple[str, ...] = ("baseline-learned", "baseline-climatology")
+"""Without a model run, the run the morning page and its watch list are about: the first of these with forecasts
+for the day. ``baseline-learned`` is the best forecaster there is without a model, and its departures from
+climatology are real calls (docs/report.md "Without a model"); climatology's own departures from itself are none."""
+
+
+def page_baseline(lake: Lake, day: DateLike) -> str | None:
+    """The first of :data:`PAGE_BASELINES` with a ``forecasts`` partition for ``day``, else None."""
+    return next((r for r in PAGE_BASELINES if lake.has_partition("forecasts", as_date(day), model=r)), None)
+
 
 NOT_DONE_FILES = ("failed", "partial")
 """Manifest statuses that leave their day's ingest to do (a re-run retries the file)."""
@@ -185,7 +196,7 @@ class LakeStatus:
                 return True  # nothing observed on a gap, and too little on a thin day: nothing to score
             return _fresh(_mtime(lake, "scores", d, model=model_run), fc, _mtime(lake, "country", d))
         if stage == "watchlist":
-            run = model_run or "baseline-climatology"
+            run = model_run or page_baseline(lake, d) or PAGE_BASELINES[-1]
             fc = [_mtime(lake, "forecasts", d, model=p.parent.name.split("=", 1)[1])
                   for p in lake.table_dir("forecasts").glob(f"model=*/{d}")]
             if _mtime(lake, "forecasts", d, model=run) is None:

@@ -33,8 +33,9 @@ configs or country sets over the same days never overwrite each other) has per r
 level: Brier, log loss, weighted F1 and the BSS against climatology and against ``baseline-learned``,
 each with its 95 % cluster-bootstrap interval by days and by countries, and against ``baseline-weekday``
 (the weekly cycle alone) with its interval by countries. With a model, ``summary.md`` opens with where the published
-run stands against every baseline (:func:`standing`, also ``standing.csv``), and it scores the published run's watch
-lists of the test days against what happened (``watchlist_record.csv`` and a table in ``summary.md``).
+run stands against every baseline (:func:`standing`, also ``standing.csv``). It scores the page's watch lists of the
+test days against what happened (``watchlist_record.csv`` and a table in ``summary.md``): the published run's, and
+without a model ``baseline-learned``'s, the page the daily flow shows without one.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ class Backtest:
     """What was backtested: the model's ``train.run`` and the number of countries (``<run>-<N>c``), or
     ``baselines-<N>c``; the summary's directory name ends with it."""
     watch: pd.DataFrame | None = None
-    """With a model: the published run's watch lists of the test days against what happened
-    (:func:`pipeline.scoring.watchlist.record`, one row per list)."""
+    """The page's watch lists of the test days against what happened (:func:`pipeline.scoring.watchlist.record`,
+    one row per list): the published run's, without a model ``baseline-learned``'s (``watch_run``)."""
+    watch_run: str | None = None
     actors: pd.DataFrame | None = None
     """With a model: its runs' actor pairs against the recent events' (:func:`pipeline.scoring.actors.evaluate_pairs`)."""
     notes: list[str] = field(default_factory=list)
@@ -153,15 +155,18 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
                   also_by=("country",))
     summary = _merge(ev.summary, ev.also["country"])
     bt = Backtest(start, end, runs, summary, origins, name=name, actors=ev.actors, notes=ev.notes)
-    if refit_every is not None and baseline_run("climatology") in runs:
-        # the watch lists the published forecast gives (they need climatology's forecasts), against what happened
+    learned = baseline_run("learned")
+    page = runs[0] if refit_every is not None else (learned if learned in runs else None)
+    if page is not None and baseline_run("climatology") in runs:
+        # the watch lists the page gives (the published forecast's; without a model baseline-learned's, as the
+        # daily flow's page without one), against what happened; they need climatology's forecasts
         from pipeline.scoring.watchlist import WatchlistConfig, record, write_watchlist
 
         test_days = date_range(start, end)
         wcfg = WatchlistConfig.of(cfg.evaluate)
         for d in test_days:
-            write_watchlist(lake, d, runs[0], wcfg)
-        bt.watch = record(lake, test_days, runs[0], outcomes)
+            write_watchlist(lake, d, page, wcfg)
+        bt.watch, bt.watch_run = record(lake, test_days, page, outcomes), page
     bt.directory = write_backtest(bt, Path(cfg.evaluate.reports_dir))
     return bt
 
@@ -396,7 +401,7 @@ def write_backtest(bt: Backtest, reports_dir: Path) -> Path:
             text += f"\n## {group} countries\n\n" + markdown(bt.summary, group)
     if bt.watch is not None and len(bt.watch):
         bt.watch.to_csv(out / "watchlist_record.csv", index=False)
-        text += (f"\n## Watch list of {bt.runs[0]} against what happened\n\nThe rows its watch lists listed on the "
+        text += (f"\n## Watch list of {bt.watch_run} against what happened\n\nThe rows its watch lists listed on the "
                  "test days (`lake/watchlist`): rises worth reading happen more often than their usual value, falls "
                  "less often.\n\n| list | rows | days | usual | P | happened |\n|---|---|---|---|---|---|\n"
                  + "".join(f"| {r.list} | {r.rows} | {r.days} | {r.usual:.3f} | {r.probability:.3f} | {r.happened:.3f} |\n"

@@ -53,9 +53,9 @@ from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.core.coverage import day_coverage
 from pipeline.scoring import geo
 from pipeline.scoring.actors import pair_text
-from pipeline.scoring.evaluate import CLIMATOLOGY, bootstrap_bss, reliability
+from pipeline.scoring.evaluate import CLIMATOLOGY, LEARNED, bootstrap_bss, reliability
 from pipeline.scoring.watchlist import (WatchlistConfig, departures, ensure_watchlist, headline, phrase_text,
-                                        shown_actor_pairs, written_against)
+                                        primary_run, shown_actor_pairs, written_against)
 from pipeline.scoring.watchlist import record as watch_record
 from pipeline.forecast.table import is_baseline
 
@@ -308,7 +308,7 @@ def load_day(lake: Lake, day: DateLike, run: str | None = None, wcfg: WatchlistC
     roots = (frame.level == "root").to_numpy()  # the country pages' table: the pairs a page shows
     frame.loc[roots, "actor_pairs"] = pd.Series(shown_actor_pairs(lake, day, frame[roots], fcfg),
                                                 index=frame.index[roots], dtype=object)
-    run = str(frame.model_run.iloc[0]) if len(frame) else (run or CLIMATOLOGY)
+    run = str(frame.model_run.iloc[0]) if len(frame) else primary_run(lake, day, run)
     watch = ensure_watchlist(lake, day, run, wcfg, frame=frame,  # the ``watchlist`` table (written when stale)
                              usual=(wcfg.usual if wcfg else usual))
     head = lake.read("forecasts", day, day, columns=["country", "issued_at"], model=run)
@@ -745,6 +745,15 @@ def _region_select(countries: list[str]) -> str:
     return f"<select id=region><option value=''>all regions</option>{''.join(groups)}</select>"
 
 
+def _no_model(run: str) -> str:
+    """What the header says when the page's run is a baseline: there was no model forecast for the day."""
+    if not is_baseline(run):
+        return ""
+    what = ("the learned frequency model of each label's recent history, the best forecast without a model"
+            if run == LEARNED else "a baseline")
+    return f" (no model forecast: {what}; train one with <code>gdelt-forecast train</code>)"
+
+
 def day_page(lake: Lake, d: DayData, cfg: Config, reports_dir: Path) -> str:
     track, notes = _track_record(lake, d, cfg)
     ref = str(d.frame.baseline_run.iloc[0]) if len(d.frame) else CLIMATOLOGY
@@ -752,11 +761,12 @@ def day_page(lake: Lake, d: DayData, cfg: Config, reports_dir: Path) -> str:
     root_opts = "".join(f"<option value='{c}'>{c} {_e(_label(label_space().description[c]))}</option>" for c in roots)
     both = _against_both(d.watch)
     header = (f"{_nav(reports_dir, d.day, 1)}<h1>Tomorrow, {d.day}: what is unusual, and where</h1>"
-              f"<div class=meta>forecast <b>{_e(d.run)}</b> issued {_e(d.issued)} · {len(d.countries)} countries · "
+              f"<div class=meta>forecast <b>{_e(d.run)}</b>{_no_model(d.run)} issued {_e(d.issued)} · "
+              f"{len(d.countries)} countries · "
               f"usual = {CLIMATOLOGY}{f' and {_e(ref)}' if both else ''} · P = probability that at least one such "
               f"event is reported in the country that day (GDELT, located by ActionGeo)</div>{_warnings(d)}")
-    against = (f"the outer of climatology and {_e(ref)}" if both
-               else f"the country's climatology; {_e(ref)} beside it says whether the departure has lasted")
+    against = (f"the outer of climatology and {_e(ref)}" if both else "the country's climatology"
+               + (f"; {_e(ref)} beside it says whether the departure has lasted" if ref != CLIMATOLOGY else ""))
     body = f"""
 <div class=top><section class=panel id=unusual><h2 style="margin-top:2px">Most unusual tomorrow</h2>
 <div class=meta>forecast vs usual ({against}); <span class=rise>rises</span>

@@ -9,8 +9,8 @@ demo's summary, so the page holds nothing the lake does not (the report also
 writes the rows beside the page as ``watchlist.csv``). Each row carries the
 country's UN region (:mod:`pipeline.cameo.regions`) for the page's region filter.
 
-For a target day D, a forecast run (the model, see :func:`primary_run`) and
-each label ℓ of country c at the ``root``, ``event`` and ``quad`` levels, with
+For a target day D, a forecast run (see :func:`primary_run`: the model, else ``baseline-learned``, else
+climatology) and each label ℓ of country c at the ``root``, ``event`` and ``quad`` levels, with
 p the run's probability:
 
 - ``climatology`` u_c = P(ℓ) of ``baseline-climatology`` for D (the country's
@@ -18,7 +18,8 @@ p the run's probability:
 - ``baseline`` u_b = P(ℓ) of the reference baseline for D: ``baseline-learned``
   when its partition exists, else the baseline (not climatology) with the
   lowest mean root-level Brier score in the ``scores`` table over the
-  ``score_days`` days before D, else none (u_b = u_c);
+  ``score_days`` days before D, else none (u_b = u_c); never the run itself (the page of
+  ``baseline-learned`` has the best-scoring other baseline beside it);
 - with ``usual = "climatology"`` (the default since session 14): a **rise** when p > u_c, ``difference`` =
   p − u_c, ``usual`` = u_c; a **fall** when p < u_c (``difference`` negative). The country's long-run usual:
   what tomorrow is expected to bring that the country does not usually see, whether the departure is new or
@@ -59,6 +60,7 @@ from pipeline.core.config import EvaluateConfig
 from pipeline.core.errors import UserError
 from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.core.schemas import WATCHLIST_SCHEMA
+from pipeline.core.status import page_baseline
 from pipeline.forecast.futures import phrase_codes
 from pipeline.scoring.actors import pair_text, shown_pairs
 from pipeline.forecast.table import baseline_run, is_baseline
@@ -129,7 +131,8 @@ def runs_for(lake: Lake, day: dt.date) -> list[str]:
 
 
 def primary_run(lake: Lake, day: DateLike, run: str | None = None) -> str:
-    """The run the page is about: ``run`` if given, else the first model run for ``day``, else a baseline."""
+    """The run the page is about: ``run`` if given, else the first model run for ``day``, else
+    ``baseline-learned``, else climatology (:func:`pipeline.core.status.page_baseline`), else a baseline."""
     day = as_date(day)
     if run:
         if not lake.has_partition("forecasts", day, model=run):
@@ -140,17 +143,18 @@ def primary_run(lake: Lake, day: DateLike, run: str | None = None) -> str:
     if not runs:
         raise FileNotFoundError(f"no forecasts for {day} in {lake.root}; run `gdelt-forecast forecast --date {day}` "
                                 f"or `gdelt-forecast baselines --date {day}` first")
-    return runs[0] if not is_baseline(runs[0]) else (CLIMATOLOGY if CLIMATOLOGY in runs else runs[0])
+    return runs[0] if not is_baseline(runs[0]) else (page_baseline(lake, day) or runs[0])
 
 
-def reference_baseline(lake: Lake, day: DateLike, score_days: int = 30) -> str | None:
-    """``baseline-learned`` when it has a partition for ``day``, else the best-scoring other baseline, else None.
+def reference_baseline(lake: Lake, day: DateLike, score_days: int = 30, exclude: str | None = None) -> str | None:
+    """``baseline-learned`` when it has a partition for ``day``, else the best-scoring other baseline, else None;
+    never ``exclude`` (the page's run: a reference beside a run is another forecast).
 
     "Best" = lowest mean root-level Brier over the ``scores`` rows of the
     ``score_days`` days before ``day`` (every country-day each run was scored on).
     """
     day = as_date(day)
-    runs = [r for r in runs_for(lake, day) if is_baseline(r) and r != CLIMATOLOGY]
+    runs = [r for r in runs_for(lake, day) if is_baseline(r) and r not in (CLIMATOLOGY, exclude)]
     if LEARNED in runs:
         return LEARNED
     if not runs:
@@ -236,8 +240,8 @@ def departures(lake: Lake, day: DateLike, run: str | None = None, cfg: Watchlist
         raise FileNotFoundError(f"watch list: no forecasts/model={CLIMATOLOGY}/date={day} in {lake.root}; "
                                 f"run `gdelt-forecast baselines --date {day}` first")
     clim = _probs(lake, CLIMATOLOGY, day)[key + ["probability"]].rename(columns={"probability": "climatology"})
-    base_run = reference_baseline(lake, day, cfg.score_days)
-    if base_run and base_run != run:
+    base_run = reference_baseline(lake, day, cfg.score_days, exclude=run)
+    if base_run:
         base = _probs(lake, base_run, day)[key + ["probability"]].rename(columns={"probability": "baseline"})
     else:
         base = clim.rename(columns={"climatology": "baseline"})
