@@ -241,7 +241,8 @@ def skill_rows(ev: Any, level: str = "root") -> list[dict[str, Any]]:
 # --------------------------------------------------------------- watchlist
 @task(name="watchlist", cache_policy=cached_on("watchlist"), task_run_name="watchlist-{day}")
 def watchlist_task(cfg: dict[str, Any], day: dt.date, run: str | None = None) -> dict[str, Any]:
-    """The ``watchlist`` partition of target ``day`` (``run``: the model's, else ``baseline-learned``, else climatology); needs its forecasts."""
+    """The ``watchlist`` partition of target ``day`` (``run``: the model's, else ``baseline-learned``, else
+    climatology); needs its forecasts."""
     from pipeline.scoring.watchlist import WatchlistConfig, write_watchlist
 
     c = config_from_dict(cfg)
