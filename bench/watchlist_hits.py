@@ -2,8 +2,9 @@
 
 For every day in [start, end] with outcomes, the watch list of ``--run`` (``pipeline.scoring.watchlist``) is
 computed against each ``usual`` (``climatology``: the country's long-run frequency, the default since
-session 14; ``both``: outside climatology and the reference baseline, before) and its ``--top`` largest rises and
-falls per level are kept, as the page lists them (one list per level here). Per usual × level × direction it
+session 14; ``both``: outside climatology and the reference baseline, before; ``bar``: against the reference
+baseline alone, ``baseline-learned`` — where the model departs from the frequency model, not a list the page shows)
+and its ``--top`` largest rises and falls per level are kept, as the page lists them (one list per level here). Per usual × level × direction it
 prints the mean usual value, the mean forecast and the share that happened, with the 95 % bootstrap interval of
 (happened − usual) by rows: a list worth reading has its rises happen more often than their usual value says,
 its falls less often, and its forecasts near what happened.
@@ -42,14 +43,22 @@ def main() -> None:
     print(f"{args.run}, {days[0]} … {days[-1]}, top {args.top} per day, level and direction")
     print(f"{'usual':12s} {'level':6s} {'dir':5s} {'rows':>5s} {'usual':>6s} {'P':>6s} {'happened':>8s}  "
           "happened − usual [95 %]")
-    for usual in USUALS:
+    for usual in (*USUALS, "bar"):
         parts = []
         for d in days:
-            df = departures(lake, d, args.run, WatchlistConfig(usual=usual))
+            df = departures(lake, d, args.run, WatchlistConfig(usual="climatology" if usual == "bar" else usual))
+            if usual == "bar":  # departures from the reference baseline (baseline-learned) instead of climatology
+                if (df.baseline_run == args.run).any() or (df.baseline_run == "baseline-climatology").all():
+                    break
+                p = df.probability.to_numpy(float)
+                df = df.assign(usual=df.baseline, difference=p - df.baseline,
+                               direction=np.where(p > df.baseline, "rise", np.where(p < df.baseline, "fall", "")))
             df = df[(df.direction != "") & df.country.isin(list(at))]
             df = df.assign(day=d, happened=happened(df, outcomes, d))
             parts.append(df.assign(size=df.difference.abs()).sort_values("size", ascending=False)
                          .groupby(["level", "direction"]).head(args.top))
+        if not parts:
+            continue
         top = pd.concat(parts)
         for lv in LEVELS:
             for direction in ("rise", "fall"):

@@ -5,13 +5,14 @@
 
 Each day is a chain ``ingest → reduce → descriptors``, and, once a model is
 registered, ``forecast(d+1)``; days run side by side up to
-``flow.backfill_concurrency``. The baselines of d+1 run in blocks of the days
-whose targets share ``baseline-learned``'s refit origin (``forecast.learned_refit_days``,
-a week by default): one read of the history and at most one fit a block, each
-block once the reduce of every day up to its last has finished. Finished steps (``pipeline.core.status``) are not
+``flow.backfill_concurrency``. The baselines of d+1 (stage ``baselines``, which ``--stages forecast`` brings
+along) run in blocks of the days whose targets share ``baseline-learned``'s refit origin
+(``forecast.learned_refit_days``, a week by default): one read of the history and at most one fit a block, each
+block once the reduce of every day up to its last has finished; a block runs when one of its days has baselines
+missing or older than its ``country`` partition, or a reduce to run. Finished steps (``pipeline.core.status``) are not
 submitted at all, so a second run does no work; ``--force`` redoes them. A
-failed day does not stop the others: the flow finishes every day it can, then
-fails with the list of failed days. Forecasts are evaluated at the end.
+failed day (or baselines block: each of its days) does not stop the others: the flow finishes every day it can,
+then fails with the list of failed days. Forecasts are evaluated at the end.
 
 A day the source has no data for (GDELT has holes) is not a failure: once its
 ingest finishes without an ``events`` partition and without a failed file it is
@@ -91,6 +92,25 @@ MODEL_STAGES = ("forecast", "evaluate")
 """Stages that need a registered model: left out of the plan (not counted "done") when there is none."""
 
 
+def stages_of(stages: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The stages a backfill runs, in :data:`STAGES` order: every one by default; ``forecast`` brings ``baselines``
+    (the model's forecasts and the baselines' are one table: ``--stages forecast --force`` remakes both)."""
+    asked = set(stages or STAGES) | ({"baselines"} if "forecast" in (stages or STAGES) else set())
+    return tuple(s for s in STAGES if s in asked)
+
+
+def baseline_blocks(cfg: Config, steps: list[Step], stages: tuple[str, ...]) -> list[list[dt.date]]:
+    """The blocks of days (:func:`refit_blocks`) whose baselines the backfill runs: those holding a day whose
+    baselines are not done (missing, older than its ``country`` partition) or whose reduce is to run (it makes
+    them stale). Each block is one task: every day of it is forecast again from one read of the history."""
+    if "baselines" not in stages:
+        return []
+    todo = {(s.day, s.stage) for s in steps if not s.done}
+    days = sorted({s.day for s in steps})
+    return [b for b in refit_blocks(days, cfg.forecast.learned_refit_days)
+            if any({(d, "reduce"), (d, "baselines")} & todo for d in b)]
+
+
 def make_plan(cfg: Config, start: dt.date, end: dt.date, force: bool, stages: tuple[str, ...]) -> list[Step]:
     model_dir = current_model(cfg)
     if model_dir is None:
@@ -105,13 +125,22 @@ def dry_run_plan(cfg: Config, start: dt.date, end: dt.date, force: bool = False,
 
     No Prefect run and no server: ``gdelt-forecast backfill --dry-run`` calls this directly.
     """
-    steps = make_plan(cfg, start, end, force, tuple(stages or STAGES))
+    stages_t = stages_of(stages)
+    steps = make_plan(cfg, start, end, force, stages_t)
     model_dir = current_model(cfg)
-    summary = BackfillSummary(str(start), str(end), submitted=[f"{s.stage}:{s.day}" for s in steps if not s.done],
-                              skipped=sum(s.done for s in steps), model_run=run_name(model_dir) if model_dir else None)
+    runs = _runs(steps, baseline_blocks(cfg, steps, stages_t))
+    summary = BackfillSummary(str(start), str(end), submitted=[f"{s.stage}:{s.day}" for s in steps if s in runs],
+                              skipped=sum(s not in runs for s in steps),
+                              model_run=run_name(model_dir) if model_dir else None)
     summary.gaps = [str(d) for d in gap_days(lake_of(cfg), start, end)]
     summary.thin, summary.left_out = _thin(cfg, start, end, summary.gaps)
     return summary.to_dict()
+
+
+def _runs(steps: list[Step], blocks: list[list[dt.date]]) -> set[Step]:
+    """The steps a backfill runs: those not done, and the baselines of every day of a block it runs."""
+    rerun = {d for b in blocks for d in b}
+    return {s for s in steps if not s.done or s.stage == "baselines" and s.day in rerun}
 
 
 def _thin(cfg: Config, start: dt.date, end: dt.date, gaps: list[str]) -> tuple[list[str], list[str]]:
@@ -144,9 +173,11 @@ def backfill(
     cfg = load_config(config, {"lake.root": lake})
     source, src_path = cfg.flow.resolve_source(source, path)
     path = str(src_path) if src_path else None
-    stages_t = tuple(stages or STAGES)
+    stages_t = stages_of(stages)
     steps = make_plan(cfg, start, end, force, stages_t)
-    todo = {(s.day, s.stage) for s in steps if not s.done}
+    blocks = baseline_blocks(cfg, steps, stages_t)
+    runs = _runs(steps, blocks)
+    todo = {(s.day, s.stage) for s in runs}
     model_dir = current_model(cfg)
     if model_dir is None and set(stages_t) & set(MODEL_STAGES):
         logger.warning("no model at %s: forecast and evaluate left out (train one: gdelt-forecast train)",
@@ -155,7 +186,7 @@ def backfill(
                               model_run=run_name(model_dir) if model_dir else None)
     if dry_run:
         for s in steps:
-            logger.info("%s %-12s %s", s.day, s.stage, "done" if s.done else "would run")
+            logger.info("%s %-12s %s", s.day, s.stage, "would run" if s in runs else "done")
         return dry_run_plan(cfg, start, end, force, list(stages_t))
 
     c = cfg.to_dict()
@@ -190,9 +221,8 @@ def backfill(
             submit(d, "forecast", forecast, d, str(model_dir), after=after)
     # the baselines in blocks of the days whose targets share baseline-learned's refit origin: one history read
     # and (without a stored artefact before them) one fit a block, not one a day
-    baseline_futures = [baselines_task.submit(c, b[0], b[-1], wait_for=reduced_by(b[-1]))
-                        for b in refit_blocks(days, cfg.forecast.learned_refit_days)
-                        if any({(d, "reduce"), (d, "forecast")} & todo for d in b)] if "forecast" in stages_t else []
+    baseline_futures = {tuple(b): baselines_task.submit(c, b[0], b[-1], wait_for=reduced_by(b[-1])) for b in blocks}
+    summary.submitted += [f"baselines:{d}" for b in blocks for d in b]
 
     # ---- collect: a failed day is reported, the others stand
     facts: dict[str, dict[str, Any]] = {str(d): {"day": str(d)} for d in days}
@@ -205,8 +235,12 @@ def backfill(
                 summary.failed[str(d)] = f"{stage}: {state.message or state.name}"
         else:
             facts[str(d)].update(_facts(stage, fut.result()))
-    for fut in baseline_futures:
+    for block, fut in baseline_futures.items():  # a failed block fails each of its days; a re-run redoes them
         fut.wait()
+        if not fut.state.is_completed():
+            for d in block:
+                facts[str(d)]["baselines"] = "failed"
+                summary.failed.setdefault(str(d), f"baselines: {fut.state.message or fut.state.name}")
     ingested = [d for (d, stage), fut in futures.items() if stage == "ingest" and fut.state.is_completed()]
     record_gaps(lake_of(cfg), ingested, source)
     summary.gaps = [str(d) for d in gap_days(lake_of(cfg), start, end)]

@@ -692,7 +692,7 @@ def backfill(
     force: Annotated[bool, typer.Option("--force", help="Redo finished days.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would run, run nothing (no Prefect server).")] = False,
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Bad source files don't fail their day.")] = False,
-    stages: Annotated[Optional[str], typer.Option(help="Comma-separated subset of ingest,reduce,descriptors,forecast,evaluate (forecast includes the baselines).")] = None,
+    stages: Annotated[Optional[str], typer.Option(help="Comma-separated subset of ingest,reduce,descriptors,baselines,forecast,evaluate (forecast brings the baselines).")] = None,
     runner: Annotated[Runner, typer.Option(help="Task runner: threads, a Dask or a Ray cluster.")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Dask scheduler / Ray cluster address to join.")] = None,
 ) -> None:

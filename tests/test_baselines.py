@@ -188,3 +188,33 @@ def test_a_daily_run_reads_the_history_once(country_history):
     after = load_outcomes(country_history, None, "2025-01-05")
     assert after is not again and after.y["root"].flags.writeable
     np.testing.assert_array_equal(after.counts["event"], again.counts["event"])
+
+
+def test_climatology_is_written_last_and_tells_the_stage_done(country_history, monkeypatch):
+    """The ``baselines`` stage is done for d when climatology's partition of d+1 is fresh (pipeline.core.status), so
+    it is written after every other baseline of the day: a run stopped in between is not taken for a finished one.
+    A gap with no ``country`` day on or before it has nothing to forecast from: done."""
+    from pipeline.core.lake import Lake
+    from pipeline.core.status import LakeStatus, record_gaps
+
+    lake = country_history
+    order: list[str] = []
+    real = Lake.write_partition
+
+    def recorded(self, table, data, date=None, **kw):
+        order.append(kw.get("model"))
+        if kw.get("model") == "baseline-climatology":
+            raise OSError("killed before climatology")
+        return real(self, table, data, date, **kw)
+
+    monkeypatch.setattr(Lake, "write_partition", recorded)
+    with pytest.raises(OSError):
+        run_baselines(lake, "2025-01-06", cfg=ForecastConfig(baselines=["climatology", "persistence", "ewm"]))
+    assert order == ["baseline-persistence", "baseline-ewm", "baseline-climatology"]
+    assert not LakeStatus(lake).done("baselines", D("2025-01-05"))  # persistence and ewm written, not the day
+    monkeypatch.setattr(Lake, "write_partition", real)
+    run_baselines(lake, "2025-01-06", cfg=ForecastConfig(baselines=["climatology", "persistence", "ewm"]))
+    assert LakeStatus(lake).done("baselines", D("2025-01-05"))
+    before = lake.partitions("country")[0] - dt.timedelta(days=1)
+    assert record_gaps(lake, [before], "local") == [before]
+    assert LakeStatus(lake).done("baselines", before)  # a gap before the first day: nothing to forecast from

@@ -123,6 +123,6 @@ def test_backfill_dry_run_needs_no_prefect_server_and_leaves_out_model_stages(tm
     assert r.exit_code == 0, r.output
     assert time.perf_counter() - t0 < 15
     steps = [line.strip() for line in r.stdout.splitlines() if line.startswith("  ")]
-    assert steps == [f"{s}:2025-05-{d}" for d in (16, 17) for s in ("ingest", "reduce", "descriptors")]
+    assert steps == [f"{s}:2025-05-{d}" for d in (16, 17) for s in ("ingest", "reduce", "descriptors", "baselines")]
     assert "0 already done" in r.stdout  # no model: forecast/evaluate are not counted as done
     assert not (tmp_path / "lake" / "events").exists()

@@ -372,3 +372,46 @@ def test_backfill_blocks_are_the_refit_weeks_of_their_targets():
     assert [(b[0], b[-1]) for b in blocks] == [(days[0], days[3]), (days[4], days[10]), (days[11], days[13])]
     assert sum(blocks, []) == days
     assert refit_blocks(days, 1) == [[d] for d in days]
+
+
+def test_backfill_writes_the_baselines_a_lake_lacks_and_reports_a_failed_block(harness, tmp_path, monkeypatch):
+    """A lake reduced without its baselines (by the CLI's ``ingest`` and ``reduce``, or a backfill whose baselines
+    failed) used to get none from a backfill: its baselines ran only with a reduce to run, and a failed block
+    was not reported. Now the baselines are a stage of their own: planned, listed by --dry-run, failed days named,
+    and a re-run writes what is missing."""
+    import pipeline.forecast.baselines as baselines_module
+    from flows.backfill import BackfillFailed, backfill
+    from pipeline.core.lake import Lake
+    from pipeline.ingest.reduce import reduce
+    from pipeline.ingest.run import ingest
+
+    src = copy_sample_days(tmp_path / "src", DAYS[:3])
+    lake_root = tmp_path / "lake"
+    lake = Lake(lake_root)
+    ingest(lake, "local", DAYS[0], DAYS[2], path=src)
+    reduce(lake, DAYS[0], DAYS[2])
+    config = str(_config(tmp_path, lake_root))
+    targets = [d + dt.timedelta(days=1) for d in DAYS[:3]]
+    stages = ["ingest", "reduce", "baselines"]
+
+    dry = backfill(DAYS[0], DAYS[2], config=config, source="local", path=str(src), dry_run=True, stages=stages)
+    assert sorted(dry["submitted"]) == [f"baselines:{d}" for d in DAYS[:3]] and dry["skipped"] == 6
+    real = baselines_module.run_baselines
+
+    def fails_on_monday(lk, start, end=None, *args, **kwargs):
+        if start == targets[2]:  # the block of Mon 05-19 (its own refit week)
+            raise OSError("disk full")
+        return real(lk, start, end, *args, **kwargs)
+
+    monkeypatch.setattr(baselines_module, "run_baselines", fails_on_monday)
+    with pytest.raises(BackfillFailed) as err:
+        backfill(DAYS[0], DAYS[2], config=config, source="local", path=str(src), stages=stages)
+    assert err.value.summary.failed == {str(DAYS[2]): "baselines: " + err.value.summary.failed[str(DAYS[2])][11:]}
+    assert "disk full" in err.value.summary.failed[str(DAYS[2])]
+    assert lake.partitions("forecasts", model="baseline-climatology") == targets[:2]
+    monkeypatch.setattr(baselines_module, "run_baselines", real)
+    again = backfill(DAYS[0], DAYS[2], config=config, source="local", path=str(src), stages=stages)
+    assert again["submitted"] == [f"baselines:{DAYS[2]}"]  # only the failed block
+    assert lake.partitions("forecasts", model="baseline-climatology") == targets
+    assert lake.partitions("forecasts", model="baseline-learned") == targets[1:]  # the first has no day to learn
+    assert backfill(DAYS[0], DAYS[2], config=config, source="local", path=str(src), stages=stages)["submitted"] == []

@@ -12,7 +12,7 @@ missing is not "fresh": the stage is done only when the day is a recorded gap
 | reduce       | ``country/d``                             | ``events/d``                   |
 | descriptors  | ``descriptor_days/d``                     | ``country/d``                  |
 | forecast     | ``forecasts/model=<run>/d+1``             | ``descriptor_days/d``, the model files |
-| baselines    | ``forecasts/model=baseline-*/d+1``        | ``country/d``                  |
+| baselines    | ``forecasts/model=baseline-*/d+1`` (climatology's, written last) | ``country/d``                  |
 | evaluate     | ``scores/model=<run>/d``                  | ``forecasts`` and ``country`` of d |
 | watchlist    | ``watchlist/model=<run>/D`` (run: the model's, else :func:`page_baseline`) | ``forecasts`` (every run) and ``futures`` of D |
 
@@ -48,7 +48,7 @@ from pipeline.core.lake import DateLike, Lake, as_date
 from pipeline.core.registry import model_mtime
 from pipeline.core.schemas import GAPS_SCHEMA
 
-STAGES: tuple[str, ...] = ("ingest", "reduce", "descriptors", "forecast", "evaluate")
+STAGES: tuple[str, ...] = ("ingest", "reduce", "descriptors", "baselines", "forecast", "evaluate")
 
 STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "ingest": (),  # the source files; what was read is in the manifest
@@ -127,6 +127,7 @@ class LakeStatus:
         self._gaps: set[dt.date] | None = None
         self._left_out: set[dt.date] | None = None
         self._has_events: bool | None = None
+        self._first_country: dt.date | None = None
 
     def unfinished(self, day: DateLike) -> bool:
         """Has ``day`` a ``failed`` or ``partial`` file in the manifest? Reads that day's partition only."""
@@ -162,6 +163,13 @@ class LakeStatus:
             self._left_out = set(left_out_days(self.lake))
         return self._left_out
 
+    def country_by(self, d: dt.date) -> bool:
+        """Has the lake a ``country`` partition on or before ``d`` (something to forecast the day after from)?"""
+        if self._first_country is None:
+            days = self.lake.partitions("country")
+            self._first_country = days[0] if days else dt.date.max
+        return self._first_country <= d
+
     def is_gap(self, d: dt.date) -> bool:
         return d in self.gaps and not self.lake.has_partition("events", d)
 
@@ -184,7 +192,9 @@ class LakeStatus:
             return _fresh(out, *extra) if src is None and self.is_gap(d) else _fresh(out, src, *extra)
         if stage == "baselines":
             out, src = _mtime(lake, "forecasts", nxt, model="baseline-climatology"), _mtime(lake, "country", d)
-            return out is not None if src is None and self.is_gap(d) else _fresh(out, src)
+            if src is None and self.is_gap(d):  # forecast from the days before; nothing to do before the first
+                return out is not None or not self.country_by(d)
+            return _fresh(out, src)
         if stage == "evaluate":
             if model_run is None:
                 return True

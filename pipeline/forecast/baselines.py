@@ -262,7 +262,9 @@ def run_baselines(
     issued = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     written: dict[str, int] = {}
     for target in track(targets, "baselines"):
-        for name, per_level in probs[target].items():
+        # climatology last: its partition is what tells the stage done for the target (pipeline.core.status), so
+        # a run stopped between two baselines' writes is not taken for a finished one
+        for name, per_level in sorted(probs[target].items(), key=lambda kv: kv[0] == "climatology"):
             seen, n_days = per_level["event"][1], per_level["event"][2]
             table = forecast_rows(
                 outcomes.countries, {lv: per_level[lv][0] for lv in LEVELS}, seen & wanted,
