@@ -126,3 +126,19 @@ def test_backfill_dry_run_needs_no_prefect_server_and_leaves_out_model_stages(tm
     assert steps == [f"{s}:2025-05-{d}" for d in (16, 17) for s in ("ingest", "reduce", "descriptors", "baselines")]
     assert "0 already done" in r.stdout  # no model: forecast/evaluate are not counted as done
     assert not (tmp_path / "lake" / "events").exists()
+
+
+def test_the_cli_lets_idle_openmp_threads_sleep_unless_told_otherwise():
+    """``OMP_WAIT_POLICY`` is read when torch and scikit-learn load their OpenMP runtimes: the package sets it first
+    (PASSIVE, bench/omp_wait.py), and keeps a value the user set."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, gdelt_forecast.cli; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split()[0] == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split()[0] == "ACTIVE"
