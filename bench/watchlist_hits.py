@@ -48,8 +48,8 @@ def main() -> None:
         for d in days:
             df = departures(lake, d, args.run, WatchlistConfig(usual="climatology" if usual == "bar" else usual))
             if usual == "bar":  # departures from the reference baseline (baseline-learned) instead of climatology
-                if (df.baseline_run == args.run).any() or (df.baseline_run == "baseline-climatology").all():
-                    break
+                if (df.baseline_run == "baseline-climatology").all():
+                    continue  # no reference baseline that day (never the run itself: reference_baseline excludes it)
                 p = df.probability.to_numpy(float)
                 df = df.assign(usual=df.baseline, difference=p - df.baseline,
                                direction=np.where(p > df.baseline, "rise", np.where(p < df.baseline, "fall", "")))

@@ -95,7 +95,9 @@ MODEL_STAGES = ("forecast", "evaluate")
 def stages_of(stages: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     """The stages a backfill runs, in :data:`STAGES` order: every one by default; ``forecast`` brings ``baselines``
     (the model's forecasts and the baselines' are one table: ``--stages forecast --force`` remakes both)."""
-    asked = set(stages or STAGES) | ({"baselines"} if "forecast" in (stages or STAGES) else set())
+    asked = set(stages or STAGES)
+    if "forecast" in asked:
+        asked.add("baselines")
     return tuple(s for s in STAGES if s in asked)
 
 

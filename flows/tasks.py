@@ -206,15 +206,16 @@ def baselines_task(cfg: dict[str, Any], day: dt.date, last: dt.date | None = Non
     from pipeline.forecast.baselines import run_baselines
 
     c = config_from_dict(cfg)
+    lake = lake_of(c)
     first, end = day + dt.timedelta(days=1), (last or day) + dt.timedelta(days=1)
     if last is not None:  # a backfill's block may start before the lake's first day (gaps): from there on
-        known = lake_of(c).partitions("country", None, last)
+        known = lake.partitions("country", None, last)
         first = max(first, known[0] + dt.timedelta(days=1)) if known else end + dt.timedelta(days=1)
         if first > end:
             get_run_logger().info("baselines %s … %s: no 'country' day before them, nothing to forecast from",
                                   day + dt.timedelta(days=1), end)
             return {"target": str(first), "last": str(end), "rows": {}}
-    rows = run_baselines(lake_of(c), first, end, c.forecast)
+    rows = run_baselines(lake, first, end, c.forecast)
     span = str(first) if first == end else f"{first} … {end}"
     get_run_logger().info("baselines %s: %s", span, ", ".join(f"{k} {v} rows" for k, v in rows.items()))
     return {"target": str(first), "last": str(end), "rows": rows}

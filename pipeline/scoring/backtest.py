@@ -59,7 +59,7 @@ from pipeline.core.progress import console
 from pipeline.core.schemas import FORECASTS_SCHEMA
 from pipeline.forecast.futures import has_futures, read_futures, write_futures
 from pipeline.forecast.table import baseline_run, forecast_rows, is_baseline, load_forecast
-from pipeline.scoring.evaluate import SUMMARY_LEVELS, evaluate, forecast_runs
+from pipeline.scoring.evaluate import CLIMATOLOGY, LEARNED, SUMMARY_LEVELS, evaluate, forecast_runs
 
 COLUMNS = ("run", "group", "level", "n_country_days", "brier", "log_loss", "glean_f1_w",
            "bss_climatology", "clim_lo_day", "clim_hi_day", "clim_lo_country", "clim_hi_country",
@@ -155,9 +155,8 @@ def backtest(lake: Lake, start: DateLike, end: DateLike, cfg: Config, refit_ever
                   also_by=("country",))
     summary = _merge(ev.summary, ev.also["country"])
     bt = Backtest(start, end, runs, summary, origins, name=name, actors=ev.actors, notes=ev.notes)
-    learned = baseline_run("learned")
-    page = runs[0] if refit_every is not None else (learned if learned in runs else None)
-    if page is not None and baseline_run("climatology") in runs:
+    page = runs[0] if refit_every is not None else (LEARNED if LEARNED in runs else None)
+    if page is not None and CLIMATOLOGY in runs:
         # the watch lists the page gives (the published forecast's; without a model baseline-learned's, as the
         # daily flow's page without one), against what happened; they need climatology's forecasts
         from pipeline.scoring.watchlist import WatchlistConfig, record, write_watchlist
